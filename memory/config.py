@@ -1,0 +1,131 @@
+"""Configuration from the environment and ``.env`` (pydantic-settings + python-dotenv).
+
+Every variable is documented in ``.env.example``. ``load_config()`` turns a validation
+failure into a ``ConfigError`` whose one-line message names the variable.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; the message is one line naming the variable."""
+
+
+class Config(BaseSettings):
+    """Effective settings of Memory Chat. Field names map to upper-case env variables."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8",
+                                      extra="ignore", case_sensitive=False)
+
+    # storage
+    memory_data_dir: Path = Field(default=Path("./data"))
+    memory_store: Literal["auto", "sqlite", "tidb"] = "auto"
+    tidb_host: str | None = None
+    tidb_port: int = 4000
+    tidb_username: str | None = None
+    tidb_password: str | None = None
+    tidb_database: str = "memory_chat"
+    database_url: str | None = None
+    tidb_ssl_ca: str | None = None
+
+    # chat LLM (any OpenAI-compatible endpoint); empty key+base URL -> local llama.cpp
+    openai_base_url: str | None = None
+    openai_api_key: str | None = None
+    llm_model: str | None = None
+    llm_timeout: float = Field(default=120.0, gt=0)
+    llm_max_retries: int = Field(default=2, ge=0, le=10)
+    llm_temperature: float = Field(default=0.3, ge=0, le=2)
+    vision_model: str | None = None
+
+    # local llama.cpp server (the offline default)
+    local_llm_model: Literal["qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"] = "qwen2.5-coder-1.5b"
+    local_llm_host: str = "127.0.0.1"
+    local_llm_port: int = Field(default=8766, ge=1, le=65535)
+    local_llm_threads: int = Field(default=2, ge=1)
+    local_llm_ctx: int = Field(default=4096, ge=512)
+
+    # embeddings
+    embedder: Literal["use-multilingual", "e5-small", "minilm", "openai"] = "use-multilingual"
+    embedding_model: str | None = None
+    embedding_base_url: str | None = None
+    embedding_api_key: str | None = None
+    embedding_dim: int | None = Field(default=None, gt=0)
+
+    # memory behaviour
+    memory_search_limit: int = Field(default=8, ge=1, le=100)
+    memory_max_message_chars: int = Field(default=20000, ge=100)
+    memory_history_turns: int = Field(default=12, ge=2)
+
+    @field_validator("openai_base_url", "embedding_base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("openai_api_key", "llm_model", "vision_model", "tidb_host",
+                     "database_url", "embedding_model", "embedding_api_key",
+                     "tidb_username", "tidb_password", "tidb_ssl_ca")
+    @classmethod
+    def _empty_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    # ---- derived --------------------------------------------------------------------
+    @property
+    def uses_local_llm(self) -> bool:
+        """True when no endpoint is configured: the local llama.cpp server is used."""
+        return not self.openai_base_url and not self.openai_api_key
+
+    @property
+    def store_kind(self) -> str:
+        """``sqlite`` or ``tidb``: ``auto`` picks TiDB when TiDB settings are present."""
+        if self.memory_store != "auto":
+            return self.memory_store
+        return "tidb" if (self.tidb_host or self.database_url) else "sqlite"
+
+    @property
+    def sqlite_path(self) -> Path:
+        """Path of the embedded store's database file."""
+        return Path(self.memory_data_dir) / "memory.db"
+
+    def masked(self) -> dict[str, object]:
+        """Return the effective settings with secrets replaced by ``***`` (for display)."""
+        out: dict[str, object] = {}
+        for key, value in self.model_dump().items():
+            if value and any(s in key for s in ("key", "password")):
+                value = "***"
+            elif key == "database_url" and value:
+                value = _mask_url(str(value))
+            out[key.upper()] = str(value) if isinstance(value, Path) else value
+        return out
+
+
+def _mask_url(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url
+
+
+def load_config(env_file: str | Path | None = ".env", **overrides: object) -> Config:
+    """Build the Config from the environment, ``env_file`` (skipped if absent) and
+    keyword ``overrides`` (field names, highest priority).
+
+    Raises ConfigError with one line such as ``LLM_TIMEOUT: Input should be greater
+    than 0`` naming the first invalid variable.
+    """
+    try:
+        return Config(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]).upper() if err.get("loc") else "config"
+        raise ConfigError(f"{name}: {err['msg']}") from None

@@ -1,0 +1,201 @@
+"""The store interface: what the memory engine needs from a database.
+
+Every method that touches user data takes ``user_id`` and must apply it *inside* the
+query (never filter in Python after a global top-k). An id that belongs to another user
+behaves exactly like an id that does not exist. No method may delete rows of more than
+one user; there is deliberately no "clear the table" operation.
+
+Two implementations exist: ``SQLiteStore`` (embedded default, sqlite-vec + FTS5) and
+``TiDBStore`` (pytidb). Both must pass ``tests/contract/``.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from datetime import datetime
+from typing import Any, Iterator
+
+from memory.types import HistoryEvent, MemoryRecord, Message, Thread
+
+
+class StoreError(RuntimeError):
+    """A store operation failed (locked database, lost connection…). The message is one
+    line meant for the user; nothing was half-written."""
+
+
+class EmbedderMismatchError(StoreError):
+    """The store was built with another embedder (model name or dimension) than the one
+    configured now. Fix: ``python main.py reembed`` (or configure the old embedder)."""
+
+
+class Store(ABC):
+    """Abstract persistent store for memories, their history, profiles and threads."""
+
+    #: short name shown in the status line, e.g. "sqlite" or "tidb"
+    name: str = "store"
+
+    # ---- lifecycle / metadata -------------------------------------------------------
+    @abstractmethod
+    def open(self, embedder_id: str, dim: int) -> None:
+        """Create tables if needed and check the recorded embedder.
+
+        ``embedder_id`` names the embedding model, ``dim`` its vector dimension. A new
+        store records both. Raises EmbedderMismatchError if the store holds vectors of
+        another embedder/dimension (unless it holds no memories yet, in which case the
+        vector index is rebuilt for the new dimension).
+        """
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections. Safe to call twice."""
+
+    @abstractmethod
+    def get_meta(self, key: str) -> str | None:
+        """Return a store-wide setting (e.g. ``embedder_id``, ``dim``) or None."""
+
+    @abstractmethod
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a store-wide setting."""
+
+    def health(self) -> dict[str, Any]:
+        """Return ``{"ok": bool, "detail": str, ...}`` for the status page. Never raises."""
+        try:
+            self.get_meta("embedder_id")
+            return {"ok": True, "detail": self.name}
+        except Exception as exc:  # noqa: BLE001 - health must not raise
+            return {"ok": False, "detail": f"{self.name}: {exc}"}
+
+    # ---- memories -------------------------------------------------------------------
+    @abstractmethod
+    def insert_memories(self, records: list[MemoryRecord],
+                        history: list[HistoryEvent] | None = None) -> None:
+        """Insert records (each with ``embedding`` set) and history events atomically:
+        base row, vector row and full-text row of every record in one transaction.
+        Raises StoreError (nothing written) on failure, ValueError on a record without
+        an embedding or of the wrong dimension. An id that already exists is replaced
+        only if it belongs to the same user (imports/migrations are idempotent)."""
+
+    @abstractmethod
+    def update_memory(self, user_id: str, memory_id: str, *, text: str | None = None,
+                      embedding: list[float] | None = None,
+                      fields: dict[str, Any] | None = None,
+                      history: HistoryEvent | None = None) -> bool:
+        """Change one memory of ``user_id``: new text (with its new embedding, required
+        when text changes), and/or other ``fields`` (type, importance, tags, metadata,
+        expires_at, updated_at). Writes the history event in the same transaction.
+        Returns False if no such memory for this user."""
+
+    @abstractmethod
+    def delete_memory(self, user_id: str, memory_id: str,
+                      history: HistoryEvent | None = None) -> bool:
+        """Delete one memory of ``user_id`` (base, vector and text rows) and record the
+        history event. Returns False if no such memory for this user."""
+
+    @abstractmethod
+    def delete_user_memories(self, user_id: str) -> int:
+        """Delete every memory, history event and the profile of ``user_id`` only.
+        Returns how many memories were deleted."""
+
+    @abstractmethod
+    def get_memory(self, user_id: str, memory_id: str,
+                   with_embedding: bool = False) -> MemoryRecord | None:
+        """Return one live (not expired) memory of ``user_id`` or None."""
+
+    @abstractmethod
+    def get_memories(self, user_id: str, ids: list[str]) -> list[MemoryRecord]:
+        """Return the live memories of ``user_id`` among ``ids`` (any order)."""
+
+    @abstractmethod
+    def list_memories(self, user_id: str, *, limit: int = 100, offset: int = 0,
+                      types: list[str] | None = None,
+                      since: datetime | None = None, until: datetime | None = None,
+                      order: str = "created_desc",
+                      with_embedding: bool = False) -> list[MemoryRecord]:
+        """Return live memories of ``user_id``, filtered by type and created_at range.
+        ``order``: ``created_desc`` (newest first), ``created_asc``, ``accessed_desc``
+        (most recalled first: access_count, then last_accessed_at)."""
+
+    @abstractmethod
+    def count_memories(self, user_id: str, types: list[str] | None = None) -> int:
+        """Return how many live memories ``user_id`` has."""
+
+    @abstractmethod
+    def vector_search(self, user_id: str, embedding: list[float], k: int,
+                      types: list[str] | None = None) -> list[tuple[str, float]]:
+        """Return up to ``k`` ``(memory_id, cosine_distance)`` of ``user_id``'s live
+        memories, nearest first. The user filter is applied before the limit, so a user
+        gets k rows whenever they own k rows, however many other users exist."""
+
+    @abstractmethod
+    def text_search(self, user_id: str, query: str, k: int,
+                    types: list[str] | None = None) -> list[tuple[str, float]]:
+        """Full-text (BM25) search: return up to ``k`` ``(memory_id, score)`` of
+        ``user_id``'s live memories, best first (higher score is better). ``query`` is
+        the user's raw text: the store segments it (Chinese too) and quotes every term,
+        so operators such as ``AND``, ``*``, ``"``, ``NEAR`` or ``-`` are plain text.
+        Returns [] when the query has no searchable term."""
+
+    @abstractmethod
+    def touch_memories(self, user_id: str, ids: list[str], at: datetime) -> None:
+        """Record that these memories were given to the model: set last_accessed_at and
+        increment access_count."""
+
+    @abstractmethod
+    def history(self, user_id: str, memory_id: str) -> list[HistoryEvent]:
+        """Return the history of one memory of ``user_id``, oldest first ([] if none)."""
+
+    @abstractmethod
+    def add_history(self, events: list[HistoryEvent]) -> None:
+        """Append history events (e.g. NONE decisions are not recorded; imports are)."""
+
+    # ---- profile --------------------------------------------------------------------
+    @abstractmethod
+    def get_profile(self, user_id: str) -> tuple[str, datetime | None]:
+        """Return ``(profile_text, updated_at)``; ``("", None)`` if none."""
+
+    @abstractmethod
+    def set_profile(self, user_id: str, text: str, at: datetime) -> None:
+        """Store the profile text of ``user_id``."""
+
+    # ---- threads (short-term memory) -------------------------------------------------
+    @abstractmethod
+    def upsert_thread(self, thread: Thread) -> None:
+        """Insert or update a thread (title, updated_at, summary, summarized_upto)."""
+
+    @abstractmethod
+    def get_thread(self, user_id: str, thread_id: str) -> Thread | None:
+        """Return one thread of ``user_id`` or None."""
+
+    @abstractmethod
+    def list_threads(self, user_id: str, limit: int = 100) -> list[Thread]:
+        """Return ``user_id``'s threads, most recently updated first."""
+
+    @abstractmethod
+    def delete_thread(self, user_id: str, thread_id: str) -> bool:
+        """Delete a thread of ``user_id`` and its messages. Returns False if absent."""
+
+    @abstractmethod
+    def add_message(self, message: Message) -> Message:
+        """Append a message to its thread (assigning ``seq``) and bump the thread's
+        updated_at. Returns the stored message."""
+
+    @abstractmethod
+    def get_messages(self, user_id: str, thread_id: str, *, after_seq: int = -1,
+                     limit: int | None = None) -> list[Message]:
+        """Return messages of one thread of ``user_id`` with seq > after_seq, in order;
+        with ``limit``, the last ``limit`` of them."""
+
+    # ---- admin (whole-store iteration, for migration and re-embedding only) -----------
+    @abstractmethod
+    def user_ids(self) -> list[str]:
+        """Return every user id that has memories, history, a profile or threads.
+        Used by migration and re-embedding only; never shown to end users."""
+
+    @abstractmethod
+    def iter_memories(self, user_id: str, batch: int = 500,
+                      with_embedding: bool = True) -> Iterator[list[MemoryRecord]]:
+        """Yield all memories of ``user_id`` (including expired ones) in batches,
+        ordered by id, for migration and re-embedding."""
+
+    @abstractmethod
+    def all_history(self, user_id: str) -> list[HistoryEvent]:
+        """Return every history event of ``user_id`` (for export/migration)."""

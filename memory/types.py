@@ -1,0 +1,274 @@
+"""Plain data types shared by the engine, the stores, the UI and the benchmarks.
+
+All timestamps are timezone-aware UTC ``datetime`` objects. Ids are opaque strings
+(UUID4 hex, 32 chars), never autoincrement integers, so they stay stable across stores
+and migrations.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+MemoryType = Literal["profile", "preference", "fact", "task", "summary", "episode"]
+MEMORY_TYPES: tuple[str, ...] = ("profile", "preference", "fact", "task", "summary", "episode")
+
+EventType = Literal["ADD", "UPDATE", "DELETE", "NONE"]
+
+
+def utcnow() -> datetime:
+    """Return the current time as a timezone-aware UTC datetime."""
+    return datetime.now(timezone.utc)
+
+
+def new_id() -> str:
+    """Return a new random memory/thread id: a 32-char lowercase hex UUID4."""
+    return uuid.uuid4().hex
+
+
+def as_utc(value: datetime | str | None) -> datetime | None:
+    """Normalise ``value`` to an aware UTC datetime.
+
+    Takes a datetime (naive ones are taken as UTC), an ISO-8601 string, or None.
+    Returns None for None. Raises ValueError for a string that is not ISO-8601.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+@dataclass
+class MemoryRecord:
+    """One durable memory of one user, as stored.
+
+    ``embedding`` is a list of floats of the store's dimension (L2-normalised by the
+    embedder) or None when a record is read back without it. ``importance`` is 1 (trivia)
+    to 5 (identity-level). ``expires_at``: rows past it are never returned by a store.
+    ``access_count`` counts how often the memory was given to the model (for insights).
+    """
+
+    id: str
+    user_id: str
+    text: str
+    type: str = "fact"
+    thread_id: str | None = None
+    importance: int = 3
+    tags: list[str] = field(default_factory=list)
+    source: str = "chat"
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+    last_accessed_at: datetime | None = None
+    expires_at: datetime | None = None
+    access_count: int = 0
+    embedding: list[float] | None = None
+
+    def to_dict(self, with_embedding: bool = False) -> dict[str, Any]:
+        """Return a JSON-ready dict (datetimes as ISO-8601 strings)."""
+        out = {
+            "id": self.id,
+            "user_id": self.user_id,
+            "text": self.text,
+            "type": self.type,
+            "thread_id": self.thread_id,
+            "importance": self.importance,
+            "tags": list(self.tags),
+            "source": self.source,
+            "metadata": dict(self.metadata),
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+            "last_accessed_at": _iso(self.last_accessed_at),
+            "expires_at": _iso(self.expires_at),
+            "access_count": self.access_count,
+        }
+        if with_embedding and self.embedding is not None:
+            out["embedding"] = [float(x) for x in self.embedding]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], user_id: str | None = None) -> "MemoryRecord":
+        """Build a record from ``to_dict`` output; ``user_id`` overrides the stored one.
+
+        Raises KeyError if ``text`` is missing and ValueError on a malformed date.
+        """
+        now = utcnow()
+        return cls(
+            id=str(data.get("id") or new_id()),
+            user_id=user_id or str(data["user_id"]),
+            text=str(data["text"]),
+            type=str(data.get("type") or "fact"),
+            thread_id=data.get("thread_id"),
+            importance=int(data.get("importance") or 3),
+            tags=[str(t) for t in (data.get("tags") or [])],
+            source=str(data.get("source") or "import"),
+            metadata=dict(data.get("metadata") or {}),
+            created_at=as_utc(data.get("created_at")) or now,
+            updated_at=as_utc(data.get("updated_at")) or now,
+            last_accessed_at=as_utc(data.get("last_accessed_at")),
+            expires_at=as_utc(data.get("expires_at")),
+            access_count=int(data.get("access_count") or 0),
+            embedding=data.get("embedding"),
+        )
+
+
+@dataclass
+class HistoryEvent:
+    """One change to one memory: ADD / UPDATE / DELETE, who did it (``actor``:
+    ``llm``, ``user``, ``import``, ``system``) and when."""
+
+    memory_id: str
+    user_id: str
+    event: str
+    old_text: str | None
+    new_text: str | None
+    actor: str
+    at: datetime = field(default_factory=utcnow)
+    id: str = field(default_factory=new_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "id": self.id,
+            "memory_id": self.memory_id,
+            "user_id": self.user_id,
+            "event": self.event,
+            "old_text": self.old_text,
+            "new_text": self.new_text,
+            "actor": self.actor,
+            "at": _iso(self.at),
+        }
+
+
+@dataclass
+class Thread:
+    """A chat thread (short-term memory). ``summary`` condenses messages that no longer
+    fit the prompt; ``summarized_upto`` is how many of its messages the summary covers."""
+
+    id: str
+    user_id: str
+    title: str
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+    summary: str = ""
+    summarized_upto: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "id": self.id,
+            "user_id": self.user_id,
+            "title": self.title,
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+            "summary": self.summary,
+            "summarized_upto": self.summarized_upto,
+        }
+
+
+@dataclass
+class Message:
+    """One chat message in a thread. ``seq`` is its 0-based position in the thread."""
+
+    id: str
+    thread_id: str
+    user_id: str
+    role: str
+    content: str
+    seq: int = 0
+    created_at: datetime = field(default_factory=utcnow)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "id": self.id,
+            "thread_id": self.thread_id,
+            "user_id": self.user_id,
+            "role": self.role,
+            "content": self.content,
+            "seq": self.seq,
+            "created_at": _iso(self.created_at),
+            "metadata": dict(self.metadata),
+        }
+
+
+@dataclass
+class ScoredMemory:
+    """A search hit: the record plus its final ``score`` (higher is better) and the ranks
+    it had in each retriever (``vector_rank``/``text_rank``, 1-based, None if absent)."""
+
+    record: MemoryRecord
+    score: float
+    vector_rank: int | None = None
+    text_rank: int | None = None
+
+    # Convenience accessors so callers can write ``hit.text`` etc.
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def text(self) -> str:
+        return self.record.text
+
+    @property
+    def type(self) -> str:
+        return self.record.type
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.record.metadata
+
+    @property
+    def created_at(self) -> datetime:
+        return self.record.created_at
+
+    @property
+    def importance(self) -> int:
+        return self.record.importance
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the record's dict plus ``score``."""
+        out = self.record.to_dict()
+        out["score"] = self.score
+        return out
+
+
+@dataclass
+class SearchResult:
+    """What ``Memory.search`` returns: ranked ``memories`` (best first) and the user's
+    ``profile`` text ("" when none is known yet)."""
+
+    memories: list[ScoredMemory]
+    profile: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {"profile": self.profile, "memories": [m.to_dict() for m in self.memories]}
+
+
+@dataclass
+class Change:
+    """One outcome of ``Memory.add``: ``event`` is ADD/UPDATE/DELETE/NONE, ``id`` the
+    memory concerned, ``text`` its new text (old text for DELETE), ``old_text`` the text
+    before an UPDATE."""
+
+    event: str
+    id: str | None
+    text: str
+    old_text: str | None = None
+    type: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {"event": self.event, "id": self.id, "text": self.text,
+                "old_text": self.old_text, "type": self.type}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
