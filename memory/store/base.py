@@ -186,6 +186,17 @@ class Store(ABC):
 
     # ---- admin (whole-store iteration, for migration and re-embedding only) -----------
     @abstractmethod
+    def reset_vector_index(self, embedder_id: str, dim: int) -> None:
+        """Drop every stored vector and recreate the vector index for ``dim``, recording
+        ``embedder_id``/``dim``. Memories (text, history) are kept; callers must then
+        ``set_embeddings`` for every memory (``python main.py reembed`` does both)."""
+
+    @abstractmethod
+    def set_embeddings(self, user_id: str, items: list[tuple[str, list[float]]]) -> None:
+        """Write new embeddings ``(memory_id, vector)`` for memories of ``user_id``, in
+        one transaction (re-embedding). Unknown ids are ignored."""
+
+    @abstractmethod
     def user_ids(self) -> list[str]:
         """Return every user id that has memories, history, a profile or threads.
         Used by migration and re-embedding only; never shown to end users."""
