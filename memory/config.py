@@ -41,6 +41,8 @@ class Config(BaseSettings):
     llm_max_retries: int = Field(default=2, ge=0, le=10)
     llm_temperature: float = Field(default=0.3, ge=0, le=2)
     vision_model: str | None = None
+    # how complete_json asks for JSON: auto picks per endpoint (see memory/llm.py)
+    llm_json_mode: Literal["auto", "json_schema", "json_object", "none"] = "auto"
 
     # local llama.cpp server (the offline default)
     local_llm_model: Literal["qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"] = "qwen2.5-coder-1.5b"
@@ -48,6 +50,9 @@ class Config(BaseSettings):
     local_llm_port: int = Field(default=8766, ge=1, le=65535)
     local_llm_threads: int = Field(default=2, ge=1)
     local_llm_ctx: int = Field(default=4096, ge=512)
+    # where the model parts (PyPI chunk packages) are joined into one .gguf file
+    memory_model_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".cache" / "memory-chat" / "models")
 
     # embeddings
     embedder: Literal["use-multilingual", "e5-small", "minilm", "openai"] = "use-multilingual"

@@ -1,0 +1,26 @@
+"""Errors raised by the language-model layer (``memory.llm`` and ``memory.local_llm``).
+
+Every message is one line meant for the user, e.g. ``The language model at
+http://127.0.0.1:8766/v1 is not reachable (connection refused). Start it with ./run.sh
+or set OPENAI_BASE_URL.`` Callers may show ``str(exc)`` as is.
+"""
+from __future__ import annotations
+
+
+class LLMError(RuntimeError):
+    """The language model could not be used: endpoint down, timeout, HTTP error,
+    rejected key, missing model or vision model. ``str(exc)`` is one user-facing line."""
+
+
+class LLMOutputError(LLMError):
+    """The model answered, but (even after one corrective retry) not with JSON that
+    validates against the requested schema. ``raw`` holds the last reply text."""
+
+    def __init__(self, message: str, raw: str = "") -> None:
+        super().__init__(message)
+        self.raw = raw
+
+
+class LocalModelError(LLMError):
+    """The offline llama.cpp model could not be assembled, verified or started
+    (missing part package, sha256 mismatch, server crashed or never became ready)."""
