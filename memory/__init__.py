@@ -1,0 +1,18 @@
+"""Memory Chat's memory engine: per-user long-term memory for an LLM assistant.
+
+Public API: ``Memory`` (see API.md), ``load_config``/``Config``/``ConfigError``, and the
+record types in ``memory.types``.
+"""
+from memory.config import Config, ConfigError, load_config
+from memory.types import (Change, HistoryEvent, MemoryRecord, Message, ScoredMemory,
+                          SearchResult, Thread)
+
+__all__ = ["Memory", "ChatTurn", "Config", "ConfigError", "load_config", "Change",
+           "HistoryEvent", "MemoryRecord", "Message", "ScoredMemory", "SearchResult", "Thread"]
+
+
+def __getattr__(name):  # lazy: importing memory.config must not load models or SQLite
+    if name in ("Memory", "ChatTurn"):
+        from memory import core
+        return getattr(core, name)
+    raise AttributeError(name)

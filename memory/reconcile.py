@@ -1,0 +1,147 @@
+"""Reconciliation: decide ADD / UPDATE / DELETE / NONE for each extracted candidate.
+
+Cheap checks first, the LLM only for the ambiguous rest, in one batched call per turn:
+
+1. exact duplicate (same normalised text as an existing memory) → NONE, no LLM;
+2. near duplicate (cosine similarity ≥ ``NEAR_DUP``) → NONE, no LLM;
+3. no related memory → ADD, no LLM. "Related" means cosine ≥ ``RELATED``, or — for
+   ``profile`` candidates — any of the user's nearest ``profile`` memories, because a
+   change of home or job ("Works in Shanghai" → "Moved to Beijing") is semantically far
+   apart (cosine ≈ 0.26 with USE-multilingual) yet must replace the old fact;
+4. otherwise the candidate and its related memories go to the LLM.
+
+Thresholds were calibrated on USE-multilingual v3 pairs (see ``bench/embedders.py``):
+"Loves football" vs "Loves football." 0.93; "Lives in Shanghai" vs "Lives in Beijing"
+0.61; "Favourite language is Python" vs "… Rust" 0.71; unrelated pairs < 0.1.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from memory import prompts
+from memory.errors import LLMError
+from memory.extraction import Candidate, normalize
+from memory.types import MemoryRecord
+
+log = logging.getLogger(__name__)
+
+NEAR_DUP = 0.92
+RELATED = 0.45
+NEIGHBOURS = 4
+
+
+@dataclass
+class Decision:
+    """What to do with one candidate: ``action`` in ADD/UPDATE/DELETE/NONE; ``target`` the
+    existing memory for UPDATE/DELETE (or the duplicate for NONE); ``text`` the new text
+    for ADD/UPDATE; ``reason`` how it was decided (``exact``, ``near-dup``, ``new``,
+    ``llm``, ``fallback``)."""
+
+    candidate: Candidate
+    embedding: np.ndarray
+    action: str
+    target: MemoryRecord | None = None
+    text: str = ""
+    reason: str = ""
+
+
+def find_related(store, user_id: str, cand: Candidate, emb: np.ndarray
+                 ) -> tuple[list[tuple[MemoryRecord, float]], Decision | None]:
+    """Return the candidate's related existing memories ``[(record, cosine_sim)]`` (most
+    similar first) and, when the cheap checks already settle it, the Decision."""
+    hits = store.vector_search(user_id, emb.tolist(), NEIGHBOURS)
+    if cand.type == "profile":
+        hits += store.vector_search(user_id, emb.tolist(), 3, types=["profile"])
+    sims: dict[str, float] = {}
+    for mid, dist in hits:
+        sims[mid] = max(sims.get(mid, -1.0), 1.0 - float(dist))
+    records = {r.id: r for r in store.get_memories(user_id, list(sims))}
+    ranked = sorted(((records[m], s) for m, s in sims.items() if m in records),
+                    key=lambda rs: -rs[1])
+    key = normalize(cand.text)
+    for rec, sim in ranked:
+        if normalize(rec.text) == key:
+            return ranked, Decision(cand, emb, "NONE", rec, cand.text, "exact")
+        if sim >= NEAR_DUP:
+            return ranked, Decision(cand, emb, "NONE", rec, cand.text, "near-dup")
+    related = [(r, s) for r, s in ranked
+               if s >= RELATED or (cand.type == "profile" and r.type == "profile")]
+    if not related:
+        return [], Decision(cand, emb, "ADD", None, cand.text, "new")
+    return related[:NEIGHBOURS], None
+
+
+def reconcile(llm, store, user_id: str, candidates: list[Candidate],
+              embeddings: np.ndarray) -> list[Decision]:
+    """Decide what to do with each candidate.
+
+    Takes the LLM client, the store, the user, the candidates and their embeddings
+    (float32 array of shape (len(candidates), dim), rows aligned with candidates).
+    Returns one Decision per candidate, in order. Makes at most one LLM call (for all
+    ambiguous candidates together); if that call fails, ambiguous candidates fall back to
+    ADD so no information is lost (reason ``fallback``). Never raises LLMError.
+    """
+    decisions: list[Decision | None] = []
+    pending: list[tuple[int, list[tuple[MemoryRecord, float]]]] = []
+    for i, cand in enumerate(candidates):
+        related, decided = find_related(store, user_id, cand, embeddings[i])
+        decisions.append(decided)
+        if decided is None:
+            pending.append((i, related))
+    if pending:
+        _ask_llm(llm, candidates, embeddings, pending, decisions)
+    return [d for d in decisions if d is not None]
+
+
+def _ask_llm(llm, candidates, embeddings, pending, decisions) -> None:
+    letters: dict[str, MemoryRecord] = {}
+    by_id: dict[str, str] = {}
+    lines: list[str] = []
+    for n, (i, related) in enumerate(pending, start=1):
+        lines.append(f"NEW {n}: {candidates[i].text}")
+        for rec, _ in related:
+            if rec.id not in by_id:
+                label = _label(len(by_id))
+                by_id[rec.id] = label
+                letters[label] = rec
+            lines.append(f"  EXISTING [{by_id[rec.id]}]: {rec.text}")
+    messages = [{"role": "system", "content": prompts.RECONCILE_SYSTEM},
+                {"role": "user", "content": "\n".join(lines)}]
+    try:
+        data = llm.complete_json(messages, prompts.RECONCILE_SCHEMA, name="decisions",
+                                 max_tokens=400)
+        raw = data.get("decisions") or []
+    except LLMError as exc:
+        log.warning("reconciliation fell back to ADD: %s", exc)
+        raw = []
+    answers: dict[int, dict] = {}
+    for item in raw:
+        if isinstance(item, dict) and isinstance(item.get("fact"), int):
+            answers.setdefault(item["fact"], item)
+    claimed: set[str] = set()
+    for n, (i, related) in enumerate(pending, start=1):
+        cand, emb = candidates[i], embeddings[i]
+        item = answers.get(n)
+        action = str(item.get("action", "")).upper() if item else ""
+        target = letters.get(str(item.get("id", "")).strip("[] ")) if item else None
+        allowed = {r.id for r, _ in related}
+        if target is not None and (target.id not in allowed or target.id in claimed):
+            target = None
+        text = " ".join(str((item or {}).get("text") or "").split()) or cand.text
+        if action == "NONE":
+            decisions[i] = Decision(cand, emb, "NONE", target, cand.text, "llm")
+        elif action in ("UPDATE", "DELETE") and target is not None:
+            claimed.add(target.id)
+            decisions[i] = Decision(cand, emb, action, target,
+                                    text if action == "UPDATE" else target.text, "llm")
+        else:
+            decisions[i] = Decision(cand, emb, "ADD", None, cand.text,
+                                    "llm" if action == "ADD" else "fallback")
+
+
+def _label(n: int) -> str:
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    return letters[n] if n < 26 else f"m{n}"
