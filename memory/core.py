@@ -58,14 +58,19 @@ class Memory:
     """
 
     def __init__(self, config: Config | None = None, *, embedder=None, store=None, llm=None):
-        from memory.embedder import make_embedder
-        from memory.llm import LLM
-        from memory.store import open_store
-
         self.config = config or load_config()
-        self.embedder = embedder or make_embedder(self.config)
-        self.store = store or open_store(self.config, self.embedder.id, self.embedder.dim)
-        self.llm = llm or LLM(self.config)
+        if embedder is None:
+            from memory.embedder import make_embedder
+            embedder = make_embedder(self.config)
+        self.embedder = embedder
+        if store is None:
+            from memory.store import open_store
+            store = open_store(self.config, self.embedder.id, self.embedder.dim)
+        self.store = store
+        if llm is None:
+            from memory.llm import LLM
+            llm = LLM(self.config)
+        self.llm = llm
         self._user_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._locks_guard = threading.Lock()
         self.last_error: str | None = None
@@ -399,10 +404,14 @@ class Memory:
         return events
 
     def _import_threads(self, uid: str, threads: list) -> int:
-        have = {t.id for t in self.store.list_threads(uid, limit=100000)}
+        mine = self.store.list_threads(uid, limit=100000)
+        have = {t.id for t in mine} | {(t.title, t.created_at.isoformat()) for t in mine}
         count = 0
         for t in threads:
             if not isinstance(t, dict) or not t.get("id") or t["id"] in have:
+                continue
+            created = as_utc(t.get("created_at"))
+            if created and (str(t.get("title") or "Chat")[:200], created.isoformat()) in have:
                 continue
             thread = Thread(id=str(t["id"]), user_id=uid, title=str(t.get("title") or "Chat")[:200],
                             created_at=as_utc(t.get("created_at")) or utcnow(),
@@ -486,9 +495,11 @@ class Memory:
         lines = []
         if used.profile:
             lines.append("Profile:\n" + used.profile + "\n")
-        if used.memories:
+        in_profile = set(used.profile.splitlines())
+        extra = [m for m in used.memories if f"- {m.text}" not in in_profile]
+        if extra:
             lines.append("Memories (most relevant first; newer wins over older):")
-            for m in used.memories:
+            for m in extra:
                 lines.append(f"- [{m.created_at:%Y-%m-%d}] {m.text}")
         knowledge = ("What you know about the user:\n" + "\n".join(lines)) if lines else prompts.KNOWLEDGE_NONE
         system = prompts.CHAT_SYSTEM.format(today=utcnow().strftime("%Y-%m-%d (%A)"), knowledge=knowledge)
@@ -622,6 +633,8 @@ def _normalize_messages(messages: str | Iterable[dict], max_chars: int) -> list[
         return [{"role": "user", "content": _check_message(messages, max_chars)}]
     out = []
     for m in messages or []:
+        if isinstance(m, str):
+            m = {"role": "user", "content": m}
         if not isinstance(m, dict) or "content" not in m:
             raise ValueError("each message must be a dict with 'role' and 'content'")
         role = str(m.get("role") or "user")
