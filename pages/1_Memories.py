@@ -1,0 +1,321 @@
+"""Memories page: search, filter, edit, delete, inspect the history of, export and import
+the current user's memories. Only the public ``Memory`` API is used."""
+from __future__ import annotations
+
+import io
+import json
+from datetime import date, datetime, time, timezone
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from memory import ui_state as ui
+from memory.types import MEMORY_TYPES
+
+st.set_page_config(page_title="Memories · Memory Chat", page_icon="🗂️", layout="wide")
+
+#: rows per page of the table
+PAGE_SIZE = 100
+#: largest accepted import file (bytes)
+MAX_IMPORT_BYTES = 50 * 1024 * 1024
+EDITABLE = ("text", "type", "importance", "tags")
+
+
+def date_range(value: Any) -> tuple[datetime | None, datetime | None]:
+    """Turn a ``st.date_input`` range value (``()``, ``(d,)`` or ``(d0, d1)``) into
+    aware UTC ``(since, until)`` covering whole days; None where open."""
+    days = [d for d in (value if isinstance(value, (list, tuple)) else [value])
+            if isinstance(d, date)]
+    if not days:
+        return None, None
+    since = datetime.combine(days[0], time.min, tzinfo=timezone.utc)
+    until = datetime.combine(days[-1], time.max, tzinfo=timezone.utc)
+    return since, until
+
+
+def records_frame(rows: list[tuple[Any, float | None]]) -> pd.DataFrame:
+    """Return the editable table for ``(MemoryRecord, score_or_None)`` rows."""
+    return pd.DataFrame([{
+        "text": r.text,
+        "type": r.type,
+        "importance": int(r.importance),
+        "tags": ", ".join(r.tags),
+        "created": r.created_at,
+        "updated": r.updated_at,
+        "recalled": int(r.access_count),
+        "score": score,
+        "delete": False,
+        "id": r.id,
+    } for r, score in rows], columns=["text", "type", "importance", "tags", "created",
+                                      "updated", "recalled", "score", "delete", "id"])
+
+
+def parse_tags(value: Any) -> list[str]:
+    """Split a comma-separated tags cell into clean, unique tags (max 8)."""
+    out: list[str] = []
+    for tag in str(value or "").split(","):
+        tag = " ".join(tag.split())
+        if tag and tag not in out:
+            out.append(tag[:40])
+    return out[:8]
+
+
+def apply_edits(mem: Any, user: str, edits: dict[str, Any], ids: list[str],
+                originals: dict[str, dict[str, Any]]) -> tuple[int, int, list[str]]:
+    """Apply a data_editor edit state (``edited_rows``: ``{row: {column: value}}``) to
+    the memories ``ids`` (row order). Edits of text/type/importance/tags call
+    ``mem.update(..., actor="user")`` (recorded in history as a user edit); a ticked
+    ``delete`` calls ``mem.delete``. Returns ``(updated, deleted, errors)``."""
+    updated = deleted = 0
+    errors: list[str] = []
+    for row, change in (edits.get("edited_rows") or {}).items():
+        try:
+            mid = ids[int(row)]
+        except (ValueError, IndexError):
+            continue
+        try:
+            if change.get("delete"):
+                deleted += bool(mem.delete(mid, user))
+                continue
+            before = originals.get(mid, {})
+            fields: dict[str, Any] = {}
+            text = None
+            if "text" in change and str(change["text"] or "").strip() != before.get("text"):
+                text = str(change["text"] or "")
+            if "type" in change and change["type"] != before.get("type"):
+                fields["type"] = change["type"]
+            if "importance" in change and change["importance"] is not None:
+                fields["importance"] = int(change["importance"])
+            if "tags" in change:
+                fields["tags"] = parse_tags(change["tags"])
+            if text is None and not fields:
+                continue
+            if mem.update(mid, text, user, actor="user", **fields) is not None:
+                updated += 1
+            else:
+                errors.append(f"{before.get('text', mid)[:40]}: no longer exists")
+        except ValueError as exc:
+            errors.append(f"{originals.get(mid, {}).get('text', mid)[:40]}: {exc}")
+    return updated, deleted, errors
+
+
+def _save(mem: Any, user: str, key: str) -> None:
+    ids = st.session_state.get("mem_editor_ids", [])
+    originals = st.session_state.get("mem_editor_orig", {})
+    edits = st.session_state.get(key) or {}
+    updated, deleted, errors = apply_edits(mem, user, edits, ids, originals)
+    st.session_state["mem_editor_nonce"] = st.session_state.get("mem_editor_nonce", 0) + 1
+    st.session_state["mem_flash"] = (updated, deleted, errors)
+
+
+def _discard() -> None:
+    st.session_state["mem_editor_nonce"] = st.session_state.get("mem_editor_nonce", 0) + 1
+
+
+def _delete_one(mem: Any, user: str, memory_id: str) -> None:
+    ok = mem.delete(memory_id, user)
+    st.session_state["mem_flash"] = (0, int(bool(ok)), [] if ok else ["already deleted"])
+
+
+def export_json(mem: Any, user: str) -> str:
+    """Return the user's export (``mem.export``) as pretty JSON text."""
+    return json.dumps(mem.export(user), ensure_ascii=False, indent=2)
+
+
+def export_csv(mem: Any, user: str) -> str:
+    """Return the user's memories as CSV (one row per memory, tags joined by ``;``)."""
+    rows = mem.export(user)["memories"]
+    df = pd.DataFrame(rows, columns=["id", "text", "type", "importance", "tags", "source",
+                                     "created_at", "updated_at", "access_count", "metadata"])
+    if not df.empty:
+        df["tags"] = df["tags"].map(lambda t: ";".join(t or []))
+        df["metadata"] = df["metadata"].map(lambda m: json.dumps(m or {}, ensure_ascii=False))
+    buf = io.StringIO()
+    df.to_csv(buf, index=False)
+    return buf.getvalue()
+
+
+def parse_import(raw: bytes) -> dict:
+    """Decode an uploaded export file. Raises ValueError with a readable message for
+    an oversized file, bad encoding or invalid JSON (shape is checked by
+    ``mem.import_``)."""
+    if len(raw) > MAX_IMPORT_BYTES:
+        raise ValueError(f"The file is {ui.human_bytes(len(raw))}; the limit is "
+                         f"{ui.human_bytes(MAX_IMPORT_BYTES)}.")
+    try:
+        data = json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise ValueError("The file is not UTF-8 text.") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"The file is not valid JSON (line {exc.lineno}, column "
+                         f"{exc.colno}: {exc.msg}).") from None
+    if not isinstance(data, dict):
+        raise ValueError("The file must contain a JSON object (a Memory Chat export).")
+    return data
+
+
+def main() -> None:
+    """Render the page."""
+    mem = ui.get_memory()
+    user = ui.page_header(mem, "Memories", "🗂️")
+
+    flash = st.session_state.pop("mem_flash", None)
+    if flash:
+        updated, deleted, errors = flash
+        if updated or deleted:
+            st.toast(f"Saved: {updated} updated, {deleted} deleted.", icon="✅")
+        for err in errors:
+            st.error(f"Not saved — {err}")
+
+    tab_browse, tab_io = st.tabs([":material/table: Browse & edit",
+                                  ":material/swap_vert: Export / import"])
+    with tab_browse:
+        browse(mem, user)
+    with tab_io:
+        export_import(mem, user)
+
+
+def browse(mem: Any, user: str) -> None:
+    """Search/filter bar, the editable table and the per-memory history."""
+    c1, c2, c3 = st.columns([0.5, 0.25, 0.25], vertical_alignment="bottom")
+    query = c1.text_input("Search", key="mem_search", placeholder="Words or meaning, e.g. “pets”",
+                          help="Hybrid search: meaning (vectors) + keywords (BM25).")
+    types = c2.multiselect("Types", list(MEMORY_TYPES), key="mem_types",
+                           placeholder="All types")
+    since, until = date_range(c3.date_input("Created between", value=[], key="mem_dates",
+                                            format="YYYY-MM-DD"))
+
+    rows: list[tuple[Any, float | None]] = []
+    more = False
+    if query.strip():
+        try:
+            res = mem.search(query, user, limit=PAGE_SIZE,
+                             filters={"types": types or None, "since": since, "until": until})
+            rows = [(hit.record, round(float(hit.score), 4)) for hit in res.memories]
+        except ValueError as exc:
+            st.error(str(exc))
+        caption = f"{len(rows)} best matches for “{query.strip()}”"
+    else:
+        page = int(st.session_state.get("mem_page", 1))
+        recs = mem.list(user, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE,
+                        types=types or None, since=since, until=until)
+        more = len(recs) > PAGE_SIZE
+        rows = [(r, None) for r in recs[:PAGE_SIZE]]
+        total = mem.count(user, types or None)
+        caption = (f"{total} memories" + (f" · page {page}" if page > 1 or more else "")
+                   + (" · filtered by date" if since else ""))
+    st.caption(caption)
+
+    if not rows:
+        st.info("No memories match." if (query.strip() or types or since) else
+                "No memories yet — chat a little and they will appear here.", icon="🗂️")
+        if not query.strip() and int(st.session_state.get("mem_page", 1)) > 1:
+            st.number_input("Page", min_value=1, step=1, key="mem_page")
+        return
+
+    ids = [r.id for r, _ in rows]
+    st.session_state["mem_editor_ids"] = ids
+    st.session_state["mem_editor_orig"] = {r.id: {"text": r.text, "type": r.type}
+                                           for r, _ in rows}
+    key = f"mem_editor_{st.session_state.get('mem_editor_nonce', 0)}"
+    df = records_frame(rows)
+    st.data_editor(
+        df, key=key, hide_index=True, num_rows="fixed", width="stretch",
+        height=min(38 + 35 * len(df), 520),
+        disabled=["created", "updated", "recalled", "score", "id"],
+        column_order=["text", "type", "importance", "tags", "created", "recalled",
+                      *(["score"] if query.strip() else []), "delete"],
+        column_config={
+            "text": st.column_config.TextColumn("Memory", width="large", required=True,
+                                                max_chars=mem.config.memory_max_message_chars),
+            "type": st.column_config.SelectboxColumn("Type", options=list(MEMORY_TYPES),
+                                                     required=True, width="small"),
+            "importance": st.column_config.NumberColumn("Importance", min_value=1,
+                                                        max_value=5, step=1, width="small",
+                                                        help="1 = trivia … 5 = identity"),
+            "tags": st.column_config.TextColumn("Tags", help="Comma-separated"),
+            "created": st.column_config.DatetimeColumn("Created", format="YYYY-MM-DD HH:mm"),
+            "recalled": st.column_config.NumberColumn("Recalled", help="Times given to the model"),
+            "score": st.column_config.NumberColumn("Score", format="%.4f"),
+            "delete": st.column_config.CheckboxColumn("Delete", width="small"),
+        })
+    pending = st.session_state.get(key) or {}
+    n_edits = len(pending.get("edited_rows") or {})
+    b1, b2, b3 = st.columns([0.2, 0.2, 0.6], vertical_alignment="center")
+    b1.button(f"Save changes ({n_edits})" if n_edits else "Save changes", type="primary",
+              key="mem_save", icon=":material/save:", disabled=not n_edits,
+              on_click=_save, args=(mem, user, key), width="stretch")
+    b2.button("Discard", key="mem_discard", on_click=_discard, disabled=not n_edits,
+              width="stretch")
+    if more or int(st.session_state.get("mem_page", 1)) > 1:
+        b3.number_input("Page", min_value=1, step=1, key="mem_page",
+                        label_visibility="collapsed", help="Page of the table")
+
+    st.divider()
+    st.subheader("History of a memory")
+    by_id = {r.id: r for r, _ in rows}
+    if st.session_state.get("history_pick") not in by_id:
+        st.session_state.pop("history_pick", None)
+    pick = st.selectbox("Memory", ids, key="history_pick",
+                        format_func=lambda i: by_id[i].text[:90] + ("…" if len(by_id[i].text) > 90 else ""))
+    if pick:
+        rec = by_id[pick]
+        events = mem.history(pick, user)
+        if events:
+            st.dataframe(pd.DataFrame([{"when": e.at, "event": e.event, "by": e.actor,
+                                        "before": e.old_text, "after": e.new_text}
+                                       for e in events]),
+                         hide_index=True, width="stretch",
+                         column_config={"when": st.column_config.DatetimeColumn(
+                             "When", format="YYYY-MM-DD HH:mm:ss")})
+        else:
+            st.caption("No recorded history for this memory.")
+        img = ui.image_path_of_user(mem.config.memory_data_dir, user,
+                                    (rec.metadata or {}).get("image_path"))
+        if img:
+            st.image(str(img), width=200, caption="Linked image")
+        with st.expander("Details"):
+            st.json({k: v for k, v in rec.to_dict().items() if k != "user_id"})
+        st.button("Delete this memory", key="mem_delete_one", icon=":material/delete:",
+                  on_click=_delete_one, args=(mem, user, pick))
+
+
+def export_import(mem: Any, user: str) -> None:
+    """Download buttons (JSON export, CSV) and the JSON import."""
+    st.subheader("Export")
+    st.caption(f"Everything of **{ui.md_escape(user)}**: memories, their history, the "
+               "profile and the chats (JSON), or just the memories (CSV).")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M")
+    c1, c2, _ = st.columns([0.25, 0.25, 0.5])
+    c1.download_button("Export JSON", data=lambda: export_json(mem, user),
+                       file_name=f"memory-chat-{user}-{stamp}.json", mime="application/json",
+                       icon=":material/download:", on_click="ignore", key="dl_json",
+                       width="stretch")
+    c2.download_button("Export CSV", data=lambda: export_csv(mem, user),
+                       file_name=f"memory-chat-{user}-{stamp}.csv", mime="text/csv",
+                       icon=":material/table:", on_click="ignore", key="dl_csv",
+                       width="stretch")
+
+    st.subheader("Import")
+    st.caption("A Memory Chat JSON export (from this or another user). Memories you already "
+               "have (same id or same text) are skipped; missing chats are restored.")
+    up = st.file_uploader("Export file", type=["json"], key="import_file")
+    if st.button("Import", key="import_go", type="primary", disabled=up is None,
+                 icon=":material/upload:"):
+        try:
+            data = parse_import(up.getvalue())
+            result = mem.import_(data, user)
+        except ValueError as exc:
+            st.error(f"Nothing was imported: {exc}", icon="🚫")
+        else:
+            st.session_state["import_result"] = result
+    result = st.session_state.get("import_result")
+    if result:
+        st.success(f"Imported **{result.get('imported', 0)}** memories, skipped "
+                   f"**{result.get('skipped', 0)}** duplicates"
+                   + (f", restored **{result['threads']}** chats" if result.get("threads") else "")
+                   + ".", icon="✅")
+
+
+main()

@@ -1,0 +1,141 @@
+"""Settings / status page: effective configuration (secrets masked), health of the LLM,
+embedder and store with latencies, the data directory and its size, and backup /
+restore of the current user's data.
+
+The public API has no database-wide backup (``mem.backup``); a backup here is the
+current user's full export (``mem.export``: memories, history, profile, chats), and a
+restore is ``mem.import_`` of such a file, optionally after clearing the user's
+memories. A whole-database copy would expose every user's data, so it is left to the
+operator (copy ``memory.db`` while the app is stopped)."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from memory import ui_state as ui
+from memory.types import MEMORY_TYPES, MemoryRecord
+
+st.set_page_config(page_title="Settings · Memory Chat", page_icon="⚙️", layout="wide")
+
+MAX_RESTORE_BYTES = 50 * 1024 * 1024
+
+
+def config_frame(mem: Any) -> pd.DataFrame:
+    """Return the effective configuration (``mem.config.masked()``) as a two-column
+    table ``setting, value`` (values as text; secrets are ``***``)."""
+    masked = mem.config.masked()
+    return pd.DataFrame([{"setting": k, "value": "" if v is None else str(v)}
+                         for k, v in sorted(masked.items())], columns=["setting", "value"])
+
+
+def main() -> None:
+    """Render the page."""
+    mem = ui.get_memory()
+    user = ui.page_header(mem, "Settings & status", "⚙️")
+
+    st.subheader("Health")
+    fresh = st.button("Check again", key="health_refresh", icon=":material/refresh:")
+    report = ui.health(mem, fresh=fresh)
+    names = ui.model_names(mem)
+    cols = st.columns(3)
+    for col, (key, label) in zip(cols, (("llm", "LLM"), ("embedder", "Embedder"),
+                                        ("store", "Store"))):
+        info = report.get(key) or {}
+        ok = bool(info.get("ok"))
+        lat = info.get("latency_ms")
+        with col.container(border=True, key=f"health_{key}"):
+            st.markdown(f"{':green[●]' if ok else ':red[●]'} **{label}** "
+                        f"{':green-badge[ok]' if ok else ':red-badge[down]'}")
+            st.caption(f"`{names[key]}`")
+            st.metric("Latency", f"{lat:.0f} ms" if isinstance(lat, (int, float)) else "—",
+                      label_visibility="visible")
+            detail = str(info.get("detail") or "")
+            if detail:
+                (st.caption if ok else st.error)(detail[:300])
+    st.caption("Results are reused for 30 s; “Check again” re-tests now.")
+
+    st.subheader("Storage")
+    data_dir = Path(mem.config.memory_data_dir).resolve()
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Data directory size", ui.human_bytes(ui.dir_size(data_dir)))
+    c2.metric("Store", names["store"])
+    c3.metric("Your memories", mem.count(user))
+    st.code(str(data_dir), language=None)
+
+    st.subheader("Configuration")
+    st.caption("Effective settings from the environment and `.env` (documented in "
+               "`.env.example`). Secrets are masked.")
+    st.dataframe(config_frame(mem), hide_index=True, width="stretch",
+                 column_config={"setting": st.column_config.TextColumn("Setting", width="medium"),
+                                "value": st.column_config.TextColumn("Value", width="large")})
+
+    st.subheader("Backup & restore")
+    st.caption(f"A backup holds everything of **{ui.md_escape(user)}**: memories with their "
+               "history, the profile and the chats. Other users are never included.")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M")
+    st.download_button("Download backup", key="backup_dl", icon=":material/backup:",
+                       data=lambda: json.dumps(mem.export(user), ensure_ascii=False, indent=2),
+                       file_name=f"memory-chat-backup-{user}-{stamp}.json",
+                       mime="application/json", on_click="ignore")
+    up = st.file_uploader("Restore from a backup file", type=["json"], key="restore_file")
+    replace = st.checkbox("Delete my current memories first (exact restore)",
+                          key="restore_replace",
+                          help="Otherwise the backup is merged: memories you already have "
+                               "are skipped.")
+    if st.button("Restore", key="restore_go", type="primary", disabled=up is None,
+                 icon=":material/settings_backup_restore:"):
+        restore(mem, user, up.getvalue(), replace)
+    result = st.session_state.get("restore_result")
+    if result:
+        st.success(f"Restored **{result.get('imported', 0)}** memories"
+                   + (f" (after deleting {result['deleted']})" if result.get("deleted") else "")
+                   + f", skipped **{result.get('skipped', 0)}** duplicates"
+                   + (f", restored **{result['threads']}** chats" if result.get("threads") else "")
+                   + ".", icon="✅")
+
+
+def check_backup(data: Any) -> None:
+    """Raise ValueError naming the first problem if ``data`` is not a Memory Chat
+    export: an object whose ``memories`` are objects with a ``text`` string, a known
+    ``type`` and ISO-8601 dates. Checked before anything is deleted."""
+    if not isinstance(data, dict) or not isinstance(data.get("memories"), list):
+        raise ValueError("the file is not a Memory Chat backup (no 'memories' list)")
+    for i, item in enumerate(data["memories"]):
+        if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+            raise ValueError(f"memories[{i}] needs a 'text' string")
+        if item.get("type") is not None and item["type"] not in MEMORY_TYPES:
+            raise ValueError(f"memories[{i}] has unknown type {item['type']!r}")
+        try:
+            MemoryRecord.from_dict(item, user_id="check")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"memories[{i}] is malformed ({exc})") from None
+
+
+def restore(mem: Any, user: str, raw: bytes, replace: bool) -> None:
+    """Validate a backup file and import it into ``user`` (after ``delete_all`` when
+    ``replace``); nothing is deleted unless the file parsed as a JSON object with a
+    ``memories`` list."""
+    try:
+        if len(raw) > MAX_RESTORE_BYTES:
+            raise ValueError(f"the file is {ui.human_bytes(len(raw))}; the limit is "
+                             f"{ui.human_bytes(MAX_RESTORE_BYTES)}")
+        try:
+            data = json.loads(raw.decode("utf-8-sig"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"the file is not valid JSON ({exc})") from None
+        check_backup(data)
+        deleted = mem.delete_all(user) if replace else 0
+        result = dict(mem.import_(data, user))
+        result["deleted"] = deleted
+    except ValueError as exc:
+        st.error(f"Nothing was restored: {exc}", icon="🚫")
+        return
+    st.session_state["restore_result"] = result
+
+
+main()
