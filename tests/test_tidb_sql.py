@@ -1,0 +1,354 @@
+"""Offline checks of the TiDB store: the DDL and every statement are compiled against
+SQLAlchemy's MySQL dialect (no TiDB server here), plus connection settings (TLS,
+DATABASE_URL, password masking) and the write-conflict retry."""
+from __future__ import annotations
+
+import inspect
+import re
+import socket
+import ssl
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pymysql
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+from memory.config import ConfigError, load_config
+from memory.store import tidb
+from memory.store.base import StoreError
+from memory.store.tidb import (NO_FULLTEXT_NOTE, TiDBSQL, TiDBStore, build_schema,
+                               connection_settings, fulltext_terms, mask_url,
+                               run_with_retry, schema_ddl)
+from memory.types import HistoryEvent, MemoryRecord, Message, Thread
+
+DIALECT = mysql.dialect()
+NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+USER_TABLES = ("memories", "memory_history", "profiles", "threads", "messages")
+CLOUD_HOST = "gateway01.eu-central-1.prod.aws.tidbcloud.com"
+
+
+def sql(stmt) -> str:
+    return " ".join(str(stmt.compile(dialect=DIALECT)).split())
+
+
+def cfg(**kw):
+    base = dict(tidb_host=None, database_url=None, tidb_ssl_ca=None, tidb_username=None,
+                tidb_password=None, tidb_port=4000, tidb_database="memory_chat")
+    base.update(kw)
+    return load_config(env_file=None, **base)
+
+
+@pytest.fixture(scope="module")
+def q() -> TiDBSQL:
+    return TiDBSQL(build_schema(384))
+
+
+# ---- DDL ---------------------------------------------------------------------------
+def test_ddl_has_vector_column_user_indexes_and_no_truncate():
+    schema = build_schema(384)
+    ddl = [sql(d) for d in schema_ddl(schema)]
+    create_memories = next(d for d in ddl if d.startswith("CREATE TABLE IF NOT EXISTS memories "))
+    assert "embedding VECTOR(384)" in create_memories
+    assert "PRIMARY KEY (id)" in create_memories
+    # every table holding user data has an index (or primary key) led by user_id
+    for table in USER_TABLES:
+        led_by_user = [d for d in ddl if re.search(rf"INDEX IF NOT EXISTS \w+ ON {table} \(user_id\b", d)]
+        pk_user = any(d.startswith(f"CREATE TABLE IF NOT EXISTS {table} ") and "PRIMARY KEY (user_id)" in d
+                      for d in ddl)
+        assert led_by_user or pk_user, f"{table} has no index on user_id"
+    assert all(d.startswith(("CREATE TABLE IF NOT EXISTS", "CREATE INDEX IF NOT EXISTS",
+                             "CREATE UNIQUE INDEX IF NOT EXISTS")) for d in ddl)
+    assert not any("TRUNCATE" in d.upper() or d.upper().startswith("DROP") for d in ddl)
+    # the HNSW / FULLTEXT indexes are not part of the base DDL (created only if supported)
+    assert not any("VECTOR INDEX" in d or "FULLTEXT" in d for d in ddl)
+
+
+def test_search_indexes_compile_to_tidb_syntax():
+    schema = build_schema(8)
+    vec = sql(sa.schema.CreateIndex(schema.vector_index))
+    fts = sql(sa.schema.CreateIndex(schema.fulltext_index))
+    assert vec.startswith("CREATE VECTOR INDEX")
+    assert "ON memories ((VEC_COSINE_DISTANCE(embedding))) USING HNSW" in vec
+    assert fts.startswith("CREATE FULLTEXT INDEX")
+    assert fts.endswith("ON memories (text) WITH PARSER MULTILINGUAL")
+
+
+def test_schemas_of_two_dimensions_coexist_and_prefix_applies():
+    a, b = build_schema(3), build_schema(5, prefix="t1_")
+    assert "embedding VECTOR(3)" in sql(sa.schema.CreateTable(a.memories))
+    assert "embedding VECTOR(5)" in sql(sa.schema.CreateTable(b.memories))
+    assert {t.name for t in b.tables} == {"t1_store_meta", "t1_memories", "t1_memory_history",
+                                          "t1_profiles", "t1_threads", "t1_messages"}
+    assert a.memories.metadata is not b.memories.metadata
+    with pytest.raises(ValueError):
+        build_schema(0)
+    with pytest.raises(ValueError):
+        build_schema(4, prefix="x; DROP")
+
+
+# ---- search ------------------------------------------------------------------------
+def test_vector_search_filters_user_before_limit(q):
+    stmt = q.vector_search("alice", [0.5] * 384, 7, NOW, types=["fact"])
+    text = sql(stmt)
+    assert "VEC_COSINE_DISTANCE(memories.embedding, %s)" in text
+    where, order, limit = text.index(" WHERE "), text.index(" ORDER BY "), text.index(" LIMIT ")
+    user = text.index("memories.user_id = %s")
+    assert where < user < order < limit, text
+    assert "(memories.expires_at IS NULL OR memories.expires_at > %s)" in text[where:order]
+    assert "memories.type IN" in text[where:order]
+    assert text.count("SELECT") == 1, "no post-filtering subquery"
+    assert "ORDER BY distance ASC" in text
+    compiled = stmt.compile(dialect=DIALECT)
+    params = compiled.construct_params()
+    assert params["user_id_1"] == "alice"
+    assert 7 in params.values()
+    # the query vector is bound (not inlined) and encoded the way TiDB expects
+    encoded = compiled._bind_processors["query_vector"](params["query_vector"])
+    assert encoded.startswith("[0.5, 0.5") and encoded.endswith("]")
+    # 'now' is bound as naive UTC (DATETIME has no zone)
+    key = next(k for k in params if k.startswith("expires_at"))
+    assert compiled._bind_processors[key](params[key]) == NOW.replace(tzinfo=None)
+
+
+def test_vector_search_rejects_wrong_dimension_and_nan(q):
+    with pytest.raises(ValueError, match="384"):
+        q.vector_search("u", [0.1] * 5, 3, NOW)
+    with pytest.raises(ValueError, match="NaN"):
+        q.vector_search("u", [float("nan")] * 384, 3, NOW)
+
+
+def test_text_search_uses_fts_match_word_scoped_by_user(q):
+    stmt = q.text_search("bob", fulltext_terms('coffee "AND" tea*'), 4, NOW)
+    text = sql(stmt)
+    assert "FTS_MATCH_WORD(%s, memories.text)" in text
+    where, order = text.index(" WHERE "), text.index(" ORDER BY ")
+    assert "memories.user_id = %s" in text[where:order]
+    assert "ORDER BY score DESC" in text and text.rstrip().endswith("LIMIT %s")
+    params = stmt.compile(dialect=DIALECT).construct_params()
+    assert params["terms"] == "coffee AND tea"
+    assert params["user_id_1"] == "bob"
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ('NEAR "x" AND y* -z (w)', "NEAR x AND y z w"),
+    ("我喜欢喝咖啡，不喝茶", "我喜欢喝咖啡 不喝茶"),
+    ("***  \"\"  --", ""),
+    ("", ""),
+])
+def test_fulltext_terms_strip_operators(raw, expected):
+    assert fulltext_terms(raw) == expected
+
+
+# ---- every statement on user data is scoped by user --------------------------------
+def _statements(q: TiDBSQL) -> dict[str, list]:
+    thread = Thread(id="t1", user_id="u1", title="x")
+    msg = Message(id="m1", thread_id="t1", user_id="u1", role="user", content="hi")
+    lm = dict(limit=5, offset=0, types=["fact"], since=NOW, until=NOW, with_embedding=True)
+    return {
+        "update_memory": [q.update_memory("u1", "m1", {"text": "x"})],
+        "delete_memory": [q.delete_memory("u1", "m1")],
+        "delete_user": q.delete_user("u1"),
+        "get_memories": [q.get_memories("u1", ["a", "b"], NOW)],
+        "list_memories": [q.list_memories("u1", NOW, order=o, **lm) for o in tidb._ORDERS],
+        "count_memories": [q.count_memories("u1", NOW, None)],
+        "vector_search": [q.vector_search("u1", [0.0] * 384, 3, NOW)],
+        "text_search": [q.text_search("u1", "x", 3, NOW)],
+        "touch": [q.touch("u1", ["a"], NOW)],
+        "set_embedding": [q.set_embedding()],
+        "iter_page": [q.iter_page("u1", "", 10, True)],
+        "history": [q.history("u1", "m1"), q.history("u1")],
+        "get_profile": [q.get_profile("u1")],
+        "get_thread": [q.get_thread("u1", "t1"), q.get_thread("u1", "t1", for_update=True)],
+        "list_threads": [q.list_threads("u1", 10)],
+        "delete_thread": q.delete_thread("u1", "t1"),
+        "get_message": [q.get_message("u1", "m1")],
+        "next_seq": [q.next_seq("u1", "t1")],
+        "bump_thread": [q.bump_thread("u1", "t1", NOW)],
+        "get_messages": [q.get_messages("u1", "t1", -1, None), q.get_messages("u1", "t1", 3, 2)],
+        # inserts carry user_id as a value; upserts only overwrite rows of the same user
+        "upsert_memories": [q.upsert_memories()],
+        "set_profile": [q.set_profile("u1", "p", NOW)],
+        "upsert_thread": [q.upsert_thread(thread)],
+        "insert_message": [q.insert_message(msg)],
+        "insert_history_ignore": [q.insert_history_ignore()],
+    }
+
+
+#: builders that read no user rows or are store-wide by design (meta, admin)
+EXEMPT = {"memory_columns", "any_memory", "user_ids", "get_meta", "set_meta"}
+
+
+def test_every_builder_is_checked(q):
+    public = {n for n, _ in inspect.getmembers(TiDBSQL, inspect.isfunction) if not n.startswith("_")}
+    assert public - EXEMPT == set(_statements(q)), "classify new TiDBSQL builders in this test"
+
+
+def test_every_select_update_delete_filters_by_user(q):
+    for name, stmts in _statements(q).items():
+        for stmt in stmts:
+            text = sql(stmt)
+            if text.startswith("INSERT"):
+                assert "user_id" in text.split(" VALUES ")[0], name
+                if "ON DUPLICATE KEY UPDATE" in text and name != "insert_history_ignore":
+                    table = text.split()[2]
+                    updates = stmt._post_values_clause.update  # column -> new value
+                    assert updates, name
+                    for column, value in updates.items():
+                        expr = " ".join(str(value.compile(dialect=DIALECT)).split())
+                        assert expr.startswith(f"IF({table}.user_id = inserted.user_id, "), (name, column, expr)
+                    assert f"IF({table}.user_id = VALUES(user_id), " in text
+                continue
+            assert " WHERE " in text, (name, text)
+            where = text.split(" WHERE ", 1)[1]
+            assert re.search(r"\b(memories|memory_history|profiles|threads|messages)\.user_id = %s", where), (name, text)
+
+
+def test_deletes_are_all_scoped_and_nothing_truncates(q):
+    deletes = [s for stmts in _statements(q).values() for s in stmts if sql(s).startswith("DELETE")]
+    assert len(deletes) >= 6  # memory, user (3 tables), thread (2 tables)
+    for stmt in deletes:
+        text = sql(stmt)
+        table = text.split()[2]
+        assert re.search(rf"WHERE {table}\.user_id = %s", text), text
+    source = Path(tidb.__file__).read_text(encoding="utf-8")
+    assert not re.search(r"TRUNCATE\s+TABLE|\.truncate\(", source, re.IGNORECASE)
+    assert not re.search(r"DELETE\s+FROM\s+\w+\s*(;|\"|')", source, re.IGNORECASE)
+
+
+def test_memory_rows_bind_every_column(q):
+    rec = MemoryRecord(id="a" * 32, user_id="u1", text="我住在上海", tags=["home"],
+                       metadata={"k": 1}, embedding=[0.25] * 384,
+                       created_at=datetime(2025, 1, 1, 8, tzinfo=timezone(timedelta(hours=8))))
+    row = tidb._memory_row(rec, 384)
+    compiled = q.upsert_memories().compile(dialect=DIALECT, column_keys=list(row))
+    params = compiled.construct_params(row)
+    assert set(row) <= set(params)
+    procs = compiled._bind_processors
+    assert procs["embedding"](params["embedding"]).startswith("[0.25, 0.25")
+    # aware datetimes are stored as naive UTC
+    stored = tidb.UTCDateTime().process_bind_param(rec.created_at, DIALECT)
+    assert stored == datetime(2025, 1, 1, 0, 0) and stored.tzinfo is None
+    assert tidb.UTCDateTime().process_result_value(stored, DIALECT).tzinfo is timezone.utc
+    with pytest.raises(ValueError):
+        tidb._memory_row(MemoryRecord(id="b", user_id="u1", text="x"), 384)  # no embedding
+    with pytest.raises(ValueError):
+        tidb._memory_row(MemoryRecord(id="b", user_id="", text="x", embedding=[0.0] * 384), 384)
+    hist = tidb._history_row(HistoryEvent("a", "u1", "ADD", None, "x", "user"))
+    compiled = q.insert_history_ignore().compile(dialect=DIALECT, column_keys=list(hist))
+    assert set(hist) <= set(compiled.construct_params(hist))
+
+
+# ---- connection settings -----------------------------------------------------------
+def test_tidb_cloud_host_gets_verified_tls():
+    s = connection_settings(cfg(tidb_host=CLOUD_HOST, tidb_username="abc.root",
+                                tidb_password="s3cret!@#", tidb_database="mc"))
+    assert s.tls
+    assert s.url.drivername == "mysql+pymysql" and s.url.host == CLOUD_HOST
+    assert s.url.port == 4000 and s.url.database == "mc" and s.url.password == "s3cret!@#"
+    assert Path(s.connect_args["ssl_ca"]).is_file()
+    assert s.connect_args["ssl_verify_cert"] is True and s.connect_args["ssl_verify_identity"] is True
+    # PyMySQL turns these arguments into a verifying TLS context (no connection made)
+    conn = pymysql.connections.Connection(host=CLOUD_HOST, user="x", defer_connect=True,
+                                          **s.connect_args)
+    assert conn.ctx.check_hostname is True
+    assert conn.ctx.verify_mode == ssl.CERT_REQUIRED
+
+
+def test_local_host_has_no_tls_and_ssl_ca_override(tmp_path):
+    s = connection_settings(cfg(tidb_host="127.0.0.1"))
+    assert not s.tls and s.connect_args == {}
+    assert s.url.username == "root" and s.url.database == "memory_chat"
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    s = connection_settings(cfg(tidb_host=CLOUD_HOST, tidb_ssl_ca=str(ca)))
+    assert s.connect_args["ssl_ca"] == str(ca)
+    with pytest.raises(ConfigError, match="TIDB_SSL_CA"):
+        connection_settings(cfg(tidb_host=CLOUD_HOST, tidb_ssl_ca=str(tmp_path / "missing.pem")))
+
+
+def test_database_url_parsing():
+    url = (f"mysql://abc.root:p%40ss%3Aword@{CLOUD_HOST}:4000/chat"
+           "?ssl_ca=/nonexistent/cert.pem&ssl_verify_cert=true&ssl_verify_identity=true")
+    s = connection_settings(cfg(database_url=url, tidb_host="ignored.example"))
+    assert s.url.drivername == "mysql+pymysql"
+    assert (s.url.username, s.url.password) == ("abc.root", "p@ss:word")
+    assert (s.url.host, s.url.port, s.url.database) == (CLOUD_HOST, 4000, "chat")
+    assert dict(s.url.query) == {}, "TLS options move to connect_args"
+    assert s.tls and Path(s.connect_args["ssl_ca"]).is_file()  # missing CA -> system bundle
+    s = connection_settings(cfg(database_url="mysql+pymysql://root@10.0.0.5:4000", tidb_database="x"))
+    assert s.url.database == "x" and not s.tls
+    s = connection_settings(cfg(database_url="mysql://root@10.0.0.5/db?ssl_verify_cert=true"))
+    assert s.tls
+    for bad in ("postgresql://u:p@h/db", "not a url", "mysql:///db"):
+        with pytest.raises(ConfigError, match="DATABASE_URL"):
+            connection_settings(cfg(database_url=bad))
+    with pytest.raises(ConfigError, match="TIDB_HOST"):
+        connection_settings(cfg())
+
+
+def test_passwords_are_masked():
+    secret = "hunter2-very-secret"
+    s = connection_settings(cfg(database_url=f"mysql://u:{secret}@{CLOUD_HOST}:4000/db"))
+    assert secret not in s.masked and "***" in s.masked and CLOUD_HOST in s.masked
+    store = TiDBStore(s)
+    assert secret not in repr(store)
+    assert secret not in str(store.health())
+    assert secret not in mask_url(f"mysql+pymysql://u:{secret}@h:4000/db")
+    c = cfg(tidb_host=CLOUD_HOST, tidb_password=secret,
+            database_url=f"mysql://u:{secret}@{CLOUD_HOST}/db")
+    assert secret not in str(c.masked())
+
+
+# ---- retry and errors ---------------------------------------------------------------
+def _db_error(code: int) -> sa.exc.OperationalError:
+    return sa.exc.OperationalError("COMMIT", {}, pymysql.err.OperationalError(code, "boom"))
+
+
+def test_write_conflicts_are_retried_then_succeed():
+    calls = []
+
+    def tx():
+        calls.append(1)
+        if len(calls) < 3:
+            raise _db_error(9007)
+        return "done"
+
+    assert run_with_retry(tx, max_wait=0.01) == "done"
+    assert len(calls) == 3
+
+
+@pytest.mark.parametrize("code, attempts", [(9007, 4), (8002, 4), (1062, 1), (1146, 1)])
+def test_retry_gives_up_and_only_on_conflicts(code, attempts):
+    calls = []
+
+    def tx():
+        calls.append(1)
+        raise _db_error(code)
+
+    with pytest.raises(sa.exc.OperationalError):
+        run_with_retry(tx, attempts=4, max_wait=0.01)
+    assert len(calls) == attempts
+
+
+def test_unreachable_server_is_a_clear_store_error():
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    store = TiDBStore.from_config(cfg(tidb_host="127.0.0.1", tidb_port=port))
+    health = store.health()
+    assert health["ok"] is False and "not open" in health["detail"]
+    with pytest.raises(StoreError, match=rf"cannot connect to TiDB at 127\.0\.0\.1:{port}"):
+        store.open("test-embedder", 8)
+    with pytest.raises(StoreError, match="not open"):
+        store.count_memories("u1")
+    store.close()
+    store.close()
+
+
+def test_text_search_unavailable_note():
+    store = TiDBStore(connection_settings(cfg(tidb_host="127.0.0.1")))
+    assert store.fulltext_available is False
+    assert store.text_search("u1", "anything", 5) == []
+    assert "vector search only" in NO_FULLTEXT_NOTE and "full-text search not supported" in NO_FULLTEXT_NOTE
