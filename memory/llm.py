@@ -1,0 +1,441 @@
+"""The chat-model client: any OpenAI-compatible endpoint through the ``openai`` SDK
+(OpenAI, DashScope/Qwen, DeepSeek, Ollama, vLLM, llama.cpp), or the offline local
+llama.cpp server (``memory.local_llm``) when neither ``OPENAI_BASE_URL`` nor
+``OPENAI_API_KEY`` is set.
+
+Every failure surfaces as ``memory.errors.LLMError`` (one user-facing line);
+``complete_json`` raises ``LLMOutputError`` when the model keeps answering invalid JSON.
+Transient failures (connection errors, timeouts, HTTP 408/409/429/5xx) are retried by
+the SDK ``LLM_MAX_RETRIES`` times with exponential backoff (0.5 s doubling, capped at
+8 s, honouring ``Retry-After``), never forever. Each HTTP attempt is bounded by
+``LLM_TIMEOUT`` seconds (for streams: the gap between two chunks).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+from typing import Any, Iterator
+from urllib.parse import urlparse
+
+import jsonschema
+import openai
+
+from memory.config import Config
+from memory.errors import LLMError, LLMOutputError
+
+#: what a request can raise that means "the endpoint failed" (the SDK raises plain
+#: ValueError/JSONDecodeError for a body or SSE chunk that is not JSON)
+_FAILURES = (openai.OpenAIError, ValueError)
+
+#: model used for api.openai.com when LLM_MODEL is empty
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+#: seconds allowed for a TCP connect, and for ``health()``'s whole request
+CONNECT_TIMEOUT = 5.0
+HEALTH_TIMEOUT = 3.0
+
+_FENCE = re.compile(r"^\s*```[a-zA-Z0-9_-]*\s*\n?(.*?)\n?\s*```\s*$", re.S)
+
+
+def strip_fences(text: str) -> str:
+    """Return ``text`` without a surrounding Markdown code fence (```json … ```) and
+    without leading/trailing whitespace; other text is returned stripped."""
+    match = _FENCE.match(text)
+    return (match.group(1) if match else text).strip()
+
+
+def _one_line(text: object, limit: int = 200) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+class LLM:
+    """Thread-safe client for one configured chat model.
+
+    Build it from a ``Config``; nothing touches the network until the first call. For
+    the offline default (``config.uses_local_llm``) the first call starts (or reuses)
+    the local llama.cpp server via ``memory.local_llm.ensure_server``.
+
+    Counters for benchmarks (read them any time; updated under a lock): ``calls``
+    (chat/JSON/vision requests sent, retries by the SDK not counted separately),
+    ``prompt_tokens`` and ``completion_tokens`` (summed from ``usage`` when the server
+    reports it; llama-cpp-python does not report usage for streams).
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.calls = 0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self._lock = threading.Lock()
+        self._client: openai.OpenAI | None = None
+        self._model: str | None = config.llm_model
+        self._stream_usage = True   # cleared if the server rejects stream_options
+        self._json_fallback = False  # set if the server rejects our response_format
+        if config.uses_local_llm:
+            from memory import local_llm
+            self.base_url = local_llm.base_url(config)
+            self._model = local_llm.model_alias(config)
+        elif config.openai_base_url:
+            self.base_url = config.openai_base_url
+        else:
+            self.base_url = "https://api.openai.com/v1"
+            self._model = self._model or DEFAULT_OPENAI_MODEL
+
+    # ------------------------------------------------------------------ plumbing
+    @property
+    def model(self) -> str | None:
+        """The chat model name sent with each request (None until resolved for an
+        endpoint without ``LLM_MODEL``: the first model it lists is used)."""
+        return self._model
+
+    @property
+    def is_local(self) -> bool:
+        """True when the offline local llama.cpp server is used."""
+        return self.config.uses_local_llm
+
+    def _timeout(self, total: float | None = None) -> openai.Timeout:
+        total = total or self.config.llm_timeout
+        return openai.Timeout(total, connect=min(CONNECT_TIMEOUT, total))
+
+    def _get_client(self) -> openai.OpenAI:
+        with self._lock:
+            if self._client is None:
+                if self.is_local:
+                    from memory import local_llm
+                    self.base_url = local_llm.ensure_server(self.config)
+                self._client = openai.OpenAI(
+                    base_url=self.base_url,
+                    api_key=self.config.openai_api_key or "not-needed",
+                    timeout=self._timeout(),
+                    max_retries=self.config.llm_max_retries,
+                )
+            client = self._client
+        if self._model is None:
+            self._model = self._first_model(client)
+        return client
+
+    def _first_model(self, client: openai.OpenAI) -> str:
+        try:
+            ids = [m.id for m in client.models.list()]
+        except _FAILURES as exc:
+            raise self._wrap(exc) from None
+        if not ids:
+            raise LLMError(f"LLM_MODEL is not set and {self.base_url} lists no models; "
+                           "set LLM_MODEL")
+        return ids[0]
+
+    def _count(self, usage: Any) -> None:
+        with self._lock:
+            if usage is not None:
+                self.prompt_tokens += int(getattr(usage, "prompt_tokens", 0) or 0)
+                self.completion_tokens += int(getattr(usage, "completion_tokens", 0) or 0)
+
+    def _count_call(self) -> None:
+        with self._lock:
+            self.calls += 1
+
+    def stats(self) -> dict[str, int]:
+        """Return ``{"calls", "prompt_tokens", "completion_tokens"}`` (a snapshot)."""
+        with self._lock:
+            return {"calls": self.calls, "prompt_tokens": self.prompt_tokens,
+                    "completion_tokens": self.completion_tokens}
+
+    def _wrap(self, exc: BaseException) -> LLMError:
+        """Translate an SDK exception into a one-line LLMError."""
+        where = f"The language model at {self.base_url}"
+        hint = ("Start it with ./run.sh or set OPENAI_BASE_URL." if self.is_local
+                else "Check OPENAI_BASE_URL and that the server is running.")
+        if isinstance(exc, LLMError):
+            return exc
+        if isinstance(exc, openai.APITimeoutError):
+            return LLMError(f"{where} did not answer within {self.config.llm_timeout:g}s "
+                            "(timeout). Raise LLM_TIMEOUT or check the server.")
+        if isinstance(exc, openai.APIConnectionError):
+            cause = exc.__cause__ or exc.__context__
+            reason = _one_line(cause or exc.message, 120)
+            low = reason.lower()
+            if "refused" in low:
+                reason = "connection refused"
+            elif "peer closed" in low or "disconnected" in low or "incomplete" in low:
+                return LLMError(f"{where} closed the connection before finishing its "
+                                "answer. Check the server (or its log) and try again.")
+            return LLMError(f"{where} is not reachable ({reason}). {hint}")
+        if isinstance(exc, ValueError):  # undecodable body / chunk (JSON, schema)
+            return LLMError(f"{where} sent a malformed response ({_one_line(exc, 120)}).")
+        if isinstance(exc, openai.APIStatusError):
+            detail = _one_line(_error_message(exc), 160)
+            code = exc.status_code
+            if code == 401 or code == 403:
+                return LLMError(f"{where} rejected the API key (HTTP {code}: {detail}). "
+                                "Check OPENAI_API_KEY.")
+            if code == 404:
+                return LLMError(f"{where} answered HTTP 404 for model {self._model!r} "
+                                f"({detail}). Check LLM_MODEL and OPENAI_BASE_URL.")
+            if code == 429:
+                return LLMError(f"{where} is rate-limiting or out of quota (HTTP 429: "
+                                f"{detail}). Try again later.")
+            return LLMError(f"{where} answered HTTP {code}: {detail}")
+        if isinstance(exc, openai.APIError):
+            return LLMError(f"{where} failed: {_one_line(exc.message, 160)}")
+        return LLMError(f"{where} failed: {_one_line(repr(exc), 160)}")
+
+    # ------------------------------------------------------------------ chat
+    def stream_chat(self, messages: list[dict[str, Any]], *, temperature: float | None = None,
+                    max_tokens: int | None = None) -> Iterator[str]:
+        """Stream the assistant's reply to ``messages`` (OpenAI chat format, a list of
+        ``{"role", "content"}`` dicts) as text deltas (non-empty ``str`` pieces, in order).
+
+        ``temperature`` defaults to ``LLM_TEMPERATURE``; ``max_tokens`` None lets the
+        server decide. Raises LLMError (one line) on connection errors, timeouts and
+        HTTP errors, also mid-stream (after some deltas were yielded), and when the
+        stream ends without a finish reason (connection cut).
+        """
+        client = self._get_client()
+        kwargs: dict[str, Any] = {
+            "model": self._model, "messages": messages, "stream": True,
+            "temperature": self.config.llm_temperature if temperature is None else temperature,
+        }
+        if max_tokens is not None:
+            kwargs["max_tokens"] = max_tokens
+        self._count_call()
+        try:
+            stream = self._create_stream(client, kwargs)
+            finished = False
+            with stream:
+                for chunk in stream:
+                    if getattr(chunk, "usage", None):
+                        self._count(chunk.usage)
+                    for choice in chunk.choices or ():
+                        piece = choice.delta.content if choice.delta else None
+                        if piece:
+                            yield piece
+                        if choice.finish_reason:
+                            finished = True
+        except _FAILURES as exc:
+            raise self._wrap(exc) from None
+        if not finished:
+            raise LLMError(f"The language model at {self.base_url} stopped mid-answer "
+                           "(the stream ended without a finish reason).")
+
+    def _create_stream(self, client: openai.OpenAI, kwargs: dict[str, Any]) -> Any:
+        if self._stream_usage:
+            try:
+                return client.chat.completions.create(
+                    **kwargs, stream_options={"include_usage": True})
+            except openai.BadRequestError as exc:
+                if "stream_options" not in str(exc):
+                    raise
+                self._stream_usage = False
+        return client.chat.completions.create(**kwargs)
+
+    def chat(self, messages: list[dict[str, Any]], *, temperature: float | None = None,
+             max_tokens: int | None = None) -> str:
+        """Return the assistant's full reply to ``messages`` (non-streaming request).
+
+        Same arguments and errors as ``stream_chat``; the reply may be "".
+        """
+        client = self._get_client()
+        kwargs: dict[str, Any] = {
+            "model": self._model, "messages": messages,
+            "temperature": self.config.llm_temperature if temperature is None else temperature,
+        }
+        if max_tokens is not None:
+            kwargs["max_tokens"] = max_tokens
+        return self._complete(client, kwargs)
+
+    def _complete(self, client: openai.OpenAI, kwargs: dict[str, Any]) -> str:
+        self._count_call()
+        try:
+            resp = client.chat.completions.create(**kwargs)
+        except _FAILURES as exc:
+            raise self._wrap(exc) from None
+        self._count(getattr(resp, "usage", None))
+        if not getattr(resp, "choices", None):
+            raise LLMError(f"The language model at {self.base_url} answered without choices")
+        return resp.choices[0].message.content or ""
+
+    # ------------------------------------------------------------------ JSON
+    def json_mode(self) -> str:
+        """Return the effective JSON mode: ``LLM_JSON_MODE`` unless ``auto``, which means
+        ``json_object+schema`` for the local llama.cpp server (its grammar then
+        constrains the output to the schema), ``json_schema`` for api.openai.com
+        (structured outputs) and ``json_object`` for other endpoints."""
+        mode = self.config.llm_json_mode
+        if self._json_fallback:
+            return "none"
+        if mode != "auto":
+            return mode
+        if self.is_local:
+            return "json_object+schema"
+        host = urlparse(self.base_url).hostname or ""
+        return "json_schema" if host == "api.openai.com" else "json_object"
+
+    def complete_json(self, messages: list[dict[str, Any]], schema: dict[str, Any], *,
+                      name: str, max_tokens: int = 512) -> dict[str, Any]:
+        """Ask for a JSON object matching the JSON Schema ``schema`` and return it parsed.
+
+        ``name`` labels the schema (``[a-zA-Z0-9_-]``, used by OpenAI structured
+        outputs). How JSON is requested depends on ``json_mode()``; except with OpenAI
+        structured outputs or the local grammar, the schema is also described in the
+        system prompt. The reply is stripped of ``` fences, parsed and validated with
+        ``jsonschema``; on failure the model is told what was wrong and asked once more.
+        Temperature is 0.
+
+        Raises LLMOutputError when the second answer is still invalid, LLMError on
+        transport errors, ValueError if ``schema`` itself is not a valid JSON Schema.
+        """
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+        validator = jsonschema.validators.validator_for(schema)(schema)
+        client = self._get_client()
+        convo = self._json_messages(messages, schema)
+        base_len = len(convo)
+        raw, problem = "", ""
+        for attempt in range(2):
+            kwargs: dict[str, Any] = {"model": self._model, "messages": convo,
+                                      "temperature": 0, "max_tokens": max_tokens}
+            fmt = self._response_format(schema, name)
+            if fmt is not None:
+                kwargs["response_format"] = fmt
+            try:
+                raw = self._complete(client, kwargs)
+            except LLMError as exc:
+                if fmt is None or not _rejects_response_format(exc):
+                    raise
+                # HTTP 400 about response_format: this server lacks it, so from now on
+                # describe the schema in the prompt instead (json_mode() -> "none")
+                self._json_fallback = True
+                convo = self._json_messages(messages, schema) + convo[base_len:]
+                kwargs.pop("response_format", None)
+                raw = self._complete(client, kwargs | {"messages": convo})
+            try:
+                data = json.loads(strip_fences(raw))
+                errors = sorted(validator.iter_errors(data), key=lambda e: list(e.path))
+                if not errors:
+                    return data
+                err = errors[0]
+                where = "/".join(str(p) for p in err.absolute_path) or "(root)"
+                problem = f"it does not match the schema at {where}: {err.message}"
+            except json.JSONDecodeError as exc:
+                problem = f"it is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+            if attempt == 0:
+                convo = convo + [
+                    {"role": "assistant", "content": raw},
+                    {"role": "user", "content":
+                        f"Your reply was rejected because {_one_line(problem, 300)}. Reply "
+                        "again with only one JSON object that matches the schema, no prose."},
+                ]
+        raise LLMOutputError(f"The language model returned invalid JSON for {name} twice "
+                             f"({_one_line(problem, 160)})", raw=raw)
+
+    def _response_format(self, schema: dict[str, Any], name: str) -> dict[str, Any] | None:
+        mode = self.json_mode()
+        if mode == "json_object+schema":
+            return {"type": "json_object", "schema": schema}
+        if mode == "json_schema":
+            return {"type": "json_schema",
+                    "json_schema": {"name": re.sub(r"[^a-zA-Z0-9_-]", "_", name)[:64] or "out",
+                                    "schema": schema}}
+        if mode == "json_object":
+            return {"type": "json_object"}
+        return None
+
+    def _json_messages(self, messages: list[dict[str, Any]],
+                       schema: dict[str, Any]) -> list[dict[str, Any]]:
+        mode = self.json_mode()
+        if mode in ("json_schema", "json_object+schema"):
+            note = "Reply with one JSON object only."
+        else:
+            note = ("Reply with one JSON object only (no prose, no code fence) that matches "
+                    "this JSON Schema:\n" + json.dumps(schema, ensure_ascii=False,
+                                                       separators=(",", ":")))
+        out = [dict(m) for m in messages]
+        for msg in out:
+            if msg.get("role") == "system" and isinstance(msg.get("content"), str):
+                msg["content"] = f"{msg['content']}\n\n{note}"
+                return out
+        return [{"role": "system", "content": note}] + out
+
+    # ------------------------------------------------------------------ vision
+    def describe_image(self, image: bytes, mime: str, prompt: str) -> str:
+        """Return ``VISION_MODEL``'s text answer to ``prompt`` about ``image`` (raw bytes
+        of type ``mime``, e.g. ``image/png``), sent as a base64 data URL in the OpenAI
+        vision message format to the configured endpoint.
+
+        Raises LLMError when no vision model is configured, on an empty image, or on
+        transport errors.
+        """
+        if not self.config.vision_model:
+            raise LLMError("No vision model configured (set VISION_MODEL)")
+        if not image:
+            raise LLMError("The image is empty")
+        url = f"data:{mime};base64,{base64.b64encode(image).decode('ascii')}"
+        client = self._get_client()
+        messages = [{"role": "user", "content": [
+            {"type": "text", "text": prompt},
+            {"type": "image_url", "image_url": {"url": url}},
+        ]}]
+        return self._complete(client, {"model": self.config.vision_model,
+                                       "messages": messages, "temperature": 0})
+
+    # ------------------------------------------------------------------ health
+    def health(self) -> dict[str, Any]:
+        """Probe the endpoint with ``GET /models`` (``HEALTH_TIMEOUT`` s, no retries).
+
+        Returns ``{"ok": bool, "detail": str, "model": str|None, "base_url": str,
+        "latency_ms": float|None}``. Never raises; never starts the local server (a
+        stopped local server is reported as down with how to start it).
+        """
+        out: dict[str, Any] = {"ok": False, "detail": "", "model": self._model,
+                               "base_url": self.base_url, "latency_ms": None}
+        client = openai.OpenAI(base_url=self.base_url, max_retries=0,
+                               api_key=self.config.openai_api_key or "not-needed",
+                               timeout=openai.Timeout(HEALTH_TIMEOUT, connect=HEALTH_TIMEOUT))
+        start = time.perf_counter()
+        try:
+            ids = [m.id for m in client.models.list()]
+            out["latency_ms"] = round((time.perf_counter() - start) * 1000, 1)
+            out["ok"] = True
+            if self._model and ids and self._model not in ids:
+                out["detail"] = (f"reachable, but {self._model!r} is not among its "
+                                 f"{len(ids)} listed models")
+            else:
+                out["detail"] = f"reachable ({len(ids)} model(s) listed)"
+        except openai.NotFoundError:
+            out["latency_ms"] = round((time.perf_counter() - start) * 1000, 1)
+            out["ok"] = True
+            out["detail"] = "reachable (no /models endpoint)"
+        except Exception as exc:  # noqa: BLE001 - health must never raise
+            out["latency_ms"] = round((time.perf_counter() - start) * 1000, 1)
+            out["detail"] = str(self._wrap(exc))
+        finally:
+            client.close()
+        return out
+
+    def close(self) -> None:
+        """Close the HTTP connection pool (the local server keeps running)."""
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+
+def _error_message(exc: "openai.APIStatusError") -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+        if isinstance(err, str):
+            return err
+        if body.get("detail"):
+            return str(body["detail"])
+    return exc.message or f"HTTP {exc.status_code}"
+
+
+def _rejects_response_format(exc: LLMError) -> bool:
+    text = str(exc).lower()
+    return "http 400" in text and ("response_format" in text or "json_schema" in text
+                                   or "json_object" in text)

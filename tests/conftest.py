@@ -1,0 +1,30 @@
+"""Shared fixtures: a scripted OpenAI-compatible server and a Config pointed at it.
+
+``scripted_llm``: a started ``tests.fake_llm.ScriptedLLM`` (stopped after the test).
+``make_config``: a factory; ``make_config(**overrides)`` or
+``make_config(tmp_path, scripted_llm, **overrides)`` returns a ``Config`` with its data in
+``tmp_path`` and its LLM at ``scripted_llm`` (see ``tests.fake_llm.scripted_config``).
+"""
+from __future__ import annotations
+
+import pytest
+
+from tests.fake_llm import ScriptedLLM, scripted_config
+
+
+@pytest.fixture
+def scripted_llm():
+    """A ScriptedLLM serving on 127.0.0.1 for the duration of one test."""
+    server = ScriptedLLM().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def make_config(tmp_path, scripted_llm):
+    """Factory for a Config using ``tmp_path`` and ``scripted_llm`` (overridable)."""
+    def factory(data_dir=None, llm=None, **overrides):
+        return scripted_config(data_dir or tmp_path, llm or scripted_llm, **overrides)
+    return factory
