@@ -127,13 +127,13 @@ def test_text_search_uses_fts_match_word_scoped_by_user(q):
     assert "memories.user_id = %s" in text[where:order]
     assert "ORDER BY score DESC" in text and text.rstrip().endswith("LIMIT %s")
     params = stmt.compile(dialect=DIALECT).construct_params()
-    assert params["terms"] == "coffee AND tea"
+    assert params["terms"] == "coffee tea"  # quotes/* dropped, stop-word "AND" too
     assert params["user_id_1"] == "bob"
 
 
 @pytest.mark.parametrize("raw, expected", [
-    ('NEAR "x" AND y* -z (w)', "NEAR x AND y z w"),
-    ("我喜欢喝咖啡，不喝茶", "我喜欢喝咖啡 不喝茶"),
+    ('NEAR "x" AND y* -z (w)', "NEAR x y z w"),
+    ("我喜欢喝咖啡，不喝茶", "喜欢 咖啡 喝咖啡 不 喝茶"),  # jieba-segmented, stop-words out
     ("***  \"\"  --", ""),
     ("", ""),
 ])
@@ -148,6 +148,7 @@ def _statements(q: TiDBSQL) -> dict[str, list]:
     lm = dict(limit=5, offset=0, types=["fact"], since=NOW, until=NOW, with_embedding=True)
     return {
         "update_memory": [q.update_memory("u1", "m1", {"text": "x"})],
+        "count_owned": [q.count_owned("u1", ["a", "b"])],
         "delete_memory": [q.delete_memory("u1", "m1")],
         "delete_user": q.delete_user("u1"),
         "get_memories": [q.get_memories("u1", ["a", "b"], NOW)],

@@ -52,6 +52,7 @@ from sqlmodel.main import Undefined
 
 from memory.config import Config, ConfigError
 from memory.store.base import EmbedderMismatchError, Store, StoreError
+from memory.textsearch import query_terms
 from memory.types import HistoryEvent, MemoryRecord, Message, Thread, as_utc, new_id, utcnow
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,13 @@ DEFAULT_DATABASE = "memory_chat"
 ID_LEN = 64
 USER_LEN = 255
 
+#: fields ``update_memory(fields=...)`` may change (same list as the SQLite store)
 _UPDATABLE_FIELDS = frozenset({"type", "importance", "tags", "metadata", "expires_at",
-                               "updated_at", "thread_id", "source"})
+                               "updated_at", "created_at", "last_accessed_at",
+                               "access_count", "thread_id", "source"})
+#: binary collation: user ids and ids compare byte for byte ('Alice' is not 'alice');
+#: a case-insensitive default collation would let one user's filter match another's rows
+_TABLE_OPTS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 _ORDERS = ("created_desc", "created_asc", "accessed_desc")
 
 
@@ -281,7 +287,8 @@ def build_schema(dim: int, prefix: str = "") -> TiDBSchema:
 
     class MemoryRow(_Base):
         __tablename__ = f"{p}memories"
-        __table_args__ = (sa.Index(f"ix_{p}memories_user_created", "user_id", "created_at"),)
+        __table_args__ = (sa.Index(f"ix_{p}memories_user_created", "user_id", "created_at"),
+                          _TABLE_OPTS)
         id: str = _col(VARCHAR(ID_LEN), primary_key=True)
         user_id: str = _col(VARCHAR(USER_LEN), nullable=False)
         text: str = FullTextField(index=False, sa_column=sa.Column(MEDIUMTEXT, nullable=False))
@@ -301,7 +308,8 @@ def build_schema(dim: int, prefix: str = "") -> TiDBSchema:
 
     class HistoryRow(_Base):
         __tablename__ = f"{p}memory_history"
-        __table_args__ = (sa.Index(f"ix_{p}history_user_memory", "user_id", "memory_id"),)
+        __table_args__ = (sa.Index(f"ix_{p}history_user_memory", "user_id", "memory_id"),
+                          _TABLE_OPTS)
         id: str = _col(VARCHAR(ID_LEN), primary_key=True)
         memory_id: str = _col(VARCHAR(ID_LEN), nullable=False)
         user_id: str = _col(VARCHAR(USER_LEN), nullable=False)
@@ -313,13 +321,15 @@ def build_schema(dim: int, prefix: str = "") -> TiDBSchema:
 
     class ProfileRow(_Base):
         __tablename__ = f"{p}profiles"
+        __table_args__ = _TABLE_OPTS
         user_id: str = _col(VARCHAR(USER_LEN), primary_key=True)
         text: str = _col(MEDIUMTEXT, nullable=False)
         updated_at: datetime = _col(UTCDateTime, nullable=False)
 
     class ThreadRow(_Base):
         __tablename__ = f"{p}threads"
-        __table_args__ = (sa.Index(f"ix_{p}threads_user_updated", "user_id", "updated_at"),)
+        __table_args__ = (sa.Index(f"ix_{p}threads_user_updated", "user_id", "updated_at"),
+                          _TABLE_OPTS)
         id: str = _col(VARCHAR(ID_LEN), primary_key=True)
         user_id: str = _col(VARCHAR(USER_LEN), nullable=False)
         title: str = _col(TEXT, nullable=False)
@@ -331,7 +341,7 @@ def build_schema(dim: int, prefix: str = "") -> TiDBSchema:
     class MessageRow(_Base):
         __tablename__ = f"{p}messages"
         __table_args__ = (sa.Index(f"ux_{p}messages_user_thread_seq", "user_id", "thread_id",
-                                   "seq", unique=True),)
+                                   "seq", unique=True), _TABLE_OPTS)
         id: str = _col(VARCHAR(ID_LEN), primary_key=True)
         thread_id: str = _col(VARCHAR(ID_LEN), nullable=False)
         user_id: str = _col(VARCHAR(USER_LEN), nullable=False)
@@ -343,6 +353,7 @@ def build_schema(dim: int, prefix: str = "") -> TiDBSchema:
 
     class MetaRow(_Base):
         __tablename__ = f"{p}store_meta"
+        __table_args__ = _TABLE_OPTS
         name: str = _col(VARCHAR(255), primary_key=True)
         value: str = _col(MEDIUMTEXT, nullable=False)
 
@@ -380,15 +391,13 @@ def schema_ddl(schema: TiDBSchema) -> list[sa.schema.ExecutableDDLElement]:
 # =====================================================================================
 # statements
 # =====================================================================================
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
 def fulltext_terms(query: str) -> str:
-    """Reduce a raw user query to plain words for ``FTS_MATCH_WORD``: every run of letters
-    or digits (any script) is kept, everything else (quotes, ``*``, ``-``, parentheses) is
-    dropped, so nothing can act as an operator. TiDB's MULTILINGUAL parser then segments
-    the words itself (Chinese included). Returns "" when nothing searchable remains."""
-    return " ".join(_WORD.findall(query or ""))[:2000]
+    """Reduce a raw user query to plain words for ``FTS_MATCH_WORD``: the terms of
+    ``memory.textsearch.query_terms`` (the same analysis as the SQLite store: NFKC,
+    jieba for Chinese, stop-words dropped, operator characters never form a term) joined
+    by spaces; TiDB's MULTILINGUAL parser then tokenises them. Returns "" when nothing
+    searchable remains."""
+    return " ".join(query_terms(query or ""))
 
 
 def vector_literal(embedding: Any, dim: int) -> list[float]:
@@ -447,6 +456,13 @@ class TiDBSQL:
         t = self.s.history
         stmt = mysql_insert(t)
         return stmt.on_duplicate_key_update(id=t.c.id)
+
+    def count_owned(self, user_id: str, ids: list[str]) -> Any:
+        """``SELECT COUNT(*) FROM memories WHERE user_id = :u AND id IN (...)``: how many
+        of ``ids`` belong to ``user_id`` (expired rows included)."""
+        m = self.s.memories.c
+        return (sa.select(sa.func.count()).select_from(self.s.memories)
+                .where(m.user_id == user_id, m.id.in_(list(ids))))
 
     def update_memory(self, user_id: str, memory_id: str, values: dict[str, Any]) -> Any:
         m = self.s.memories
@@ -655,25 +671,85 @@ def _record(row: Any) -> MemoryRecord:
     )
 
 
+def _user(user_id: Any) -> str:
+    if not isinstance(user_id, str) or not user_id:
+        raise ValueError("user_id must be a non-empty string")
+    return user_id
+
+
+def _text(value: Any, what: str) -> str:
+    """``value`` if it is a str that UTF-8 can encode (no lone surrogates), else ValueError."""
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a string, got {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} contains invalid Unicode (lone surrogate)") from None
+    return value
+
+
+def _jsonable(value: Any, what: str) -> Any:
+    """``value`` if it serialises to strict JSON (no NaN), else ValueError."""
+    try:
+        json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} must be JSON-serialisable: {exc}") from None
+    return value
+
+
+def _required_time(value: Any, what: str) -> datetime:
+    if value is None:
+        raise ValueError(f"{what} cannot be None")
+    return as_utc(value)  # type: ignore[return-value]
+
+
 def _memory_row(rec: MemoryRecord, dim: int) -> dict[str, Any]:
-    if not rec.id or not rec.user_id:
-        raise ValueError("a memory needs an id and a user_id")
-    if not isinstance(rec.text, str) or not rec.text.strip():
-        raise ValueError(f"memory {rec.id}: text is empty")
+    """Validate ``rec`` and return its column values. Raises ValueError (missing id or
+    user, bad text, non-JSON tags/metadata, missing or wrong-sized embedding)."""
+    if not isinstance(rec, MemoryRecord):
+        raise ValueError(f"expected a MemoryRecord, got {type(rec).__name__}")
+    if not isinstance(rec.id, str) or not rec.id:
+        raise ValueError("memory id must be a non-empty string")
     return {
-        "id": rec.id, "user_id": rec.user_id, "text": rec.text, "type": rec.type,
-        "thread_id": rec.thread_id, "importance": int(rec.importance),
-        "tags": list(rec.tags or []), "source": rec.source or "chat",
-        "metadata": dict(rec.metadata or {}), "created_at": rec.created_at,
-        "updated_at": rec.updated_at, "last_accessed_at": rec.last_accessed_at,
-        "expires_at": rec.expires_at, "access_count": int(rec.access_count or 0),
+        "id": rec.id, "user_id": _user(rec.user_id), "text": _text(rec.text, "text"),
+        "type": _text(rec.type, "type"), "thread_id": rec.thread_id,
+        "importance": int(rec.importance),
+        "tags": _jsonable(list(rec.tags or []), "tags"), "source": _text(rec.source or "chat", "source"),
+        "metadata": _jsonable(dict(rec.metadata or {}), "metadata"),
+        "created_at": _required_time(rec.created_at, "created_at"),
+        "updated_at": _required_time(rec.updated_at, "updated_at"),
+        "last_accessed_at": as_utc(rec.last_accessed_at),
+        "expires_at": as_utc(rec.expires_at), "access_count": int(rec.access_count or 0),
         "embedding": vector_literal(rec.embedding, dim),
     }
 
 
 def _history_row(ev: HistoryEvent) -> dict[str, Any]:
-    return {"id": ev.id, "memory_id": ev.memory_id, "user_id": ev.user_id, "event": ev.event,
-            "old_text": ev.old_text, "new_text": ev.new_text, "actor": ev.actor, "at": ev.at}
+    """Validate a history event and return its column values (ValueError if malformed)."""
+    if not isinstance(ev, HistoryEvent):
+        raise ValueError(f"expected a HistoryEvent, got {type(ev).__name__}")
+    return {"id": ev.id, "memory_id": ev.memory_id, "user_id": _user(ev.user_id),
+            "event": ev.event,
+            "old_text": None if ev.old_text is None else _text(ev.old_text, "old_text"),
+            "new_text": None if ev.new_text is None else _text(ev.new_text, "new_text"),
+            "actor": ev.actor, "at": _required_time(ev.at, "history time")}
+
+
+def _field_value(key: str, value: Any) -> Any:
+    """Convert one ``update_memory(fields=...)`` value (ValueError if unusable)."""
+    if key == "tags":
+        return _jsonable(list(value or []), key)
+    if key == "metadata":
+        return _jsonable(dict(value or {}), key)
+    if key in ("expires_at", "last_accessed_at"):
+        return as_utc(value)
+    if key in ("updated_at", "created_at"):
+        return _required_time(value, key)
+    if key in ("importance", "access_count"):
+        return int(value)
+    if key in ("type", "source"):
+        return _text(value, key)
+    return None if value is None else _text(value, key)  # thread_id
 
 
 def _event(row: Any) -> HistoryEvent:
@@ -961,19 +1037,35 @@ class TiDBStore(Store):
     # ---- memories -------------------------------------------------------------------
     def insert_memories(self, records: list[MemoryRecord],
                         history: list[HistoryEvent] | None = None) -> None:
-        """Upsert ``records`` (same-id rows of the same user are replaced; another
-        user's row with that id is left untouched) and insert ``history`` events, in one
-        transaction. Raises ValueError (nothing written) for a record without a valid
-        embedding, StoreError on database failure."""
-        dim = self.sql.s.dim
-        rows = [_memory_row(r, dim) for r in records]
-        events = [_history_row(e) for e in history or []]
-        if not rows and not events:
+        """Insert ``records`` and ``history`` events in one transaction. A same-id row
+        of the same user is replaced; an id that exists for another user, a record without
+        embedding or of the wrong dimension raise ValueError and nothing is written (the
+        upsert never overwrites another user's row, and a count of the user's rows among
+        the ids, inside the transaction, detects the clash and rolls back). A repeated id
+        within the batch keeps the last record. StoreError on database failure."""
+        records, events = list(records or []), [_history_row(e) for e in history or []]
+        if not records and not events:
             return
+        dim = self.sql.s.dim
+        prepared: dict[str, dict[str, Any]] = {}
+        for rec in records:
+            row = _memory_row(rec, dim)
+            if rec.id in prepared and prepared[rec.id]["user_id"] != row["user_id"]:
+                raise ValueError(f"memory id {rec.id} appears twice with different users")
+            prepared.pop(rec.id, None)
+            prepared[rec.id] = row
+        by_user: dict[str, list[str]] = {}
+        for mid, row in prepared.items():
+            by_user.setdefault(row["user_id"], []).append(mid)
 
         def work(c: Connection) -> None:
-            if rows:
-                c.execute(self.sql.upsert_memories(), rows)
+            if prepared:
+                c.execute(self.sql.upsert_memories(), list(prepared.values()))
+                for user_id, ids in by_user.items():
+                    owned = c.execute(self.sql.count_owned(user_id, ids)).scalar()
+                    if owned != len(ids):
+                        raise ValueError("a memory id in this batch already belongs to "
+                                         "another user; nothing was written")
             if events:
                 c.execute(self.sql.insert_history_ignore(), events)
 
@@ -983,23 +1075,24 @@ class TiDBStore(Store):
                       embedding: list[float] | None = None,
                       fields: dict[str, Any] | None = None,
                       history: HistoryEvent | None = None) -> bool:
-        """Change one memory of ``user_id`` (see ``Store.update_memory``). Raises
-        ValueError for new text without an embedding or an unknown field."""
-        values: dict[str, Any] = {}
+        """Change one memory of ``user_id`` (expired ones too, so an expiry can be
+        lifted) and write ``history`` in the same transaction. ``text`` requires
+        ``embedding``; ``fields`` may set the keys of ``_UPDATABLE_FIELDS``; updated_at
+        defaults to now. Returns False (nothing written) if ``user_id`` has no such
+        memory. Raises ValueError for unknown fields or bad values."""
+        user_id = _user(user_id)
+        fields = dict(fields or {})
+        unknown = set(fields) - _UPDATABLE_FIELDS
+        if unknown:
+            raise ValueError(f"cannot update field(s): {', '.join(sorted(unknown))}")
+        if text is not None and embedding is None:
+            raise ValueError("a new text needs its new embedding")
+        values = {key: _field_value(key, value) for key, value in fields.items()}
         if text is not None:
-            if not text.strip():
-                raise ValueError("memory text is empty")
-            if embedding is None:
-                raise ValueError("a new text needs its new embedding")
-            values["text"] = text
+            values["text"] = _text(text, "text")
         if embedding is not None:
             values["embedding"] = vector_literal(embedding, self.sql.s.dim)
-        for key, value in (fields or {}).items():
-            if key not in _UPDATABLE_FIELDS:
-                raise ValueError(f"cannot update field {key!r}")
-            values[key] = value
-        if "updated_at" not in values:
-            values["updated_at"] = utcnow()
+        values.setdefault("updated_at", utcnow())
 
         def work(c: Connection) -> bool:
             if not c.execute(self.sql.update_memory(user_id, memory_id, values)).rowcount:
@@ -1052,6 +1145,8 @@ class TiDBStore(Store):
                       with_embedding: bool = False) -> list[MemoryRecord]:
         """Return live memories of ``user_id`` (see ``Store.list_memories``). Raises
         ValueError for an unknown ``order``."""
+        if limit < 0 or offset < 0:
+            raise ValueError("limit and offset must be >= 0")
         stmt = self.sql.list_memories(user_id, utcnow(), limit=limit, offset=offset,
                                       types=types, since=as_utc(since), until=as_utc(until),
                                       order=order, with_embedding=with_embedding)
@@ -1086,9 +1181,10 @@ class TiDBStore(Store):
     def touch_memories(self, user_id: str, ids: list[str], at: datetime) -> None:
         """Increment access_count (in SQL, so concurrent touches add up) and set
         last_accessed_at for these memories of ``user_id``."""
+        ids = list(dict.fromkeys(ids or []))  # once per distinct id
         if ids:
             self._tx("touch memories",
-                     lambda c: c.execute(self.sql.touch(user_id, list(ids), as_utc(at))))
+                     lambda c: c.execute(self.sql.touch(user_id, ids, as_utc(at))))
 
     def history(self, user_id: str, memory_id: str) -> list[HistoryEvent]:
         """History of one memory of ``user_id``, oldest first."""
@@ -1108,13 +1204,26 @@ class TiDBStore(Store):
         return (row[0], row[1]) if row else ("", None)
 
     def set_profile(self, user_id: str, text: str, at: datetime) -> None:
-        """Store the profile text of ``user_id``."""
-        self._tx("write profile", lambda c: c.execute(self.sql.set_profile(user_id, text, at)))
+        """Store (replace) the profile text of ``user_id``."""
+        stmt = self.sql.set_profile(_user(user_id), _text(text, "profile"),
+                                    _required_time(at, "profile time"))
+        self._tx("write profile", lambda c: c.execute(stmt))
 
     # ---- threads --------------------------------------------------------------------
     def upsert_thread(self, thread: Thread) -> None:
-        """Insert or update a thread (an id owned by another user is left untouched)."""
-        self._tx("save thread", lambda c: c.execute(self.sql.upsert_thread(thread)))
+        """Insert a thread or update its title, updated_at, summary and
+        summarized_upto. Raises ValueError (nothing written) if the id belongs to another
+        user's thread."""
+        _user(thread.user_id)
+        _text(thread.title, "title")
+        _text(thread.summary or "", "summary")
+
+        def work(c: Connection) -> None:
+            c.execute(self.sql.upsert_thread(thread))
+            if c.execute(self.sql.get_thread(thread.user_id, thread.id)).first() is None:
+                raise ValueError(f"thread id {thread.id} belongs to another user")
+
+        self._tx("save thread", work)
 
     def get_thread(self, user_id: str, thread_id: str) -> Thread | None:
         """Return one thread of ``user_id`` or None."""
@@ -1138,26 +1247,34 @@ class TiDBStore(Store):
 
     def add_message(self, message: Message) -> Message:
         """Append ``message`` to its thread: locks the thread row (``SELECT ... FOR
-        UPDATE``), assigns ``seq`` = last + 1 and bumps the thread's updated_at, in one
-        transaction. A message id already stored for this user is returned as stored
-        (idempotent). Raises ValueError if the thread does not exist for this user."""
+        UPDATE``), assigns ``seq`` = previous max + 1 (0 first) and raises the thread's
+        updated_at to the message's created_at, in one transaction. Re-adding an id
+        already stored in the same thread returns the stored message (idempotent). Raises
+        ValueError if the thread is not ``message.user_id``'s or the id is used elsewhere."""
         sql = self.sql
+        user_id = _user(message.user_id)
+        stored = Message(id=_text(message.id, "message id"), thread_id=message.thread_id,
+                         user_id=user_id, role=_text(message.role, "role"),
+                         content=_text(message.content, "content"), seq=0,
+                         created_at=_required_time(message.created_at, "created_at"),
+                         metadata=_jsonable(dict(message.metadata or {}), "metadata"))
 
         def work(c: Connection) -> Message:
-            existing = c.execute(sql.get_message(message.user_id, message.id)).first()
-            if existing:
-                return _message(existing)
-            if not c.execute(sql.get_thread(message.user_id, message.thread_id,
-                                            for_update=True)).first():
-                raise ValueError(f"no thread {message.thread_id!r} for this user")
-            seq = int(c.execute(sql.next_seq(message.user_id, message.thread_id)).scalar())
-            stored = Message(id=message.id, thread_id=message.thread_id,
-                             user_id=message.user_id, role=message.role,
-                             content=message.content, seq=seq,
-                             created_at=as_utc(message.created_at) or utcnow(),
-                             metadata=dict(message.metadata or {}))
-            c.execute(sql.insert_message(stored))
-            c.execute(sql.bump_thread(message.user_id, message.thread_id, stored.created_at))
+            if not c.execute(sql.get_thread(user_id, message.thread_id, for_update=True)).first():
+                raise ValueError(f"thread {message.thread_id} does not exist for this user")
+            old = c.execute(sql.get_message(user_id, message.id)).first()
+            if old is not None:
+                if old._mapping["thread_id"] == message.thread_id:
+                    return _message(old)
+                raise ValueError(f"message id {message.id} is already used")
+            stored.seq = int(c.execute(sql.next_seq(user_id, message.thread_id)).scalar())
+            try:
+                c.execute(sql.insert_message(stored))
+            except sa.exc.IntegrityError as exc:
+                if error_code(exc) == 1062 and "PRIMARY" in str(exc.orig):
+                    raise ValueError(f"message id {message.id} is already used") from None
+                raise
+            c.execute(sql.bump_thread(user_id, message.thread_id, stored.created_at))
             return stored
 
         return self._tx("add message", work)
