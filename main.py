@@ -27,7 +27,7 @@ from rich.table import Table
 from memory.config import ConfigError, load_config
 
 console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 HELP = """Commands:
   /memories          list your memories
