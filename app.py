@@ -198,20 +198,39 @@ def _poll_extraction(user: str) -> None:
                     "message…]")
 
 
-@st.dialog("Clear all my memories?")
+def _ask_clear() -> None:
+    st.session_state["confirm_clear"] = True
+
+
+def _cancel_clear() -> None:
+    st.session_state["confirm_clear"] = False
+
+
+def _do_clear(mem: Any, user: str) -> None:
+    st.session_state["confirm_clear"] = False
+    try:
+        deleted = mem.delete_all(user)
+    except Exception as exc:  # noqa: BLE001 - shown to the user
+        _flash(f"Could not delete your memories: {exc}", "⚠️")
+        return
+    st.session_state.pop("last_changes", None)
+    _flash(f"Deleted {deleted} {'memory' if deleted == 1 else 'memories'}.", "🗑️")
+
+
+@st.dialog("Clear all my memories?", on_dismiss=_cancel_clear)
 def _confirm_clear(mem: Any, user: str) -> None:
+    """Confirmation dialog. State-driven (``confirm_clear``) so the buttons work as
+    plain callbacks whether the dialog reruns alone or with the whole app."""
+    if not st.session_state.get("confirm_clear"):
+        st.rerun()          # answered: close the dialog
     n = mem.count(user)
     st.markdown(f"This permanently deletes **all {n} memories** and the profile of user "
                 f"**{ui.md_escape(user)}**. Your chats are kept; other users are not "
                 "affected.")
     c1, c2 = st.columns(2)
-    if c1.button("Yes, delete them all", type="primary", key="clear_yes", width="stretch"):
-        deleted = mem.delete_all(user)
-        st.session_state.pop("last_changes", None)
-        _flash(f"Deleted {deleted} memories.", "🗑️")
-        st.rerun()
-    if c2.button("Cancel", key="clear_no", width="stretch"):
-        st.rerun()
+    c1.button("Yes, delete them all", type="primary", key="clear_yes", width="stretch",
+              on_click=_do_clear, args=(mem, user))
+    c2.button("Cancel", key="clear_no", width="stretch", on_click=_cancel_clear)
 
 
 def render_changes(last: dict[str, Any]) -> dict[str, str]:
@@ -254,7 +273,7 @@ def render_panel(mem: Any, user: str) -> None:
         st.markdown("**Profile**")
         profile = mem.profile(user)
         if profile:
-            st.markdown(ui.md_escape(profile))
+            st.markdown(ui.profile_markdown(profile))
         else:
             st.caption("Nothing yet — tell me about yourself.")
 
@@ -265,9 +284,13 @@ def render_panel(mem: Any, user: str) -> None:
     c1, c2 = st.columns([0.55, 0.45], vertical_alignment="center")
     c1.markdown(f"**{total}** {'memory' if total == 1 else 'memories'}",
                 help="Newest first. The Memories page can search, edit and export them.")
-    if c2.button("Clear all my memories", key="clear_all", icon=":material/delete_sweep:",
-                 disabled=total == 0, width="stretch"):
-        _confirm_clear(mem, user)
+    c2.button("Clear all my memories", key="clear_all", icon=":material/delete_sweep:",
+              disabled=total == 0, width="stretch", on_click=_ask_clear)
+    if st.session_state.get("confirm_clear"):
+        if total:
+            _confirm_clear(mem, user)
+        else:
+            st.session_state["confirm_clear"] = False
 
     records = mem.list(user, limit=PANEL_LIMIT)
     if not records:
@@ -318,7 +341,10 @@ def render_message(mem: Any, user: str, msg: Any) -> None:
                 with st.expander(f"Memories used ({len(mems)})", expanded=False,
                                  icon=":material/psychology:"):
                     if used.get("profile"):
-                        st.markdown(f"**Profile:** {ui.md_escape(used['profile'])}")
+                        st.caption("Profile")
+                        st.markdown(ui.profile_markdown(used["profile"]))
+                    if mems:
+                        st.caption("Memories (most relevant first)")
                     for m in mems:
                         st.markdown(f"{ui.type_badge(m.get('type', 'fact'))} "
                                     f"{ui.md_escape(m.get('text', ''))} "

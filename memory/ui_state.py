@@ -156,6 +156,8 @@ def load_recent_users(data_dir: str | os.PathLike[str]) -> list[str]:
         return []
     out: list[str] = []
     for item in data if isinstance(data, list) else []:
+        if not isinstance(item, str):
+            continue
         try:
             uid = normalize_user_id(item)
         except ValueError:
@@ -208,7 +210,7 @@ def current_user(mem: Any) -> str:
 #: per-user session keys that must not survive a user switch
 _PER_USER_KEYS = ("thread_id", "last_changes", "last_error", "used_by_msg",
                   "mem_search", "mem_page", "history_pick", "import_result",
-                  "restore_result")
+                  "restore_result", "confirm_clear")
 
 
 def switch_user(mem: Any, user_id: str) -> None:
@@ -359,6 +361,24 @@ TYPE_COLORS = {"profile": "violet", "preference": "blue", "fact": "green", "task
 def md_escape(text: str) -> str:
     """Escape Markdown control characters so memory text is shown literally."""
     return re.sub(r"([\\`*_{}\[\]<>()#+\-!|~$:])", r"\\\1", str(text))
+
+
+def profile_markdown(text: str) -> str:
+    """Render the engine's profile text (sections such as ``About:`` followed by
+    ``- item`` lines) as safe Markdown: bold section titles and bulleted items whose
+    text is escaped. Other lines are shown escaped, one per line."""
+    out: list[str] = []
+    for raw in str(text or "").splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith(("- ", "* ", "• ")):
+            out.append(f"- {md_escape(line[2:].strip())}")
+        elif line.endswith((":", "：")) and len(line) <= 40:
+            out.append(("\n" if out else "") + f"**{md_escape(line[:-1])}**")
+        else:
+            out.append(md_escape(line) + "  ")
+    return "\n".join(out)
 
 
 def event_badge(event: str) -> str:

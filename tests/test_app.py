@@ -1,0 +1,509 @@
+"""AppTest tests of the chat page (app.py) and unit tests of memory/ui_state.py.
+
+The app runs for real: real SQLite file in a temp MEMORY_DATA_DIR, real e5-small embedder,
+real HTTP to the scripted OpenAI-compatible server of tests/fake_llm.py. Its answers come
+from ``memory_responder`` below, which (like a real model) answers the chat from the
+memories it finds in the system prompt, so recall is only possible if the engine put them
+there.
+"""
+from __future__ import annotations
+
+import io
+import json
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from memory import ui_state as ui
+from tests.fake_llm import HTTPError, has_image, last_user_text, system_text
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+TIMEOUT = 60
+
+
+# ---------------------------------------------------------------------------------------
+# the scripted model
+# ---------------------------------------------------------------------------------------
+NAME_RE = re.compile(r"\b(?:I'm|I am|my name is)\s+([A-Z][a-z]+)")
+CAT_RE = re.compile(r"\bmy cat(?: is)?(?: called| named)?\s+([A-Z][a-z]+)", re.IGNORECASE)
+CITY_RE = re.compile(r"\bI live in\s+([A-Z][a-z]+)")
+
+
+def facts_from(text: str) -> list[dict]:
+    """What the scripted extractor 'finds' in a user message."""
+    facts = []
+    if m := NAME_RE.search(text):
+        facts.append({"text": f"The user's name is {m.group(1)}", "type": "profile",
+                      "importance": 5, "tags": ["identity"]})
+    if m := CAT_RE.search(text):
+        facts.append({"text": f"Has a cat named {m.group(1)}", "type": "fact",
+                      "importance": 4, "tags": ["pets"]})
+    if m := CITY_RE.search(text):
+        facts.append({"text": f"Lives in {m.group(1)}", "type": "profile",
+                      "importance": 4, "tags": ["home"]})
+    return facts
+
+
+def memory_responder(req: dict) -> object:
+    """Scripted model: vision → a description; extraction → facts_from(user turn);
+    reconciliation → ADD everything; chat → answers from the system prompt's memories."""
+    system, user = system_text(req), last_user_text(req)
+    if has_image(req):
+        return "A small grey cat curled up on a blue sofa."
+    if "You extract memories" in system:
+        said = user.split("User:", 1)[-1].split("\nAssistant:", 1)[0]
+        return {"memories": facts_from(said)}
+    if "memory list correct" in system:
+        n = len(re.findall(r"^NEW \d+:", user, re.MULTILINE))
+        return {"decisions": [{"fact": i, "action": "ADD"} for i in range(1, n + 1)]}
+    low = user.lower()
+    if "who am i" in low:
+        m = re.search(r"name is (\w+)", system)
+        return f"You are {m.group(1)}." if m else "I don't know your name yet."
+    if "pet" in low:
+        m = re.search(r"cat named (\w+)", system)
+        return f"Your pet is called {m.group(1)}." if m else "You haven't told me about a pet."
+    return "Nice to meet you! I will remember that."
+
+
+def chat_prompts(llm) -> list[str]:
+    """System prompts of the streamed chat requests the scripted model received."""
+    return [system_text(b) for b in llm.chat_requests() if b.get("stream")]
+
+
+# ---------------------------------------------------------------------------------------
+# fixtures / helpers
+# ---------------------------------------------------------------------------------------
+def reset_streamlit_caches() -> None:
+    """Drop the cached Memory (closing it), executor and health results."""
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+@pytest.fixture
+def app_env(tmp_path, scripted_llm, monkeypatch):
+    """Environment for ``Memory.from_env()`` inside the app: temp data dir, the scripted
+    model, e5-small embedder, no retries; cwd moved so no stray .env is read."""
+    scripted_llm.responder = memory_responder
+    data = tmp_path / "data"
+    env = {"MEMORY_DATA_DIR": str(data), "MEMORY_STORE": "sqlite",
+           "OPENAI_BASE_URL": scripted_llm.base_url, "OPENAI_API_KEY": "test-key-123",
+           "LLM_MODEL": scripted_llm.model, "EMBEDDER": "e5-small", "LLM_TIMEOUT": "10",
+           "LLM_MAX_RETRIES": "0", "VISION_MODEL": ""}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    for key in ("TIDB_HOST", "DATABASE_URL", "EMBEDDING_MODEL", "EMBEDDING_BASE_URL"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.chdir(tmp_path)
+    reset_streamlit_caches()
+    yield SimpleNamespace(llm=scripted_llm, data_dir=data, tmp=tmp_path)
+    reset_streamlit_caches()
+
+
+def engine():
+    """The app's own process-wide Memory (same cache_resource object)."""
+    return ui._cached_memory()
+
+
+def new_app(user: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    if user:
+        at.session_state[ui.USER_KEY] = user
+    return at.run()
+
+
+def no_exceptions(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def send(at: AppTest, text: str) -> AppTest:
+    at.chat_input[0].set_value(text).run()
+    no_exceptions(at)
+    return at
+
+
+def finish_extraction(at: AppTest, timeout: float = 30) -> AppTest:
+    """Wait for the background extraction jobs (future.result with a deadline) and
+    rerun, as the polling fragment would."""
+    jobs = list(at.session_state["pending"]) if "pending" in at.session_state else []
+    for job in jobs:
+        job["future"].result(timeout=timeout)
+    at.run()
+    no_exceptions(at)
+    return at
+
+
+def messages(at: AppTest) -> list[tuple[str, str]]:
+    return [(cm.name, cm.markdown[0].value if len(cm.markdown) else "") for cm in at.chat_message]
+
+
+def all_markdown(at: AppTest) -> str:
+    """All Markdown and caption text of the page, one element per line."""
+    return "\n".join([m.value for m in at.markdown] + [c.value for c in at.caption])
+
+
+def png_bytes() -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (120, 120, 200)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------------------
+# chat flow
+# ---------------------------------------------------------------------------------------
+def test_first_run_shows_welcome_and_healthy_status(app_env):
+    at = new_app()
+    no_exceptions(at)
+    md = all_markdown(at)
+    assert "Hi me" in md                      # default user, welcome text
+    assert ":green[●] **LLM** `scripted`" in md
+    assert ":green[●] **Embedder**" in md and ":green[●] **Store** `sqlite`" in md
+    assert "**0** memories" in md
+    assert at.button(key="clear_all").disabled
+
+
+def test_reply_streams_and_memory_appears_after_background_extraction(app_env):
+    at = new_app("alice")
+    send(at, "Hi, I'm Lin and my cat is called Xiaolan.")
+    assert messages(at) == [("user", "Hi, I'm Lin and my cat is called Xiaolan."),
+                            ("assistant", "Nice to meet you! I will remember that.")]
+    # the reply is stored in the thread, titled from the first message
+    threads = engine().threads("alice")
+    assert [t.title for t in threads] == ["Hi, I'm Lin and my cat is called Xiaolan."]
+    assert at.session_state[ui.THREAD_KEY] == threads[0].id
+    # extraction runs in the background: its job is pending and the panel polls it
+    assert len(at.session_state["pending"]) == 1
+    finish_extraction(at)
+    assert at.session_state["pending"] == []
+    md = all_markdown(at)
+    assert ":green-badge[added] The user's name is Lin" in md
+    assert ":green-badge[added] Has a cat named Xiaolan" in md
+    assert "**2** memories" in md
+    assert ":green-badge[new] The user's name is Lin" in md          # highlighted row
+    assert "**About**\n- The user's name is Lin" in md                 # profile card
+    # one delete button per memory
+    ids = {r.id for r in engine().list("alice")}
+    assert {f"del_{i}" for i in ids} <= {b.key for b in at.button}
+
+
+def test_new_chat_recalls_memory_and_shows_memories_used(app_env):
+    at = new_app("alice")
+    send(at, "Hi, I'm Lin and my cat is called Xiaolan.")
+    finish_extraction(at)
+    first_thread = at.session_state[ui.THREAD_KEY]
+    at.button(key="new_chat").click().run()
+    assert at.session_state[ui.THREAD_KEY] is None
+    assert messages(at) == []
+    send(at, "Who am I?")
+    assert messages(at)[-1] == ("assistant", "You are Lin.")
+    # the model could only answer because the engine put the memory in its prompt
+    assert "The user's name is Lin" in chat_prompts(app_env.llm)[-1]
+    assert at.session_state[ui.THREAD_KEY] != first_thread
+    exp = [e for e in at.expander if e.label.startswith("Memories used")]
+    assert exp and exp[-1].label != "Memories used (0)"
+    assert any("The user's name is Lin" in m.value for m in exp[-1].markdown)
+    # the expander survives a rerun (kept in session state / message metadata)
+    at.run()
+    assert any(e.label.startswith("Memories used") for e in at.expander)
+    # both chats listed in the sidebar, newest first
+    labels = [b.label for b in at.sidebar.button if b.key and b.key.startswith("open_")]
+    assert labels == ["Who am I?", "Hi, I'm Lin and my cat is cal…"]   # cut to 30 chars
+
+
+def test_trivial_question_starts_no_memory_change(app_env):
+    at = new_app("alice")
+    send(at, "Who am I?")
+    assert messages(at)[-1] == ("assistant", "I don't know your name yet.")
+    finish_extraction(at)
+    assert at.session_state["last_changes"] == {"user_id": "alice", "error": None,
+                                                "changes": []}
+    assert "Nothing new to remember from the last message." in all_markdown(at)
+    assert engine().count("alice") == 0
+
+
+def test_llm_failure_shows_error_and_keeps_the_message(app_env):
+    at = new_app("alice")
+    app_env.llm.push(HTTPError(500, "model crashed"))
+    send(at, "I live in Hangzhou")
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "HTTP 500" in errors[0] and "model crashed" in errors[0]
+    # the message is kept in the thread…
+    tid = at.session_state[ui.THREAD_KEY]
+    assert [m.content for m in engine().thread_messages("alice", tid)] == ["I live in Hangzhou"]
+    assert messages(at) == [("user", "I live in Hangzhou")]
+    # …and offered back into the input box
+    at.button(key="restore_msg").click().run()
+    assert at.chat_input[0].value == "I live in Hangzhou"
+    assert "pending" not in at.session_state or not at.session_state["pending"]
+
+
+def test_message_length_limit_is_enforced_by_the_input(app_env, monkeypatch):
+    monkeypatch.setenv("MEMORY_MAX_MESSAGE_CHARS", "100")
+    reset_streamlit_caches()
+    at = new_app("alice")
+    assert at.chat_input[0].proto.max_chars == 100      # the browser stops typing at 100
+    send(at, "y" * 150)
+    tid = at.session_state[ui.THREAD_KEY]
+    assert [len(m.content) for m in engine().thread_messages("alice", tid)][0] <= 100
+
+
+def test_delete_one_memory_and_clear_all_with_confirmation(app_env):
+    mem = engine()
+    mem.add(["Likes green tea", "Lives in Hangzhou", "Plays the violin"], "alice", infer=False)
+    mem.add(["Bob's secret"], "bob", infer=False)
+    at = new_app("alice")
+    victim = next(r for r in mem.list("alice") if r.text == "Plays the violin")
+    at.button(key=f"del_{victim.id}").click().run()
+    no_exceptions(at)
+    assert mem.get(victim.id, "alice") is None
+    assert "**2** memories" in all_markdown(at)
+    assert any("Memory deleted." in t.value for t in at.toast)
+    # clear all asks first
+    at.button(key="clear_all").click().run()
+    assert mem.count("alice") == 2
+    at.button(key="clear_no").click().run()
+    assert mem.count("alice") == 2 and not at.session_state["confirm_clear"]
+    at.button(key="clear_all").click().run()
+    at.button(key="clear_yes").click().run()
+    no_exceptions(at)
+    assert mem.count("alice") == 0
+    assert mem.count("bob") == 1                       # other users untouched
+    assert "**0** memories" in all_markdown(at)
+    assert any("Deleted 2 memories." in t.value for t in at.toast)
+
+
+def test_threads_open_rename_delete(app_env):
+    at = new_app("alice")
+    send(at, "First chat about tea")
+    finish_extraction(at)
+    first = at.session_state[ui.THREAD_KEY]
+    at.button(key="new_chat").click().run()
+    send(at, "Second chat about music")
+    finish_extraction(at)
+    second = at.session_state[ui.THREAD_KEY]
+    # open the first one
+    at.button(key=f"open_{first}").click().run()
+    assert at.session_state[ui.THREAD_KEY] == first
+    assert messages(at)[0] == ("user", "First chat about tea")
+    # rename it
+    at.text_input(key=f"title_{first}").set_value("Tea talk").run()
+    at.button(key=f"ren_{first}").click().run()
+    assert [t.title for t in engine().threads("alice") if t.id == first] == ["Tea talk"]
+    assert at.button(key=f"open_{first}").label == "Tea talk"
+    # delete it: the open chat closes, the other remains
+    at.button(key=f"delt_{first}").click().run()
+    no_exceptions(at)
+    assert [t.id for t in engine().threads("alice")] == [second]
+    assert at.session_state[ui.THREAD_KEY] is None
+
+
+def test_switching_user_hides_previous_users_memories_and_threads(app_env):
+    at = new_app()
+    assert at.session_state[ui.USER_KEY] == ui.DEFAULT_USER
+    at.text_input(key="_user_new").set_value("alice").run()
+    assert at.session_state[ui.USER_KEY] == "alice"
+    send(at, "Hi, I'm Lin and my cat is called Xiaolan.")
+    finish_extraction(at)
+    assert "Xiaolan" in all_markdown(at)
+    at.text_input(key="_user_new").set_value("bob").run()
+    no_exceptions(at)
+    assert at.session_state[ui.USER_KEY] == "bob"
+    md = all_markdown(at)
+    assert "Has a cat named Xiaolan" not in md and "The user's name is Lin" not in md
+    assert "**0** memories" in md
+    assert not [b for b in at.sidebar.button if b.key and b.key.startswith("open_")]
+    assert messages(at) == []
+    assert "last_changes" not in at.session_state
+    # both users are remembered, most recent first
+    assert ui.load_recent_users(app_env.data_dir) == ["bob", "alice", ui.DEFAULT_USER]
+    # switch back through the recent-users select box
+    at.selectbox(key="_user_pick").select("alice").run()
+    assert at.session_state[ui.USER_KEY] == "alice"
+    assert "Has a cat named Xiaolan" in all_markdown(at)
+
+
+def test_invalid_user_id_is_refused(app_env):
+    at = new_app("alice")
+    at.text_input(key="_user_new").set_value("bad id with spaces").run()
+    no_exceptions(at)
+    assert at.session_state[ui.USER_KEY] == "alice"
+    assert any("no spaces" in e.value for e in at.sidebar.error)
+
+
+# ---------------------------------------------------------------------------------------
+# images
+# ---------------------------------------------------------------------------------------
+def test_image_without_vision_model_is_refused_clearly(app_env):
+    at = new_app("alice")
+    at.chat_input[0].upload("cat.png", png_bytes(), "image/png").run()
+    no_exceptions(at)
+    assert any("no vision model is configured" in e.value for e in at.error)
+    assert engine().threads("alice") == []
+    assert not any(has_image(b) for b in app_env.llm.chat_requests())
+    # with text, the text is still sent and the user is told the image was not used
+    at.chat_input[0].upload("cat.png", png_bytes(), "image/png").set_value("Hello there").run()
+    no_exceptions(at)
+    assert messages(at)[-1][0] == "assistant"
+    assert any("without the image" in t.value for t in at.toast)
+    assert not (app_env.data_dir / "images").exists()
+
+
+def test_image_with_vision_model_is_described_stored_and_remembered(app_env, monkeypatch):
+    monkeypatch.setenv("VISION_MODEL", "scripted-vision")
+    reset_streamlit_caches()
+    at = new_app("alice")
+    at.chat_input[0].upload("xiaolan.png", png_bytes(), "image/png") \
+        .set_value("this is my cat Xiaolan").run()
+    no_exceptions(at)
+    vision = [b for b in app_env.llm.chat_requests() if has_image(b)]
+    assert len(vision) == 1 and vision[0]["model"] == "scripted-vision"
+    stored = list((app_env.data_dir / "images" / "alice").glob("*.png"))
+    assert len(stored) == 1 and stored[0].read_bytes() == png_bytes()
+    tid = at.session_state[ui.THREAD_KEY]
+    first = engine().thread_messages("alice", tid)[0]
+    assert "A small grey cat" in first.content and "this is my cat Xiaolan" in first.content
+    assert first.metadata["image_path"] == str(stored[0])
+    assert len(at.image) >= 1                        # the picture is shown in the chat
+    finish_extraction(at)
+    cat = [r for r in engine().list("alice") if "Xiaolan" in r.text]
+    assert cat and cat[0].metadata.get("image_path") == str(stored[0])
+    # later, in a new chat
+    at.button(key="new_chat").click().run()
+    send(at, "what is my pet called?")
+    assert messages(at)[-1] == ("assistant", "Your pet is called Xiaolan.")
+
+
+def test_broken_or_oversized_image_is_refused_and_text_put_back(app_env, monkeypatch):
+    monkeypatch.setenv("VISION_MODEL", "scripted-vision")
+    reset_streamlit_caches()
+    at = new_app("alice")
+    at.chat_input[0].upload("fake.png", b"not really a png", "image/png") \
+        .set_value("look at this").run()
+    no_exceptions(at)
+    assert any("does not look like a PNG image" in e.value for e in at.error)
+    assert at.chat_input[0].value == "look at this"
+    assert engine().threads("alice") == []
+    big = b"\x89PNG\r\n\x1a\n" + b"0" * (ui.MAX_IMAGE_BYTES + 1)
+    at.chat_input[0].upload("big.png", big, "image/png").set_value("big one").run()
+    assert any("images are limited to 10.0 MB" in e.value for e in at.error)
+    assert not any(has_image(b) for b in app_env.llm.chat_requests())
+
+
+# ---------------------------------------------------------------------------------------
+# start-up errors
+# ---------------------------------------------------------------------------------------
+def test_bad_configuration_shows_the_fix_not_a_traceback(app_env, monkeypatch):
+    monkeypatch.setenv("LLM_TIMEOUT", "-3")
+    reset_streamlit_caches()
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    no_exceptions(at)
+    assert len(at.error) == 1
+    msg = at.error[0].value
+    assert "Configuration error" in msg and "LLM_TIMEOUT" in msg and ".env" in msg
+    assert not at.chat_input                           # nothing else rendered
+
+
+def test_store_built_with_another_embedder_explains_reembed(app_env, monkeypatch):
+    engine().add(["Likes tea"], "alice", infer=False)   # store now holds e5 vectors
+    reset_streamlit_caches()
+    monkeypatch.setenv("EMBEDDER", "openai")
+    monkeypatch.setenv("EMBEDDING_BASE_URL", app_env.llm.base_url)
+    monkeypatch.setenv("EMBEDDING_MODEL", "scripted-embed")
+    monkeypatch.setenv("EMBEDDING_API_KEY", "x")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    no_exceptions(at)
+    assert len(at.error) == 1
+    assert "python main.py reembed" in at.error[0].value
+
+
+# ---------------------------------------------------------------------------------------
+# ui_state unit tests
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("raw,expected", [("alice", "alice"), ("  bob  ", "bob"),
+                                          ("张三", "张三"), ("a.b+c@d-e_f", "a.b+c@d-e_f")])
+def test_normalize_user_id_accepts(raw, expected):
+    assert ui.normalize_user_id(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "a b", "x" * 65, "../etc", "a/b", "tab\there"])
+def test_normalize_user_id_rejects(raw):
+    with pytest.raises(ValueError):
+        ui.normalize_user_id(raw)
+
+
+def test_recent_users_file_roundtrip_and_corruption(tmp_path):
+    assert ui.load_recent_users(tmp_path) == []
+    ui.remember_user(tmp_path, "alice")
+    ui.remember_user(tmp_path, "bob")
+    assert ui.remember_user(tmp_path, "alice") == ["alice", "bob"]
+    assert json.loads((tmp_path / "recent_users.json").read_text()) == ["alice", "bob"]
+    assert ui.forget_user(tmp_path, "alice") == ["bob"]
+    (tmp_path / "recent_users.json").write_text("{not json")
+    assert ui.load_recent_users(tmp_path) == []
+    (tmp_path / "recent_users.json").write_text(json.dumps(["ok", "bad id", 3, "ok"]))
+    assert ui.load_recent_users(tmp_path) == ["ok"]
+    for i in range(20):
+        ui.remember_user(tmp_path, f"u{i}")
+    assert len(ui.load_recent_users(tmp_path)) == ui.RECENT_USERS_MAX
+
+
+def test_validate_image_checks_type_size_and_content():
+    assert ui.validate_image("a.PNG", png_bytes()) == "png"
+    with pytest.raises(ValueError, match="not a supported image"):
+        ui.validate_image("a.svg", b"<svg/>")
+    with pytest.raises(ValueError, match="empty"):
+        ui.validate_image("a.png", b"")
+    with pytest.raises(ValueError, match="does not look like a JPG"):
+        ui.validate_image("a.jpg", png_bytes())
+    with pytest.raises(ValueError, match="limited to"):
+        ui.validate_image("a.png", png_bytes(), max_bytes=10)
+    assert ui.validate_image("a.webp", b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "webp"
+    with pytest.raises(ValueError):
+        ui.validate_image("a.webp", b"RIFF\x00\x00\x00\x00WAVEfmt ")
+
+
+def test_image_path_of_user_never_shows_another_users_file(tmp_path):
+    mine = ui.save_image(tmp_path, "alice", png_bytes(), "png")
+    theirs = ui.save_image(tmp_path, "bob", png_bytes(), "png")
+    assert mine.parent == tmp_path / "images" / "alice"
+    assert ui.image_path_of_user(tmp_path, "alice", str(mine)) == mine.resolve()
+    assert ui.image_path_of_user(tmp_path, "alice", str(theirs)) is None
+    assert ui.image_path_of_user(tmp_path, "alice", str(tmp_path / "images" / "alice" / ".." / "bob" / theirs.name)) is None
+    assert ui.image_path_of_user(tmp_path, "alice", None) is None
+
+
+def test_ago_and_formatting_helpers():
+    now = datetime(2025, 1, 31, 12, 0, tzinfo=timezone.utc)
+    assert ui.ago(now - timedelta(seconds=5), now) == "just now"
+    assert ui.ago(now - timedelta(minutes=5), now) == "5 min ago"
+    assert ui.ago(now - timedelta(hours=3), now) == "3 h ago"
+    assert ui.ago(now - timedelta(days=2), now) == "2 d ago"
+    assert ui.ago(now - timedelta(days=90), now) == "2024-11-02"
+    assert ui.ago(None) == ""
+    assert ui.importance_stars(4) == "★★★★☆" and ui.importance_stars(99) == "★★★★★"
+    assert ui.event_badge("ADD") == ":green-badge[added]"
+    assert ui.event_badge("delete") == ":red-badge[deleted]"
+    assert ui.md_escape(":red[x] *y*") == "\\:red\\[x\\] \\*y\\*"
+    assert ui.human_bytes(512) == "512 B" and ui.human_bytes(2048) == "2.0 KB"
+    md = ui.profile_markdown("About:\n- Name is [Lin](http://x)\nPreferences:\n- Likes :red[tea]")
+    assert md == ("**About**\n- Name is \\[Lin\\]\\(http\\://x\\)\n\n**Preferences**\n"
+                  "- Likes \\:red\\[tea\\]")
+
+
+def test_init_error_messages_name_the_fix():
+    from memory.config import ConfigError
+    from memory.store.base import EmbedderMismatchError, StoreError
+
+    assert "`.env`" in ui.init_error_message(ConfigError("LLM_TIMEOUT: bad"))
+    assert "reembed" in ui.init_error_message(EmbedderMismatchError("e5 vs use"))
+    assert "MEMORY_DATA_DIR" in ui.init_error_message(StoreError("database is locked"))
+    assert "pip install" in ui.init_error_message(ImportError("No module named x"))
+    assert "RuntimeError" in ui.init_error_message(RuntimeError("boom"))
