@@ -353,3 +353,41 @@ def test_text_search_unavailable_note():
     assert store.fulltext_available is False
     assert store.text_search("u1", "anything", 5) == []
     assert "vector search only" in NO_FULLTEXT_NOTE and "full-text search not supported" in NO_FULLTEXT_NOTE
+
+
+def test_store_rejects_bad_input_before_any_sql():
+    """Validation happens before the database is touched (here there is none: any SQL
+    would raise StoreError, so each ValueError proves the check came first)."""
+    store = TiDBStore(connection_settings(cfg(tidb_host="127.0.0.1")))
+    store._sql = TiDBSQL(build_schema(4))  # the state open() leaves, without a server
+    ok = [0.5] * 4
+
+    def rec(**kw):
+        base = dict(id="a" * 32, user_id="u1", text="fine", embedding=ok)
+        base.update(kw)
+        return MemoryRecord(**base)
+
+    bad = [
+        (dict(embedding=None), "embedding is required"),
+        (dict(embedding=[0.5] * 5), "expects 4"),
+        (dict(text="broken \ud800 text"), "lone surrogate"),
+        (dict(metadata={"x": float("nan")}), "JSON"),
+        (dict(user_id=""), "user_id"),
+    ]
+    for kw, message in bad:
+        with pytest.raises(ValueError, match=message):
+            store.insert_memories([rec(**kw)])
+    with pytest.raises(ValueError, match="different users"):
+        store.insert_memories([rec(), rec(user_id="u2")])
+    with pytest.raises(ValueError, match="cannot update"):
+        store.update_memory("u1", "a" * 32, fields={"user_id": "u2"})
+    with pytest.raises(ValueError, match="needs its new embedding"):
+        store.update_memory("u1", "a" * 32, text="new text")
+    with pytest.raises(ValueError, match="user_id"):
+        store.add_message(Message(id="m", thread_id="t", user_id="", role="user", content="x"))
+    with pytest.raises(ValueError, match="order"):
+        store.list_memories("u1", order="random")
+    with pytest.raises(ValueError, match=">= 0"):
+        store.list_memories("u1", limit=-1)
+    with pytest.raises(StoreError, match="not open"):  # a valid call does reach the database
+        store.insert_memories([rec()])

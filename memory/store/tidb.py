@@ -15,7 +15,7 @@ offline (``tests/test_tidb_sql.py`` compiles it against SQLAlchemy's MySQL diale
   statement touching user data carries ``user_id = :u`` in its WHERE clause; vector
   search filters by user *before* ``ORDER BY VEC_COSINE_DISTANCE(...) LIMIT k``.
 * ``TiDBStore`` executes them, one transaction per store call, retried (tenacity) on
-  TiDB write conflicts (errors 9007, 8002, 8022, 1213).
+  TiDB write conflicts (errors 9007, 8005, 8002, 8022, 1213).
 
 Embeddings are computed on the client by the product's own embedder; the store receives
 finished vectors and never relies on TiDB Cloud's server-side ``EMBED_TEXT``.
@@ -59,11 +59,13 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: TiDB error codes worth retrying the whole transaction for: 9007 write conflict
-#: (optimistic commit), 8002 "SELECT ... FOR UPDATE" write conflict, 8022 transaction
-#: retry failed, 1213 deadlock (pessimistic mode). Source: TiDB "Error Codes and
+#: TiDB error codes worth retrying the whole transaction for: 9007 write conflict in
+#: TiKV and 8005 "Write Conflict, txnStartTS is stale" (optimistic commit), 8002 a
+#: transaction with SELECT ... FOR UPDATE hit a commit conflict ("the application can
+#: safely retry the whole transaction"), 8022 transaction failed but safe to retry,
+#: 1213 deadlock (pessimistic mode, MySQL's code). Source: TiDB "Error Codes and
 #: Troubleshooting" and "Troubleshoot Write Conflicts in Optimistic Transactions".
-RETRYABLE_ERROR_CODES = frozenset({9007, 8002, 8022, 1213})
+RETRYABLE_ERROR_CODES = frozenset({9007, 8005, 8002, 8022, 1213})
 #: attempts per store call (first try included) before giving up with StoreError
 RETRY_ATTEMPTS = 5
 
@@ -591,7 +593,8 @@ class TiDBSQL:
     def list_threads(self, user_id: str, limit: int) -> Any:
         t = self.s.threads.c
         return (sa.select(self.s.threads).where(t.user_id == user_id)
-                .order_by(t.updated_at.desc(), t.id).limit(max(0, int(limit))))
+                .order_by(t.updated_at.desc(), t.created_at.desc(), t.id)
+                .limit(max(0, int(limit))))
 
     def delete_thread(self, user_id: str, thread_id: str) -> list[Any]:
         """Deletes of one thread's messages, then of the thread, both scoped by user."""
@@ -1013,8 +1016,8 @@ class TiDBStore(Store):
 
     def health(self) -> dict[str, Any]:
         """``{"ok", "detail", "vector_index", "fulltext", "tls", "notes"}``; ``detail``
-        names host/database (no password) and, when full-text search is unsupported,
-        says so. Never raises."""
+        names host/database (no password) followed by the notes on what this cluster
+        lacks (e.g. NO_FULLTEXT_NOTE). Never raises."""
         f = self._features
         base = {"vector_index": f.vector_index, "fulltext": f.fulltext,
                 "tls": self.settings.tls, "notes": list(f.notes)}
@@ -1023,7 +1026,8 @@ class TiDBStore(Store):
             self._tx("health check", lambda c: c.execute(sa.text("SELECT 1")).scalar())
         except Exception as exc:  # noqa: BLE001 - health must not raise
             return {"ok": False, "detail": f"{where}: {exc}", **base}
-        detail = where if f.fulltext else f"{where}; {NO_FULLTEXT_NOTE}"
+        # notes name what is missing (no FULLTEXT -> NO_FULLTEXT_NOTE, no HNSW index)
+        detail = "; ".join([where, *f.notes]) if f.notes else f"{where}; HNSW index, full-text search"
         return {"ok": True, "detail": detail, **base}
 
     def get_meta(self, key: str) -> str | None:
@@ -1132,7 +1136,8 @@ class TiDBStore(Store):
 
     def get_memories(self, user_id: str, ids: list[str]) -> list[MemoryRecord]:
         """Return the live memories of ``user_id`` among ``ids``."""
-        return self._get(user_id, list(ids), False) if ids else []
+        ids = list(dict.fromkeys(ids or []))
+        return self._get(user_id, ids, False) if ids else []
 
     def _get(self, user_id: str, ids: list[str], with_embedding: bool) -> list[MemoryRecord]:
         stmt = self.sql.get_memories(user_id, ids, utcnow(), with_embedding)
