@@ -12,6 +12,7 @@ This module holds what the pages have in common:
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -19,7 +20,7 @@ import tempfile
 import unicodedata
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import date, datetime, time, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -490,3 +491,136 @@ def image_path_of_user(data_dir: str | os.PathLike[str], user_id: str, raw: str 
     except (OSError, ValueError):
         return None
     return None
+
+
+# ---------------------------------------------------------------------------------------
+# Memories page: filters, table edits, export / import files
+# ---------------------------------------------------------------------------------------
+#: largest accepted import / restore file, in bytes (50 MiB)
+MAX_IMPORT_BYTES = 50 * 1024 * 1024
+
+
+def date_range(value: Any) -> tuple[datetime | None, datetime | None]:
+    """Turn a ``st.date_input`` range value (``()``, ``(d,)`` or ``(d0, d1)``) into
+    aware UTC ``(since, until)`` covering whole days; ``(None, None)`` when empty."""
+    days = [d for d in (value if isinstance(value, (list, tuple)) else [value])
+            if isinstance(d, date)]
+    if not days:
+        return None, None
+    since = datetime.combine(days[0], time.min, tzinfo=timezone.utc)
+    until = datetime.combine(days[-1], time.max, tzinfo=timezone.utc)
+    return since, until
+
+
+def parse_tags(value: Any) -> list[str]:
+    """Split a comma-separated tags cell into clean, unique tags (at most 8, each cut
+    to 40 characters)."""
+    out: list[str] = []
+    for tag in str(value or "").split(","):
+        tag = " ".join(tag.split())[:40]
+        if tag and tag not in out:
+            out.append(tag)
+    return out[:8]
+
+
+def apply_edits(mem: Any, user: str, edits: dict[str, Any], ids: list[str],
+                originals: dict[str, dict[str, Any]]) -> tuple[int, int, list[str]]:
+    """Apply a ``st.data_editor`` edit state to the user's memories.
+
+    ``edits["edited_rows"]`` maps a row number to ``{column: new value}``; ``ids`` gives
+    the memory id of each row; ``originals`` the shown ``{"text", "type"}`` per id.
+    Changes of text/type/importance/tags call ``mem.update(..., actor="user")`` (so the
+    history records a user edit); a ticked ``delete`` calls ``mem.delete``. Returns
+    ``(updated, deleted, errors)``; an invalid edit (e.g. empty text) is reported in
+    ``errors`` and does not stop the others.
+    """
+    updated = deleted = 0
+    errors: list[str] = []
+    for row, change in (edits.get("edited_rows") or {}).items():
+        try:
+            mid = ids[int(row)]
+        except (ValueError, IndexError):
+            continue
+        before = originals.get(mid, {})
+        label = str(before.get("text", mid))[:40]
+        try:
+            if change.get("delete"):
+                deleted += bool(mem.delete(mid, user))
+                continue
+            fields: dict[str, Any] = {}
+            text = None
+            if "text" in change and str(change["text"] or "").strip() != before.get("text"):
+                text = str(change["text"] or "")
+            if "type" in change and change["type"] and change["type"] != before.get("type"):
+                fields["type"] = change["type"]
+            if "importance" in change and change["importance"] is not None:
+                fields["importance"] = int(change["importance"])
+            if "tags" in change:
+                fields["tags"] = parse_tags(change["tags"])
+            if text is None and not fields:
+                continue
+            if mem.update(mid, text, user, actor="user", **fields) is not None:
+                updated += 1
+            else:
+                errors.append(f"“{label}”: it no longer exists")
+        except ValueError as exc:
+            errors.append(f"“{label}”: {exc}")
+    return updated, deleted, errors
+
+
+def export_json_text(export: dict[str, Any]) -> str:
+    """Return a ``mem.export`` dict as indented UTF-8 JSON text."""
+    return json.dumps(export, ensure_ascii=False, indent=2)
+
+
+#: columns of the CSV export, in order
+CSV_COLUMNS = ["id", "text", "type", "importance", "tags", "source", "created_at",
+               "updated_at", "access_count", "metadata"]
+
+
+def export_csv_text(export: dict[str, Any]) -> str:
+    """Return the memories of a ``mem.export`` dict as CSV text: one row per memory,
+    columns ``CSV_COLUMNS``, tags joined by ``;``, metadata as JSON."""
+    import pandas as pd
+
+    df = pd.DataFrame(export.get("memories") or [], columns=CSV_COLUMNS)
+    if not df.empty:
+        df["tags"] = df["tags"].map(lambda t: ";".join(t or []))
+        df["metadata"] = df["metadata"].map(lambda m: json.dumps(m or {}, ensure_ascii=False))
+    buf = io.StringIO()
+    df.to_csv(buf, index=False)
+    return buf.getvalue()
+
+
+def parse_export_file(raw: bytes, max_bytes: int = MAX_IMPORT_BYTES) -> dict[str, Any]:
+    """Decode and check an uploaded Memory Chat export/backup file.
+
+    Returns the parsed dict. Raises ValueError naming the first problem: file larger
+    than ``max_bytes``, not UTF-8, not JSON, not an object with a ``memories`` list,
+    or a memory without a ``text`` string, with an unknown ``type`` or a bad date.
+    Nothing should be written (or deleted) before this passes.
+    """
+    from memory.types import MEMORY_TYPES, MemoryRecord
+
+    if len(raw) > max_bytes:
+        raise ValueError(f"the file is {human_bytes(len(raw))}; the limit is "
+                         f"{human_bytes(max_bytes)}")
+    try:
+        data = json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise ValueError("the file is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"the file is not valid JSON (line {exc.lineno}, column "
+                         f"{exc.colno}: {exc.msg})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("memories"), list):
+        raise ValueError("the file is not a Memory Chat export (no 'memories' list)")
+    for i, item in enumerate(data["memories"]):
+        if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+            raise ValueError(f"memories[{i}] needs a 'text' string")
+        if item.get("type") is not None and item["type"] not in MEMORY_TYPES:
+            raise ValueError(f"memories[{i}] has unknown type {item['type']!r}")
+        try:
+            MemoryRecord.from_dict(item, user_id="check")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"memories[{i}] is malformed ({exc})") from None
+    return data

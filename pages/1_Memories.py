@@ -2,9 +2,7 @@
 the current user's memories. Only the public ``Memory`` API is used."""
 from __future__ import annotations
 
-import io
-import json
-from datetime import date, datetime, time, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import pandas as pd
@@ -17,21 +15,6 @@ st.set_page_config(page_title="Memories · Memory Chat", page_icon="🗂️", la
 
 #: rows per page of the table
 PAGE_SIZE = 100
-#: largest accepted import file (bytes)
-MAX_IMPORT_BYTES = 50 * 1024 * 1024
-EDITABLE = ("text", "type", "importance", "tags")
-
-
-def date_range(value: Any) -> tuple[datetime | None, datetime | None]:
-    """Turn a ``st.date_input`` range value (``()``, ``(d,)`` or ``(d0, d1)``) into
-    aware UTC ``(since, until)`` covering whole days; None where open."""
-    days = [d for d in (value if isinstance(value, (list, tuple)) else [value])
-            if isinstance(d, date)]
-    if not days:
-        return None, None
-    since = datetime.combine(days[0], time.min, tzinfo=timezone.utc)
-    until = datetime.combine(days[-1], time.max, tzinfo=timezone.utc)
-    return since, until
 
 
 def records_frame(rows: list[tuple[Any, float | None]]) -> pd.DataFrame:
@@ -51,60 +34,11 @@ def records_frame(rows: list[tuple[Any, float | None]]) -> pd.DataFrame:
                                       "updated", "recalled", "score", "delete", "id"])
 
 
-def parse_tags(value: Any) -> list[str]:
-    """Split a comma-separated tags cell into clean, unique tags (max 8)."""
-    out: list[str] = []
-    for tag in str(value or "").split(","):
-        tag = " ".join(tag.split())
-        if tag and tag not in out:
-            out.append(tag[:40])
-    return out[:8]
-
-
-def apply_edits(mem: Any, user: str, edits: dict[str, Any], ids: list[str],
-                originals: dict[str, dict[str, Any]]) -> tuple[int, int, list[str]]:
-    """Apply a data_editor edit state (``edited_rows``: ``{row: {column: value}}``) to
-    the memories ``ids`` (row order). Edits of text/type/importance/tags call
-    ``mem.update(..., actor="user")`` (recorded in history as a user edit); a ticked
-    ``delete`` calls ``mem.delete``. Returns ``(updated, deleted, errors)``."""
-    updated = deleted = 0
-    errors: list[str] = []
-    for row, change in (edits.get("edited_rows") or {}).items():
-        try:
-            mid = ids[int(row)]
-        except (ValueError, IndexError):
-            continue
-        try:
-            if change.get("delete"):
-                deleted += bool(mem.delete(mid, user))
-                continue
-            before = originals.get(mid, {})
-            fields: dict[str, Any] = {}
-            text = None
-            if "text" in change and str(change["text"] or "").strip() != before.get("text"):
-                text = str(change["text"] or "")
-            if "type" in change and change["type"] != before.get("type"):
-                fields["type"] = change["type"]
-            if "importance" in change and change["importance"] is not None:
-                fields["importance"] = int(change["importance"])
-            if "tags" in change:
-                fields["tags"] = parse_tags(change["tags"])
-            if text is None and not fields:
-                continue
-            if mem.update(mid, text, user, actor="user", **fields) is not None:
-                updated += 1
-            else:
-                errors.append(f"{before.get('text', mid)[:40]}: no longer exists")
-        except ValueError as exc:
-            errors.append(f"{originals.get(mid, {}).get('text', mid)[:40]}: {exc}")
-    return updated, deleted, errors
-
-
 def _save(mem: Any, user: str, key: str) -> None:
     ids = st.session_state.get("mem_editor_ids", [])
     originals = st.session_state.get("mem_editor_orig", {})
     edits = st.session_state.get(key) or {}
-    updated, deleted, errors = apply_edits(mem, user, edits, ids, originals)
+    updated, deleted, errors = ui.apply_edits(mem, user, edits, ids, originals)
     st.session_state["mem_editor_nonce"] = st.session_state.get("mem_editor_nonce", 0) + 1
     st.session_state["mem_flash"] = (updated, deleted, errors)
 
@@ -116,43 +50,6 @@ def _discard() -> None:
 def _delete_one(mem: Any, user: str, memory_id: str) -> None:
     ok = mem.delete(memory_id, user)
     st.session_state["mem_flash"] = (0, int(bool(ok)), [] if ok else ["already deleted"])
-
-
-def export_json(mem: Any, user: str) -> str:
-    """Return the user's export (``mem.export``) as pretty JSON text."""
-    return json.dumps(mem.export(user), ensure_ascii=False, indent=2)
-
-
-def export_csv(mem: Any, user: str) -> str:
-    """Return the user's memories as CSV (one row per memory, tags joined by ``;``)."""
-    rows = mem.export(user)["memories"]
-    df = pd.DataFrame(rows, columns=["id", "text", "type", "importance", "tags", "source",
-                                     "created_at", "updated_at", "access_count", "metadata"])
-    if not df.empty:
-        df["tags"] = df["tags"].map(lambda t: ";".join(t or []))
-        df["metadata"] = df["metadata"].map(lambda m: json.dumps(m or {}, ensure_ascii=False))
-    buf = io.StringIO()
-    df.to_csv(buf, index=False)
-    return buf.getvalue()
-
-
-def parse_import(raw: bytes) -> dict:
-    """Decode an uploaded export file. Raises ValueError with a readable message for
-    an oversized file, bad encoding or invalid JSON (shape is checked by
-    ``mem.import_``)."""
-    if len(raw) > MAX_IMPORT_BYTES:
-        raise ValueError(f"The file is {ui.human_bytes(len(raw))}; the limit is "
-                         f"{ui.human_bytes(MAX_IMPORT_BYTES)}.")
-    try:
-        data = json.loads(raw.decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        raise ValueError("The file is not UTF-8 text.") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"The file is not valid JSON (line {exc.lineno}, column "
-                         f"{exc.colno}: {exc.msg}).") from None
-    if not isinstance(data, dict):
-        raise ValueError("The file must contain a JSON object (a Memory Chat export).")
-    return data
 
 
 def main() -> None:
@@ -183,7 +80,7 @@ def browse(mem: Any, user: str) -> None:
                           help="Hybrid search: meaning (vectors) + keywords (BM25).")
     types = c2.multiselect("Types", list(MEMORY_TYPES), key="mem_types",
                            placeholder="All types")
-    since, until = date_range(c3.date_input("Created between", value=[], key="mem_dates",
+    since, until = ui.date_range(c3.date_input("Created between", value=[], key="mem_dates",
                                             format="YYYY-MM-DD"))
 
     rows: list[tuple[Any, float | None]] = []
@@ -288,11 +185,11 @@ def export_import(mem: Any, user: str) -> None:
                "profile and the chats (JSON), or just the memories (CSV).")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M")
     c1, c2, _ = st.columns([0.25, 0.25, 0.5])
-    c1.download_button("Export JSON", data=lambda: export_json(mem, user),
+    c1.download_button("Export JSON", data=lambda: ui.export_json_text(mem.export(user)),
                        file_name=f"memory-chat-{user}-{stamp}.json", mime="application/json",
                        icon=":material/download:", on_click="ignore", key="dl_json",
                        width="stretch")
-    c2.download_button("Export CSV", data=lambda: export_csv(mem, user),
+    c2.download_button("Export CSV", data=lambda: ui.export_csv_text(mem.export(user)),
                        file_name=f"memory-chat-{user}-{stamp}.csv", mime="text/csv",
                        icon=":material/table:", on_click="ignore", key="dl_csv",
                        width="stretch")
@@ -304,7 +201,7 @@ def export_import(mem: Any, user: str) -> None:
     if st.button("Import", key="import_go", type="primary", disabled=up is None,
                  icon=":material/upload:"):
         try:
-            data = parse_import(up.getvalue())
+            data = ui.parse_export_file(up.getvalue())
             result = mem.import_(data, user)
         except ValueError as exc:
             st.error(f"Nothing was imported: {exc}", icon="🚫")

@@ -9,7 +9,6 @@ memories. A whole-database copy would expose every user's data, so it is left to
 operator (copy ``memory.db`` while the app is stopped)."""
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,8 @@ import pandas as pd
 import streamlit as st
 
 from memory import ui_state as ui
-from memory.types import MEMORY_TYPES, MemoryRecord
 
 st.set_page_config(page_title="Settings · Memory Chat", page_icon="⚙️", layout="wide")
-
-MAX_RESTORE_BYTES = 50 * 1024 * 1024
 
 
 def config_frame(mem: Any) -> pd.DataFrame:
@@ -79,7 +75,7 @@ def main() -> None:
                "history, the profile and the chats. Other users are never included.")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M")
     st.download_button("Download backup", key="backup_dl", icon=":material/backup:",
-                       data=lambda: json.dumps(mem.export(user), ensure_ascii=False, indent=2),
+                       data=lambda: ui.export_json_text(mem.export(user)),
                        file_name=f"memory-chat-backup-{user}-{stamp}.json",
                        mime="application/json", on_click="ignore")
     up = st.file_uploader("Restore from a backup file", type=["json"], key="restore_file")
@@ -99,36 +95,12 @@ def main() -> None:
                    + ".", icon="✅")
 
 
-def check_backup(data: Any) -> None:
-    """Raise ValueError naming the first problem if ``data`` is not a Memory Chat
-    export: an object whose ``memories`` are objects with a ``text`` string, a known
-    ``type`` and ISO-8601 dates. Checked before anything is deleted."""
-    if not isinstance(data, dict) or not isinstance(data.get("memories"), list):
-        raise ValueError("the file is not a Memory Chat backup (no 'memories' list)")
-    for i, item in enumerate(data["memories"]):
-        if not isinstance(item, dict) or not isinstance(item.get("text"), str):
-            raise ValueError(f"memories[{i}] needs a 'text' string")
-        if item.get("type") is not None and item["type"] not in MEMORY_TYPES:
-            raise ValueError(f"memories[{i}] has unknown type {item['type']!r}")
-        try:
-            MemoryRecord.from_dict(item, user_id="check")
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"memories[{i}] is malformed ({exc})") from None
-
-
 def restore(mem: Any, user: str, raw: bytes, replace: bool) -> None:
     """Validate a backup file and import it into ``user`` (after ``delete_all`` when
-    ``replace``); nothing is deleted unless the file parsed as a JSON object with a
-    ``memories`` list."""
+    ``replace``); nothing is deleted unless the whole file passed
+    ``ui.parse_export_file``."""
     try:
-        if len(raw) > MAX_RESTORE_BYTES:
-            raise ValueError(f"the file is {ui.human_bytes(len(raw))}; the limit is "
-                             f"{ui.human_bytes(MAX_RESTORE_BYTES)}")
-        try:
-            data = json.loads(raw.decode("utf-8-sig"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"the file is not valid JSON ({exc})") from None
-        check_backup(data)
+        data = ui.parse_export_file(raw)
         deleted = mem.delete_all(user) if replace else 0
         result = dict(mem.import_(data, user))
         result["deleted"] = deleted
