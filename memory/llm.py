@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import socket
 import threading
 import time
 from typing import Any, Iterator
@@ -386,7 +387,9 @@ class LLM:
 
         Returns ``{"ok": bool, "detail": str, "model": str|None, "base_url": str,
         "latency_ms": float|None}``. Never raises; never starts the local server (a
-        stopped local server is reported as down with how to start it).
+        stopped local server is reported as down with how to start it). A server that
+        accepts connections but does not answer in time counts as ok ("busy"): the local
+        llama.cpp server answers ``/models`` only between generations.
         """
         out: dict[str, Any] = {"ok": False, "detail": "", "model": self._model,
                                "base_url": self.base_url, "latency_ms": None}
@@ -407,6 +410,15 @@ class LLM:
             out["latency_ms"] = round((time.perf_counter() - start) * 1000, 1)
             out["ok"] = True
             out["detail"] = "reachable (no /models endpoint)"
+        except openai.APITimeoutError as exc:
+            out["latency_ms"] = round((time.perf_counter() - start) * 1000, 1)
+            if _accepts_connections(self.base_url):
+                # e.g. llama-cpp-python answers /models only between generations
+                out["ok"] = True
+                out["detail"] = (f"reachable but busy (no answer to /models within "
+                                 f"{HEALTH_TIMEOUT:g}s)")
+            else:
+                out["detail"] = str(self._wrap(exc))
         except Exception as exc:  # noqa: BLE001 - health must never raise
             out["latency_ms"] = round((time.perf_counter() - start) * 1000, 1)
             out["detail"] = str(self._wrap(exc))
@@ -420,6 +432,17 @@ class LLM:
             if self._client is not None:
                 self._client.close()
                 self._client = None
+
+
+def _accepts_connections(url: str, timeout: float = 1.0) -> bool:
+    """True when the host:port of ``url`` accepts a TCP connection within ``timeout`` s."""
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def _error_message(exc: "openai.APIStatusError") -> str:

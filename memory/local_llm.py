@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -261,6 +262,30 @@ def served_models(config: Config, timeout: float = 2.0) -> list[str] | None:
         return None
 
 
+def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
+    """True when something accepts TCP connections on ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _wait_busy(config: Config, deadline: float) -> list[str] | None:
+    """Poll a server that accepts connections but does not answer ``/v1/models`` yet
+    (llama-cpp-python answers it only between generations, or it is still loading)
+    until it lists its models, the port closes, or ``deadline`` seconds pass."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        models = served_models(config, timeout=min(30.0, max(1.0, end - time.monotonic())))
+        if models is not None:
+            return models
+        if not port_open(config.local_llm_host, config.local_llm_port):
+            return None
+        time.sleep(0.5)
+    return None
+
+
 def _read_pid(pid_file: Path) -> int | None:
     try:
         pid = int(pid_file.read_text().strip())
@@ -286,7 +311,8 @@ def ensure_server(config: Config, deadline: float = SERVER_START_DEADLINE) -> st
     """Make sure the local llama.cpp server is up and return its base URL (``…/v1``).
 
     Reuses a server already answering on ``LOCAL_LLM_HOST:LOCAL_LLM_PORT`` with the
-    configured model. Otherwise (under a file lock in ``MEMORY_DATA_DIR``, so two
+    configured model (waiting for it when it accepts connections but is busy: the
+    llama-cpp-python server answers ``/v1/models`` only between generations). Otherwise (under a file lock in ``MEMORY_DATA_DIR``, so two
     processes never start two servers) assembles the model and starts
     ``python -m llama_cpp.server`` detached (own session, survives this process),
     logging to ``<data dir>/llama-server.log`` with its pid in ``llama-server.pid``,
@@ -303,6 +329,14 @@ def ensure_server(config: Config, deadline: float = SERVER_START_DEADLINE) -> st
     log, pid_file, lock = _paths(config)
     with _file_lock(lock, timeout=deadline + 60):
         models = served_models(config)
+        if models is None and port_open(config.local_llm_host, config.local_llm_port):
+            # something listens but is busy (a long generation) or still loading
+            models = _wait_busy(config, deadline)
+            if models is None and port_open(config.local_llm_host, config.local_llm_port):
+                raise LocalModelError(
+                    f"Port {config.local_llm_port} is in use but does not answer "
+                    f"{url}/models within {deadline:.0f}s; stop that process or set "
+                    "LOCAL_LLM_PORT")
         if models is not None and alias in models:
             return url
         pid = _read_pid(pid_file)

@@ -196,6 +196,8 @@ class ScriptedLLM:
         self.responder = responder
         self.model = model
         self.default = default
+        #: seconds GET /models waits before answering (a busy llama.cpp server)
+        self.models_delay = 0.0
         self.requests: list[Request] = []
         self._queue: deque[Reply] = deque()
         self._lock = threading.Lock()
@@ -311,6 +313,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server naming
         self.owner._record(Request(self.path, "GET", {}, {k.lower(): v for k, v in self.headers.items()}))
         if self.path.rstrip("/").endswith("/models"):
+            if self.owner.models_delay:
+                time.sleep(self.owner.models_delay)  # simulated busy server
             self._send_json(200, {"object": "list", "data": [
                 {"id": self.owner.model, "object": "model", "created": 0, "owned_by": "scripted"}]})
         else:

@@ -317,6 +317,15 @@ def test_health_reports_ok_and_latency(llm, scripted_llm):
     assert llm.calls == 0
 
 
+def test_health_of_a_busy_server_is_ok_but_says_busy(llm, scripted_llm, monkeypatch):
+    import memory.llm as llm_module
+    monkeypatch.setattr(llm_module, "HEALTH_TIMEOUT", 0.3)
+    scripted_llm.models_delay = 1.5
+    health = llm.health()
+    assert health["ok"] is True and health["detail"].startswith("reachable but busy")
+    assert health["latency_ms"] < 1200
+
+
 def test_health_flags_a_model_the_server_does_not_list(make_config, scripted_llm):
     health = LLM(make_config(llm_model="gpt-unknown")).health()
     assert health["ok"] is True and "'gpt-unknown' is not among" in health["detail"]

@@ -123,6 +123,15 @@ def test_ensure_server_reuses_a_server_that_serves_the_model(tmp_path):
     assert not (tmp_path / "llama-server.log").exists()
 
 
+def test_ensure_server_waits_for_a_busy_server_instead_of_starting_another(tmp_path):
+    with ScriptedLLM(model="qwen2.5-coder-0.5b") as server:
+        server.models_delay = 2.5  # longer than the 2 s quick probe
+        config = _local_config(tmp_path, server.port, local_llm_model="qwen2.5-coder-0.5b")
+        assert local_llm.ensure_server(config, deadline=20) == server.base_url
+    assert not (tmp_path / "llama-server.pid").exists()
+    assert not (tmp_path / "llama-server.log").exists()
+
+
 def test_ensure_server_refuses_a_port_taken_by_another_model(tmp_path):
     with ScriptedLLM(model="someone-elses-model") as server:
         config = _local_config(tmp_path, server.port)

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Start Memory Chat.
+#
+#   ./run.sh [streamlit args...]   # web app on http://localhost:${PORT:-8501}
+#   ./run.sh chat [main.py args...] # terminal chat / memory CLI (python main.py ...)
+#
+# Installs what is missing (scripts/install.sh), and when no OPENAI_BASE_URL /
+# OPENAI_API_KEY is configured, assembles the offline model and starts its llama.cpp
+# server in the background (reused if it already runs; stop it with
+# `python -m memory.local_llm stop`).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+PY="${PYTHON:-python3}"
+
+bash scripts/install.sh
+
+if "$PY" -c 'import sys; from memory.config import load_config; sys.exit(0 if load_config().uses_local_llm else 1)'; then
+  echo "run: starting the offline model (first start assembles ~1 GB, then takes a few seconds)"
+  "$PY" -m memory.local_llm start
+fi
+
+if [[ "${1:-}" == "chat" ]]; then
+  shift
+  exec "$PY" main.py "$@"
+fi
+exec "$PY" -m streamlit run app.py --server.port "${PORT:-8501}" --server.headless true \
+  --browser.gatherUsageStats false "$@"
