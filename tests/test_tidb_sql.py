@@ -165,7 +165,7 @@ def _statements(q: TiDBSQL) -> dict[str, list]:
         "list_threads": [q.list_threads("u1", 10)],
         "delete_thread": q.delete_thread("u1", "t1"),
         "get_message": [q.get_message("u1", "m1")],
-        "next_seq": [q.next_seq("u1", "t1")],
+        "last_seq": [q.last_seq("u1", "t1")],
         "bump_thread": [q.bump_thread("u1", "t1", NOW)],
         "get_messages": [q.get_messages("u1", "t1", -1, None), q.get_messages("u1", "t1", 3, 2)],
         # inserts carry user_id as a value; upserts only overwrite rows of the same user
@@ -204,6 +204,15 @@ def test_every_select_update_delete_filters_by_user(q):
             assert " WHERE " in text, (name, text)
             where = text.split(" WHERE ", 1)[1]
             assert re.search(r"\b(memories|memory_history|profiles|threads|messages)\.user_id = %s", where), (name, text)
+
+
+def test_message_append_reads_the_latest_rows_with_locks(q):
+    """add_message's reads are locking reads: in TiDB's pessimistic mode a plain SELECT
+    sees the transaction's start snapshot, so MAX(seq) could be stale."""
+    for stmt in (q.get_thread("u1", "t1", for_update=True), q.last_seq("u1", "t1"),
+                 q.get_message("u1", "m1")):
+        assert sql(stmt).endswith("FOR UPDATE"), sql(stmt)
+    assert "ORDER BY messages.seq DESC LIMIT %s FOR UPDATE" in sql(q.last_seq("u1", "t1"))
 
 
 def test_deletes_are_all_scoped_and_nothing_truncates(q):

@@ -603,13 +603,18 @@ class TiDBSQL:
                 sa.delete(thr).where(thr.c.user_id == user_id, thr.c.id == thread_id)]
 
     def get_message(self, user_id: str, message_id: str) -> Any:
+        """The message row (locking read: ``FOR UPDATE`` reads the latest committed data
+        in TiDB's pessimistic mode, not the transaction's start snapshot)."""
         m = self.s.messages
-        return sa.select(m).where(m.c.user_id == user_id, m.c.id == message_id)
+        return sa.select(m).where(m.c.user_id == user_id, m.c.id == message_id).with_for_update()
 
-    def next_seq(self, user_id: str, thread_id: str) -> Any:
+    def last_seq(self, user_id: str, thread_id: str) -> Any:
+        """``SELECT seq ... ORDER BY seq DESC LIMIT 1 FOR UPDATE``: the thread's last
+        position, read with a lock (a plain SELECT in a pessimistic TiDB transaction
+        reads the start snapshot and could miss a message committed meanwhile)."""
         m = self.s.messages.c
-        return (sa.select(sa.func.coalesce(sa.func.max(m.seq), -1) + 1)
-                .where(m.user_id == user_id, m.thread_id == thread_id))
+        return (sa.select(m.seq).where(m.user_id == user_id, m.thread_id == thread_id)
+                .order_by(m.seq.desc()).limit(1).with_for_update())
 
     def insert_message(self, message: Message) -> Any:
         return sa.insert(self.s.messages).values(
@@ -917,11 +922,12 @@ class TiDBStore(Store):
         stored_id, stored_dim = self.get_meta("embedder_id"), self._column_dim()
         if (stored_dim is not None and stored_dim != dim) or (stored_id and stored_id != embedder_id):
             if self._tx("check memories", lambda c: c.execute(self.sql.any_memory()).first()):
+                message = (f"the TiDB store holds vectors of {stored_id or 'another embedder'} "
+                           f"({self.get_meta('dim') or stored_dim} dimensions), not "
+                           f"{embedder_id} ({dim}); run `python main.py reembed` or "
+                           "configure the old embedder")
                 self.close()
-                raise EmbedderMismatchError(
-                    f"the TiDB store holds vectors of {stored_id or 'another embedder'} "
-                    f"({stored_dim} dimensions), not {embedder_id} ({dim}); run "
-                    "`python main.py reembed` or configure the old embedder")
+                raise EmbedderMismatchError(message)
             self.reset_vector_index(embedder_id, dim)
         self._ensure_search_indexes()
         self.set_meta("embedder_id", embedder_id)
@@ -1272,7 +1278,8 @@ class TiDBStore(Store):
                 if old._mapping["thread_id"] == message.thread_id:
                     return _message(old)
                 raise ValueError(f"message id {message.id} is already used")
-            stored.seq = int(c.execute(sql.next_seq(user_id, message.thread_id)).scalar())
+            last = c.execute(sql.last_seq(user_id, message.thread_id)).scalar()
+            stored.seq = 0 if last is None else int(last) + 1
             try:
                 c.execute(sql.insert_message(stored))
             except sa.exc.IntegrityError as exc:
