@@ -16,7 +16,7 @@ import streamlit as st
 
 from memory import ui_state as ui
 
-st.set_page_config(page_title="Memory Chat", page_icon="🧠", layout="wide")
+st.set_page_config(page_title="Memory Chat", page_icon=":material/psychology:", layout="wide")
 
 #: memories shown in the live panel (the Memories page shows everything)
 PANEL_LIMIT = 50
@@ -70,7 +70,7 @@ def used_for_message(msg: Any) -> dict[str, Any] | None:
                          for n, i in enumerate(ids)]}
 
 
-def _flash(text: str, icon: str = "✅") -> None:
+def _flash(text: str, icon: str = ":material/check_circle:") -> None:
     st.session_state.setdefault("_flash", []).append((text, icon))
 
 
@@ -90,34 +90,35 @@ def _open_thread(thread_id: str) -> None:
 def _rename_thread(mem: Any, user: str, thread_id: str) -> None:
     title = " ".join(str(st.session_state.get(f"title_{thread_id}", "")).split())
     if not title:
-        _flash("A chat title cannot be empty.", "⚠️")
+        _flash("A chat title cannot be empty.", ":material/warning:")
         return
     try:
         ok = mem.rename_thread(user, thread_id, title[:80])
     except Exception as exc:  # noqa: BLE001 - shown to the user
-        _flash(f"Could not rename the chat: {exc}", "⚠️")
+        _flash(f"Could not rename the chat: {exc}", ":material/warning:")
         return
-    _flash("Chat renamed." if ok else "That chat no longer exists.", "✅" if ok else "⚠️")
+    _flash("Chat renamed." if ok else "That chat no longer exists.",
+           ":material/check_circle:" if ok else ":material/warning:")
 
 
 def _delete_thread(mem: Any, user: str, thread_id: str) -> None:
     try:
         ok = mem.delete_thread(user, thread_id)
     except Exception as exc:  # noqa: BLE001
-        _flash(f"Could not delete the chat: {exc}", "⚠️")
+        _flash(f"Could not delete the chat: {exc}", ":material/warning:")
         return
     if st.session_state.get(ui.THREAD_KEY) == thread_id:
         st.session_state[ui.THREAD_KEY] = None
-    _flash("Chat deleted." if ok else "That chat no longer exists.", "🗑️")
+    _flash("Chat deleted." if ok else "That chat no longer exists.", ":material/delete:")
 
 
 def _delete_memory(mem: Any, user: str, memory_id: str) -> None:
     try:
         ok = mem.delete(memory_id, user)
     except Exception as exc:  # noqa: BLE001
-        _flash(f"Could not delete the memory: {exc}", "⚠️")
+        _flash(f"Could not delete the memory: {exc}", ":material/warning:")
         return
-    _flash("Memory deleted." if ok else "That memory was already gone.", "🗑️")
+    _flash("Memory deleted." if ok else "That memory was already gone.", ":material/delete:")
 
 
 def _restore_input(text: str) -> None:
@@ -211,10 +212,10 @@ def _do_clear(mem: Any, user: str) -> None:
     try:
         deleted = mem.delete_all(user)
     except Exception as exc:  # noqa: BLE001 - shown to the user
-        _flash(f"Could not delete your memories: {exc}", "⚠️")
+        _flash(f"Could not delete your memories: {exc}", ":material/warning:")
         return
     st.session_state.pop("last_changes", None)
-    _flash(f"Deleted {deleted} {'memory' if deleted == 1 else 'memories'}.", "🗑️")
+    _flash(f"Deleted {deleted} {'memory' if deleted == 1 else 'memories'}.", ":material/delete:")
 
 
 @st.dialog("Clear all my memories?", on_dismiss=_cancel_clear)
@@ -239,7 +240,7 @@ def render_changes(last: dict[str, Any]) -> dict[str, str]:
     with st.container(border=True, key="last_changes_box"):
         st.markdown("**Last message changed**")
         if last.get("error"):
-            st.warning(f"Memories were not updated: {last['error']}", icon="⚠️")
+            st.warning(f"Memories were not updated: {last['error']}", icon=":material/warning:")
             return highlight
         real = [c for c in last.get("changes", []) if c.get("event") in ("ADD", "UPDATE", "DELETE")]
         if not real:
@@ -265,7 +266,7 @@ def render_changes(last: dict[str, Any]) -> dict[str, str]:
 def render_panel(mem: Any, user: str) -> None:
     """The right-hand panel: profile, last changes, the memories (newest first) with a
     delete button each, the total and "Clear all my memories"."""
-    st.subheader("🧠 What I remember")
+    st.subheader(":material/psychology: What I remember")
     if st.session_state.get("pending"):
         _poll_extraction(user)
 
@@ -281,11 +282,8 @@ def render_panel(mem: Any, user: str) -> None:
     highlight = render_changes(last) if last and last.get("user_id") == user else {}
 
     total = mem.count(user)
-    c1, c2 = st.columns([0.55, 0.45], vertical_alignment="center")
-    c1.markdown(f"**{total}** {'memory' if total == 1 else 'memories'}",
+    st.markdown(f"**{total}** {'memory' if total == 1 else 'memories'}",
                 help="Newest first. The Memories page can search, edit and export them.")
-    c2.button("Clear all my memories", key="clear_all", icon=":material/delete_sweep:",
-              disabled=total == 0, width="stretch", on_click=_ask_clear)
     if st.session_state.get("confirm_clear"):
         if total:
             _confirm_clear(mem, user)
@@ -295,30 +293,33 @@ def render_panel(mem: Any, user: str) -> None:
     records = mem.list(user, limit=PANEL_LIMIT)
     if not records:
         st.caption("No memories yet.")
-        return
-    box = st.container(height=PANEL_LIST_HEIGHT if len(records) > 4 else "content",
-                       border=False, key="memory_list")
-    with box:
-        for r in records:
-            with st.container(border=True, key=f"mem_{r.id}"):
-                a, b = st.columns([0.88, 0.12], vertical_alignment="center")
-                mark = ""
-                if r.id in highlight:
-                    mark = " " + {"ADD": ":green-badge[new]",
-                                  "UPDATE": ":orange-badge[updated]"}.get(highlight[r.id], "")
-                a.markdown(f"{ui.type_badge(r.type)}{mark} {ui.md_escape(r.text)}")
-                img = ui.image_path_of_user(mem.config.memory_data_dir, user,
-                                            (r.metadata or {}).get("image_path"))
-                meta = f"{ui.importance_stars(r.importance)} · {ui.ago(r.created_at)}"
-                if img:
-                    meta += " · 🖼 image"
-                a.caption(meta)
-                b.button("", key=f"del_{r.id}", icon=":material/delete:", type="tertiary",
-                         help="Delete this memory", on_click=_delete_memory,
-                         args=(mem, user, r.id))
-        if total > len(records):
-            st.caption(f"Showing the newest {len(records)} of {total}. See the Memories "
-                       "page for all of them.")
+    else:
+        box = st.container(height=PANEL_LIST_HEIGHT if len(records) > 4 else "content",
+                           border=False, key="memory_list")
+        with box:
+            for r in records:
+                with st.container(border=True, key=f"mem_{r.id}"):
+                    a, b = st.columns([0.88, 0.12], vertical_alignment="center")
+                    mark = ""
+                    if r.id in highlight:
+                        mark = " " + {"ADD": ":green-badge[new]",
+                                      "UPDATE": ":orange-badge[updated]"}.get(highlight[r.id], "")
+                    a.markdown(f"{ui.type_badge(r.type)}{mark} {ui.md_escape(r.text)}")
+                    img = ui.image_path_of_user(mem.config.memory_data_dir, user,
+                                                (r.metadata or {}).get("image_path"))
+                    meta = f"{ui.importance_stars(r.importance)} · {ui.ago(r.created_at)}"
+                    if img:
+                        meta += " · :material/image: image"
+                    a.caption(meta)
+                    b.button("", key=f"del_{r.id}", icon=":material/delete:", type="tertiary",
+                             help="Delete this memory", on_click=_delete_memory,
+                             args=(mem, user, r.id))
+            if total > len(records):
+                st.caption(f"Showing the newest {len(records)} of {total}. See the Memories "
+                           "page for all of them.")
+    st.button("Clear all my memories", key="clear_all", icon=":material/delete_sweep:",
+              disabled=total == 0, width="stretch", on_click=_ask_clear,
+              help=f"Delete every memory and the profile of {user}; chats are kept.")
 
 
 # ---------------------------------------------------------------------------------------
@@ -346,9 +347,8 @@ def render_message(mem: Any, user: str, msg: Any) -> None:
                     if mems:
                         st.caption("Memories (most relevant first)")
                     for m in mems:
-                        st.markdown(f"{ui.type_badge(m.get('type', 'fact'))} "
-                                    f"{ui.md_escape(m.get('text', ''))} "
-                                    f":gray[· {float(m.get('score') or 0):.3f}]")
+                        badge = ui.type_badge(m["type"]) + " " if m.get("type") else ""
+                        st.markdown(f"{badge}{ui.md_escape(m.get('text', ''))}")
                     if not mems and not used.get("profile"):
                         st.caption("No memories were given to the model for this reply.")
 
@@ -392,7 +392,7 @@ def _prepare_image(mem: Any, user: str, file: Any, text: str,
                "describe and remember pictures.")
         if not text:
             _fail_before_send(text, thread_id, msg)
-        _flash(msg + " Your text was sent without the image.", "🖼️")
+        _flash(msg + " Your text was sent without the image.", ":material/image:")
         return None, None, None
     try:
         with st.spinner("Looking at the image…"):
@@ -471,7 +471,7 @@ def render_chat(mem: Any, user: str, thread: Any | None) -> None:
     with box:
         if not msgs:
             st.markdown(
-                f"#### Hi {ui.md_escape(user)} 👋\n"
+                f"#### :material/waving_hand: Hi {ui.md_escape(user)}\n"
                 "I'm a chat assistant with a long-term memory. Tell me about yourself — "
                 "your name, what you like, what you're working on — and I'll remember it "
                 "in every chat. The panel on the right shows what I remember; you can "
@@ -482,7 +482,7 @@ def render_chat(mem: Any, user: str, thread: Any | None) -> None:
             render_message(mem, user, m)
         err = st.session_state.get("last_error")
         if err and err.get("thread_id") == thread_id:
-            st.error(err["error"], icon="⚠️")
+            st.error(err["error"], icon=":material/warning:")
             if err.get("text") and not err.get("restored"):
                 st.button("Put my message back in the box", key="restore_msg",
                           icon=":material/undo:", on_click=_restore_input,
@@ -492,7 +492,7 @@ def render_chat(mem: Any, user: str, thread: Any | None) -> None:
         st.session_state["chat_input"] = st.session_state.pop("_restore_input")
     vision = bool(mem.config.vision_model)
     prompt = st.chat_input(
-        "Message Memory Chat… (attach an image with the clip)" if vision else
+        "Message Memory Chat… (＋ attaches an image)" if vision else
         "Message Memory Chat…",
         key="chat_input", accept_file=True, file_type=list(ui.IMAGE_TYPES),
         max_chars=mem.config.memory_max_message_chars,
@@ -505,9 +505,10 @@ def render_chat(mem: Any, user: str, thread: Any | None) -> None:
 # page
 # ---------------------------------------------------------------------------------------
 def main() -> None:
-    """Build the page: sidebar (user, chats, status), chat column and memory panel."""
+    """Build the Chat page: sidebar (navigation, user, chats, status), chat column and
+    the live memory panel."""
     mem = ui.get_memory()
-    user = ui.user_switcher(mem)
+    user = ui.sidebar_top(mem)
     threads = sidebar_threads(mem, user)
     ui.sidebar_status(mem)
 

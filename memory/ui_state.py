@@ -113,7 +113,7 @@ def get_memory() -> Any:
     try:
         return _cached_memory()
     except Exception as exc:  # noqa: BLE001 - shown to the user, not swallowed
-        st.error(init_error_message(exc), icon="🚫")
+        st.error(init_error_message(exc), icon=":material/block:")
         st.stop()
 
 
@@ -251,7 +251,7 @@ def user_switcher(mem: Any) -> str:
         recent = [uid] + recent
     with st.sidebar:
         st.session_state["_user_pick"] = uid
-        st.selectbox("👤 User", recent, key="_user_pick", on_change=_on_pick_user,
+        st.selectbox(":material/person: User", recent, key="_user_pick", on_change=_on_pick_user,
                      args=(mem,), help="Everything you see is scoped to this user.")
         st.text_input("Switch to / create user id", key="_user_new",
                       placeholder="e.g. alice", on_change=_on_new_user, args=(mem,),
@@ -318,13 +318,32 @@ def sidebar_status(mem: Any) -> None:
         st.markdown("  \n".join(status_lines(mem, health(mem))))
 
 
+#: the app's pages for the sidebar navigation: (script, label, Material icon)
+PAGES = (("app.py", "Chat", ":material/chat:"),
+         ("pages/1_Memories.py", "Memories", ":material/database:"),
+         ("pages/2_Insights.py", "Insights", ":material/insights:"),
+         ("pages/3_Settings.py", "Settings", ":material/settings:"))
+
+
+def sidebar_top(mem: Any) -> str:
+    """Render the sidebar head shared by every page: the navigation links (Streamlit's
+    own page list is hidden in .streamlit/config.toml so the main page is called
+    "Chat", not "app") and the user box. Returns the current user id."""
+    with st.sidebar:
+        st.markdown("### :material/psychology: Memory Chat")
+        for script, label, icon in PAGES:
+            st.page_link(script, label=label, icon=icon)
+        st.divider()
+    return user_switcher(mem)
+
+
 def page_header(mem: Any, title: str, icon: str = "") -> str:
-    """Common top of every secondary page: the user switcher in the sidebar, the
-    status line and a title naming the current user. Returns the user id."""
-    uid = user_switcher(mem)
+    """Common top of the secondary pages: sidebar (navigation, user box, status), a
+    title and a caption naming the current user. Returns the current user id."""
+    uid = sidebar_top(mem)
     sidebar_status(mem)
     st.title(f"{icon} {title}".strip())
-    st.caption(f"Showing data of user **{uid}** only.")
+    st.caption(f"Showing data of user **{md_escape(uid)}** only.")
     return uid
 
 

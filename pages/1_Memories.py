@@ -11,8 +11,6 @@ import streamlit as st
 from memory import ui_state as ui
 from memory.types import MEMORY_TYPES
 
-st.set_page_config(page_title="Memories · Memory Chat", page_icon="🗂️", layout="wide")
-
 #: rows per page of the table
 PAGE_SIZE = 100
 
@@ -55,13 +53,13 @@ def _delete_one(mem: Any, user: str, memory_id: str) -> None:
 def main() -> None:
     """Render the page."""
     mem = ui.get_memory()
-    user = ui.page_header(mem, "Memories", "🗂️")
+    user = ui.page_header(mem, "Memories", ":material/database:")
 
     flash = st.session_state.pop("mem_flash", None)
     if flash:
         updated, deleted, errors = flash
         if updated or deleted:
-            st.toast(f"Saved: {updated} updated, {deleted} deleted.", icon="✅")
+            st.toast(f"Saved: {updated} updated, {deleted} deleted.", icon=":material/check_circle:")
         for err in errors:
             st.error(f"Not saved — {err}")
 
@@ -106,7 +104,7 @@ def browse(mem: Any, user: str) -> None:
 
     if not rows:
         st.info("No memories match." if (query.strip() or types or since) else
-                "No memories yet — chat a little and they will appear here.", icon="🗂️")
+                "No memories yet — chat a little and they will appear here.", icon=":material/database:")
         if not query.strip() and int(st.session_state.get("mem_page", 1)) > 1:
             st.number_input("Page", min_value=1, step=1, key="mem_page")
         return
@@ -129,7 +127,7 @@ def browse(mem: Any, user: str) -> None:
             "type": st.column_config.SelectboxColumn("Type", options=list(MEMORY_TYPES),
                                                      required=True, width="small"),
             "importance": st.column_config.NumberColumn("Importance", min_value=1,
-                                                        max_value=5, step=1, width="small",
+                                                        max_value=5, step=1, width=100,
                                                         help="1 = trivia … 5 = identity"),
             "tags": st.column_config.TextColumn("Tags", help="Comma-separated"),
             "created": st.column_config.DatetimeColumn("Created", format="YYYY-MM-DD HH:mm"),
@@ -161,11 +159,17 @@ def browse(mem: Any, user: str) -> None:
         events = mem.history(pick, user)
         if events:
             st.dataframe(pd.DataFrame([{"when": e.at, "event": e.event, "by": e.actor,
-                                        "before": e.old_text, "after": e.new_text}
+                                        "before": e.old_text or "", "after": e.new_text or ""}
                                        for e in events]),
                          hide_index=True, width="stretch",
-                         column_config={"when": st.column_config.DatetimeColumn(
-                             "When", format="YYYY-MM-DD HH:mm:ss")})
+                         column_config={
+                             "when": st.column_config.DatetimeColumn(
+                                 "When", format="YYYY-MM-DD HH:mm:ss"),
+                             "event": st.column_config.TextColumn("Event", width="small"),
+                             "by": st.column_config.TextColumn("By", width="small",
+                                                               help="user, llm or import"),
+                             "before": st.column_config.TextColumn("Before", width="large"),
+                             "after": st.column_config.TextColumn("After", width="large")})
         else:
             st.caption("No recorded history for this memory.")
         img = ui.image_path_of_user(mem.config.memory_data_dir, user,
@@ -204,7 +208,7 @@ def export_import(mem: Any, user: str) -> None:
             data = ui.parse_export_file(up.getvalue())
             result = mem.import_(data, user)
         except ValueError as exc:
-            st.error(f"Nothing was imported: {exc}", icon="🚫")
+            st.error(f"Nothing was imported: {exc}", icon=":material/block:")
         else:
             st.session_state["import_result"] = result
     result = st.session_state.get("import_result")
@@ -212,7 +216,7 @@ def export_import(mem: Any, user: str) -> None:
         st.success(f"Imported **{result.get('imported', 0)}** memories, skipped "
                    f"**{result.get('skipped', 0)}** duplicates"
                    + (f", restored **{result['threads']}** chats" if result.get("threads") else "")
-                   + ".", icon="✅")
+                   + ".", icon=":material/check_circle:")
 
 
 main()

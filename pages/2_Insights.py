@@ -10,8 +10,6 @@ import streamlit as st
 
 from memory import ui_state as ui
 
-st.set_page_config(page_title="Insights · Memory Chat", page_icon="📊", layout="wide")
-
 #: memories loaded for the charts (newest first); older ones are left out
 CHART_LIMIT = 5000
 TOP_TAGS = 15
@@ -49,12 +47,12 @@ def type_scale() -> alt.Scale:
 def main() -> None:
     """Render the page."""
     mem = ui.get_memory()
-    user = ui.page_header(mem, "Insights", "📊")
+    user = ui.page_header(mem, "Insights", ":material/insights:")
 
     with st.container(border=True, key="insights_profile"):
         st.markdown("**Profile**")
         profile = mem.profile(user)
-        st.markdown(ui.md_escape(profile) if profile else
+        st.markdown(ui.profile_markdown(profile) if profile else
                     ":gray[No profile yet — it is built from profile and preference memories.]")
 
     df = load_frame(mem, user)
@@ -67,7 +65,7 @@ def main() -> None:
               int((df["created"] >= pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=7)).sum())
               if not df.empty else 0)
     if df.empty:
-        st.info("No memories yet — chat a little and the charts will appear here.", icon="📊")
+        st.info("No memories yet — chat a little and the charts will appear here.", icon=":material/insights:")
         return
     if total > len(df):
         st.caption(f"Charts use the newest {len(df)} of {total} memories.")
@@ -77,10 +75,12 @@ def main() -> None:
     over_time = df.groupby(["day", "type"]).size().reset_index(name="memories")
     st.altair_chart(
         alt.Chart(over_time).mark_bar().encode(
-            x=alt.X("day:T", title="Day created"),
+            x=alt.X("yearmonthdate(day):O", title="Day created",
+                    axis=alt.Axis(format="%Y-%m-%d", labelAngle=-40)),
             y=alt.Y("memories:Q", title="Memories", stack=True),
             color=color,
-            tooltip=[alt.Tooltip("day:T", title="Day"), "type:N", "memories:Q"]),
+            tooltip=[alt.Tooltip("day:T", title="Day", format="%Y-%m-%d"), "type:N",
+                     "memories:Q"]),
         width="stretch")
 
     c1, c2 = st.columns(2)

@@ -18,8 +18,6 @@ import streamlit as st
 
 from memory import ui_state as ui
 
-st.set_page_config(page_title="Settings · Memory Chat", page_icon="⚙️", layout="wide")
-
 
 def config_frame(mem: Any) -> pd.DataFrame:
     """Return the effective configuration (``mem.config.masked()``) as a two-column
@@ -32,7 +30,7 @@ def config_frame(mem: Any) -> pd.DataFrame:
 def main() -> None:
     """Render the page."""
     mem = ui.get_memory()
-    user = ui.page_header(mem, "Settings & status", "⚙️")
+    user = ui.page_header(mem, "Settings & status", ":material/settings:")
 
     st.subheader("Health")
     fresh = st.button("Check again", key="health_refresh", icon=":material/refresh:")
@@ -92,7 +90,7 @@ def main() -> None:
                    + (f" (after deleting {result['deleted']})" if result.get("deleted") else "")
                    + f", skipped **{result.get('skipped', 0)}** duplicates"
                    + (f", restored **{result['threads']}** chats" if result.get("threads") else "")
-                   + ".", icon="✅")
+                   + ".", icon=":material/check_circle:")
 
 
 def restore(mem: Any, user: str, raw: bytes, replace: bool) -> None:
@@ -105,7 +103,7 @@ def restore(mem: Any, user: str, raw: bytes, replace: bool) -> None:
         result = dict(mem.import_(data, user))
         result["deleted"] = deleted
     except ValueError as exc:
-        st.error(f"Nothing was restored: {exc}", icon="🚫")
+        st.error(f"Nothing was restored: {exc}", icon=":material/block:")
         return
     st.session_state["restore_result"] = result
 
