@@ -47,6 +47,34 @@ def strip_fences(text: str) -> str:
     return (match.group(1) if match else text).strip()
 
 
+def schema_skeleton(schema: dict[str, Any], depth: int = 0) -> Any:
+    """Return an example instance of a JSON Schema for prompts: objects with all their
+    properties, one-item arrays, ``"a|b"`` for string enums, ``"..."`` for strings, 0 for
+    numbers, true for booleans. Small models copy a schema's own structure when shown
+    only the schema; a filled-in shape next to it avoids that."""
+    if depth > 6 or not isinstance(schema, dict):
+        return None
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), None)
+    if "enum" in schema:
+        values = [v for v in schema["enum"] if v is not None]
+        return "|".join(str(v) for v in values) if values and all(
+            isinstance(v, str) for v in values) else (values[0] if values else None)
+    if kind == "object" or "properties" in schema:
+        return {key: schema_skeleton(sub, depth + 1)
+                for key, sub in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        return [schema_skeleton(schema.get("items") or {}, depth + 1)]
+    if kind == "string":
+        return "..."
+    if kind in ("integer", "number"):
+        return schema.get("minimum", 0)
+    if kind == "boolean":
+        return True
+    return None
+
+
 def _one_line(text: object, limit: int = 200) -> str:
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
@@ -349,9 +377,11 @@ class LLM:
         if mode in ("json_schema", "json_object+schema"):
             note = "Reply with one JSON object only."
         else:
-            note = ("Reply with one JSON object only (no prose, no code fence) that matches "
-                    "this JSON Schema:\n" + json.dumps(schema, ensure_ascii=False,
-                                                       separators=(",", ":")))
+            note = ("Reply with one JSON object only (no prose, no code fence), shaped like "
+                    f"{json.dumps(schema_skeleton(schema), ensure_ascii=False)}\n"
+                    "It must validate against this JSON Schema (fill in the values, do not "
+                    "repeat the schema): "
+                    + json.dumps(schema, ensure_ascii=False, separators=(",", ":")))
         out = [dict(m) for m in messages]
         for msg in out:
             if msg.get("role") == "system" and isinstance(msg.get("content"), str):
@@ -459,6 +489,9 @@ def _error_message(exc: "openai.APIStatusError") -> str:
 
 
 def _rejects_response_format(exc: LLMError) -> bool:
+    """True for an HTTP 400/422/500 answer that complains about ``response_format``
+    (llama-cpp-python answers HTTP 500 "Input should be 'text' or 'json_object'" to
+    ``json_schema``; others answer 400)."""
     text = str(exc).lower()
-    return "http 400" in text and ("response_format" in text or "json_schema" in text
-                                   or "json_object" in text)
+    return (any(f"http {code}" in text for code in (400, 422, 500))
+            and ("response_format" in text or "json_schema" in text or "json_object" in text))

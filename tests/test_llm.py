@@ -356,3 +356,34 @@ def test_scripted_server_embeddings_are_unit_vectors(scripted_llm):
     assert vecs[0] == vecs[2] and vecs[0] != vecs[1]
     assert sum(v * v for v in vecs[1]) == pytest.approx(1.0)
     assert json.loads(json.dumps(scripted_llm.requests[-1].body))["input"] == ["a", "b", "a"]
+
+
+def test_llama_cpp_style_500_on_json_schema_falls_back(make_config, scripted_llm):
+    # llama-cpp-python answers response_format json_schema with HTTP 500 (validation)
+    client = LLM(make_config(llm_json_mode="json_schema", llm_max_retries=0))
+    scripted_llm.push(HTTPError(500, "1 validation error: {'type': 'literal_error', 'loc': "
+                                     "('body', 'response_format', 'type'), 'msg': \"Input "
+                                     "should be 'text' or 'json_object'\"}"),
+                      {"name": "Bob", "age": 42})
+    assert client.complete_json(MSGS, PERSON, name="person") == {"name": "Bob", "age": 42}
+    assert client.json_mode() == "none"
+
+
+def test_other_http_500_is_not_mistaken_for_a_format_problem(make_config, scripted_llm):
+    client = LLM(make_config(llm_json_mode="json_schema", llm_max_retries=0))
+    scripted_llm.push(HTTPError(500, "out of memory"), {"name": "Bob", "age": 42})
+    with pytest.raises(LLMError, match="HTTP 500: out of memory"):
+        client.complete_json(MSGS, PERSON, name="person")
+    assert client.json_mode() == "json_schema"
+
+
+def test_schema_skeleton_shows_a_filled_in_shape():
+    from memory.llm import schema_skeleton
+    schema = {"type": "object", "properties": {
+        "facts": {"type": "array", "items": {"type": "object", "properties": {
+            "text": {"type": "string"},
+            "type": {"type": "string", "enum": ["fact", "task"]},
+            "importance": {"type": "integer", "minimum": 1, "maximum": 5},
+            "pinned": {"type": ["boolean", "null"]}}}}}}
+    assert schema_skeleton(schema) == {"facts": [
+        {"text": "...", "type": "fact|task", "importance": 1, "pinned": True}]}
