@@ -25,6 +25,9 @@ SIDEBAR_THREADS = 40
 #: pixel height of the scrolling chat and memory areas
 CHAT_HEIGHT = 560
 PANEL_LIST_HEIGHT = 380
+#: how an image description is appended to the user's message (sent to the model and
+#: stored in the thread, so memory extraction sees it too)
+IMAGE_MARK = "[Attached image: "
 #: what the vision model is asked about an attached image (its answer is sent with the
 #: user's text, so the chat model and memory extraction see it)
 IMAGE_PROMPT = ("Describe this image in one to three sentences so it can be remembered "
@@ -68,6 +71,12 @@ def used_for_message(msg: Any) -> dict[str, Any] | None:
     return {"profile": str(meta.get("profile") or ""),
             "memories": [{"id": i, "text": str(texts[n]) if n < len(texts) else i}
                          for n, i in enumerate(ids)]}
+
+
+def _short(text: str, limit: int) -> str:
+    """``text`` on one line, cut to ``limit`` characters with an ellipsis."""
+    line = " ".join(str(text or "").split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
 
 def _flash(text: str, icon: str = ":material/check_circle:") -> None:
@@ -140,7 +149,7 @@ def sidebar_threads(mem: Any, user: str) -> list[Any]:
             st.caption("Chats")
         for t in threads[:SIDEBAR_THREADS]:
             title = t.title or "Untitled"
-            short = title if len(title) <= 30 else title[:29] + "…"
+            short = _short(title, 30)
             c1, c2 = st.columns([0.8, 0.2], gap="small", vertical_alignment="center")
             c1.button(short, key=f"open_{t.id}", on_click=_open_thread, args=(t.id,),
                       type="primary" if t.id == current else "tertiary", width="stretch",
@@ -330,11 +339,18 @@ def render_message(mem: Any, user: str, msg: Any) -> None:
     memories (and profile) that were given to the model."""
     role = "user" if msg.role == "user" else "assistant"
     with st.chat_message(role):
-        st.markdown(msg.content)
         img = ui.image_path_of_user(mem.config.memory_data_dir, user,
                                     (msg.metadata or {}).get("image_path"))
+        text, seen = msg.content, ""
+        if img and IMAGE_MARK in text:
+            text, _, seen = text.partition(IMAGE_MARK)
+            seen = seen.rstrip().removesuffix("]")
+        if text.strip():
+            st.markdown(text)
         if img:
             st.image(str(img), width=240)
+            if seen:
+                st.caption(f":material/visibility: {ui.md_escape(seen)}")
         if role == "assistant":
             used = used_for_message(msg)
             if used is not None:
@@ -399,7 +415,10 @@ def _prepare_image(mem: Any, user: str, file: Any, text: str,
             description = mem.llm.describe_image(data, ui.image_mime(ext), IMAGE_PROMPT)
     except Exception as exc:  # noqa: BLE001 - LLMError and friends, shown to the user
         _fail_before_send(text, thread_id, f"The image could not be described: {exc}")
-    path = ui.save_image(mem.config.memory_data_dir, user, data, ext)
+    try:
+        path = ui.save_image(mem.config.memory_data_dir, user, data, ext)
+    except OSError as exc:
+        _fail_before_send(text, thread_id, f"The image could not be saved: {exc}")
     return str(description).strip(), str(path), data
 
 
@@ -421,9 +440,12 @@ def handle_submit(mem: Any, user: str, thread_id: str | None, box: Any, prompt: 
         return
     message = text
     if description:
-        message = (f"{text}\n\n" if text else "") + f"[Attached image: {description}]"
+        message = (f"{text}\n\n" if text else "") + f"{IMAGE_MARK}{description}]"
 
     try:
+        if thread_id is None and description:
+            # title the new chat from the user's words, not the image description
+            thread_id = mem.new_thread(user, title=_short(text or "Image", 48)).id
         turn = mem.chat(message, user, thread_id,
                         metadata={"image_path": image_path} if image_path else None)
     except Exception as exc:  # noqa: BLE001 - ValueError/StoreError: shown, text kept
@@ -465,7 +487,7 @@ def handle_submit(mem: Any, user: str, thread_id: str | None, box: Any, prompt: 
 def render_chat(mem: Any, user: str, thread: Any | None) -> None:
     """The left column: the open thread's messages and the chat input."""
     thread_id = thread.id if thread else None
-    st.subheader(thread.title if thread else "New chat")
+    st.subheader(_short(thread.title, 60) if thread else "New chat")
     box = st.container(height=CHAT_HEIGHT, border=True, key="chat_box")
     msgs = mem.thread_messages(user, thread_id) if thread_id else []
     with box:
@@ -492,7 +514,7 @@ def render_chat(mem: Any, user: str, thread: Any | None) -> None:
         st.session_state["chat_input"] = st.session_state.pop("_restore_input")
     vision = bool(mem.config.vision_model)
     prompt = st.chat_input(
-        "Message Memory Chat… (＋ attaches an image)" if vision else
+        "Message Memory Chat… (+ attaches an image)" if vision else
         "Message Memory Chat…",
         key="chat_input", accept_file=True, file_type=list(ui.IMAGE_TYPES),
         max_chars=mem.config.memory_max_message_chars,
@@ -509,8 +531,14 @@ def main() -> None:
     the live memory panel."""
     mem = ui.get_memory()
     user = ui.sidebar_top(mem)
-    threads = sidebar_threads(mem, user)
+    with ui.store_errors_shown():
+        page(mem, user)
     ui.sidebar_status(mem)
+
+
+def page(mem: Any, user: str) -> None:
+    """The body of the Chat page (sidebar chats, chat column, memory panel)."""
+    threads = sidebar_threads(mem, user)
 
     for text, icon in st.session_state.pop("_flash", []):
         st.toast(text, icon=icon)

@@ -20,9 +20,10 @@ import tempfile
 import unicodedata
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import date, datetime, time, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import streamlit as st
 
@@ -115,6 +116,20 @@ def get_memory() -> Any:
     except Exception as exc:  # noqa: BLE001 - shown to the user, not swallowed
         st.error(init_error_message(exc), icon=":material/block:")
         st.stop()
+
+
+@contextmanager
+def store_errors_shown() -> Iterator[None]:
+    """Run a page body; a ``StoreError`` (locked database, lost TiDB connection…)
+    becomes a clear ``st.error`` instead of a traceback. Streamlit's own control-flow
+    exceptions (rerun, stop) pass through untouched."""
+    from memory.store.base import StoreError
+
+    try:
+        yield
+    except StoreError as exc:
+        st.error(f"**The memory store is not available right now:** {exc}\n\nNothing was "
+                 "lost. Reload the page to try again.", icon=":material/error:")
 
 
 def reset_caches() -> None:

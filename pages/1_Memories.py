@@ -219,4 +219,5 @@ def export_import(mem: Any, user: str) -> None:
                    + ".", icon=":material/check_circle:")
 
 
-main()
+with ui.store_errors_shown():
+    main()

@@ -128,4 +128,5 @@ def main() -> None:
                              "Last recalled", format="YYYY-MM-DD HH:mm")})
 
 
-main()
+with ui.store_errors_shown():
+    main()

@@ -108,4 +108,5 @@ def restore(mem: Any, user: str, raw: bytes, replace: bool) -> None:
     st.session_state["restore_result"] = result
 
 
-main()
+with ui.store_errors_shown():
+    main()

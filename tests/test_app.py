@@ -372,6 +372,9 @@ def test_image_with_vision_model_is_described_stored_and_remembered(app_env, mon
     assert "A small grey cat" in first.content and "this is my cat Xiaolan" in first.content
     assert first.metadata["image_path"] == str(stored[0])
     assert len(at.image) >= 1                        # the picture is shown in the chat
+    assert messages(at)[0] == ("user", "this is my cat Xiaolan")   # description apart…
+    assert any("A small grey cat" in c.value for c in at.chat_message[0].caption)
+    assert [t.title for t in engine().threads("alice")] == ["this is my cat Xiaolan"]
     finish_extraction(at)
     cat = [r for r in engine().list("alice") if "Xiaolan" in r.text]
     assert cat and cat[0].metadata.get("image_path") == str(stored[0])
@@ -422,6 +425,23 @@ def test_store_built_with_another_embedder_explains_reembed(app_env, monkeypatch
     no_exceptions(at)
     assert len(at.error) == 1
     assert "python main.py reembed" in at.error[0].value
+
+
+def test_store_failure_while_running_is_shown_not_a_traceback(app_env, monkeypatch):
+    from memory.store.base import StoreError
+
+    at = new_app("alice")
+    def locked(*args, **kwargs):
+        raise StoreError("database is locked")
+    monkeypatch.setattr(engine(), "threads", locked)
+    at.run()
+    no_exceptions(at)
+    assert any("not available right now" in e.value and "database is locked" in e.value
+               for e in at.error)
+    assert any(":green[●] **Store**" in m.value for m in at.sidebar.markdown)  # status still drawn
+    monkeypatch.undo()
+    at.run()
+    assert not at.error and at.chat_input
 
 
 # ---------------------------------------------------------------------------------------

@@ -310,6 +310,19 @@ def test_user_switch_on_a_page_applies_everywhere(app_env):
     assert "Prefers green tea" not in all_markdown(at)
 
 
+@pytest.mark.parametrize("page", [MEMORIES, INSIGHTS, SETTINGS])
+def test_pages_show_store_failures_clearly(app_env, monkeypatch, page):
+    from memory.store.base import StoreError
+
+    seed(engine())
+    def lost(*args, **kwargs):
+        raise StoreError("lost connection to TiDB")
+    monkeypatch.setattr(engine(), "count", lost)
+    at = open_page(page, "alice")
+    assert any("not available right now" in e.value and "lost connection" in e.value
+               for e in at.error)
+
+
 # ---------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------
