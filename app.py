@@ -446,6 +446,7 @@ def handle_submit(mem: Any, user: str, thread_id: str | None, box: Any, prompt: 
         if thread_id is None and description:
             # title the new chat from the user's words, not the image description
             thread_id = mem.new_thread(user, title=_short(text or "Image", 48)).id
+            st.session_state[ui.THREAD_KEY] = thread_id
         turn = mem.chat(message, user, thread_id,
                         metadata={"image_path": image_path} if image_path else None)
     except Exception as exc:  # noqa: BLE001 - ValueError/StoreError: shown, text kept
