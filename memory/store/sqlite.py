@@ -27,6 +27,12 @@ the same file: a writer waits up to ``busy_timeout_ms`` for the lock and then ge
 ``StoreError("database is locked …")``; nothing is half-written (SQLite's journal makes
 each transaction atomic; ``synchronous=NORMAL`` in WAL mode never corrupts the file).
 
+Measured (random unit 512-dim vectors, one user, k=40, realistic 4-word queries, CPU time
+per query on the shared 2-core dev box; wall time there was 5-10x higher under load):
+10k memories: KNN p95 6 ms, BM25 p95 2 ms, hybrid p95 8 ms; 100k memories: KNN p95 51 ms
+(the sqlite-vec 0.1.9 wheel has no SIMD: exact KNN is ~0.5 µs per 512-dim vector),
+BM25 p95 7 ms. Batched insert: 10k rows in ~1.8 s CPU.
+
 sqlite-vec is a loadable extension. Debian's stdlib ``sqlite3`` is built without
 extension loading, so the ``pysqlite3`` module (``pysqlite3-binary`` wheel, bundling a
 recent SQLite) is tried first and the stdlib module second.
@@ -281,7 +287,9 @@ class SQLiteStore(Store):
     ``StoreError("database is locked …")``. ``vec_chunk_size``: vectors per sqlite-vec
     chunk (a multiple of 8). Every user owns at least one chunk of
     ``vec_chunk_size * dim * 4`` bytes, so the default 256 keeps a one-memory user at
-    0.5 MB with 512-dim vectors while a 100k-memory user still scans few, large chunks.
+    0.5 MB with 512-dim vectors while a 100k-memory user still scans few, large chunks
+    (measured: KNN CPU time is the same for chunk sizes 64…1024). ``mmap_bytes``: SQLite
+    ``mmap_size`` (address space only; 0 disables memory-mapped reads).
 
     Raises StoreError if sqlite-vec cannot be loaded or the file cannot be opened.
     The base tables are created here; ``open(embedder_id, dim)`` creates the vector
@@ -291,12 +299,13 @@ class SQLiteStore(Store):
     name = "sqlite"
 
     def __init__(self, path: Path | str, *, busy_timeout_ms: int = 5000,
-                 vec_chunk_size: int = 256) -> None:
+                 vec_chunk_size: int = 256, mmap_bytes: int = 1 << 30) -> None:
         if vec_chunk_size <= 0 or vec_chunk_size % 8:
             raise ValueError("vec_chunk_size must be a positive multiple of 8")
         self.path = Path(path)
         self.busy_timeout_ms = int(busy_timeout_ms)
         self.vec_chunk_size = int(vec_chunk_size)
+        self.mmap_bytes = max(0, int(mmap_bytes))
         self._db = load_sqlite_module()
         self._local = threading.local()
         self._conns: "weakref.WeakSet[_Conn]" = weakref.WeakSet()
@@ -324,6 +333,9 @@ class SQLiteStore(Store):
             if str(mode).lower() != "wal":
                 raise StoreError(f"cannot switch {self.path} to WAL mode (got {mode})")
             conn.execute("PRAGMA synchronous = NORMAL")
+            # Memory-mapped reads: a KNN query scans every vector chunk of the user, and
+            # mmap saves the pread+copy per page (measured: -35% CPU at 100k x 512-dim).
+            conn.execute(f"PRAGMA mmap_size = {self.mmap_bytes}")
         except self._db.Error as exc:
             conn.close()
             raise self._error(exc) from None
