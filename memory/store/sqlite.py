@@ -270,11 +270,12 @@ class _Conn:
 
     def close(self) -> None:
         conn, self.conn = self.conn, None
-        if conn is not None and self.pid == os.getpid():
-            try:
+        try:
+            # never close a connection inherited from the parent across fork()
+            if conn is not None and self.pid == os.getpid():
                 conn.close()
-            except Exception:  # noqa: BLE001 - closing must not raise
-                pass
+        except Exception:  # noqa: BLE001 - closing (also at interpreter exit) must not raise
+            pass
 
     def __del__(self) -> None:
         self.close()
