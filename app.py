@@ -169,12 +169,11 @@ def sidebar_threads(mem: Any, user: str) -> list[Any]:
 # live memory panel
 # ---------------------------------------------------------------------------------------
 def extract_changes(turn: Any) -> tuple[list[Any], str | None]:
-    """Run in the executor: ``turn.changes()`` plus the engine's extraction error
-    (``Memory.last_error``, read right after; changes() never raises for LLM trouble).
+    """Run in the executor: ``turn.changes()`` plus this turn's extraction error
+    (``ChatTurn.changes_error``; changes() never raises for LLM trouble).
     Returns ``(changes, error_or_None)``."""
     changes = turn.changes()
-    error = None if changes else getattr(turn.mem, "last_error", None)
-    return changes, error
+    return changes, turn.changes_error
 
 
 def _collect(job: dict[str, Any], user: str) -> None:

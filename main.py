@@ -216,8 +216,8 @@ def repl(args) -> int:
                 continue
             with console.status("remembering…", spinner="dots"):
                 changes = turn.changes()
-            if mem.last_error:
-                console.print(f"[yellow]{mem.last_error}[/]")
+            if turn.changes_error:
+                console.print(f"[yellow]{turn.changes_error}[/]")
             _print_changes(changes)
         except (CLIError, ValueError) as exc:
             console.print(f"[red]{exc}[/]")

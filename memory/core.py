@@ -109,7 +109,10 @@ class Memory:
                                  when, memory_type or "fact", importance or 3, tags or [])
         user_text = "\n".join(m["content"] for m in msgs if m["role"] == "user")
         assistant_text = "\n".join(m["content"] for m in msgs if m["role"] == "assistant")
-        return self._learn(uid, thread_id, user_text, assistant_text, metadata or {}, when)
+        try:
+            return self._learn(uid, thread_id, user_text, assistant_text, metadata or {}, when)
+        except _ExtractionFailed:
+            return []
 
     def _add_raw(self, uid, thread_id, texts, metadata, when, mtype, importance, tags):
         if mtype not in MEMORY_TYPES:
@@ -141,12 +144,13 @@ class Memory:
                metadata: dict, when: datetime) -> list[Change]:
         if not user_text.strip() or is_trivial_turn(user_text):
             return []
+        known = self._known_for(uid, user_text)
         try:
-            candidates = extract(self.llm, user_text, assistant_text, when)
+            candidates = extract(self.llm, user_text, assistant_text, when, known)
         except LLMError as exc:
             self.last_error = f"Memory extraction skipped: {exc}"
             log.warning("%s", self.last_error)
-            return []
+            raise _ExtractionFailed(self.last_error) from None
         self.last_error = None
         if not candidates:
             return []
@@ -154,8 +158,21 @@ class Memory:
             cand.text = redact(cand.text)[0]
         with self._user_lock(uid):
             embeddings = self.embedder.embed_documents([c.text for c in candidates])
-            decisions = reconcile(self.llm, self.store, uid, candidates, embeddings)
+            decisions = reconcile(self.llm, self.store, uid, candidates, embeddings,
+                                  shown={r.id for r in known})
             return self._apply(uid, thread_id, decisions, metadata, when)
+
+    def _known_for(self, uid: str, text: str) -> list[MemoryRecord]:
+        """The memories shown to the extractor as KNOWN: the user's profile memories
+        (most important first) and the best hybrid-search hits for the turn, ≤ 12."""
+        known = {r.id: r for r in sorted(self.store.list_memories(uid, limit=50, types=["profile"]),
+                                         key=lambda r: -r.importance)[:6]}
+        try:
+            for hit in self.search(text, uid, limit=8).memories:
+                known.setdefault(hit.id, hit.record)
+        except ValueError:
+            pass
+        return list(known.values())[:12]
 
     def _apply(self, uid: str, thread_id: str | None, decisions: list[Decision],
                metadata: dict, when: datetime) -> list[Change]:
@@ -555,13 +572,15 @@ class ChatTurn:
     """One chat turn in progress. Iterate it for the reply's text deltas (str). After the
     iteration: ``reply`` (full text), ``used`` (the SearchResult given to the model),
     ``error`` (one-line message if the LLM failed, else None), ``thread`` (Thread).
-    ``changes()`` then extracts and stores memories (may run in a background thread)."""
+    ``changes()`` then extracts and stores memories (may run in a background thread);
+    if extraction failed, ``changes_error`` holds this turn's one-line reason."""
 
     def __init__(self, mem: Memory, uid: str, thread: Thread, text: str, metadata: dict):
         self.mem, self.user_id, self.thread, self.text = mem, uid, thread, text
         self.metadata = metadata
         self.reply = ""
         self.error: str | None = None
+        self.changes_error: str | None = None
         self.done = False
         self.user_message = mem.store.add_message(Message(
             id=new_id(), thread_id=thread.id, user_id=uid, role="user", content=text,
@@ -609,13 +628,21 @@ class ChatTurn:
         never raises for LLM trouble (see ``Memory.last_error``)."""
         if not self.done:
             self.run()
-        changes = self.mem._learn(self.user_id, self.thread.id, self.text, self.reply,
-                                  self.metadata, utcnow())
+        try:
+            changes = self.mem._learn(self.user_id, self.thread.id, self.text, self.reply,
+                                      self.metadata, utcnow())
+            self.changes_error = None
+        except _ExtractionFailed as exc:
+            changes, self.changes_error = [], str(exc)
         self.mem.maybe_summarize(self.user_id, self.thread.id)
         return changes
 
 
 # ---- helpers ----------------------------------------------------------------------------
+class _ExtractionFailed(Exception):
+    """Internal: extraction failed for this turn (message = the user-facing reason)."""
+
+
 def _check_message(text: Any, max_chars: int) -> str:
     if not isinstance(text, str):
         raise ValueError("message must be text")

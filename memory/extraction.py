@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from memory import prompts
-from memory.errors import LLMError
-from memory.types import MEMORY_TYPES
+from memory.types import MEMORY_TYPES, MemoryRecord
 
 log = logging.getLogger(__name__)
 
@@ -71,34 +70,48 @@ class Candidate:
     type: str = "fact"
     importance: int = 3
     tags: list[str] = field(default_factory=list)
+    #: the known memory the extractor said this one changes or contradicts, if any
+    replaces: MemoryRecord | None = None
 
 
 def extract(llm, user_text: str, assistant_text: str, today: datetime,
-            max_chars: int = 4000) -> list[Candidate]:
+            known: list[MemoryRecord] | None = None, max_chars: int = 4000) -> list[Candidate]:
     """Ask the LLM for atomic memories in one turn.
 
     Takes the LLM client (``memory.llm.LLM``), the user's message and the assistant's
-    reply (either may be "" — e.g. when the reply failed), and today's date for resolving
-    relative dates. Inputs are cut to ``max_chars`` each. Returns cleaned, de-duplicated
-    candidates (possibly empty). Raises LLMError when the endpoint fails or the model's
-    JSON stays invalid after one retry (``complete_json`` retries once); the caller then
-    writes nothing.
+    reply (either may be "" — e.g. when the reply failed), today's date for resolving
+    relative dates, and ``known``: the user's memories most related to this turn (at most
+    12 are shown, numbered). The model marks a candidate that changes a known memory with
+    ``replaces``: that is how "I moved to Beijing" finds "Works in Shanghai" although the
+    two are far apart as embeddings — reconciliation folded into the extraction call.
+    Inputs are cut to ``max_chars`` each. Returns cleaned, de-duplicated candidates
+    (possibly empty). Raises LLMError when the endpoint fails or the model's JSON stays
+    invalid after one retry; the caller then writes nothing.
     """
+    shown = list(known or [])[:MAX_KNOWN]
+    lines = "\n".join(prompts.EXTRACT_KNOWN_LINE.format(n=i, text=r.text)
+                      for i, r in enumerate(shown, start=1))
     messages = [
         {"role": "system", "content": prompts.EXTRACT_SYSTEM.format(today=today.strftime("%Y-%m-%d"))},
         {"role": "user", "content": prompts.EXTRACT_USER.format(
+            known=lines + "\n" if lines else "",
             user=user_text[:max_chars], assistant=(assistant_text or "")[:max_chars])},
     ]
     data = llm.complete_json(messages, prompts.EXTRACT_SCHEMA, name="memories", max_tokens=512)
-    return clean_candidates(data.get("memories") or [])
+    return clean_candidates(data.get("memories") or [], shown)
 
 
-def clean_candidates(items: list[dict]) -> list[Candidate]:
+MAX_KNOWN = 12
+
+
+def clean_candidates(items: list[dict], known: list[MemoryRecord] | None = None) -> list[Candidate]:
     """Validate raw model items: drop empty/overlong texts, unknown types → "fact",
-    clamp importance to 1..5, keep at most 8 tags of ≤ 32 chars, drop exact duplicates.
-    Returns at most 12 candidates (a turn rarely holds more real facts)."""
+    clamp importance to 1..5, keep at most 8 tags of ≤ 32 chars, drop exact duplicates,
+    resolve ``replaces`` (1-based index into ``known``; out of range → None; one known
+    memory is replaced at most once). Returns at most 12 candidates."""
     out: list[Candidate] = []
     seen: set[str] = set()
+    used: set[int] = set()
     for item in items:
         if not isinstance(item, dict):
             continue
@@ -115,14 +128,13 @@ def clean_candidates(items: list[dict]) -> list[Candidate]:
         except (TypeError, ValueError):
             importance = 3
         tags = [str(t)[:32] for t in (item.get("tags") or []) if str(t).strip()][:8]
-        out.append(Candidate(text=text, type=mtype, importance=importance, tags=tags))
+        replaces = None
+        idx = item.get("replaces")
+        if isinstance(idx, int) and known and 1 <= idx <= len(known) and idx not in used:
+            replaces = known[idx - 1]
+            used.add(idx)
+        out.append(Candidate(text=text, type=mtype, importance=importance, tags=tags,
+                             replaces=replaces))
     return out[:12]
 
 
-def safe_extract(llm, user_text: str, assistant_text: str, today: datetime) -> list[Candidate]:
-    """``extract`` that never raises: on LLMError logs a warning and returns []."""
-    try:
-        return extract(llm, user_text, assistant_text, today)
-    except LLMError as exc:
-        log.warning("memory extraction skipped: %s", exc)
-        return []

@@ -32,6 +32,10 @@ Rules:
   favourites), "fact" (other facts, events), "task" (things to do, reminders).
 - importance: 5 identity, 4 important, 3 normal, 2 minor, 1 trivia.
 - Questions, greetings and small talk contain no memories: return {{"memories": []}}.
+- Facts come from what the USER says; the assistant's reply is only context.
+- If a new memory changes or contradicts one of the KNOWN memories (the user moved,
+  changed job, changed their mind), set "replaces" to that known memory's number.
+  Do not repeat a known memory that is still true.
 Examples:
 User: Hi, I'm Tom. I live in Paris and I love tennis.
 {{"memories": [{{"text": "Name is Tom", "type": "profile", "importance": 5, "tags": ["name"]}},
@@ -40,11 +44,16 @@ User: Hi, I'm Tom. I live in Paris and I love tennis.
 User: 我养了一只猫，叫小蓝。
 {{"memories": [{{"text": "养了一只叫小蓝的猫", "type": "profile", "importance": 4, "tags": ["宠物"]}}]}}
 User: What's the weather like?
-{{"memories": []}}"""
+{{"memories": []}}
+KNOWN 1: Works at Google
+User: I quit Google and joined a startup.
+{{"memories": [{{"text": "Works at a startup (left Google)", "type": "profile", "importance": 4, "tags": ["work"], "replaces": 1}}]}}"""
 
-EXTRACT_USER = """Chat turn to extract from:
+EXTRACT_USER = """{known}Chat turn to extract from:
 User: {user}
-Assistant: {assistant}"""
+(Assistant's reply, context only: {assistant})"""
+
+EXTRACT_KNOWN_LINE = "KNOWN {n}: {text}"
 
 EXTRACT_SCHEMA: dict = {
     "type": "object",
@@ -59,6 +68,7 @@ EXTRACT_SCHEMA: dict = {
                              "enum": ["profile", "preference", "fact", "task"]},
                     "importance": {"type": "integer", "enum": [1, 2, 3, 4, 5]},
                     "tags": {"type": "array", "items": {"type": "string"}},
+                    "replaces": {"type": "integer"},
                 },
                 "required": ["text", "type"],
             },

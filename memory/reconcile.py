@@ -4,11 +4,12 @@ Cheap checks first, the LLM only for the ambiguous rest, in one batched call per
 
 1. exact duplicate (same normalised text as an existing memory) → NONE, no LLM;
 2. near duplicate (cosine similarity ≥ ``NEAR_DUP``) → NONE, no LLM;
-3. no related memory → ADD, no LLM. "Related" means cosine ≥ ``RELATED``, or — for
+3. the extraction call marked it as replacing a KNOWN memory → UPDATE, no LLM;
+4. no related memory → ADD, no LLM. "Related" means cosine ≥ ``RELATED``, or — for
    ``profile`` candidates — any of the user's nearest ``profile`` memories, because a
    change of home or job ("Works in Shanghai" → "Moved to Beijing") is semantically far
    apart (cosine ≈ 0.26 with USE-multilingual) yet must replace the old fact;
-4. otherwise the candidate and its related memories go to the LLM.
+5. otherwise the candidate and its related memories go to the LLM.
 
 Thresholds were calibrated on USE-multilingual v3 pairs (see ``bench/embedders.py``):
 "Loves football" vs "Loves football." 0.93; "Lives in Shanghai" vs "Lives in Beijing"
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 NEAR_DUP = 0.92
 RELATED = 0.45
+SHOWN_RECHECK = 0.8
 NEIGHBOURS = 4
 
 
@@ -48,10 +50,15 @@ class Decision:
     reason: str = ""
 
 
-def find_related(store, user_id: str, cand: Candidate, emb: np.ndarray
+def find_related(store, user_id: str, cand: Candidate, emb: np.ndarray,
+                 shown: set[str] | frozenset = frozenset()
                  ) -> tuple[list[tuple[MemoryRecord, float]], Decision | None]:
     """Return the candidate's related existing memories ``[(record, cosine_sim)]`` (most
-    similar first) and, when the cheap checks already settle it, the Decision."""
+    similar first) and, when the cheap checks already settle it, the Decision.
+
+    ``shown``: ids of the memories the extraction call already saw as KNOWN; the
+    extractor judged those (it would have set ``replaces``), so only a very close one
+    (cosine ≥ ``SHOWN_RECHECK``, a likely restatement) still goes to the LLM."""
     hits = store.vector_search(user_id, emb.tolist(), NEIGHBOURS)
     if cand.type == "profile":
         hits += store.vector_search(user_id, emb.tolist(), 3, types=["profile"])
@@ -67,19 +74,25 @@ def find_related(store, user_id: str, cand: Candidate, emb: np.ndarray
             return ranked, Decision(cand, emb, "NONE", rec, cand.text, "exact")
         if sim >= NEAR_DUP:
             return ranked, Decision(cand, emb, "NONE", rec, cand.text, "near-dup")
+    if cand.replaces is not None:
+        return [], Decision(cand, emb, "UPDATE", cand.replaces, cand.text, "extract")
     related = [(r, s) for r, s in ranked
-               if s >= RELATED or (cand.type == "profile" and r.type == "profile")]
+               if (s >= RELATED or (cand.type == "profile" and r.type == "profile"))
+               and (r.id not in shown or s >= SHOWN_RECHECK)]
     if not related:
         return [], Decision(cand, emb, "ADD", None, cand.text, "new")
     return related[:NEIGHBOURS], None
 
 
 def reconcile(llm, store, user_id: str, candidates: list[Candidate],
-              embeddings: np.ndarray) -> list[Decision]:
+              embeddings: np.ndarray, shown: set[str] | frozenset = frozenset()
+              ) -> list[Decision]:
     """Decide what to do with each candidate.
 
     Takes the LLM client, the store, the user, the candidates and their embeddings
     (float32 array of shape (len(candidates), dim), rows aligned with candidates).
+    ``shown``: ids the extraction call saw as KNOWN (see ``find_related``). A candidate
+    the extractor marked ``replaces`` becomes an UPDATE of that memory without a call.
     Returns one Decision per candidate, in order. Makes at most one LLM call (for all
     ambiguous candidates together); if that call fails, ambiguous candidates fall back to
     ADD so no information is lost (reason ``fallback``). Never raises LLMError.
@@ -87,7 +100,7 @@ def reconcile(llm, store, user_id: str, candidates: list[Candidate],
     decisions: list[Decision | None] = []
     pending: list[tuple[int, list[tuple[MemoryRecord, float]]]] = []
     for i, cand in enumerate(candidates):
-        related, decided = find_related(store, user_id, cand, embeddings[i])
+        related, decided = find_related(store, user_id, cand, embeddings[i], shown)
         decisions.append(decided)
         if decided is None:
             pending.append((i, related))

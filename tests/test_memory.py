@@ -34,9 +34,14 @@ def brain(req: dict):
     if EXTRACT in system or RECONCILE in system:  # a JSON retry appends a correction note
         user = next(m["content"] for m in req["messages"] if m["role"] == "user")
     if EXTRACT in system:
+        said = user.split("Chat turn to extract from:")[-1].split("(Assistant's reply")[0]
         for key, facts in FACTS.items():
-            if key in user.split("Assistant:")[0]:
-                return {"memories": facts}
+            if key in said:
+                out = [dict(f) for f in facts]
+                moved = re.search(r"KNOWN (\d+): [^\n]*Shanghai", user)
+                if key == "Beijing" and moved:
+                    out[0]["replaces"] = int(moved.group(1))
+                return {"memories": out}
         return {"memories": []}
     if RECONCILE in system:
         label = re.search(r"EXISTING \[(\w+)\]: [^\n]*Shanghai", user)
@@ -115,7 +120,7 @@ def test_walkthrough_remember_recall_update_isolate(mem, llm):
     hist = mem.history(updates[0].id, "seven")
     assert [(e.event, e.old_text, e.new_text) for e in hist] == [
         ("ADD", None, "Works in Shanghai"),
-        ("UPDATE", "Works in Shanghai", "Lives and works in Beijing (moved October 2026)")]
+        ("UPDATE", "Works in Shanghai", "Moved to Beijing in October 2026")]
     assert "Beijing" in mem.profile("seven") and "Shanghai" not in mem.profile("seven")
 
     # Jane knows nothing of Seven and cannot reach Seven's rows by id
@@ -164,7 +169,7 @@ def test_llm_calls_per_turn_stay_within_budget(mem, llm):
 def test_malformed_json_twice_writes_nothing_and_chat_survives(mem, llm):
     llm.responder = lambda req: "{not json" if is_json_request(req) else "fine"
     turn, reply, changes = say(mem, "Hi, I'm Seven. I work in Shanghai and love football.", "seven")
-    assert reply == "fine" and changes == []
+    assert reply == "fine" and changes == [] and "extraction skipped" in turn.changes_error
     assert mem.count("seven") == 0 and "extraction skipped" in mem.last_error
     assert json_calls(llm) == 2  # one retry, then give up
 
@@ -319,3 +324,23 @@ def test_embedder_change_is_detected_and_reembed_fixes_it(tmp_path, llm, embedde
         assert m2.count("seven") == 2 and m2.search("football", "seven").memories
     finally:
         m2.close()
+
+
+def test_ambiguous_candidate_goes_to_one_batched_reconcile_call(mem, llm):
+    from memory.extraction import Candidate
+    from memory.reconcile import reconcile
+
+    mem.add(["Lives in Shanghai", "Loves football"], "seven", infer=False, memory_type="profile")
+    cands = [Candidate("Lives in Beijing", "profile", 4), Candidate("Has a dog", "profile", 3),
+             Candidate("Loves football", "preference", 3)]
+    embs = mem.embedder.embed_documents([c.text for c in cands])
+    decisions = reconcile(mem.llm, mem.store, "seven", cands, embs)
+    assert [(d.action, d.reason) for d in decisions] == [("UPDATE", "llm"), ("ADD", "fallback"),
+                                                         ("NONE", "exact")]
+    assert decisions[0].target.text == "Lives in Shanghai"
+    calls = [r for r in llm.requests if RECONCILE in system_text(r.body)]
+    assert len(calls) == 1  # both ambiguous candidates in one call (no answer for NEW 2 → ADD)
+    assert "NEW 1: Lives in Beijing" in last_user_text(calls[0].body)
+    assert "NEW 2: Has a dog" in last_user_text(calls[0].body)
+    # jane's rows are never candidates for seven's reconciliation
+    assert reconcile(mem.llm, mem.store, "jane", cands[:1], embs[:1])[0].action == "ADD"
