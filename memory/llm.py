@@ -98,7 +98,8 @@ class LLM:
         self.calls = 0
         self.prompt_tokens = 0
         self.completion_tokens = 0
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()       # counters
+        self._init_lock = threading.Lock()  # client creation (may start the local server)
         self._client: openai.OpenAI | None = None
         self._model: str | None = config.llm_model
         self._stream_usage = True   # cleared if the server rejects stream_options
@@ -130,7 +131,7 @@ class LLM:
         return openai.Timeout(total, connect=min(CONNECT_TIMEOUT, total))
 
     def _get_client(self) -> openai.OpenAI:
-        with self._lock:
+        with self._init_lock:
             if self._client is None:
                 if self.is_local:
                     from memory import local_llm
@@ -458,7 +459,7 @@ class LLM:
 
     def close(self) -> None:
         """Close the HTTP connection pool (the local server keeps running)."""
-        with self._lock:
+        with self._init_lock:
             if self._client is not None:
                 self._client.close()
                 self._client = None
