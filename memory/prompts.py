@@ -13,7 +13,9 @@ Use what you know about the user naturally when it is relevant. If the user asks
 themselves and the answer is not in what you know, say honestly that you don't know yet.
 Never invent facts about the user. Reply in the same language as the user's last message."""
 
-KNOWLEDGE_NONE = "You know nothing about this user yet."
+KNOWLEDGE_NONE = """You know nothing about this user yet: no name, no preferences, no history.
+If they ask what their name, favourite things or personal details are, say you don't
+know yet and invite them to tell you. Do not guess and do not answer with general facts."""
 
 KNOWLEDGE_BLOCK = """What you know about the user:
 {profile}{memories}"""
