@@ -295,9 +295,14 @@ def main(argv: list[str] | None = None) -> int:
                 old = {}
             merged = dict(old)
             for name, r in results.items():
-                if "error" in r and name in old:
-                    continue
-                merged[name] = {**old.get(name, {}), **r} if "error" not in r else r
+                before = old.get(name) or {}
+                if "error" in r:
+                    if not before or "error" in before:
+                        merged[name] = r  # keep an earlier good measurement otherwise
+                elif "error" in before:
+                    merged[name] = r
+                else:
+                    merged[name] = {**before, **r}
             payload["results"] = merged
         shown = payload["results"]
         args.out.parent.mkdir(parents=True, exist_ok=True)

