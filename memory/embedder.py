@@ -173,7 +173,11 @@ class Embedder:
             detail = self.id if ok else f"{self.id}: bad vector shape {vec.shape}"
         except Exception as exc:  # noqa: BLE001 - health must not raise
             ok, detail = False, _one_line(f"{self.id}: {exc}")
-        return {"ok": ok, "detail": detail, "id": self.id, "dim": self.dim,
+        try:
+            dim: int | None = self.dim
+        except Exception:  # noqa: BLE001 - a remote dim probe may fail too
+            dim = None
+        return {"ok": ok, "detail": detail, "id": self.id, "dim": dim,
                 "latency_ms": round((time.perf_counter() - t0) * 1000, 1)}
 
     # ---- internals -------------------------------------------------------------------

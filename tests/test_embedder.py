@@ -247,3 +247,8 @@ def test_openai_embedder_dead_endpoint():
         emb.embed_query("hello")
     msg = str(err.value)
     assert f"127.0.0.1:{port}" in msg and "\n" not in msg
+    # dimension unknown and endpoint dead: health still answers instead of raising
+    probe = OpenAIEmbedder(model="m", base_url=f"http://127.0.0.1:{port}/v1", timeout=2,
+                           max_retries=0)
+    health = probe.health()
+    assert health["ok"] is False and health["dim"] is None
