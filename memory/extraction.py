@@ -91,13 +91,18 @@ def extract(llm, user_text: str, assistant_text: str, today: datetime,
     shown = list(known or [])[:MAX_KNOWN]
     lines = "\n".join(prompts.EXTRACT_KNOWN_LINE.format(n=i, text=r.text)
                       for i, r in enumerate(shown, start=1))
+    system = prompts.EXTRACT_SYSTEM.format(
+        today=today.strftime("%Y-%m-%d"),
+        known_rules=prompts.EXTRACT_KNOWN_RULES if shown else "",
+        known_example=prompts.EXTRACT_KNOWN_EXAMPLE if shown else "")
+    schema = prompts.EXTRACT_SCHEMA if shown else prompts.EXTRACT_SCHEMA_NO_KNOWN
     messages = [
-        {"role": "system", "content": prompts.EXTRACT_SYSTEM.format(today=today.strftime("%Y-%m-%d"))},
+        {"role": "system", "content": system},
         {"role": "user", "content": prompts.EXTRACT_USER.format(
             known=lines + "\n" if lines else "",
             user=user_text[:max_chars], assistant=(assistant_text or "")[:max_chars])},
     ]
-    data = llm.complete_json(messages, prompts.EXTRACT_SCHEMA, name="memories", max_tokens=512)
+    data = llm.complete_json(messages, schema, name="memories", max_tokens=512)
     return clean_candidates(data.get("memories") or [], shown)
 
 

@@ -1,15 +1,19 @@
 """Reconciliation: decide ADD / UPDATE / DELETE / NONE for each extracted candidate.
 
-Cheap checks first, the LLM only for the ambiguous rest, in one batched call per turn:
+Cheap checks first, the LLM only for the ambiguous rest (one small constrained call each):
 
 1. exact duplicate (same normalised text as an existing memory) → NONE, no LLM;
 2. near duplicate (cosine similarity ≥ ``NEAR_DUP``) → NONE, no LLM;
 3. the extraction call marked it as replacing a KNOWN memory → UPDATE, no LLM;
-4. no related memory → ADD, no LLM. "Related" means cosine ≥ ``RELATED``, or — for
+4. no related memory → ADD, no LLM. "Related" means cosine ≥ ``RELATED`` (and not
+   already judged by the extractor, see ``find_related``), or — for
    ``profile`` candidates — any of the user's nearest ``profile`` memories, because a
    change of home or job ("Works in Shanghai" → "Moved to Beijing") is semantically far
    apart (cosine ≈ 0.26 with USE-multilingual) yet must replace the old fact;
 5. otherwise the candidate and its related memories go to the LLM.
+
+Existing memories are shown with letter labels ([a], [b]…) and the answer's ``id`` is an
+enum of those labels, so the model cannot invent an id.
 
 Thresholds were calibrated on USE-multilingual v3 pairs (see ``bench/embedders.py``):
 "Loves football" vs "Loves football." 0.93; "Lives in Shanghai" vs "Lives in Beijing"
@@ -77,8 +81,8 @@ def find_related(store, user_id: str, cand: Candidate, emb: np.ndarray,
     if cand.replaces is not None:
         return [], Decision(cand, emb, "UPDATE", cand.replaces, cand.text, "extract")
     related = [(r, s) for r, s in ranked
-               if (s >= RELATED or (cand.type == "profile" and r.type == "profile"))
-               and (r.id not in shown or s >= SHOWN_RECHECK)]
+               if (s >= RELATED and (r.id not in shown or s >= SHOWN_RECHECK))
+               or (cand.type == "profile" and r.type == "profile")]
     if not related:
         return [], Decision(cand, emb, "ADD", None, cand.text, "new")
     return related[:NEIGHBOURS], None
@@ -93,9 +97,10 @@ def reconcile(llm, store, user_id: str, candidates: list[Candidate],
     (float32 array of shape (len(candidates), dim), rows aligned with candidates).
     ``shown``: ids the extraction call saw as KNOWN (see ``find_related``). A candidate
     the extractor marked ``replaces`` becomes an UPDATE of that memory without a call.
-    Returns one Decision per candidate, in order. Makes at most one LLM call (for all
-    ambiguous candidates together); if that call fails, ambiguous candidates fall back to
-    ADD so no information is lost (reason ``fallback``). Never raises LLMError.
+    Returns one Decision per candidate, in order. Makes one small enum-constrained LLM
+    call per ambiguous candidate (most turns have none); if a call fails, that candidate
+    falls back to ADD so no information is lost (reason ``fallback``). Never raises
+    LLMError.
     """
     decisions: list[Decision | None] = []
     pending: list[tuple[int, list[tuple[MemoryRecord, float]]]] = []
@@ -110,46 +115,32 @@ def reconcile(llm, store, user_id: str, candidates: list[Candidate],
 
 
 def _ask_llm(llm, candidates, embeddings, pending, decisions) -> None:
-    letters: dict[str, MemoryRecord] = {}
-    by_id: dict[str, str] = {}
-    lines: list[str] = []
-    for n, (i, related) in enumerate(pending, start=1):
-        lines.append(f"NEW {n}: {candidates[i].text}")
-        for rec, _ in related:
-            if rec.id not in by_id:
-                label = _label(len(by_id))
-                by_id[rec.id] = label
-                letters[label] = rec
-            lines.append(f"  EXISTING [{by_id[rec.id]}]: {rec.text}")
-    messages = [{"role": "system", "content": prompts.RECONCILE_SYSTEM},
-                {"role": "user", "content": "\n".join(lines)}]
-    try:
-        data = llm.complete_json(messages, prompts.RECONCILE_SCHEMA, name="decisions",
-                                 max_tokens=400)
-        raw = data.get("decisions") or []
-    except LLMError as exc:
-        log.warning("reconciliation fell back to ADD: %s", exc)
-        raw = []
-    answers: dict[int, dict] = {}
-    for item in raw:
-        if isinstance(item, dict) and isinstance(item.get("fact"), int):
-            answers.setdefault(item["fact"], item)
+    """One constrained call per ambiguous candidate (usually 0 or 1 per turn): a 1.5B
+    model mixes up batched answers, but picks reliably from an enum of labels."""
     claimed: set[str] = set()
-    for n, (i, related) in enumerate(pending, start=1):
+    for i, related in pending:
         cand, emb = candidates[i], embeddings[i]
-        item = answers.get(n)
-        action = str(item.get("action", "")).upper() if item else ""
-        target = letters.get(str(item.get("id", "")).strip("[] ")) if item else None
-        allowed = {r.id for r, _ in related}
-        if target is not None and (target.id not in allowed or target.id in claimed):
+        letters = {_label(n): rec for n, (rec, _) in enumerate(related)}
+        lines = [f"EXISTING [{label}]: {rec.text}" for label, rec in letters.items()]
+        lines.append(f"NEW: {cand.text}")
+        messages = [{"role": "system", "content": prompts.RECONCILE_SYSTEM},
+                    {"role": "user", "content": "\n".join(lines)}]
+        try:
+            item = llm.complete_json(messages, prompts.reconcile_schema(list(letters)),
+                                     name="decision", max_tokens=40)
+        except LLMError as exc:
+            log.warning("reconciliation fell back to ADD: %s", exc)
+            item = {}
+        action = str(item.get("action", "")).upper()
+        target = letters.get(str(item.get("id", "")).strip("[] "))
+        if target is not None and target.id in claimed:
             target = None
-        text = " ".join(str((item or {}).get("text") or "").split()) or cand.text
         if action == "NONE":
             decisions[i] = Decision(cand, emb, "NONE", target, cand.text, "llm")
         elif action in ("UPDATE", "DELETE") and target is not None:
             claimed.add(target.id)
             decisions[i] = Decision(cand, emb, action, target,
-                                    text if action == "UPDATE" else target.text, "llm")
+                                    cand.text if action == "UPDATE" else target.text, "llm")
         else:
             decisions[i] = Decision(cand, emb, "ADD", None, cand.text,
                                     "llm" if action == "ADD" else "fallback")
