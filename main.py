@@ -298,12 +298,14 @@ def migrate_cmd(args) -> int:
     src_kind = "sqlite" if args.to == "tidb" else "tidb"
     embedder = make_embedder(config)
     src = open_store(config.model_copy(update={"memory_store": src_kind}), embedder.id, embedder.dim)
-    dst = open_store(config.model_copy(update={"memory_store": args.to}), embedder.id, embedder.dim)
     try:
-        report = migrate(src, dst, progress=not args.json)
+        dst = open_store(config.model_copy(update={"memory_store": args.to}), embedder.id, embedder.dim)
+        try:
+            report = migrate(src, dst, progress=not args.json)
+        finally:
+            dst.close()
     finally:
         src.close()
-        dst.close()
     _emit(args, report, lambda: console.print(report))
     return 0
 

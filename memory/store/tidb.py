@@ -62,9 +62,10 @@ T = TypeVar("T")
 #: TiDB error codes worth retrying the whole transaction for: 9007 write conflict in
 #: TiKV and 8005 "Write Conflict, txnStartTS is stale" (optimistic commit), 8002 a
 #: transaction with SELECT ... FOR UPDATE hit a commit conflict ("the application can
-#: safely retry the whole transaction"), 8022 transaction failed but safe to retry,
-#: 1213 deadlock (pessimistic mode, MySQL's code). Source: TiDB "Error Codes and
-#: Troubleshooting" and "Troubleshoot Write Conflicts in Optimistic Transactions".
+#: safely retry the whole transaction"), 1213 deadlock (pessimistic mode, MySQL's
+#: code). Source: TiDB "Error Codes and Troubleshooting" and "Troubleshoot Write
+#: Conflicts in Optimistic Transactions". 8022 (a failed transaction commit) is retried
+#: too, from memory of TiDB's error list, not verified against its documentation.
 RETRYABLE_ERROR_CODES = frozenset({9007, 8005, 8002, 8022, 1213})
 #: attempts per store call (first try included) before giving up with StoreError
 RETRY_ATTEMPTS = 5
