@@ -276,9 +276,14 @@ WALKTHROUGH = [
 
 def run_walkthrough(mem, llm: InstantLLM, suffix: str) -> list[dict[str, Any]]:
     """Play the walk-through once (users ``seven<suffix>``/``jane<suffix>``); return one
-    row per turn with its memory-work seconds and LLM calls by kind."""
+    row per turn with its memory-work seconds and LLM calls by kind. The embedder's query
+    cache is emptied first, so repeated runs embed every message as a first run would."""
     rows = []
     thread = None
+    cache = getattr(mem.embedder, "_cache", None)
+    if cache is not None:  # repeats send the same messages: make every query embed anew
+        with mem.embedder._cache_lock:
+            cache.clear()
     for user, text, new_thread in WALKTHROUGH:
         uid = user + suffix
         if new_thread:
