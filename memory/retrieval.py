@@ -8,8 +8,8 @@ cosine similarity min-max scaled over the pool — and combined as
 This is the "convex combination" of Bruch, Gai & Ingber, "An Analysis of Fusion Functions
 for Hybrid Retrieval" (ACM TOIS 2023), which beat RRF when one retriever is much stronger
 than the other. Measured with ``bench/locomo.py`` on LoCoMo (1,536 questions, product
-default embedder USE-multilingual): BM25 alone R@5 .598 / R@10 .679, USE alone .311/.408,
-equal-weight RRF .467/.579 (fusion *lost* 13 points to BM25 alone), score fusion with
+default embedder USE-multilingual): BM25 alone R@5 .599 / R@10 .679, USE alone .311/.408,
+equal-weight RRF .469/.580 (fusion *lost* 13 points to BM25 alone), score fusion with
 ``text=0.8, vector=0.2`` .592/.683. The vector weight stays at 0.2 rather than 0 because
 it carries cross-lingual (Chinese ↔ English) and paraphrase matches that BM25 cannot see.
 
