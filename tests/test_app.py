@@ -1,6 +1,6 @@
 """AppTest tests of the chat page (app.py) and unit tests of memory/ui_state.py.
 
-The app runs for real: real SQLite file in a temp MEMORY_DATA_DIR, real e5-small embedder,
+The app runs for real: real SQLite file in a temp MEMORY_DATA_DIR, real default (USE-multilingual) embedder,
 real HTTP to the scripted OpenAI-compatible server of tests/fake_llm.py. Its answers come
 from ``memory_responder`` below, which (like a real model) answers the chat from the
 memories it finds in the system prompt, so recall is only possible if the engine put them
@@ -89,12 +89,12 @@ def reset_streamlit_caches() -> None:
 @pytest.fixture
 def app_env(tmp_path, scripted_llm, monkeypatch):
     """Environment for ``Memory.from_env()`` inside the app: temp data dir, the scripted
-    model, e5-small embedder, no retries; cwd moved so no stray .env is read."""
+    model, the default embedder, no retries; cwd moved so no stray .env is read."""
     scripted_llm.responder = memory_responder
     data = tmp_path / "data"
     env = {"MEMORY_DATA_DIR": str(data), "MEMORY_STORE": "sqlite",
            "OPENAI_BASE_URL": scripted_llm.base_url, "OPENAI_API_KEY": "test-key-123",
-           "LLM_MODEL": scripted_llm.model, "EMBEDDER": "e5-small", "LLM_TIMEOUT": "10",
+           "LLM_MODEL": scripted_llm.model, "EMBEDDER": "use-multilingual", "LLM_TIMEOUT": "10",
            "LLM_MAX_RETRIES": "0", "VISION_MODEL": ""}
     for key, value in env.items():
         monkeypatch.setenv(key, value)

@@ -68,7 +68,7 @@ def streamlit_app(tmp_path, scripted_llm):
         env.pop(key, None)
     env.update({"MEMORY_DATA_DIR": str(tmp_path / "data"), "MEMORY_STORE": "sqlite",
                 "OPENAI_BASE_URL": scripted_llm.base_url, "OPENAI_API_KEY": "test",
-                "LLM_MODEL": scripted_llm.model, "EMBEDDER": "e5-small",
+                "LLM_MODEL": scripted_llm.model, "EMBEDDER": "use-multilingual",
                 "LLM_TIMEOUT": "10", "LLM_MAX_RETRIES": "0", "VISION_MODEL": "",
                 "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"})
     log = tmp_path / "streamlit.log"

@@ -21,11 +21,16 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 @pytest.fixture(scope="module")
 def mem(tmp_path_factory):
     pytest.importorskip("llama_cpp", reason="llama-cpp-python[server] is not installed (./test.sh installs it)")
+    from memory import local_llm
+
     data = tmp_path_factory.mktemp("e2e")
     m = Memory(load_config(env_file=None, memory_data_dir=data))
     assert m.config.uses_local_llm
+    already_running = local_llm.served_models(m.config) is not None
     yield m
     m.close()
+    if not already_running:  # leave the machine as we found it
+        local_llm.stop_server(m.config)
 
 
 def texts(mem: Memory, user: str) -> list[str]:

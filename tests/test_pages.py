@@ -1,6 +1,6 @@
 """AppTest tests of the secondary pages (Memories, Insights, Settings) and of the page
 helpers in memory/ui_state.py. Same real parts as tests/test_app.py: temp SQLite store,
-e5-small embedder, scripted OpenAI-compatible server on 127.0.0.1."""
+default (USE-multilingual) embedder, scripted OpenAI-compatible server on 127.0.0.1."""
 from __future__ import annotations
 
 import csv

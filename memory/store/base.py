@@ -17,6 +17,26 @@ from typing import Any, Iterator
 from memory.types import HistoryEvent, MemoryRecord, Message, Thread
 
 
+def require_user(user_id: Any) -> str:
+    """Return ``user_id`` if it is a non-empty str; raise ValueError otherwise. Every store
+    method that touches user data validates its user with this before querying."""
+    if not isinstance(user_id, str) or not user_id:
+        raise ValueError("user_id must be a non-empty string")
+    return user_id
+
+
+def require_text(value: Any, what: str) -> str:
+    """Return ``value`` if it is a str that UTF-8 can encode (no lone surrogates); raise
+    ValueError naming ``what`` otherwise (before anything is written)."""
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a string, got {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} contains invalid Unicode (lone surrogate)") from None
+    return value
+
+
 class StoreError(RuntimeError):
     """A store operation failed (locked database, lost connection…). The message is one
     line meant for the user; nothing was half-written."""

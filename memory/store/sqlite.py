@@ -54,6 +54,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from memory.store.base import EmbedderMismatchError, Store, StoreError
+from memory.store.base import require_text as _text
+from memory.store.base import require_user as _user
 from memory.textsearch import FTS5_TOKENIZE, index_text, match_query
 from memory.types import HistoryEvent, MemoryRecord, Message, Thread, as_utc, utcnow
 
@@ -224,20 +226,8 @@ def _json(value: Any, what: str) -> str:
         raise ValueError(f"{what} must be JSON-serialisable: {exc}") from None
 
 
-def _text(value: Any, what: str) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"{what} must be a string, got {type(value).__name__}")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(f"{what} contains invalid Unicode (lone surrogate)") from None
-    return value
 
 
-def _user(user_id: Any) -> str:
-    if not isinstance(user_id, str) or not user_id:
-        raise ValueError("user_id must be a non-empty string")
-    return user_id
 
 
 def user_token(user_id: str) -> str:
@@ -802,7 +792,9 @@ class SQLiteStore(Store):
         now = self._now()
         with self._read() as conn:
             for chunk in _chunks(ids):
-                q = (f"SELECT {_MEM_COLS} FROM memories WHERE user_id = ? AND "
+                # "+user_id": drive the lookup from the UNIQUE id index, not the
+                # per-user index (4.6 ms -> 0.08 ms per call at 30k memories/user)
+                q = (f"SELECT {_MEM_COLS} FROM memories WHERE +user_id = ? AND "
                      f"id IN ({', '.join('?' * len(chunk))}) AND {self._live()}")
                 out.extend(self._record(r) for r in conn.execute(q, (user_id, *chunk, now)))
         return out
@@ -898,7 +890,7 @@ class SQLiteStore(Store):
                     "SELECT m.id, -f.score, m.expires_at FROM (SELECT rowid, "
                     "bm25(memories_fts, 0.0, 1.0) AS score FROM memories_fts WHERE "
                     "memories_fts MATCH ? ORDER BY score, rowid DESC LIMIT ?) f "
-                    "CROSS JOIN memories m ON m.rid = f.rowid WHERE m.user_id = ? "
+                    "CROSS JOIN memories m ON m.rid = f.rowid WHERE +m.user_id = ? "
                     "ORDER BY f.score, f.rowid DESC", (expr, pool, user_id)).fetchall()
                 live = [(mid, float(score)) for mid, score, exp in rows if exp is None or exp > now]
                 if len(live) >= k or len(rows) < pool:
@@ -907,7 +899,7 @@ class SQLiteStore(Store):
             rows = conn.execute(
                 "SELECT m.id, -bm25(memories_fts, 0.0, 1.0) AS score FROM memories_fts "
                 "CROSS JOIN memories m ON m.rid = memories_fts.rowid "
-                f"WHERE memories_fts MATCH ? AND m.user_id = ? AND {self._live('m')}{type_sql} "
+                f"WHERE memories_fts MATCH ? AND +m.user_id = ? AND {self._live('m')}{type_sql} "
                 "ORDER BY score DESC, m.rid DESC LIMIT ?",
                 (expr, user_id, now, *type_args, k)).fetchall()
         return [(mid, float(score)) for mid, score in rows]

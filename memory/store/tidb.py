@@ -52,6 +52,8 @@ from sqlmodel.main import Undefined
 
 from memory.config import Config, ConfigError
 from memory.store.base import EmbedderMismatchError, Store, StoreError
+from memory.store.base import require_text as _text
+from memory.store.base import require_user as _user
 from memory.textsearch import query_terms
 from memory.types import HistoryEvent, MemoryRecord, Message, Thread, as_utc, new_id, utcnow
 
@@ -680,21 +682,8 @@ def _record(row: Any) -> MemoryRecord:
     )
 
 
-def _user(user_id: Any) -> str:
-    if not isinstance(user_id, str) or not user_id:
-        raise ValueError("user_id must be a non-empty string")
-    return user_id
 
 
-def _text(value: Any, what: str) -> str:
-    """``value`` if it is a str that UTF-8 can encode (no lone surrogates), else ValueError."""
-    if not isinstance(value, str):
-        raise ValueError(f"{what} must be a string, got {type(value).__name__}")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(f"{what} contains invalid Unicode (lone surrogate)") from None
-    return value
 
 
 def _jsonable(value: Any, what: str) -> Any:
