@@ -98,15 +98,18 @@ class Memory:
         warning and ``self.last_error`` set — when the LLM fails; nothing is half-written).
         ``infer=False``: every message's content is stored verbatim as one memory
         (type ``memory_type`` or "fact"), embedded in batches of 256, keeping
-        ``metadata`` and ``created_at`` (old chats keep their dates).
+        ``metadata`` and ``created_at`` (old chats keep their dates); a message dict may
+        carry its own ``metadata`` (merged over the call's) and ``created_at``.
         Raises ValueError for an empty/invalid message list or user id.
         """
         uid = check_user_id(user_id)
         msgs = _normalize_messages(messages, self.config.memory_max_message_chars)
         when = as_utc(created_at) or utcnow()
         if not infer:
-            return self._add_raw(uid, thread_id, [m["content"] for m in msgs], metadata or {},
-                                 when, memory_type or "fact", importance or 3, tags or [])
+            items = [(m["content"], {**(metadata or {}), **(m.get("metadata") or {})},
+                      as_utc(m.get("created_at")) or when) for m in msgs]
+            return self._add_raw(uid, thread_id, items, memory_type or "fact",
+                                 importance or 3, tags or [])
         user_text = "\n".join(m["content"] for m in msgs if m["role"] == "user")
         assistant_text = "\n".join(m["content"] for m in msgs if m["role"] == "assistant")
         try:
@@ -114,19 +117,20 @@ class Memory:
         except _ExtractionFailed:
             return []
 
-    def _add_raw(self, uid, thread_id, texts, metadata, when, mtype, importance, tags):
+    def _add_raw(self, uid, thread_id, items, mtype, importance, tags):
+        """Store ``items`` = ``[(text, metadata, created_at)]`` verbatim, in batches."""
         if mtype not in MEMORY_TYPES:
             raise ValueError(f"unknown memory type {mtype!r}; use one of {', '.join(MEMORY_TYPES)}")
-        texts = [redact(t)[0] for t in texts]
+        items = [(redact(t)[0], meta, when) for t, meta, when in items]
         changes: list[Change] = []
-        for start in range(0, len(texts), EMBED_BATCH):
-            chunk = texts[start:start + EMBED_BATCH]
-            vectors = self.embedder.embed_documents(chunk)
+        for start in range(0, len(items), EMBED_BATCH):
+            chunk = items[start:start + EMBED_BATCH]
+            vectors = self.embedder.embed_documents([t for t, _, _ in chunk])
             records, events = [], []
-            for text, vec in zip(chunk, vectors):
+            for (text, meta, when), vec in zip(chunk, vectors):
                 rec = MemoryRecord(id=new_id(), user_id=uid, text=text, type=mtype,
                                    thread_id=thread_id, importance=int(importance),
-                                   tags=list(tags), source="raw", metadata=dict(metadata),
+                                   tags=list(tags), source="raw", metadata=dict(meta),
                                    created_at=when, updated_at=when, embedding=vec.tolist())
                 records.append(rec)
                 events.append(HistoryEvent(rec.id, uid, "ADD", None, text, "user", at=utcnow()))
@@ -670,7 +674,17 @@ def _normalize_messages(messages: str | Iterable[dict], max_chars: int) -> list[
         content = m["content"]
         if not isinstance(content, str) or not content.strip():
             continue
-        out.append({"role": role, "content": _check_message(content, max_chars)})
+        item = {"role": role, "content": _check_message(content, max_chars)}
+        if m.get("metadata") is not None:
+            if not isinstance(m["metadata"], dict):
+                raise ValueError("a message's 'metadata' must be a dict")
+            item["metadata"] = m["metadata"]
+        if m.get("created_at") is not None:
+            try:
+                item["created_at"] = as_utc(m["created_at"])
+            except (TypeError, ValueError):
+                raise ValueError("a message's 'created_at' must be an ISO-8601 date") from None
+        out.append(item)
     if not out:
         raise ValueError("no message with content to add")
     return out

@@ -218,6 +218,20 @@ def test_raw_add_keeps_metadata_and_dates_in_one_batch(mem):
                for r in recs)
 
 
+def test_raw_add_takes_per_message_metadata_and_dates(mem):
+    t1, t2 = utcnow() - timedelta(days=30), utcnow() - timedelta(days=3)
+    mem.add([{"role": "user", "content": "Caroline: hi", "metadata": {"dia_id": "D1:1"}, "created_at": t1},
+             {"role": "user", "content": "Melanie: hello", "metadata": {"dia_id": "D2:1"},
+              "created_at": t2.isoformat()}], "locomo", infer=False, metadata={"conv": "26"})
+    recs = mem.list("locomo", order="created_asc")
+    assert [(r.text, r.metadata) for r in recs] == [("Caroline: hi", {"conv": "26", "dia_id": "D1:1"}),
+                                                   ("Melanie: hello", {"conv": "26", "dia_id": "D2:1"})]
+    assert abs((recs[0].created_at - t1).total_seconds()) < 1e-3
+    with pytest.raises(ValueError, match="created_at"):
+        mem.add([{"role": "user", "content": "x", "created_at": "yesterday"}], "locomo", infer=False)
+    assert mem.count("locomo") == 2
+
+
 def test_export_import_roundtrip_is_lossless_and_idempotent(mem):
     say(mem, "Hi, I'm Seven. I work in Shanghai and love football.", "seven")
     say(mem, "I moved to Beijing last month.", "seven")
