@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.common import repair_evidence  # noqa: E402
 from memory.embedder import (E5Embedder, Embedder, EmbedderError,  # noqa: E402
                              MiniLMEmbedder, OpenAIEmbedder, USEEmbedder)
 
@@ -64,27 +65,6 @@ FACTORIES: dict[str, Callable[[argparse.Namespace], Embedder]] = {
 
 
 # ---- data ----------------------------------------------------------------------------
-_EVIDENCE_RE = re.compile(r"^D?:?(\d+):(\d+)$")
-
-
-def repair_evidence(raw: list[Any], existing: set[str]) -> list[str]:
-    """Return the valid dialogue ids of a LoCoMo ``evidence`` list.
-
-    Splits each item on ``;``, ``,`` and whitespace, accepts ``D?<session>:<turn>``
-    (also ``D:11:26``) with leading zeros stripped, and keeps only ids in ``existing``
-    (in order, without duplicates)."""
-    out: list[str] = []
-    for item in raw or []:
-        for token in re.split(r"[;,\s]+", str(item)):
-            m = _EVIDENCE_RE.match(token.strip())
-            if not m:
-                continue
-            dia = f"D{int(m.group(1))}:{int(m.group(2))}"
-            if dia in existing and dia not in out:
-                out.append(dia)
-    return out
-
-
 def turn_text(turn: dict) -> str:
     """``"Speaker: text [shares a photo: caption]"`` for one LoCoMo turn."""
     text = f"{turn.get('speaker', '')}: {turn.get('text', '')}"
