@@ -9,7 +9,9 @@ LLM), and every scorable question of categories 1–4 (1,536) is asked through
 
 Configurations (``SearchWeights``): ``default`` (the product's hybrid), ``vector`` (vector
 only), ``text`` (full text only), ``no-rescore`` (hybrid without the importance/recency
-re-score), ``rrf`` (equal-weight reciprocal rank fusion: the engine's first default).
+re-score), ``rrf`` (equal-weight reciprocal rank fusion: the engine's first default),
+``pool-max`` (score fusion without query-term coverage or cross-script bonus: the
+previous default), ``coverage1`` (coverage to the power 1 instead of 2).
 Usage::
 
     python bench/locomo.py                       # all configs, writes bench/results/locomo.json
@@ -47,10 +49,12 @@ def configs() -> dict[str, SearchWeights]:
     base = SearchWeights()
     return {
         "default": base,
-        "vector": replace(base, text=0.0),
+        "vector": replace(base, text=0.0, cross_script=0.0),
         "text": replace(base, vector=0.0),
         "no-rescore": replace(base, rescore=False),
         "rrf": replace(base, fusion="rrf", vector=1.0, text=1.0),
+        "pool-max": replace(base, coverage_power=0.0, cross_script=0.0),
+        "coverage1": replace(base, coverage_power=1.0),
     }
 
 

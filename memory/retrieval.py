@@ -1,17 +1,52 @@
 """Hybrid search: vector KNN + full-text BM25, fused by weighted *score* fusion (default)
 or reciprocal rank fusion (RRF), then a light re-score by importance and recency.
 
-Score fusion (default, ``SearchWeights.fusion = "score"``): each retriever's scores over
-its candidate pool are normalised to [0, 1] — BM25 divided by the pool's best score,
-cosine similarity min-max scaled over the pool — and combined as
-``text · bm25_norm + vector · cos_norm`` (a candidate missing from one pool gets 0 there).
-This is the "convex combination" of Bruch, Gai & Ingber, "An Analysis of Fusion Functions
-for Hybrid Retrieval" (ACM TOIS 2023), which beat RRF when one retriever is much stronger
-than the other. Measured with ``bench/locomo.py`` on LoCoMo (1,536 questions, product
-default embedder USE-multilingual): BM25 alone R@5 .599 / R@10 .679, USE alone .311/.408,
-equal-weight RRF .469/.580 (fusion *lost* 13 points to BM25 alone), score fusion with
-``text=0.8, vector=0.2`` .592/.683. The vector weight stays at 0.2 rather than 0 because
-it carries cross-lingual (Chinese ↔ English) and paraphrase matches that BM25 cannot see.
+Score fusion (default, ``SearchWeights.fusion = "score"``), per candidate ``d`` of query
+``q``::
+
+    score(d) = text · bm25(d) / max_pool(bm25) · coverage(q, d) ** coverage_power
+             + (vector + cross_script · [d shares no script with q]) · cos_minmax(d)
+
+* ``bm25 / max_pool(bm25)``: BM25 divided by the best score of the pool, in [0, 1];
+  ``cos_minmax``: cosine similarity min-max scaled over the vector pool; a candidate
+  missing from one pool gets 0 there. This is the "convex combination" of Bruch, Gai &
+  Ingber, "An Analysis of Fusion Functions for Hybrid Retrieval" (ACM TOIS 2023), which
+  beats RRF when one retriever is much stronger than the other (BM25 on LoCoMo).
+* ``coverage(q, d)``: the share of the query's terms (:func:`memory.textsearch.query_terms`,
+  Porter-stemmed like the FTS5 index) that occur in the memory (:func:`query_coverage`).
+  Pool-max normalisation alone turns the best BM25 match into 1.0 even when it shares
+  one word with the query; coverage makes a one-of-four-terms match worth 1/16 of a
+  full match, so a strong semantic (vector) match can win. It costs no extra query: the
+  records of all candidates are fetched anyway.
+* Cross-script bonus: a memory written in another script than the query (Han vs.
+  alphabetic, :func:`scripts`) can never match BM25, so its missing text score says
+  nothing; it gets ``cross_script`` more vector weight.
+
+Measurements (``bench/locomo.py``: LoCoMo, 1,536 English questions, R@5/R@10;
+``bench/zh_en_hybrid.py``: 30 memories half Chinese half English, 60 queries, top-1
+same-language/cross-lingual; product default embedder USE-multilingual; see
+``bench/README.md`` for the full tables):
+
+=============================================  ===========  ============
+configuration                                  LoCoMo R@5   zh/en top-1
+                                               / R@10       same / cross
+=============================================  ===========  ============
+BM25 only                                      .604 / .688  .77 / .00
+vector only                                    .311 / .408  .93 / .87
+RRF, equal weights (k = 60)                    .476 / .589  .93 / .50
+score fusion 0.8/0.2, pool-max (old default)   .602 / .692  .93 / .50
++ coverage (power 1)                           .616 / .700  .93 / .57
++ coverage², no cross-script bonus             .600 / .684  .97 / .70
++ coverage² + cross-script 0.04 (default)      .600 / .684  .93 / .80
+=============================================  ===========  ============
+
+(numbers of the offline grid behind the choice, computed from the same candidate pools;
+the final runs of both benchmarks are in ``bench/results/``.) Coverage power 1 is best
+on LoCoMo but leaves cross-lingual top-1 at .57; power 2 plus the cross-script bonus
+meets both targets. Also measured and rejected: a larger cross-script bonus (0.08:
+cross .87 but same-language .87), shifting weight to the vector side when the best
+covered BM25 match is weak (cross up to .87, LoCoMo R@5 down to .55-.59), and gating
+BM25 by the candidate's cosine (LoCoMo R@5 .54-.61).
 
 RRF (``fusion = "rrf"``; Cormack, Clarke & Büttcher, SIGIR 2009):
 ``score(d) = Σ_r w_r / (k + rank_r(d))`` with ``k = 60``, kept for comparison.
@@ -21,12 +56,17 @@ retrievers apply the user filter inside their query (see ``memory.store.base.Sto
 """
 from __future__ import annotations
 
+import functools
 import math
+import threading
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
+import snowballstemmer
 
+from memory.textsearch import index_text, normalize, query_terms
 from memory.types import ScoredMemory, utcnow
 
 RRF_K = 60
@@ -34,14 +74,24 @@ OVERFETCH = 4
 MIN_POOL = 20
 FUSIONS = ("score", "rrf")
 
+# The FTS5 index stems English with the original Porter algorithm (``porter`` tokenizer,
+# see memory.textsearch.FTS5_TOKENIZE); snowballstemmer's "porter" is the same algorithm,
+# so coverage counts a term as present exactly when FTS5 would match it.
+_STEMMER = snowballstemmer.stemmer("porter")
+_stem_lock = threading.Lock()
+
 
 @dataclass
 class SearchWeights:
-    """Tunable knobs of hybrid search (defaults measured in ``bench/locomo.py``).
+    """Tunable knobs of hybrid search (defaults measured in ``bench/locomo.py`` and
+    ``bench/zh_en_hybrid.py``; see the module docstring).
 
     ``vector``/``text``: weights of the two retrievers (0 disables one: the ablations).
     ``fusion``: ``"score"`` (weighted sum of normalised scores, the default) or ``"rrf"``
-    (weighted reciprocal rank fusion). ``importance``: relative boost per importance step
+    (weighted reciprocal rank fusion). ``coverage_power``: exponent of the query-term
+    coverage that scales each BM25 score (0 disables; score fusion only).
+    ``cross_script``: extra vector weight of a memory sharing no script with the query
+    (0 disables; score fusion only). ``importance``: relative boost per importance step
     above 3 (0 disables). ``recency``: max relative boost for a memory touched today,
     decaying with ``half_life_days`` (0 disables). Re-scoring multiplies the fused score,
     so it only reorders memories whose fused scores are close.
@@ -50,6 +100,8 @@ class SearchWeights:
     vector: float = 0.2
     text: float = 0.8
     fusion: str = "score"
+    coverage_power: float = 2.0
+    cross_script: float = 0.04
     importance: float = 0.05
     recency: float = 0.05
     half_life_days: float = 30.0
@@ -69,28 +121,93 @@ def rrf_fuse(ranked_lists: list[tuple[list[str], float]], k: int = RRF_K
     return scores
 
 
+def _stems(words: list[str]) -> list[str]:
+    """Case-folded Porter stems of ``words`` (Han words pass through unchanged); empty
+    stems dropped. snowballstemmer objects are not thread-safe, hence the lock."""
+    folded = [w.casefold() for w in words if w]
+    with _stem_lock:
+        stems = _STEMMER.stemWords(folded)
+    return [s for s in stems if s]
+
+
+@functools.lru_cache(maxsize=4096)
+def _memory_terms(text: str) -> frozenset[str]:
+    """The stemmed terms FTS5 indexes for a memory ``text`` (cached: memories repeat
+    across searches)."""
+    words = ["".join(ch for ch in w if unicodedata.category(ch)[0] in "LNM")
+             for w in index_text(text).split()]
+    return frozenset(_stems(words))
+
+
+def query_coverage(query: str | list[str], text: str) -> float:
+    """Share (0..1) of the query's distinct terms that occur in memory ``text``.
+
+    ``query``: the raw query, or its stemmed terms (as returned by :func:`stem_terms`,
+    to analyse a query once for many memories). Terms are those of
+    :func:`memory.textsearch.query_terms` (stop-words dropped, Han text segmented by
+    jieba), case-folded and Porter-stemmed as the FTS5 index does. Returns 0.0 when the
+    query has no term.
+    """
+    terms = stem_terms(query) if isinstance(query, str) else query
+    if not terms:
+        return 0.0
+    have = _memory_terms(text)
+    return sum(1 for t in terms if t in have) / len(terms)
+
+
+def stem_terms(query: str) -> list[str]:
+    """The distinct stemmed search terms of a raw ``query`` (see :func:`query_coverage`)."""
+    return list(dict.fromkeys(_stems(query_terms(query))))
+
+
+@functools.lru_cache(maxsize=4096)
+def scripts(text: str) -> frozenset[str]:
+    """The writing systems of ``text``'s letters: ``"han"`` (CJK ideographs, which the
+    index segments with jieba) and/or ``"alpha"`` (every other letter: Latin, Cyrillic,
+    kana, Hangul...). Digits and symbols count for neither; ``""`` gives an empty set."""
+    found: set[str] = set()
+    for ch in normalize(text):
+        if unicodedata.category(ch)[0] != "L":
+            continue
+        found.add("han" if unicodedata.name(ch, "").startswith("CJK") else "alpha")
+        if len(found) == 2:
+            break
+    return frozenset(found)
+
+
 def score_fuse(vector_hits: list[tuple[str, float]], text_hits: list[tuple[str, float]],
-               vector_weight: float, text_weight: float) -> dict[str, float]:
-    """Weighted sum of normalised scores.
+               vector_weight: float, text_weight: float,
+               coverage: dict[str, float] | None = None, coverage_power: float = 0.0,
+               cross_script: set[str] | None = None, cross_script_weight: float = 0.0
+               ) -> dict[str, float]:
+    """Weighted sum of normalised scores (formula and measurements: module docstring).
 
     ``vector_hits``: ``[(id, cosine_distance)]`` nearest first; ``text_hits``:
     ``[(id, bm25_score)]`` best first (higher is better). Cosine similarities
     (``1 - distance``) are min-max scaled over the pool (a pool of one, or of equal
-    scores, maps to 1); BM25 scores are divided by the best one. Returns
-    ``{id: vector_weight · v + text_weight · t}`` with v, t in [0, 1] (0 when absent).
+    scores, maps to 1); BM25 scores are divided by the best one and multiplied by
+    ``coverage[id] ** coverage_power`` (coverage in [0, 1]; a missing id counts as 1,
+    as does every id when ``coverage`` is None or the power is 0). Ids in
+    ``cross_script`` get ``vector_weight + cross_script_weight`` on their vector score.
+    Returns ``{id: score}``; 0 stands for "absent from that pool".
     """
     scores: dict[str, float] = {}
-    if vector_hits and vector_weight > 0:
+    cross = cross_script or set()
+    if vector_hits and (vector_weight > 0 or cross and cross_script_weight > 0):
         sims = [1.0 - float(d) for _, d in vector_hits]
         hi, lo = max(sims), min(sims)
         span = hi - lo
         for (mid, _), s in zip(vector_hits, sims):
             norm = (s - lo) / span if span > 1e-9 else 1.0
-            scores[mid] = scores.get(mid, 0.0) + vector_weight * norm
+            w = vector_weight + (cross_script_weight if mid in cross else 0.0)
+            if w > 0:
+                scores[mid] = scores.get(mid, 0.0) + w * norm
     if text_hits and text_weight > 0:
         best = max(float(s) for _, s in text_hits)
         for mid, s in text_hits:
             norm = float(s) / best if best > 0 else 1.0
+            if coverage is not None and coverage_power > 0:
+                norm *= coverage.get(mid, 1.0) ** coverage_power
             scores[mid] = scores.get(mid, 0.0) + text_weight * norm
     return scores
 
@@ -117,13 +234,27 @@ def hybrid_search(store, user_id: str, query: str, query_embedding: np.ndarray |
         vec_hits = store.vector_search(user_id, query_embedding.tolist(), pool, types=types)
     if w.text > 0:
         txt_hits = store.text_search(user_id, query, pool, types=types)
+    ids = list(dict.fromkeys([m for m, _ in vec_hits] + [m for m, _ in txt_hits]))
+    if not ids:
+        return []
+    records = {r.id: r for r in store.get_memories(user_id, ids)}
     if w.fusion == "rrf":
         fused = rrf_fuse([([m for m, _ in vec_hits], w.vector), ([m for m, _ in txt_hits], w.text)])
     else:
-        fused = score_fuse(vec_hits, txt_hits, w.vector, w.text)
+        coverage: dict[str, float] | None = None
+        if txt_hits and w.coverage_power > 0:
+            terms = stem_terms(query)
+            coverage = {m: query_coverage(terms, records[m].text)
+                        for m, _ in txt_hits if m in records}
+        cross: set[str] = set()
+        if vec_hits and w.cross_script > 0:
+            qs = scripts(query)
+            cross = {m for m, _ in vec_hits
+                     if m in records and qs and not (scripts(records[m].text) & qs)}
+        fused = score_fuse(vec_hits, txt_hits, w.vector, w.text, coverage, w.coverage_power,
+                           cross, w.cross_script)
     if not fused:
         return []
-    records = {r.id: r for r in store.get_memories(user_id, list(fused))}
     vrank = {m: i for i, (m, _) in enumerate(vec_hits, start=1)}
     trank = {m: i for i, (m, _) in enumerate(txt_hits, start=1)}
     now = now or utcnow()
