@@ -209,13 +209,17 @@ class NullLLM:
         """Nothing to release."""
 
 
-def make_memory(data_dir: str | os.PathLike, *, embedder=None, llm=None, **config: Any):
+def make_memory(data_dir: str | os.PathLike, *, embedder=None, llm=None,
+                config_embedder: str | None = None, **config: Any):
     """Build ``memory.Memory`` exactly as the app does, on a fresh SQLite store under
     ``data_dir``: ``Memory(load_config(env_file=None, memory_data_dir=data_dir, **config),
-    llm=llm or NullLLM())``. ``embedder`` overrides the configured one (default: the
-    product default, USE-multilingual)."""
+    llm=llm or NullLLM())``. ``embedder`` (an Embedder object) overrides the configured
+    one; ``config_embedder`` is the ``EMBEDDER`` setting (default: the product default,
+    USE-multilingual)."""
     from memory import Memory, load_config
 
+    if config_embedder:
+        config["embedder"] = config_embedder
     cfg = load_config(env_file=None, memory_data_dir=str(data_dir), **config)
     return Memory(cfg, embedder=embedder, llm=llm or NullLLM())
 

@@ -126,7 +126,7 @@ def run(data: Path, config_names: list[str], fmt: str = "context", conversations
                          f"choose from {', '.join(all_cfgs)}")
     tmp = tempfile.TemporaryDirectory(prefix="locomo-bench-") if data_dir is None else None
     folder = data_dir or tmp.name
-    extra = {"embedder": embedder} if embedder else {}
+    extra = {"config_embedder": embedder} if embedder else {}
     mem = make_memory(folder, **extra)
     try:
         with Timer() as t_ingest:

@@ -121,12 +121,20 @@ def rrf_fuse(ranked_lists: list[tuple[list[str], float]], k: int = RRF_K
     return scores
 
 
+@functools.lru_cache(maxsize=65536)
+def _stem(word: str) -> str:
+    """Porter stem of one case-folded word, cached: a user's memories reuse a small
+    vocabulary, and stemming every candidate's words afresh cost ~11 ms per search at
+    100k memories (profile in bench/latency.py). snowballstemmer objects are not
+    thread-safe, hence the lock (taken only on a cache miss)."""
+    with _stem_lock:
+        return _STEMMER.stemWord(word)
+
+
 def _stems(words: list[str]) -> list[str]:
     """Case-folded Porter stems of ``words`` (Han words pass through unchanged); empty
-    stems dropped. snowballstemmer objects are not thread-safe, hence the lock."""
-    folded = [w.casefold() for w in words if w]
-    with _stem_lock:
-        stems = _STEMMER.stemWords(folded)
+    stems dropped."""
+    stems = (_stem(w.casefold()) for w in words if w)
     return [s for s in stems if s]
 
 
