@@ -14,6 +14,10 @@ PY="${PYTHON:-python3}"
 
 bash scripts/install.sh
 
+# One BLAS thread: on a 2-core machine OpenBLAS worker threads spin-wait and steal the
+# core the local LLM and SQLite need (measured in bench/README.md, latency section).
+export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
+
 if "$PY" -c 'import sys; from memory.config import load_config; sys.exit(0 if load_config().uses_local_llm else 1)'; then
   echo "run: starting the offline model (first start assembles ~1 GB, then takes a few seconds)"
   "$PY" -m memory.local_llm start
