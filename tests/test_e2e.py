@@ -24,7 +24,8 @@ def mem(tmp_path_factory):
     from memory import local_llm
 
     data = tmp_path_factory.mktemp("e2e")
-    m = Memory(load_config(env_file=None, memory_data_dir=data))
+    # temperature 0: greedy decoding, so a CI run sees the same replies as this one did
+    m = Memory(load_config(env_file=None, memory_data_dir=data, llm_temperature=0))
     assert m.config.uses_local_llm
     already_running = local_llm.served_models(m.config) is not None
     yield m
