@@ -179,7 +179,22 @@ def turn_text(turn: Turn, fmt: str = "context", prev: Turn | None = None) -> str
     if fmt == "context":
         ctx = question_context(prev, turn)
         return f"{dated} (replying to {prev.speaker}: {ctx})" if ctx else dated
-    raise ValueError(f"unknown turn format {fmt!r} (raw, dated, context)")
+    if fmt == "context-meta":  # the context goes to metadata (turn_context), not the text
+        return dated
+    raise ValueError(f"unknown turn format {fmt!r} (raw, dated, context, context-meta)")
+
+
+def turn_context(turn: Turn, prev: Turn | None = None) -> str:
+    """The conversational context of ``turn`` for ``--format context-meta``: the whole
+    previous turn of the same session when the other speaker said it,
+    ``"Melanie: Wow, what got you interested? …"``, else "". Stored as
+    ``metadata["context"]``: embedded and full-text indexed (BM25 weight
+    ``memory.store.sqlite.CONTEXT_WEIGHT``) with the memory but not part of its text.
+    (Only the question it answers, :func:`question_context`, measured worse in this
+    layout: bench/README.md.)"""
+    if prev is None or prev.session != turn.session or prev.speaker == turn.speaker:
+        return ""
+    return f"{prev.speaker}: {prev.text}"
 
 
 def recall_at(ranked: list[str], evidence: list[str], k: int) -> float:

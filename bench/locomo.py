@@ -2,8 +2,9 @@
 
 For each of the 10 LoCoMo conversations one user is created; every turn is stored as a
 raw memory through the public API (``Memory.add(text, user, infer=False,
-metadata={speaker, dia_id, session, session_date}, created_at=<session date>)``, no
-LLM), and every scorable question of categories 1–4 (1,536) is asked through
+metadata={speaker, dia_id, session, session_date, context}, created_at=<session
+date>)``, no LLM; ``context``: the previous turn when the other speaker said it, see
+``bench.common.turn_context``), and every scorable question of categories 1–4 (1,536) is asked through
 ``Memory.search``. recall@k = share of the question's evidence turns among the top k
 (LoCoMo's ``recall_acc``), overall and per category.
 
@@ -16,6 +17,7 @@ Usage::
 
     python bench/locomo.py                       # all configs, writes bench/results/locomo.json
     python bench/locomo.py --configs default --conversations 1 --questions 20
+    python bench/locomo.py --format context      # the question answered inlined in the text
     python bench/locomo.py --format dated        # turns without the question they answer
     python bench/locomo.py --format raw          # ... and without their date
 
@@ -36,7 +38,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (CATEGORIES, DEFAULT_LOCOMO, Conversation, Timer,  # noqa: E402
-                          load_locomo, make_memory, print_table, recall_at, turn_text,
+                          load_locomo, make_memory, print_table, recall_at, turn_context,
+                          turn_text,
                           write_json)
 from memory.retrieval import SearchWeights  # noqa: E402
 
@@ -63,7 +66,7 @@ def user_of(conv: Conversation) -> str:
     return f"locomo-{conv.sample_id}"
 
 
-def ingest(mem, conv: Conversation, fmt: str = "context") -> dict[str, str]:
+def ingest(mem, conv: Conversation, fmt: str = "context-meta") -> dict[str, str]:
     """Store every turn of ``conv`` as one raw memory of its user (one ``add`` per turn,
     so each memory carries its own metadata and session date). Returns
     ``{memory_id: dia_id}``."""
@@ -73,6 +76,10 @@ def ingest(mem, conv: Conversation, fmt: str = "context") -> dict[str, str]:
     for t in conv.turns:
         meta = {"speaker": t.speaker, "dia_id": t.dia_id, "session": t.session,
                 "session_date": t.date.isoformat(), "conversation": conv.sample_id}
+        if fmt == "context-meta":
+            ctx = turn_context(t, prev)
+            if ctx:
+                meta["context"] = ctx
         changes = mem.add(turn_text(t, fmt, prev), uid, infer=False, metadata=meta,
                           created_at=t.date)
         ids[changes[0].id] = t.dia_id
@@ -113,7 +120,7 @@ def summarize(rows: list[dict[str, Any]], ks: tuple[int, ...] = KS) -> dict[str,
     return out
 
 
-def run(data: Path, config_names: list[str], fmt: str = "context", conversations: int | None = None,
+def run(data: Path, config_names: list[str], fmt: str = "context-meta", conversations: int | None = None,
         max_questions: int | None = None, embedder: str | None = None,
         data_dir: str | None = None, quiet: bool = False) -> dict[str, Any]:
     """Ingest the conversations and evaluate each configuration. Returns the results
@@ -176,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="path of locomo10.json (default: %(default)s)")
     ap.add_argument("--configs", default=",".join(configs()),
                     help="comma-separated configurations (default: %(default)s)")
-    ap.add_argument("--format", default="context", choices=["raw", "dated", "context"],
+    ap.add_argument("--format", default="context-meta", choices=["raw", "dated", "context", "context-meta"],
                     help="stored text of a turn (default: %(default)s)")
     ap.add_argument("--conversations", type=int, default=None, help="first N conversations only")
     ap.add_argument("--questions", type=int, default=None, help="first N questions per conversation")

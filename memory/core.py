@@ -121,11 +121,22 @@ class Memory:
         """Store ``items`` = ``[(text, metadata, created_at)]`` verbatim, in batches."""
         if mtype not in MEMORY_TYPES:
             raise ValueError(f"unknown memory type {mtype!r}; use one of {', '.join(MEMORY_TYPES)}")
-        items = [(redact(t)[0], meta, when) for t, meta, when in items]
+        def _has_context(meta: dict) -> bool:
+            ctx = meta.get("context") if isinstance(meta, dict) else None
+            return isinstance(ctx, str) and bool(ctx.strip())
+
+        # metadata["context"] (the conversation around an imported message) is redacted
+        # like the text: it is embedded and full-text indexed with it (store: FTS column
+        # ``context``), while the stored/shown text stays the message itself
+        items = [(redact(t)[0], {**meta, "context": redact(meta["context"])[0]}
+                  if _has_context(meta) else meta, when) for t, meta, when in items]
         changes: list[Change] = []
         for start in range(0, len(items), EMBED_BATCH):
             chunk = items[start:start + EMBED_BATCH]
-            vectors = self.embedder.embed_documents([t for t, _, _ in chunk])
+            # a chat import's conversational context (metadata["context"], e.g. the
+            # question a turn answers) is embedded with the text but not stored in it
+            vectors = self.embedder.embed_documents(
+                [f"{t} {meta['context']}" if _has_context(meta) else t for t, meta, _ in chunk])
             records, events = [], []
             for (text, meta, when), vec in zip(chunk, vectors):
                 rec = MemoryRecord(id=new_id(), user_id=uid, text=text, type=mtype,

@@ -6,6 +6,7 @@ import json
 import re
 from datetime import timedelta
 
+import numpy as np
 import pytest
 
 from memory import Memory
@@ -368,3 +369,19 @@ def test_reconcile_falls_back_to_add_when_the_llm_fails(mem, llm):
     cand = Candidate("Lives in Beijing", "profile", 4)
     [d] = reconcile(mem.llm, mem.store, "seven", [cand], mem.embedder.embed_documents([cand.text]))
     assert (d.action, d.reason) == ("ADD", "fallback")
+
+
+def test_raw_add_context_is_embedded_and_searched_but_not_stored_in_text(mem, embedder):
+    ctx = "Melanie: Where did you go hiking last weekend?"
+    changes = mem.add([{"role": "user", "content": "Caroline: Mount Tam, it was lovely.",
+                        "metadata": {"context": ctx}},
+                       {"role": "user", "content": "Caroline: I bake bread on Sundays."}],
+                      "ctx", infer=False)
+    rec = mem.get(changes[0].id, "ctx")
+    assert rec.text == "Caroline: Mount Tam, it was lovely." and rec.metadata == {"context": ctx}
+    vec = np.asarray(mem.store.get_memory("ctx", rec.id, with_embedding=True).embedding)
+    with_ctx = embedder.embed_documents([f"{rec.text} {ctx}"])[0]
+    text_only = embedder.embed_documents([rec.text])[0]
+    assert np.allclose(vec, with_ctx, atol=1e-5) and not np.allclose(vec, text_only, atol=1e-3)
+    # a context-only term finds the memory through full-text search
+    assert [m.id for m in mem.search("hiking", "ctx", limit=1).memories] == [rec.id]

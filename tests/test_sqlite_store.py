@@ -199,7 +199,9 @@ def test_no_unscoped_delete_in_product_code():
     assert deletes, "expected DELETE statements"
     for stmt in deletes:
         assert " WHERE " in stmt, stmt
-    assert set(re.findall(r"DROP TABLE IF EXISTS (\w+)", source)) == {"vec_memories"}
+    # vec_memories: reset_vector_index; memories_fts: the schema 2 -> 3 migration, which
+    # refills it from ``memories`` in the same transaction (a derived index, nothing lost)
+    assert set(re.findall(r"DROP TABLE IF EXISTS (\w+)", source)) == {"vec_memories", "memories_fts"}
 
 
 # ---- in-process matrix for large users ---------------------------------------------------
@@ -424,8 +426,61 @@ def test_old_schema_gets_vec_versions(db_path):
     s = SQLiteStore(db_path)
     try:
         s.open(EMB, DIM)
-        assert s.get_meta("schema_version") == "2"
+        assert s.get_meta("schema_version") == sqlite_mod.SCHEMA_VERSION
         s.insert_memories([rec("old", "still works", seed=1)])
         assert len(s.vector_search("old", unit(1), 3)) == 1
+    finally:
+        s.close()
+
+
+def test_context_column_is_searched_weighted_lower_and_follows_updates(store):
+    body_hit = rec("u", "We adopted a dog named Rex", seed=1)
+    ctx_only = MemoryRecord(id=new_id(), user_id="u", text="Yes, last Friday!", embedding=unit(2),
+                            metadata={"context": "Melanie: When did you adopt the dog?"})
+    store.insert_memories([body_hit, ctx_only])
+    assert [m for m, _ in store.text_search("u", "last Friday", 5)] == [ctx_only.id]
+    assert [m for m, _ in store.text_search("u", "Melanie", 5)] == [ctx_only.id]
+    # the same terms in the body outrank them in the context (CONTEXT_WEIGHT < 1)
+    assert [m for m, _ in store.text_search("u", "adopt dog", 5)] == [body_hit.id, ctx_only.id]
+    assert store.get_memory("u", ctx_only.id).text == "Yes, last Friday!"
+    # a new text keeps the context; new metadata replaces it
+    assert store.update_memory("u", ctx_only.id, text="Yes, on Friday", embedding=unit(3))
+    assert [m for m, _ in store.text_search("u", "Melanie", 5)] == [ctx_only.id]
+    assert store.update_memory("u", ctx_only.id, fields={"metadata": {"context": "a cat"}})
+    assert store.text_search("u", "Melanie", 5) == []
+    assert [m for m, _ in store.text_search("u", "cat", 5)] == [ctx_only.id]
+    assert store.text_search("other", "cat", 5) == []
+
+
+def test_schema_2_store_gets_context_column_and_keeps_text_search(db_path):
+    s = SQLiteStore(db_path)
+    s.open(EMB, DIM)
+    old = [rec("old", "I like green tea", seed=1),
+           MemoryRecord(id=new_id(), user_id="old", text="Sure, tomorrow", embedding=unit(2),
+                        metadata={"context": "Are you coming to the concert?"}),
+           rec("other", "green tea too", seed=3)]
+    s.insert_memories(old)
+    s.close()
+    conn = raw_connection(db_path)  # rewrite the file as schema 2 wrote it: FTS (user_tok, body)
+    try:
+        conn.execute("DROP TABLE memories_fts")
+        conn.execute("CREATE VIRTUAL TABLE memories_fts USING fts5(user_tok, body, "
+                     f"tokenize = '{sqlite_mod.FTS5_TOKENIZE}')")
+        for r in old:
+            rid = conn.execute("SELECT rid FROM memories WHERE id = ?", (r.id,)).fetchone()[0]
+            conn.execute("INSERT INTO memories_fts(rowid, user_tok, body) VALUES (?, ?, ?)",
+                         (rid, sqlite_mod.user_token(r.user_id), r.text))
+        conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    finally:
+        conn.close()
+    s = SQLiteStore(db_path)
+    try:
+        s.open(EMB, DIM)
+        assert s.get_meta("schema_version") == sqlite_mod.SCHEMA_VERSION == "3"
+        assert [m for m, _ in s.text_search("old", "green tea", 5)] == [old[0].id]
+        assert [m for m, _ in s.text_search("old", "concert", 5)] == [old[1].id]
+        assert [m for m, _ in s.text_search("other", "tea", 5)] == [old[2].id]
+        s.insert_memories([rec("old", "green tea again", seed=4)])
+        assert len(s.text_search("old", "green tea", 5)) == 2
     finally:
         s.close()

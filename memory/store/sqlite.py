@@ -12,12 +12,16 @@ Layout (all in one database file, WAL mode):
   ``distance_metric=cosine`` and two metadata columns, ``type`` and ``expires_at``
   (:data:`NEVER` when the memory does not expire), so the type filter and the expiry
   filter are applied inside the KNN scan and a user gets exactly k live rows.
-* ``memories_fts`` — FTS5 table ``(user_tok, body)`` with ``rowid = memories.rid``.
+* ``memories_fts`` — FTS5 table ``(user_tok, body, context)`` with ``rowid = memories.rid``.
   ``body`` holds :func:`memory.textsearch.index_text` of the memory (jieba-segmented
-  Chinese); ``user_tok`` holds a per-user token (``"u" + sha1(user_id) + "0"``), so a
-  search is ``user_tok : "u…" AND body : ("term" OR …)``: FTS5 intersects the user's
+  Chinese), ``context`` that of its conversational context ``metadata["context"]`` (e.g.
+  the chat turn an imported message replies to; "" for most memories); ``user_tok`` holds
+  a per-user token (``"u" + sha1(user_id) + "0"``), so a search is
+  ``user_tok : "u…" AND {body context} : ("term" OR …)``: FTS5 intersects the user's
   doclist with the terms' doclists instead of ranking every user's rows. BM25 weights are
-  ``(0, 1)``: only ``body`` contributes to the score.
+  ``(0, 1, CONTEXT_WEIGHT)``: ``user_tok`` does not score, the context counts less than
+  the body. Schema version 3 added ``context`` (older files get their FTS rows rebuilt
+  when opened).
 * ``history``, ``profiles``, ``threads``, ``messages``.
 * ``vec_versions(user_id, version)`` — bumped in every write transaction that changes a
   user's vectors, types or expiries; ``meta.vec_epoch`` is bumped when the vector index is
@@ -85,7 +89,21 @@ MAX_K = 4096
 #: Rows per ``IN (…)`` list: stays below SQLite's historical 999-variable limit.
 _IN_CHUNK = 500
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
+
+#: BM25 weight of the ``context`` FTS column relative to ``body`` (1.0): the conversational
+#: context of a raw memory (``metadata["context"]``, e.g. the chat turn it replies to)
+#: helps a search find the memory but is not what the memory says. LoCoMo R@5 / R@10
+#: (``bench/locomo.py --format context-meta``, whole previous turn as context) for weight
+#: 0.1 / 0.2 / 0.3 / 0.5 / 0.8: .641/.718, .639/.722, .636/.721, .630/.715, .618/.706.
+CONTEXT_WEIGHT = 0.2
+
+
+def context_of(metadata: Any) -> str:
+    """The conversational context of a memory: ``metadata["context"]`` when it is a
+    non-empty string, else ``""``."""
+    ctx = metadata.get("context") if isinstance(metadata, dict) else None
+    return ctx.strip() if isinstance(ctx, str) else ""
 
 #: A user with at least this many memories is vector-searched from an in-process float32
 #: matrix (see :class:`_MatrixCache`) instead of the vec0 scan. Measured on the 2-core dev
@@ -144,7 +162,7 @@ CREATE TABLE IF NOT EXISTS memories (
 CREATE INDEX IF NOT EXISTS memories_user_created ON memories(user_id, created_at);
 CREATE INDEX IF NOT EXISTS memories_user_type ON memories(user_id, type);
 CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5(
-    user_tok, body, tokenize = '{tokenize}'
+    user_tok, body, context, tokenize = '{tokenize}'
 );
 CREATE TABLE IF NOT EXISTS history (
     seq       INTEGER PRIMARY KEY,
@@ -609,11 +627,36 @@ class SQLiteStore(Store):
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
                     conn.execute(stmt)
-            # schema 1 -> 2 only added vec_versions (created above for old files too)
+            # schema 1 -> 2 only added vec_versions (created above for old files too);
+            # 2 -> 3 added the FTS column ``context``: rebuild the FTS rows of old files
+            cols = [r[1] for r in conn.execute("PRAGMA table_info(memories_fts)")]
+            if "context" not in cols:
+                self._rebuild_fts(conn)
             conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value "
                          "WHERE CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER)",
                          (SCHEMA_VERSION,))
+
+    def _rebuild_fts(self, conn: Any) -> None:
+        """Recreate ``memories_fts`` with the current columns and refill it from
+        ``memories`` (schema 2 -> 3 migration; runs inside the caller's transaction)."""
+        conn.execute("DROP TABLE IF EXISTS memories_fts")
+        conn.execute("CREATE VIRTUAL TABLE memories_fts USING fts5(user_tok, body, context, "
+                     f"tokenize = '{FTS5_TOKENIZE}')")
+        cur = conn.execute("SELECT rid, user_id, text, metadata FROM memories")
+        while True:
+            rows = cur.fetchmany(1000)
+            if not rows:
+                break
+            fts = []
+            for rid, uid, text, meta in rows:
+                try:
+                    ctx = context_of(json.loads(meta))
+                except ValueError:
+                    ctx = ""
+                fts.append((rid, user_token(uid), index_text(text), index_text(ctx)))
+            conn.executemany("INSERT INTO memories_fts(rowid, user_tok, body, context) "
+                             "VALUES (?, ?, ?, ?)", fts)
 
     # ---- lifecycle / metadata -----------------------------------------------------------
     def open(self, embedder_id: str, dim: int) -> None:
@@ -1002,7 +1045,8 @@ class SQLiteStore(Store):
             if rec.id in prepared and prepared[rec.id][0][1] != row[1]:
                 raise ValueError(f"memory id {rec.id} appears twice with different users")
             prepared.pop(rec.id, None)
-            prepared[rec.id] = (row, blob, index_text(row[2]))
+            prepared[rec.id] = (row, blob, (index_text(row[2]),
+                                            index_text(context_of(rec.metadata))))
         with self._vec_write() as (conn, patches):
             if prepared:
                 ids = list(prepared)
@@ -1021,13 +1065,13 @@ class SQLiteStore(Store):
                     base.append((rid, *row))
                     expires = row[12] if row[12] is not None else NEVER
                     vec.append((rid, row[1], blob, row[3], expires))
-                    fts.append((rid, user_token(row[1]), body))
+                    fts.append((rid, user_token(row[1]), *body))
                 conn.executemany(f"INSERT INTO memories({_MEM_COLS}) VALUES "
                                  f"({', '.join('?' * 15)})", base)
                 conn.executemany("INSERT INTO vec_memories(rowid, user_id, embedding, type, "
                                  "expires_at) VALUES (?, ?, ?, ?, ?)", vec)
-                conn.executemany("INSERT INTO memories_fts(rowid, user_tok, body) "
-                                 "VALUES (?, ?, ?)", fts)
+                conn.executemany("INSERT INTO memories_fts(rowid, user_tok, body, context) "
+                                 "VALUES (?, ?, ?, ?)", fts)
                 for user in dict.fromkeys(row[1] for row, _, _ in prepared.values()):
                     ops = [("add", row[0], _unit(blob), row[3],
                             NEVER if row[12] is None else row[12])
@@ -1093,6 +1137,9 @@ class SQLiteStore(Store):
                          (*sets.values(), rid, user_id))
             if body is not None:
                 conn.execute("UPDATE memories_fts SET body = ? WHERE rowid = ?", (body, rid))
+            if "metadata" in fields:
+                conn.execute("UPDATE memories_fts SET context = ? WHERE rowid = ?",
+                             (index_text(context_of(dict(fields["metadata"] or {}))), rid))
             new_type = sets.get("type", row[1])
             new_expires = sets.get("expires_at", row[2])
             vec_expires = NEVER if new_expires is None else new_expires
@@ -1275,27 +1322,27 @@ class SQLiteStore(Store):
         if terms is None:
             return []
         k = int(k)
-        expr = f'user_tok : "{user_token(user_id)}" AND body : ({terms})'
+        expr = f'user_tok : "{user_token(user_id)}" AND {{body context}} : ({terms})'
         now = self._now()
         with self._read() as conn:
             if not types:
                 pool = 2 * k + 16
                 rows = conn.execute(
                     "SELECT m.id, -f.score, m.expires_at FROM (SELECT rowid, "
-                    "bm25(memories_fts, 0.0, 1.0) AS score FROM memories_fts WHERE "
+                    "bm25(memories_fts, 0.0, 1.0, ?) AS score FROM memories_fts WHERE "
                     "memories_fts MATCH ? ORDER BY score, rowid DESC LIMIT ?) f "
                     "CROSS JOIN memories m ON m.rid = f.rowid WHERE +m.user_id = ? "
-                    "ORDER BY f.score, f.rowid DESC", (expr, pool, user_id)).fetchall()
+                    "ORDER BY f.score, f.rowid DESC", (CONTEXT_WEIGHT, expr, pool, user_id)).fetchall()
                 live = [(mid, float(score)) for mid, score, exp in rows if exp is None or exp > now]
                 if len(live) >= k or len(rows) < pool:
                     return live[:k]
             type_sql, type_args = self._types_clause(types, "m.type")
             rows = conn.execute(
-                "SELECT m.id, -bm25(memories_fts, 0.0, 1.0) AS score FROM memories_fts "
+                "SELECT m.id, -bm25(memories_fts, 0.0, 1.0, ?) AS score FROM memories_fts "
                 "CROSS JOIN memories m ON m.rid = memories_fts.rowid "
                 f"WHERE memories_fts MATCH ? AND +m.user_id = ? AND {self._live('m')}{type_sql} "
                 "ORDER BY score DESC, m.rid DESC LIMIT ?",
-                (expr, user_id, now, *type_args, k)).fetchall()
+                (CONTEXT_WEIGHT, expr, user_id, now, *type_args, k)).fetchall()
         return [(mid, float(score)) for mid, score in rows]
 
     def touch_memories(self, user_id: str, ids: list[str], at: datetime) -> None:
