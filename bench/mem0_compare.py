@@ -41,7 +41,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (DEFAULT_LOCOMO, REPO, Timer, load_locomo, make_memory,  # noqa: E402
-                          print_table, recall_at, summarize_ms, turn_text, write_json)
+                          print_table, recall_at, summarize_ms, turn_context, turn_text,
+                          write_json)
 from bench.latency import (insert_synthetic, random_unit_vectors, synthetic_queries,  # noqa: E402
                            synthetic_texts, timed)
 
@@ -51,13 +52,18 @@ KS = (1, 5, 10)
 
 # ---- shared workload ----------------------------------------------------------------
 def locomo_workload(data: Path, conversations: int | None):
-    """``[(user_id, [(text, dia_id, date)], [(question, category, evidence)])]`` — the
-    exact texts both systems store (format ``context``, see ``bench.common.turn_text``)."""
+    """``[(user_id, [(text, dia_id, date, context)], [(question, category, evidence)])]``
+    in the benchmark's default format ``context-meta`` (``bench.common.turn_text`` /
+    ``turn_context``): ours stores ``text`` with ``metadata["context"]`` (embedded as
+    ``text + " " + context``, context full-text indexed at a lower weight); Mem0, which
+    has no such field, stores ``text + " " + context`` — the same string our embedder
+    sees, so the dense side is identical."""
     out = []
     for conv in load_locomo(data)[:conversations]:
         turns, prev = [], None
         for t in conv.turns:
-            turns.append((turn_text(t, "context", prev), t.dia_id, t.date))
+            turns.append((turn_text(t, "context-meta", prev), t.dia_id, t.date,
+                          turn_context(t, prev)))
             prev = t
         out.append((f"locomo-{conv.sample_id}", turns,
                     [(q.question, q.category, q.evidence) for q in conv.questions]))
@@ -84,8 +90,9 @@ def run_ours(data: Path, conversations: int | None, sizes: list[int], queries: i
         rows, n_turns = [], 0
         with Timer() as t_ingest:
             for uid, turns, _ in locomo_workload(data, conversations):
-                for text, dia, date in turns:
-                    mem.add(text, uid, infer=False, metadata={"dia_id": dia}, created_at=date)
+                for text, dia, date, ctx in turns:
+                    meta = {"dia_id": dia, **({"context": ctx} if ctx else {})}
+                    mem.add(text, uid, infer=False, metadata=meta, created_at=date)
                 n_turns += len(turns)
         with Timer() as t_search:
             for uid, _, qs in locomo_workload(data, conversations):
@@ -163,8 +170,9 @@ def run_mem0(data: Path, conversations: int | None, sizes: list[int], queries: i
     rows, n_turns = [], 0
     with Timer() as t_ingest:
         for uid, turns, _ in locomo_workload(data, conversations):
-            for text, dia, _date in turns:
-                m.add([{"role": "user", "content": text}], user_id=uid, infer=False,
+            for text, dia, _date, ctx in turns:
+                content = f"{text} {ctx}" if ctx else text
+                m.add([{"role": "user", "content": content}], user_id=uid, infer=False,
                       metadata={"dia_id": dia})
             n_turns += len(turns)
     with Timer() as t_search:
