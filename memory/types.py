@@ -210,26 +210,32 @@ class ScoredMemory:
     # Convenience accessors so callers can write ``hit.text`` etc.
     @property
     def id(self) -> str:
+        """The memory id."""
         return self.record.id
 
     @property
     def text(self) -> str:
+        """The memory text."""
         return self.record.text
 
     @property
     def type(self) -> str:
+        """The memory type."""
         return self.record.type
 
     @property
     def metadata(self) -> dict[str, Any]:
+        """The memory's metadata dict."""
         return self.record.metadata
 
     @property
     def created_at(self) -> datetime:
+        """When the memory was created (aware UTC)."""
         return self.record.created_at
 
     @property
     def importance(self) -> int:
+        """Importance 1-5."""
         return self.record.importance
 
     def to_dict(self) -> dict[str, Any]:

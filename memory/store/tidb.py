@@ -470,11 +470,13 @@ class TiDBSQL:
                 .where(m.user_id == user_id, m.id.in_(list(ids))))
 
     def update_memory(self, user_id: str, memory_id: str, values: dict[str, Any]) -> Any:
+        """``UPDATE memories SET … WHERE user_id = :u AND id = :id`` with ``values``."""
         m = self.s.memories
         return (sa.update(m).where(m.c.user_id == user_id, m.c.id == memory_id)
                 .values(**values))
 
     def delete_memory(self, user_id: str, memory_id: str) -> Any:
+        """``DELETE FROM memories WHERE user_id = :u AND id = :id``."""
         m = self.s.memories
         return sa.delete(m).where(m.c.user_id == user_id, m.c.id == memory_id)
 
@@ -485,6 +487,7 @@ class TiDBSQL:
 
     def get_memories(self, user_id: str, ids: list[str], now: datetime,
                      with_embedding: bool = False) -> Any:
+        """SELECT of ``user_id``'s live memories among ``ids`` (embedding column optional)."""
         m = self.s.memories
         return (sa.select(*self.memory_columns(with_embedding))
                 .where(*self._live(user_id, now), m.c.id.in_(list(ids))))
@@ -492,6 +495,8 @@ class TiDBSQL:
     def list_memories(self, user_id: str, now: datetime, *, limit: int, offset: int,
                       types: list[str] | None, since: datetime | None,
                       until: datetime | None, order: str, with_embedding: bool) -> Any:
+        """SELECT of ``user_id``'s live memories, filtered, ordered and paged as in
+        ``Store.list_memories``."""
         m = self.s.memories.c
         if order not in _ORDERS:
             raise ValueError(f"order must be one of {', '.join(_ORDERS)}, got {order!r}")
@@ -511,6 +516,7 @@ class TiDBSQL:
                 .order_by(*order_by).limit(max(0, int(limit))).offset(max(0, int(offset))))
 
     def count_memories(self, user_id: str, now: datetime, types: list[str] | None) -> Any:
+        """``SELECT COUNT(*)`` of ``user_id``'s live memories, optionally of some types."""
         return (sa.select(sa.func.count()).select_from(self.s.memories)
                 .where(*self._live(user_id, now), *self._types(types)))
 
@@ -540,6 +546,7 @@ class TiDBSQL:
                 .order_by(sa.desc("score"), m.id).limit(max(0, int(k))))
 
     def touch(self, user_id: str, ids: list[str], at: datetime) -> Any:
+        """UPDATE that records a recall: ``access_count + 1`` and ``last_accessed_at = at``."""
         m = self.s.memories
         return (sa.update(m).where(m.c.user_id == user_id, m.c.id.in_(list(ids)))
                 .values(access_count=m.c.access_count + 1, last_accessed_at=at))
@@ -553,6 +560,7 @@ class TiDBSQL:
                 .values(embedding=sa.bindparam("b_embedding", type_=VECTOR(self.s.dim))))
 
     def iter_page(self, user_id: str, after_id: str, batch: int, with_embedding: bool) -> Any:
+        """Keyset page of ``user_id``'s memories (expired too): ``id > after_id`` by id."""
         m = self.s.memories.c
         return (sa.select(*self.memory_columns(with_embedding))
                 .where(m.user_id == user_id, m.id > after_id).order_by(m.id).limit(batch))
@@ -564,6 +572,7 @@ class TiDBSQL:
 
     # ---- history --------------------------------------------------------------------
     def history(self, user_id: str, memory_id: str | None = None) -> Any:
+        """SELECT of ``user_id``'s history events (of one memory if given), oldest first."""
         h = self.s.history.c
         cond = [h.user_id == user_id]
         if memory_id is not None:
@@ -572,16 +581,19 @@ class TiDBSQL:
 
     # ---- profile --------------------------------------------------------------------
     def get_profile(self, user_id: str) -> Any:
+        """SELECT of ``user_id``'s profile text and its update time."""
         p = self.s.profiles.c
         return sa.select(p.text, p.updated_at).where(p.user_id == user_id)
 
     def set_profile(self, user_id: str, text: str, at: datetime) -> Any:
+        """Upsert of ``user_id``'s profile (never overwrites another user's row)."""
         return self._owned_upsert(self.s.profiles,
                                   {"user_id": user_id, "text": text, "updated_at": at},
                                   ["text", "updated_at"])
 
     # ---- threads --------------------------------------------------------------------
     def upsert_thread(self, thread: Thread) -> Any:
+        """Upsert of a thread (an id owned by another user is left unchanged)."""
         return self._owned_upsert(self.s.threads, {
             "id": thread.id, "user_id": thread.user_id, "title": thread.title,
             "created_at": thread.created_at, "updated_at": thread.updated_at,
@@ -589,11 +601,13 @@ class TiDBSQL:
         }, ["title", "updated_at", "summary", "summarized_upto"])
 
     def get_thread(self, user_id: str, thread_id: str, for_update: bool = False) -> Any:
+        """SELECT of one thread of ``user_id`` (``FOR UPDATE`` to serialise appends)."""
         t = self.s.threads
         stmt = sa.select(t).where(t.c.user_id == user_id, t.c.id == thread_id)
         return stmt.with_for_update() if for_update else stmt
 
     def list_threads(self, user_id: str, limit: int) -> Any:
+        """SELECT of ``user_id``'s threads, most recently updated first."""
         t = self.s.threads.c
         return (sa.select(self.s.threads).where(t.user_id == user_id)
                 .order_by(t.updated_at.desc(), t.created_at.desc(), t.id)
@@ -620,18 +634,21 @@ class TiDBSQL:
                 .order_by(m.seq.desc()).limit(1).with_for_update())
 
     def insert_message(self, message: Message) -> Any:
+        """INSERT of one message (``seq`` already assigned by the caller)."""
         return sa.insert(self.s.messages).values(
             id=message.id, thread_id=message.thread_id, user_id=message.user_id,
             role=message.role, content=message.content, seq=message.seq,
             created_at=message.created_at, metadata=dict(message.metadata or {}))
 
     def bump_thread(self, user_id: str, thread_id: str, at: datetime) -> Any:
+        """UPDATE of a thread's ``updated_at`` to ``at`` (never backwards)."""
         t = self.s.threads
         return (sa.update(t).where(t.c.user_id == user_id, t.c.id == thread_id)
                 .values(updated_at=sa.func.GREATEST(t.c.updated_at, at)))
 
     def get_messages(self, user_id: str, thread_id: str, after_seq: int,
                      limit: int | None) -> Any:
+        """SELECT of one thread's messages with ``seq > after_seq`` (the last ``limit``)."""
         m = self.s.messages
         stmt = sa.select(m).where(m.c.user_id == user_id, m.c.thread_id == thread_id,
                                   m.c.seq > after_seq)
@@ -647,9 +664,11 @@ class TiDBSQL:
                           (s.memories, s.history, s.profiles, s.threads)))
 
     def get_meta(self, name: str) -> Any:
+        """SELECT of one store-wide setting."""
         return sa.select(self.s.meta.c.value).where(self.s.meta.c.name == name)
 
     def set_meta(self, name: str, value: str) -> Any:
+        """Upsert of one store-wide setting."""
         stmt = mysql_insert(self.s.meta).values(name=name, value=value)
         return stmt.on_duplicate_key_update(value=stmt.inserted.value)
 
