@@ -179,7 +179,13 @@ class Memory:
 
     def _known_for(self, uid: str, text: str) -> list[MemoryRecord]:
         """The memories shown to the extractor as KNOWN: the user's profile memories
-        (most important first) and the best hybrid-search hits for the turn, ≤ 12."""
+        (most important first) and the best hybrid-search hits for the turn, ≤ 12.
+
+        Searched afresh rather than reusing the hits the reply was given: in the app the
+        previous turn's extraction may still have been writing when this turn's reply
+        was retrieved, and a memory missing here could not be marked as replaced. The
+        query embedding is cached, so the repeat costs one store search (~5 ms at 1k
+        memories), after the reply, off the user's critical path."""
         known = {r.id: r for r in sorted(self.store.list_memories(uid, limit=50, types=["profile"]),
                                          key=lambda r: -r.importance)[:6]}
         try:

@@ -6,7 +6,6 @@ other memory systems end up re-storing old memories on every turn.
 """
 from __future__ import annotations
 
-import logging
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -14,8 +13,6 @@ from datetime import datetime
 
 from memory import prompts
 from memory.types import MEMORY_TYPES, MemoryRecord
-
-log = logging.getLogger(__name__)
 
 #: Acknowledgements and small talk that never carry a memory, in English and Chinese.
 _TRIVIAL = {
@@ -40,6 +37,9 @@ def normalize(text: str) -> str:
     return _PUNCT.sub("", unicodedata.normalize("NFKC", text).casefold())
 
 
+_TRIVIAL_KEYS = frozenset(normalize(t) for t in _TRIVIAL)
+
+
 def is_trivial_turn(user_text: str) -> bool:
     """True when the user's message cannot carry a memory, so no LLM call is spent:
     acknowledgements ("ok", "thanks", "嗯嗯"), emoji-only text, and short questions
@@ -47,7 +47,7 @@ def is_trivial_turn(user_text: str) -> bool:
     the user ("I'm Tom, what's my score?" is not skipped)."""
     text = unicodedata.normalize("NFKC", user_text).strip()
     key = normalize(text)
-    if not key or key in {normalize(t) for t in _TRIVIAL}:
+    if not key or key in _TRIVIAL_KEYS:
         return True
     stripped = text.rstrip(" !！。.~")
     words = len(text.split()) if not _has_cjk(text) else len(key) // 2

@@ -20,9 +20,6 @@ themselves, welcome it warmly (you will remember it). If they ask about their ow
 favourite things or personal details, say you don't know yet and invite them to tell
 you; do not guess and do not answer with general facts."""
 
-KNOWLEDGE_BLOCK = """What you know about the user:
-{profile}{memories}"""
-
 THREAD_SUMMARY = "Summary of the earlier part of this conversation:\n{summary}"
 
 EXTRACT_SYSTEM = """You extract memories about the USER from one chat turn.
