@@ -79,13 +79,11 @@ def test_cli_exit_codes(run, tmp_path):
     (tmp_path / "bad.json").write_text("{not json", encoding="utf-8")
     broken = run("memories", "import", str(tmp_path / "bad.json"), "--user", "seven")
     assert broken.returncode == 1 and "not valid JSON" in broken.stderr
-    cfg = run("memories", "list", "--user", "seven", stdin=None)
-    assert cfg.returncode == 0
     env_bad = run("memories", "search", "", "--user", "seven")
     assert env_bad.returncode == 1 and "empty" in env_bad.stderr
 
 
-def test_invalid_config_names_the_variable(run, monkeypatch, tmp_path, llm):
+def test_invalid_config_names_the_variable(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "MEMORY_"))}
     env.update(MEMORY_DATA_DIR=str(tmp_path), LLM_TIMEOUT="-3")
     r = subprocess.run([sys.executable, "main.py", "memories", "list", "--user", "x"], cwd=ROOT,
@@ -114,4 +112,4 @@ def test_repl_chat_remembers_across_new_thread_and_commands(run):
     assert "You are Seven and you love football." in out
     assert "unknown command /bogus" in out
     assert "now chatting as jane (0 memories)" in out
-    assert out.rstrip().endswith("0 memories of jane") or "0 memories of jane" in out
+    assert "0 memories of jane" in out.split("now chatting as jane")[1]

@@ -270,8 +270,10 @@ def test_bad_input_gets_clear_errors(mem):
         mem.search("hi", "")
     assert mem.threads("seven") == []  # nothing half-created
     mem.add(["likes tea", "喜欢喝茶 🍵"], "seven", infer=False)
-    for q in ['tea AND "milk', "NEAR(tea*)", "-tea ^", "🍵", "\u202eeet", "茶"]:
-        mem.search(q, "seven")  # operators and odd Unicode are plain text
+    for q in ['tea AND "milk', "NEAR(tea*)", "-tea ^", "🍵", "\u202eeet"]:
+        mem.search(q, "seven")  # operators and odd Unicode are plain text: no FTS5 error
+    assert mem.search('tea AND "milk', "seven").memories[0].text == "likes tea"
+    assert {h.text for h in mem.search("茶", "seven").memories[:2]} == {"likes tea", "喜欢喝茶 🍵"}
 
 
 def test_user_edit_is_recorded_and_reembedded(mem):
