@@ -22,10 +22,10 @@ import numpy as np
 from memory import prompts
 from memory.config import Config, load_config
 from memory.errors import LLMError
-from memory.extraction import Candidate, extract, is_trivial_turn, normalize
 from memory.pii import redact
+from memory.intents import normalize
+from memory.learn import learn_turn
 from memory.profile import refresh_profile
-from memory.reconcile import Decision, reconcile
 from memory.retrieval import SearchWeights, hybrid_search
 from memory.types import (MEMORY_TYPES, Change, HistoryEvent, MemoryRecord, Message,
                           ScoredMemory, SearchResult, Thread, as_utc, new_id, utcnow)
@@ -93,9 +93,12 @@ class Memory:
         """Turn messages into memories of ``user_id``.
 
         ``messages``: a string (one user message) or a list of ``{"role", "content"}``.
-        ``infer=True``: extract facts with the LLM and reconcile them with stored ones →
-        ADD/UPDATE/DELETE/NONE changes (``[]`` for a trivial turn, or — with a logged
-        warning and ``self.last_error`` set — when the LLM fails; nothing is half-written).
+        ``infer=True``: extract facts from the *user* messages with the LLM and reconcile
+        them with stored ones → ADD/UPDATE/DELETE/NONE changes (``[]`` for a turn with
+        nothing to learn, or — with a logged warning and ``self.last_error`` set — when
+        the LLM fails; nothing is half-written). Assistant messages are never learned
+        from; one right before the first user message is context for a short answer.
+        A forget request ("forget that I like sushi", "别记这个") deletes instead.
         ``infer=False``: every message's content is stored verbatim as one memory
         (type ``memory_type`` or "fact"), embedded in batches of 256, keeping
         ``metadata`` and ``created_at`` (old chats keep their dates); a message dict may
@@ -111,9 +114,9 @@ class Memory:
             return self._add_raw(uid, thread_id, items, memory_type or "fact",
                                  importance or 3, tags or [])
         user_text = "\n".join(m["content"] for m in msgs if m["role"] == "user")
-        assistant_text = "\n".join(m["content"] for m in msgs if m["role"] == "assistant")
         try:
-            return self._learn(uid, thread_id, user_text, assistant_text, metadata or {}, when)
+            return self._learn(uid, thread_id, user_text, _context_before_user(msgs),
+                               metadata or {}, when)
         except _ExtractionFailed:
             return []
 
@@ -155,87 +158,17 @@ class Memory:
         with self._locks_guard:
             return self._user_locks[uid]
 
-    def _learn(self, uid: str, thread_id: str | None, user_text: str, assistant_text: str,
+    def _learn(self, uid: str, thread_id: str | None, user_text: str, context: str,
                metadata: dict, when: datetime) -> list[Change]:
-        if not user_text.strip() or is_trivial_turn(user_text):
-            return []
-        known = self._known_for(uid, user_text)
+        """Run ``memory.learn.learn_turn``; an LLM failure becomes _ExtractionFailed
+        (with ``last_error`` set) so nothing is half-written."""
         try:
-            candidates = extract(self.llm, user_text, assistant_text, when, known)
+            changes = learn_turn(self, uid, thread_id, user_text, context, metadata, when)
         except LLMError as exc:
             self.last_error = f"Memory extraction skipped: {exc}"
             log.warning("%s", self.last_error)
             raise _ExtractionFailed(self.last_error) from None
         self.last_error = None
-        if not candidates:
-            return []
-        for cand in candidates:
-            cand.text = redact(cand.text)[0]
-        with self._user_lock(uid):
-            embeddings = self.embedder.embed_documents([c.text for c in candidates])
-            decisions = reconcile(self.llm, self.store, uid, candidates, embeddings,
-                                  shown={r.id for r in known})
-            return self._apply(uid, thread_id, decisions, metadata, when)
-
-    def _known_for(self, uid: str, text: str) -> list[MemoryRecord]:
-        """The memories shown to the extractor as KNOWN: the user's profile memories
-        (most important first) and the best hybrid-search hits for the turn, ≤ 12.
-
-        Searched afresh rather than reusing the hits the reply was given: in the app the
-        previous turn's extraction may still have been writing when this turn's reply
-        was retrieved, and a memory missing here could not be marked as replaced. The
-        query embedding is cached, so the repeat costs one store search (~5 ms at 1k
-        memories), after the reply, off the user's critical path."""
-        known = {r.id: r for r in sorted(self.store.list_memories(uid, limit=50, types=["profile"]),
-                                         key=lambda r: -r.importance)[:6]}
-        try:
-            for hit in self.search(text, uid, limit=8).memories:
-                known.setdefault(hit.id, hit.record)
-        except ValueError:
-            pass
-        return list(known.values())[:12]
-
-    def _apply(self, uid: str, thread_id: str | None, decisions: list[Decision],
-               metadata: dict, when: datetime) -> list[Change]:
-        changes: list[Change] = []
-        profile_touched = False
-        now = utcnow()
-        for d in decisions:
-            cand: Candidate = d.candidate
-            if d.action == "ADD":
-                rec = MemoryRecord(id=new_id(), user_id=uid, text=d.text, type=cand.type,
-                                   thread_id=thread_id, importance=cand.importance,
-                                   tags=cand.tags, source="chat", metadata=dict(metadata),
-                                   created_at=when, updated_at=when,
-                                   embedding=d.embedding.tolist())
-                self.store.insert_memories(
-                    [rec], [HistoryEvent(rec.id, uid, "ADD", None, d.text, "llm", at=now)])
-                changes.append(Change("ADD", rec.id, d.text, type=cand.type))
-                profile_touched |= cand.type in ("profile", "preference")
-            elif d.action == "UPDATE" and d.target is not None:
-                text = redact(d.text)[0]
-                vec = d.embedding if text == cand.text else self.embedder.embed_documents([text])[0]
-                fields = {"importance": max(d.target.importance, cand.importance),
-                          "tags": sorted(set(d.target.tags) | set(cand.tags))[:8],
-                          "updated_at": now}
-                ok = self.store.update_memory(
-                    uid, d.target.id, text=text, embedding=vec.tolist(), fields=fields,
-                    history=HistoryEvent(d.target.id, uid, "UPDATE", d.target.text, text, "llm", at=now))
-                if ok:
-                    changes.append(Change("UPDATE", d.target.id, text, d.target.text, d.target.type))
-                    profile_touched |= d.target.type in ("profile", "preference")
-            elif d.action == "DELETE" and d.target is not None:
-                ok = self.store.delete_memory(
-                    uid, d.target.id,
-                    history=HistoryEvent(d.target.id, uid, "DELETE", d.target.text, None, "llm", at=now))
-                if ok:
-                    changes.append(Change("DELETE", d.target.id, d.target.text, type=d.target.type))
-                    profile_touched |= d.target.type in ("profile", "preference")
-            else:
-                changes.append(Change("NONE", d.target.id if d.target else None, cand.text,
-                                      type=cand.type))
-        if profile_touched:
-            refresh_profile(self.store, uid, now)
         return changes
 
     # ---- reading ----------------------------------------------------------------------
@@ -608,6 +541,8 @@ class ChatTurn:
             metadata=metadata))
         history = mem.store.get_messages(uid, thread.id, after_seq=thread.summarized_upto - 1)
         history = [m for m in history if m.id != self.user_message.id][-mem.config.memory_history_turns:]
+        #: the assistant message this one answers (context for a short answer)
+        self.context = history[-1].content if history and history[-1].role == "assistant" else ""
         try:
             self.used = mem.search(text, uid, limit=mem.config.memory_search_limit)
         except Exception as exc:  # noqa: BLE001 - retrieval trouble must not kill the chat
@@ -650,7 +585,7 @@ class ChatTurn:
         if not self.done:
             self.run()
         try:
-            changes = self.mem._learn(self.user_id, self.thread.id, self.text, self.reply,
+            changes = self.mem._learn(self.user_id, self.thread.id, self.text, self.context,
                                       self.metadata, utcnow())
             self.changes_error = None
         except _ExtractionFailed as exc:
@@ -705,6 +640,15 @@ def _normalize_messages(messages: str | Iterable[dict], max_chars: int) -> list[
     if not out:
         raise ValueError("no message with content to add")
     return out
+
+
+def _context_before_user(msgs: list[dict]) -> str:
+    """The assistant message right before the first user message of ``msgs`` (what a
+    short user answer replies to), or ""."""
+    for i, m in enumerate(msgs):
+        if m["role"] == "user":
+            return msgs[i - 1]["content"] if i and msgs[i - 1]["role"] == "assistant" else ""
+    return ""
 
 
 def _title(text: str) -> str:

@@ -1,145 +1,175 @@
 """Fact extraction: one JSON-constrained LLM call per chat turn → candidate memories.
 
-Only the user's message and the assistant's reply of *this* turn are shown to the model,
-never the system prompt or the memories injected into it: feeding those back is how
-other memory systems end up re-storing old memories on every turn.
+Only the user's own statements are shown to the model (``intents.learnable_text``:
+questions, requests and hypotheticals removed), never the assistant's reply, the system
+prompt or the memories injected into it: feeding those back is how a memory system ends
+up storing the assistant's words as the user's profile. When the user's message is a
+short answer to the assistant ("Lyon."), the assistant's previous message is shown as
+context. Every candidate then has to pass three LLM-free checks before reconciliation:
+
+* grounding (``memory.grounding``): its content words occur in what the user said, or
+  — for a translation — its embedding is close to the message (checked by the caller);
+* language (``memory.language``): written in the user's language; one retry with the
+  language stated again, then a candidate in the wrong script is dropped;
+* dates (``memory.dates``): relative time words made absolute.
 """
 from __future__ import annotations
 
-import re
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from memory import prompts
-from memory.types import MEMORY_TYPES, MemoryRecord
+from memory import language, prompts, topics
+from memory.dates import resolve_relative_dates
+from memory.errors import LLMError
+from memory.intents import normalize
+from memory.types import MemoryRecord
 
-#: Acknowledgements and small talk that never carry a memory, in English and Chinese.
-_TRIVIAL = {
-    "ok", "okay", "k", "kk", "thanks", "thank you", "thx", "ty", "cool", "nice", "great",
-    "yes", "no", "yep", "nope", "yeah", "sure", "hi", "hello", "hey", "bye", "goodbye",
-    "good night", "lol", "haha", "hmm", "got it", "i see", "alright", "fine", "wow",
-    "嗯", "嗯嗯", "好", "好的", "好吧", "谢谢", "多谢", "哈哈", "哈哈哈", "是的", "对", "对的",
-    "行", "可以", "收到", "明白", "知道了", "你好", "再见", "晚安", "哦", "噢", "啊",
-}
-_PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
-_QUESTION_END = ("?", "？", "吗", "呢")
-_FIRST_PERSON_STATEMENT = re.compile(
-    r"\b(i am|i'm|im|i have|i've|i live|i work|i moved|i like|i love|i hate|my name)\b"
-    r"|我是|我叫|我在|我住|我有|我喜欢|我爱|我讨厌|我搬",
-    re.IGNORECASE,
-)
-
-
-def normalize(text: str) -> str:
-    """Return ``text`` NFKC-normalised, case-folded, without punctuation or spaces: the
-    key under which two memories count as exact duplicates."""
-    return _PUNCT.sub("", unicodedata.normalize("NFKC", text).casefold())
-
-
-_TRIVIAL_KEYS = frozenset(normalize(t) for t in _TRIVIAL)
-
-
-def is_trivial_turn(user_text: str) -> bool:
-    """True when the user's message cannot carry a memory, so no LLM call is spent:
-    acknowledgements ("ok", "thanks", "嗯嗯"), emoji-only text, and short questions
-    ("Who am I?", "我最喜欢的编程语言是什么？") that do not also state something about
-    the user ("I'm Tom, what's my score?" is not skipped)."""
-    text = unicodedata.normalize("NFKC", user_text).strip()
-    key = normalize(text)
-    if not key or key in _TRIVIAL_KEYS:
-        return True
-    stripped = text.rstrip(" !！。.~")
-    words = len(text.split()) if not _has_cjk(text) else len(key) // 2
-    if stripped.endswith(_QUESTION_END) and words <= 12 and not _FIRST_PERSON_STATEMENT.search(text):
-        # a single short question
-        if len(re.findall(r"[.!?。！？]", stripped[:-1])) == 0:
-            return True
-    return False
-
-
-def _has_cjk(text: str) -> bool:
-    return any("\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf" for ch in text)
+#: At most this many KNOWN memories are shown to the extractor.
+MAX_KNOWN = 12
+#: A user message this short (words, or CJK characters / 2) may be an answer to the
+#: assistant's question, so the assistant's previous message is shown as context.
+SHORT_ANSWER_WORDS = 6
 
 
 @dataclass
 class Candidate:
-    """A memory proposed by extraction, before reconciliation."""
+    """A memory proposed by extraction, before reconciliation: ``text``, ``topic`` (a
+    ``memory.topics`` name) and what follows from it (``type``, ``importance``,
+    ``tags``), and ``replaces``: the KNOWN memory it changes, if any."""
 
     text: str
     type: str = "fact"
     importance: int = 3
     tags: list[str] = field(default_factory=list)
-    #: the known memory the extractor said this one changes or contradicts, if any
     replaces: MemoryRecord | None = None
+    topic: str = "other"
 
 
-def extract(llm, user_text: str, assistant_text: str, today: datetime,
-            known: list[MemoryRecord] | None = None, max_chars: int = 4000) -> list[Candidate]:
-    """Ask the LLM for atomic memories in one turn.
+def extract(llm, user_text: str, today: datetime, known: list[MemoryRecord] | None = None,
+            context: str = "", max_chars: int = 4000) -> list[Candidate]:
+    """Ask the LLM for atomic memories in the user's message.
 
-    Takes the LLM client (``memory.llm.LLM``), the user's message and the assistant's
-    reply (either may be "" — e.g. when the reply failed), today's date for resolving
-    relative dates, and ``known``: the user's memories most related to this turn (at most
-    12 are shown, numbered). The model marks a candidate that changes a known memory with
-    ``replaces``: that is how "I moved to Beijing" finds "Works in Shanghai" although the
-    two are far apart as embeddings — reconciliation folded into the extraction call.
-    Inputs are cut to ``max_chars`` each. Returns cleaned, de-duplicated candidates
-    (possibly empty). Raises LLMError when the endpoint fails or the model's JSON stays
-    invalid after one retry; the caller then writes nothing.
+    Takes the LLM client (``memory.llm.LLM``), ``user_text`` (already reduced to its
+    statements by ``intents.learnable_text``), ``today`` (resolves "last week"),
+    ``known``: the user's memories most related to this turn (at most 12, shown
+    numbered with their topics; the model marks a candidate that changes one with
+    ``replaces``, accepted only for the same topic or shared content), and ``context``:
+    the assistant's previous message, shown only when the user's message is a short
+    answer. Inputs are cut to ``max_chars``. Returns grounded, de-duplicated candidates
+    in the user's language (possibly empty). Raises LLMError when the endpoint fails or
+    the model's JSON stays invalid after one retry; the caller then writes nothing.
     """
     shown = list(known or [])[:MAX_KNOWN]
-    lines = "\n".join(prompts.EXTRACT_KNOWN_LINE.format(n=i, text=r.text)
-                      for i, r in enumerate(shown, start=1))
+    lang = language.detect(user_text)
+    cjk, latin = language.cjk_weight(user_text)
+    ctx = context.strip()[-300:] if context and latin + cjk / 2 <= SHORT_ANSWER_WORDS else ""
+    messages = build_messages(user_text[:max_chars], lang, shown, ctx)
+    schema = prompts.extract_schema(topics.TOPIC_NAMES, with_replaces=bool(shown))
+    data = llm.complete_json(messages, schema, name="memories", max_tokens=400)
+    items = data.get("memories") or []
+    if any(_wrong_language(item, lang) for item in items if isinstance(item, dict)):
+        retry = messages + [{"role": "system", "content":
+                             f"Write every memory text in {_language_label(lang)}."}]
+        try:
+            items = llm.complete_json(retry, schema, name="memories", max_tokens=400).get("memories") or []
+        except LLMError:
+            pass  # keep the first answer; wrong-language items are dropped below
+    items = [i for i in items if isinstance(i, dict) and not _wrong_language(i, lang)]
+    source = f"{user_text}\n{ctx}"
+    return [c for c in clean_candidates(items, shown, today) if is_grounded(c.text, source) is not False]
+
+
+def build_messages(user_text: str, lang: str, known: list[MemoryRecord], context: str) -> list[dict]:
+    """Return the chat messages of one extraction call (system rules and examples in
+    the user's language, then KNOWN lines, context and the message). The system part
+    is the same for every turn of a language, so llama.cpp reuses its cached prefix."""
+    examples_lang = lang if lang in prompts.EXTRACT_EXAMPLES else "en"
     system = prompts.EXTRACT_SYSTEM.format(
-        today=today.strftime("%Y-%m-%d"),
-        known_rules=prompts.EXTRACT_KNOWN_RULES if shown else "",
-        known_example=prompts.EXTRACT_KNOWN_EXAMPLE if shown else "")
-    schema = prompts.EXTRACT_SCHEMA if shown else prompts.EXTRACT_SCHEMA_NO_KNOWN
-    messages = [
-        {"role": "system", "content": system},
-        {"role": "user", "content": prompts.EXTRACT_USER.format(
-            known=lines + "\n" if lines else "",
-            user=user_text[:max_chars], assistant=(assistant_text or "")[:max_chars])},
-    ]
-    data = llm.complete_json(messages, schema, name="memories", max_tokens=512)
-    return clean_candidates(data.get("memories") or [], shown)
+        language=_language_label(lang),
+        known_rules=prompts.EXTRACT_KNOWN_RULES + prompts.EXTRACT_KNOWN_EXAMPLES[examples_lang]
+        if known else "",
+        examples=prompts.EXTRACT_EXAMPLES[examples_lang])
+    lines = "\n".join(prompts.EXTRACT_KNOWN_LINE.format(
+        n=i, text=r.text, topic=topics.topic_of(r.tags) or "other")
+        for i, r in enumerate(known, start=1))
+    return [{"role": "system", "content": system},
+            {"role": "user", "content": prompts.EXTRACT_USER.format(
+                known=lines + "\n" if lines else "",
+                context=prompts.EXTRACT_CONTEXT.format(assistant=context) if context else "",
+                user=user_text)}]
 
 
-MAX_KNOWN = 12
+def _language_label(lang: str) -> str:
+    return "Chinese (简体中文)" if lang == "zh" else language.name(lang)
 
 
-def clean_candidates(items: list[dict], known: list[MemoryRecord] | None = None) -> list[Candidate]:
-    """Validate raw model items: drop empty/overlong texts, unknown types → "fact",
-    clamp importance to 1..5, keep at most 8 tags of ≤ 32 chars, drop exact duplicates,
-    resolve ``replaces`` (1-based index into ``known``; out of range → None; one known
-    memory is replaced at most once). Returns at most 12 candidates."""
+def _wrong_language(item: dict, lang: str) -> bool:
+    text = str(item.get("text") or "")
+    return bool(text.strip()) and not language.is_written_in(text, lang)
+
+
+def is_grounded(text: str, source: str) -> bool | None:
+    """True/False when the content words of candidate ``text`` are / are not supported
+    by ``source`` (at least half of them occur in it, see ``memory.grounding``); None
+    when lexical support cannot tell (no content words, or a different script), and
+    the caller may check embedding similarity instead."""
+    from memory.grounding import support
+
+    share = support(text, source)
+    if share is None:
+        return None
+    if share >= GROUNDED_SHARE:
+        return True
+    if language.has_cjk(text) != language.has_cjk(source):
+        return None  # a translation: lexical support says nothing
+    return False
+
+
+#: Share of a candidate's content tokens that must occur in the user's words.
+GROUNDED_SHARE = 0.5
+
+
+def clean_candidates(items: list[dict], known: list[MemoryRecord] | None = None,
+                     today: datetime | None = None) -> list[Candidate]:
+    """Validate raw model items: drop empty/overlong texts and exact duplicates, strip a
+    leading "User"/"The user", map ``topic`` (unknown → "other") to type, importance and
+    tags, resolve relative dates against ``today``, and resolve ``replaces`` (1-based
+    index into ``known``): kept only when the known memory has the same topic or shares
+    a content word (a move never replaces the job), each known memory at most once.
+    Returns at most 12 candidates."""
+    from memory.grounding import shares_content
+
     out: list[Candidate] = []
     seen: set[str] = set()
     used: set[int] = set()
     for item in items:
         if not isinstance(item, dict):
             continue
-        text = " ".join(str(item.get("text") or "").split())
+        text = _strip_subject(" ".join(str(item.get("text") or "").split()))
+        if today is not None:
+            text = resolve_relative_dates(text, today)
         key = normalize(text)
         if not key or len(text) > 500 or key in seen:
             continue
         seen.add(key)
-        mtype = str(item.get("type") or "fact")
-        if mtype not in MEMORY_TYPES:
-            mtype = "fact"
-        try:
-            importance = min(5, max(1, int(item.get("importance") or 3)))
-        except (TypeError, ValueError):
-            importance = 3
-        tags = [str(t)[:32] for t in (item.get("tags") or []) if str(t).strip()][:8]
+        topic = topics.get(str(item.get("topic") or ""))
+        mtype, importance = topic.type, topic.importance
         replaces = None
         idx = item.get("replaces")
         if isinstance(idx, int) and known and 1 <= idx <= len(known) and idx not in used:
-            replaces = known[idx - 1]
-            used.add(idx)
-        out.append(Candidate(text=text, type=mtype, importance=importance, tags=tags,
-                             replaces=replaces))
+            target = known[idx - 1]
+            target_topic = topics.topic_of(target.tags)
+            if target_topic == topic.name or shares_content(target.text, text):
+                replaces = target
+                used.add(idx)
+        out.append(Candidate(text=text, type=mtype, importance=importance,
+                             tags=[topic.name], replaces=replaces, topic=topic.name))
     return out[:12]
 
 
+def _strip_subject(text: str) -> str:
+    for prefix in ("The user's ", "The user ", "User's ", "User ", "用户的", "用户"):
+        if text.startswith(prefix) and len(text) > len(prefix) + 1:
+            rest = text[len(prefix):]
+            return rest[:1].upper() + rest[1:] if prefix[0].isascii() else rest
+    return text

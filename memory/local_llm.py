@@ -366,7 +366,12 @@ def _spawn(config: Config, path: Path, log: Path, pid_file: Path) -> int:
            "--port", str(config.local_llm_port),
            "--n_ctx", str(config.local_llm_ctx),
            "--n_threads", str(config.local_llm_threads),
-           "--n_threads_batch", str(config.local_llm_threads)]
+           "--n_threads_batch", str(config.local_llm_threads),
+           # a new request must not cut the running one: the chat reply and the
+           # background memory extraction of the previous turn often overlap, and
+           # llama-cpp-python interrupts by default (whichever is cut loses its work).
+           # Requests are served one after the other instead.
+           "--interrupt_requests", "False"]
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())

@@ -9,7 +9,9 @@ from __future__ import annotations
 CHAT_SYSTEM = """You are Memory Chat, a friendly assistant with a long-term memory of the user.
 Today is {today}.
 {knowledge}
-Use what you know about the user naturally when it is relevant. When the user asks about
+Use what you know about the user naturally when it is relevant. When they ask for
+suggestions, ideas or recommendations, build them on their likes, hobbies, home and plans
+from what you know, and say which one you used. When the user asks about
 themselves, answer in the second person ("You are …") with only what you know; if the
 answer is not in what you know, say honestly that you don't know yet. Never invent facts
 about the user (no age, gender or details you were not told). Reply in the same language
@@ -22,68 +24,81 @@ you; do not guess and do not answer with general facts."""
 
 THREAD_SUMMARY = "Summary of the earlier part of this conversation:\n{summary}"
 
-EXTRACT_SYSTEM = """You extract memories about the USER from one chat turn.
-Today is {today}.
-Return JSON: {{"memories": [{{"text": ..., "type": ..., "importance": ..., "tags": [...]}}]}}
+EXTRACT_SYSTEM = """You extract memories about the USER from the user's message.
+Return JSON: {{"memories": [{{"text": ..., "topic": ...}}]}}
 Rules:
-- Only facts about the user (who they are, where they live, work, family, pets, likes,
-  dislikes, plans, tasks, events in their life). Nothing about the assistant, nothing general.
-- One short atomic fact per item, in the SAME LANGUAGE the user wrote in.
-- Write relative dates as absolute ones using today's date.
-- type: "profile" (name, age, home, job, family, pets), "preference" (likes, dislikes,
-  favourites), "fact" (other facts, events), "task" (things to do, reminders).
-- importance: 5 identity, 4 important, 3 normal, 2 minor, 1 trivia.
-- Questions, greetings and small talk contain no memories: return {{"memories": []}}.
-- Facts come from what the USER says; the assistant's reply is only context.
-- Extract EVERY fact the user states: a sentence often holds several.{known_rules}
+- Only what the user states about themselves: name, age, home, job, workplace, family,
+  pets, health, education, likes, dislikes, habits, plans, events in their life.
+- One short atomic fact per item. Split "I work in Zurich as a data engineer" into
+  "Works as a data engineer" (job) and "Works in Zurich" (workplace).
+- Facts about another person stay about that person ("Sister lives in Berlin", topic
+  family); never turn them into facts about the user.
+- Nothing from questions, greetings, requests, wishes or "if I were ..." sentences:
+  then return {{"memories": []}}.
+- Keep time words as the user said them ("last week", "上个月").
+- Write every memory in {language}, without "User" or "The user".
+- topic: name, age, home (where they live), job (occupation), workplace (employer or
+  place of work), family, pet, health, education, like, dislike, habit, plan, event, other.{known_rules}
 Examples:
-User: Hi, I'm Tom. I live in Paris and I love tennis.
-{{"memories": [{{"text": "Name is Tom", "type": "profile", "importance": 5, "tags": ["name"]}},
- {{"text": "Lives in Paris", "type": "profile", "importance": 4, "tags": ["location"]}},
- {{"text": "Loves tennis", "type": "preference", "importance": 3, "tags": ["sport"]}}]}}
-User: 我养了一只猫，叫小蓝。
-{{"memories": [{{"text": "养了一只叫小蓝的猫", "type": "profile", "importance": 4, "tags": ["宠物"]}}]}}
-User: What's the weather like?
-{{"memories": []}}{known_example}"""
+{examples}"""
+
+#: Few-shot examples per language of the user's message (a 1.5B model copies the
+#: examples' language far more than it follows a rule).
+EXTRACT_EXAMPLES = {
+    "en": """User: Hi, I'm Anna. I live in Oslo, I teach maths and I love skiing.
+{"memories": [{"text": "Name is Anna", "topic": "name"}, {"text": "Lives in Oslo", "topic": "home"}, {"text": "Teaches maths", "topic": "job"}, {"text": "Loves skiing", "topic": "like"}]}
+User: My brother lives in Rome. If I were rich I'd buy a boat.
+{"memories": [{"text": "Brother lives in Rome", "topic": "family"}]}
+User: What should I cook tonight?
+{"memories": []}""",
+    "zh": """User: 我叫李娜，住在杭州，是一名护士，喜欢爬山。
+{"memories": [{"text": "名字是李娜", "topic": "name"}, {"text": "住在杭州", "topic": "home"}, {"text": "是一名护士", "topic": "job"}, {"text": "喜欢爬山", "topic": "like"}]}
+User: 我妹妹在深圳工作。要是我有钱就去环游世界。
+{"memories": [{"text": "妹妹在深圳工作", "topic": "family"}]}
+User: 今天晚上吃什么好？
+{"memories": []}""",
+}
 
 #: Added to EXTRACT_SYSTEM only when KNOWN memories are shown (a 1.5B model shown the
 #: "replaces" rule with nothing to replace invents replacements and drops facts).
 EXTRACT_KNOWN_RULES = """
-- If a new memory changes or contradicts one of the KNOWN memories (the user moved,
-  changed job, changed their mind), set "replaces" to that known memory's number.
-  Do not repeat a known memory that is still true."""
-EXTRACT_KNOWN_EXAMPLE = """
-KNOWN 1: Works at Google
+- KNOWN lists what is already stored. If a memory changes one KNOWN memory of the same
+  topic (moved home, new job, stopped a habit, a correction), set "replaces" to that
+  KNOWN number. Do not repeat a KNOWN memory that is still true."""
+EXTRACT_KNOWN_EXAMPLES = {
+    "en": """
+KNOWN 1: Works at Google (workplace)
+KNOWN 2: Is a data engineer (job)
 User: I quit Google and joined a startup.
-{"memories": [{"text": "Works at a startup (left Google)", "type": "profile", "importance": 4, "tags": ["work"], "replaces": 1}]}"""
-
-EXTRACT_USER = """{known}(The assistant said, context only: {assistant})
-Extract from this message of the USER:
-User: {user}"""
-
-EXTRACT_KNOWN_LINE = "KNOWN {n}: {text}"
-
-EXTRACT_SCHEMA: dict = {
-    "type": "object",
-    "properties": {
-        "memories": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "text": {"type": "string"},
-                    "type": {"type": "string",
-                             "enum": ["profile", "preference", "fact", "task"]},
-                    "importance": {"type": "integer", "enum": [1, 2, 3, 4, 5]},
-                    "tags": {"type": "array", "items": {"type": "string"}},
-                    "replaces": {"type": "integer"},
-                },
-                "required": ["text", "type"],
-            },
-        }
-    },
-    "required": ["memories"],
+{"memories": [{"text": "Works at a startup", "topic": "workplace", "replaces": 1}]}""",
+    "zh": """
+KNOWN 1: 住在上海 (home)
+KNOWN 2: 是一名设计师 (job)
+User: 我上周搬到苏州了。
+{"memories": [{"text": "上周搬到苏州", "topic": "home", "replaces": 1}]}""",
 }
+
+EXTRACT_USER = """{known}{context}User: {user}"""
+EXTRACT_CONTEXT = "(The user is answering the assistant: {assistant})\n"
+
+EXTRACT_KNOWN_LINE = "KNOWN {n}: {text} ({topic})"
+
+
+def extract_schema(topics: list[str], with_replaces: bool) -> dict:
+    """The JSON schema of an extraction answer: ``{"memories": [{"text", "topic",
+    "replaces"?}]}`` with ``topic`` an enum of ``topics`` (a grammar-constrained small
+    model picks from an enum reliably); ``replaces`` only when KNOWN memories are
+    shown."""
+    props: dict = {"text": {"type": "string"}, "topic": {"type": "string", "enum": list(topics)}}
+    if with_replaces:
+        props["replaces"] = {"type": "integer"}
+    return {
+        "type": "object",
+        "properties": {"memories": {"type": "array", "items": {
+            "type": "object", "properties": props, "required": ["text", "topic"]}}},
+        "required": ["memories"],
+    }
+
 
 RECONCILE_SYSTEM = """You keep a user's memory list correct. A NEW fact about the user
 arrived. Compare it with the EXISTING memories and answer with one action:
@@ -119,14 +134,3 @@ def reconcile_schema(labels: list[str]) -> dict:
 SUMMARY_SYSTEM = """Summarise the conversation below in at most 120 words, in the language
 it is written in. Keep names, decisions, open questions and anything the user asked to
 remember. Start from the previous summary if one is given."""
-
-#: The extraction schema without "replaces", used when no KNOWN memories are shown.
-EXTRACT_SCHEMA_NO_KNOWN: dict = {
-    "type": "object",
-    "properties": {"memories": {"type": "array", "items": {
-        "type": "object",
-        "properties": {k: v for k, v in EXTRACT_SCHEMA["properties"]["memories"]["items"]["properties"].items()
-                       if k != "replaces"},
-        "required": ["text", "type"]}}},
-    "required": ["memories"],
-}

@@ -6,10 +6,11 @@ Cheap checks first, the LLM only for the ambiguous rest (one small constrained c
 2. near duplicate (cosine similarity ≥ ``NEAR_DUP``) → NONE, no LLM;
 3. the extraction call marked it as replacing a KNOWN memory → UPDATE, no LLM;
 4. no related memory → ADD, no LLM. "Related" means cosine ≥ ``RELATED`` (and not
-   already judged by the extractor, see ``find_related``), or — for
-   ``profile`` candidates — any of the user's nearest ``profile`` memories, because a
-   change of home or job ("Works in Shanghai" → "Moved to Beijing") is semantically far
-   apart (cosine ≈ 0.26 with USE-multilingual) yet must replace the old fact;
+   already judged by the extractor, see ``find_related``), or — for a topic with one
+   current value (home, job, name …, see ``memory.topics``) — a stored memory of the
+   same topic, because a change of home ("Lives in Shanghai" → "Moved to Beijing") is
+   semantically far apart (cosine ≈ 0.26 with USE-multilingual) yet must replace the
+   old fact, while a memory of another topic (the job) must not be touched;
 5. otherwise the candidate and its related memories go to the LLM.
 
 Existing memories are shown with letter labels ([a], [b]…) and the answer's ``id`` is an
@@ -28,7 +29,9 @@ import numpy as np
 
 from memory import prompts
 from memory.errors import LLMError
-from memory.extraction import Candidate, normalize
+from memory import topics
+from memory.extraction import Candidate
+from memory.intents import normalize
 from memory.types import MemoryRecord
 
 log = logging.getLogger(__name__)
@@ -64,12 +67,17 @@ def find_related(store, user_id: str, cand: Candidate, emb: np.ndarray,
     extractor judged those (it would have set ``replaces``), so only a very close one
     (cosine ≥ ``SHOWN_RECHECK``, a likely restatement) still goes to the LLM."""
     hits = store.vector_search(user_id, emb.tolist(), NEIGHBOURS)
-    if cand.type == "profile":
-        hits += store.vector_search(user_id, emb.tolist(), 3, types=["profile"])
     sims: dict[str, float] = {}
     for mid, dist in hits:
         sims[mid] = max(sims.get(mid, -1.0), 1.0 - float(dist))
     records = {r.id: r for r in store.get_memories(user_id, list(sims))}
+    single = topics.get(cand.topic).single
+    if single:  # the stored value(s) of this one-value topic, however far apart
+        for rec in store.list_memories(user_id, limit=200, types=[cand.type]):
+            if topics.topic_of(rec.tags) == cand.topic and rec.id not in records:
+                records[rec.id] = rec
+                sims[rec.id] = float(np.dot(emb, np.asarray(rec.embedding, dtype=np.float32))) \
+                    if rec.embedding else 0.0
     ranked = sorted(((records[m], s) for m, s in sims.items() if m in records),
                     key=lambda rs: -rs[1])
     key = normalize(cand.text)
@@ -82,7 +90,7 @@ def find_related(store, user_id: str, cand: Candidate, emb: np.ndarray,
         return [], Decision(cand, emb, "UPDATE", cand.replaces, cand.text, "extract")
     related = [(r, s) for r, s in ranked
                if (s >= RELATED and (r.id not in shown or s >= SHOWN_RECHECK))
-               or (cand.type == "profile" and r.type == "profile")]
+               or (single and topics.topic_of(r.tags) == cand.topic)]
     if not related:
         return [], Decision(cand, emb, "ADD", None, cand.text, "new")
     return related[:NEIGHBOURS], None

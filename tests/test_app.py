@@ -39,14 +39,11 @@ def facts_from(text: str) -> list[dict]:
     """What the scripted extractor 'finds' in a user message."""
     facts = []
     if m := NAME_RE.search(text):
-        facts.append({"text": f"The user's name is {m.group(1)}", "type": "profile",
-                      "importance": 5, "tags": ["identity"]})
+        facts.append({"text": f"Name is {m.group(1)}", "topic": "name"})
     if m := CAT_RE.search(text):
-        facts.append({"text": f"Has a cat named {m.group(1)}", "type": "fact",
-                      "importance": 4, "tags": ["pets"]})
+        facts.append({"text": f"Has a cat named {m.group(1)}", "topic": "pet"})
     if m := CITY_RE.search(text):
-        facts.append({"text": f"Lives in {m.group(1)}", "type": "profile",
-                      "importance": 4, "tags": ["home"]})
+        facts.append({"text": f"Lives in {m.group(1)}", "topic": "home"})
     return facts
 
 
@@ -64,7 +61,7 @@ def memory_responder(req: dict) -> object:
         return {"decisions": [{"fact": i, "action": "ADD"} for i in range(1, n + 1)]}
     low = user.lower()
     if "who am i" in low:
-        m = re.search(r"name is (\w+)", system)
+        m = re.search(r"[Nn]ame is (\w+)", system)
         return f"You are {m.group(1)}." if m else "I don't know your name yet."
     if "pet" in low:
         m = re.search(r"cat named (\w+)", system)
@@ -184,11 +181,11 @@ def test_reply_streams_and_memory_appears_after_background_extraction(app_env):
     finish_extraction(at)
     assert at.session_state["pending"] == []
     md = all_markdown(at)
-    assert ":green-badge[added] The user's name is Lin" in md
+    assert ":green-badge[added] Name is Lin" in md
     assert ":green-badge[added] Has a cat named Xiaolan" in md
     assert "**2** memories" in md
-    assert ":green-badge[new] The user's name is Lin" in md          # highlighted row
-    assert "**About**\n- The user's name is Lin" in md                 # profile card
+    assert ":green-badge[new] Name is Lin" in md          # highlighted row
+    assert "**About**\n- Name is Lin" in md                 # profile card
     # one delete button per memory
     ids = {r.id for r in engine().list("alice")}
     assert {f"del_{i}" for i in ids} <= {b.key for b in at.button}
@@ -205,11 +202,11 @@ def test_new_chat_recalls_memory_and_shows_memories_used(app_env):
     send(at, "Who am I?")
     assert messages(at)[-1] == ("assistant", "You are Lin.")
     # the model could only answer because the engine put the memory in its prompt
-    assert "The user's name is Lin" in chat_prompts(app_env.llm)[-1]
+    assert "Name is Lin" in chat_prompts(app_env.llm)[-1]
     assert at.session_state[ui.THREAD_KEY] != first_thread
     exp = [e for e in at.expander if e.label.startswith("Memories used")]
     assert exp and exp[-1].label != "Memories used (0)"
-    assert any("The user's name is Lin" in m.value for m in exp[-1].markdown)
+    assert any("Name is Lin" in m.value for m in exp[-1].markdown)
     # the expander survives a rerun (kept in session state / message metadata)
     at.run()
     assert any(e.label.startswith("Memories used") for e in at.expander)
@@ -317,7 +314,7 @@ def test_switching_user_hides_previous_users_memories_and_threads(app_env):
     no_exceptions(at)
     assert at.session_state[ui.USER_KEY] == "bob"
     md = all_markdown(at)
-    assert "Has a cat named Xiaolan" not in md and "The user's name is Lin" not in md
+    assert "Has a cat named Xiaolan" not in md and "Name is Lin" not in md
     assert "**0** memories" in md
     assert not [b for b in at.sidebar.button if b.key and b.key.startswith("open_")]
     assert messages(at) == []

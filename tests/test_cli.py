@@ -19,8 +19,8 @@ def brain(req):
         if "You extract memories" in system_text(req):
             first = next(m["content"] for m in req["messages"] if m["role"] == "user")
             if "Seven" in first:
-                return {"memories": [{"text": "Name is Seven", "type": "profile", "importance": 5},
-                                     {"text": "Loves football", "type": "preference"}]}
+                return {"memories": [{"text": "Name is Seven", "topic": "name"},
+                                     {"text": "Loves football", "topic": "like"}]}
         return {"memories": []}
     if "Name is Seven" in system_text(req):
         return "You are Seven and you love football."

@@ -1,0 +1,77 @@
+"""Grounding: a candidate memory is kept only if the user's own words support it.
+
+A small model sometimes "extracts" the assistant's words ("I am Memory Chat"), general
+knowledge, or facts it invented from a question. Before anything is stored, each
+candidate's content words must be found in what the user said (LLM-free):
+
+* Latin-script words are compared by their Porter stem (``snowballstemmer``, the same
+  stemmer as the full-text index), after dropping the scaffold words memories are made
+  of ("lives", "works", "likes", "user", "the" …);
+* CJK text is compared by characters, after dropping function characters (的 了 是 …).
+
+``support(candidate, source)`` is the share of the candidate's content tokens found in
+the source; a candidate with no content token at all (say "Is happy") is judged by
+the caller. Translations (a Chinese message, an English memory) have no lexical
+support; the caller falls back to embedding similarity for those.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+import snowballstemmer
+
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
+
+#: Words every memory is built from; they say nothing about whose fact it is.
+SCAFFOLD = frozenset("""
+a an the and or but of to in at on for with from by as is are was were be been being am
+i i'm me my mine you your he she it its they them their we our us this that these those
+user user's name named called lives live living lived works work working worked job
+likes like liked loves love loved enjoys enjoy enjoyed prefers prefer preferred favourite
+favorite has have had having does do did doesn't don't didn't not no never anymore now
+currently recently just also very really since until moved move moving went go goes going
+got get gets started start starts stopped stop used usually often always sometimes
+wants want wanted plans plan planning planned will would can could should about there
+here who what when where why how which week month year day years months weeks days old
+new lot lots much many some any all more most other another same one ones two time
+""".split())
+_CJK_FUNCTION = frozenset("的了是在我你他她它们有个一这那和与及也都就不很还要会想把被对于吗呢吧啊")
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    return snowballstemmer.stemmer("english")
+
+
+@lru_cache(maxsize=8192)
+def _stem(word: str) -> str:
+    return _stemmer().stemWord(word)
+
+
+def content_tokens(text: str) -> set[str]:
+    """Return the content tokens of ``text``: stemmed, case-folded Latin-script words
+    that are not scaffold words, and CJK characters that are not function characters.
+    Digits are not content (dates are rewritten by ``memory.dates``)."""
+    norm = unicodedata.normalize("NFKC", text).casefold()
+    tokens = {_stem(w) for w in _WORD.findall(_CJK.sub(" ", norm))
+              if len(w) > 1 and w not in SCAFFOLD}
+    tokens |= {c for c in _CJK.findall(norm) if c not in _CJK_FUNCTION}
+    return tokens
+
+
+def support(candidate: str, source: str) -> float | None:
+    """Return the share (0..1) of ``candidate``'s content tokens that occur in
+    ``source``, or None when the candidate has no content token to check."""
+    cand = content_tokens(candidate)
+    if not cand:
+        return None
+    return len(cand & content_tokens(source)) / len(cand)
+
+
+def shares_content(a: str, b: str) -> bool:
+    """True when texts ``a`` and ``b`` have a content token in common ("Drinks coffee
+    every morning" / "No longer drinks coffee")."""
+    return bool(content_tokens(a) & content_tokens(b))

@@ -1,0 +1,155 @@
+"""What a user's message asks of the memory, decided without an LLM.
+
+A chat turn is one of three things for the memory:
+
+* nothing to learn: acknowledgements, small talk, questions, requests ("tell me a
+  joke"), hypotheticals and wishes ("if I were rich I'd buy a boat") — no LLM call;
+* a forget request ("forget that I like sushi", "别记这个") — handled by
+  ``memory.forget``, never extracted (extraction would re-store the very fact);
+* statements to learn from — only their statement sentences are shown to the
+  extractor (``learnable_text``), so a question or a hypothetical beside a fact cannot
+  become a memory either.
+
+The word lists cover English and Chinese; other languages fall through to the
+extractor, whose prompt carries the same rules.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from memory.language import has_cjk
+
+#: Acknowledgements and small talk that never carry a memory, in English and Chinese.
+_TRIVIAL = {
+    "ok", "okay", "k", "kk", "thanks", "thank you", "thx", "ty", "cool", "nice", "great",
+    "yes", "no", "yep", "nope", "yeah", "sure", "hi", "hello", "hey", "bye", "goodbye",
+    "good night", "good morning", "lol", "haha", "hmm", "got it", "i see", "alright", "fine",
+    "wow", "thanks a lot", "sounds good", "that sounds great", "perfect", "awesome",
+    "嗯", "嗯嗯", "好", "好的", "好吧", "谢谢", "多谢", "哈哈", "哈哈哈", "是的", "对", "对的",
+    "行", "可以", "收到", "明白", "知道了", "你好", "再见", "晚安", "哦", "噢", "啊", "早上好",
+    "谢谢你", "太好了", "不错", "没问题",
+}
+_PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
+
+#: Any reference to the speaker: a request that mentions the user ("Help me plan my
+#: trip to Rome") is not a bare request, and a clause of a question that is not itself a
+#: question is kept ("I'm Tom, what's my score?" → "I'm Tom").
+FIRST_PERSON = re.compile(
+    r"\b(i am|i'm|im|i have|i've|i had|i live|i work|i moved|i like|i love|i hate|i was|"
+    r"i got|i started|i quit|i don't|i do not|i no longer|i never|i always|i usually|"
+    r"my|mine|we|our)\b"
+    r"|我",
+    re.IGNORECASE,
+)
+_QUESTION_END = re.compile(r"([?？]|[吗呢么嘛]|什么|怎么样|好不好|是不是|对不对)[\s!！。.~]*$")
+_QUESTION_START = re.compile(
+    r"^(who|what|when|where|why|how|which|whose|do|does|did|is|are|am|was|were|can|could|"
+    r"would|will|should|shall|may|have|has)\b", re.IGNORECASE)
+_REQUEST = re.compile(
+    r"^(please\s+)?(tell|write|give|show|explain|help|recommend|suggest|translate|"
+    r"summari[sz]e|list|describe|make|create|draft|plan|find|calculate|compose|generate|"
+    r"let's|lets)\b"
+    r"|^(请|帮我|给我|告诉我|讲(一?个)?|写(一?个)?|推荐|建议|解释|翻译|总结|列出|介绍一下)",
+    re.IGNORECASE)
+_HYPOTHETICAL = re.compile(
+    r"\b(if i (were|was|had|could|won|became|lived)|if only i|i wish i|imagine if|"
+    r"suppose i|supposing i|what if i|in another life|in my dreams?)\b"
+    r"|(如果|要是|假如|假设|倘若)我|我要是|我希望我是|想象一下|下辈子",
+    re.IGNORECASE)
+#: "forget that …", "don't remember …", "别记这个", "忘掉…"; "don't forget to …" (a
+#: reminder) and "I forgot my keys" (an event) are not forget requests.
+_FORGET = re.compile(
+    r"^(please\s+|pls\s+|can you\s+|could you\s+)?(forget|stop remembering|"
+    r"don'?t remember|do not remember|delete|remove|erase|unlearn)\b(?!\s+to\b)"
+    r"|\b(please|pls)\s+(forget|delete|remove|erase)\b(?!\s+to\b)"
+    r"|\bforget (that|what i|about|it|this|my|everything)\b"
+    r"|\b(don'?t|do not|no need to) (remember|store|save|keep) (that|this|it|my)\b"
+    r"|(别|不要|不用|不必|无需)(再)?(记|记住|保存|存)|忘(掉|记掉)|(删掉|删除|去掉)(这|那|我的|关于)",
+    re.IGNORECASE)
+_CLAUSE = re.compile(r"[,，、]")
+_SENTENCE = re.compile(r"[^.!?。！？;；\n]+[.!?。！？;；]*")
+
+
+def normalize(text: str) -> str:
+    """Return ``text`` NFKC-normalised, case-folded, without punctuation or spaces: the
+    key under which two memories count as exact duplicates."""
+    return _PUNCT.sub("", unicodedata.normalize("NFKC", text).casefold())
+
+
+_TRIVIAL_KEYS = frozenset(normalize(t) for t in _TRIVIAL)
+_TRIVIAL_WORDS = frozenset(normalize(w) for t in _TRIVIAL for w in t.split()) | {"you", "so", "much", "very"}
+
+
+def sentences(text: str) -> list[str]:
+    """Split ``text`` into sentences on . ! ? ; (ASCII and full-width) and newlines;
+    each keeps its end punctuation. A dot between digits or letters without a space
+    ("3.5", "e.g.") does not split."""
+    protected = re.sub(r"(?<=\w)\.(?=\w)", "\u2024", text)
+    return [s.strip().replace("\u2024", ".") for s in _SENTENCE.findall(protected) if s.strip()]
+
+
+def is_question(sentence: str) -> bool:
+    """True for a question sentence: ends with ?/？ or a Chinese question particle, or
+    starts with an English question word and has no first-person statement."""
+    s = sentence.strip()
+    if _QUESTION_END.search(s):
+        return True
+    return bool(_QUESTION_START.match(s)) and not s.endswith((".", "。", "!", "！"))
+
+
+def is_request(sentence: str) -> bool:
+    """True for a request to the assistant that says nothing about the user ("Tell me a
+    joke", "帮我写一首诗"); "Help me plan my trip to Rome" is not one (it says "my")."""
+    s = sentence.strip()
+    return bool(_REQUEST.match(s)) and not FIRST_PERSON.search(s[2:] if has_cjk(s[:2]) else s)
+
+
+def is_hypothetical(sentence: str) -> bool:
+    """True for a hypothetical or wish ("If I were rich I'd buy a boat", "要是我有钱就去环游
+    世界"): what would be, not what is."""
+    return bool(_HYPOTHETICAL.search(sentence))
+
+
+def is_forget_request(text: str) -> bool:
+    """True when the message asks the assistant to forget something ("forget that I
+    like sushi", "please don't remember my phone number", "别记这个", "把我住址忘掉")."""
+    t = unicodedata.normalize("NFKC", text).strip()
+    return any(_FORGET.search(s) for s in sentences(t) or [t])
+
+
+def learnable_text(user_text: str) -> str:
+    """Return the part of a user's message the extractor may learn from: its sentences
+    minus acknowledgements, questions, requests and hypotheticals, joined by spaces
+    ("" when nothing is left, so no LLM call is spent). ``"I'm vegetarian. Can you
+    recommend a restaurant?"`` → ``"I'm vegetarian."``."""
+    keep = []
+    for s in sentences((user_text or "").strip()):
+        if _is_small_talk(s):
+            continue
+        if is_hypothetical(s) or is_request(s):
+            continue
+        if is_question(s):
+            # keep only the statement clauses of a question ("I'm Tom, what's my score?")
+            s = ", ".join(c.strip() for c in _CLAUSE.split(s)
+                          if FIRST_PERSON.search(c) and not is_question(c.strip()))
+            if not s:
+                continue
+        keep.append(s)
+    return " ".join(keep)
+
+
+def _is_small_talk(sentence: str) -> bool:
+    key = normalize(sentence)
+    if not key or key in _TRIVIAL_KEYS:
+        return True
+    words = [normalize(w) for w in sentence.split()]
+    return all(not w or w in _TRIVIAL_WORDS for w in words)
+
+
+def is_trivial_turn(user_text: str) -> bool:
+    """True when the user's message cannot carry a memory, so no LLM call is spent:
+    acknowledgements ("ok", "thanks", "嗯嗯"), emoji-only text, questions ("Who am I?
+    What do you know about me?"), requests and hypotheticals, unless a sentence also
+    states something about the user ("I'm Tom, what's my score?" is not skipped)."""
+    return not learnable_text(user_text)

@@ -1,0 +1,87 @@
+"""The language a user writes in, so memories are stored in it ("住在成都", never
+"Lives in成都").
+
+Scripts decide first (CJK ideographs → Chinese, kana → Japanese, Hangul → Korean);
+Latin-script text is identified with ``py3langid`` (langid.py's model, shipped in the
+package, no download), which is reliable enough on one chat message to name the language
+in the extraction prompt ("Write every memory in French").
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_KANA = re.compile(r"[\u3040-\u30ff]")
+_HANGUL = re.compile(r"[\uac00-\ud7af]")
+_LATIN_WORD = re.compile(r"[A-Za-z\u00c0-\u024f]+")
+
+#: ISO 639-1 code → the name the extraction prompt uses.
+NAMES = {"zh": "Chinese", "ja": "Japanese", "ko": "Korean", "en": "English", "fr": "French",
+         "de": "German", "es": "Spanish", "it": "Italian", "pt": "Portuguese", "nl": "Dutch",
+         "ru": "Russian", "pl": "Polish", "tr": "Turkish", "sv": "Swedish", "vi": "Vietnamese",
+         "id": "Indonesian", "ar": "Arabic", "uk": "Ukrainian", "cs": "Czech", "da": "Danish",
+         "no": "Norwegian", "fi": "Finnish", "el": "Greek", "he": "Hebrew", "hi": "Hindi",
+         "th": "Thai", "ro": "Romanian", "hu": "Hungarian"}
+
+
+def has_cjk(text: str) -> bool:
+    """True when ``text`` holds a CJK ideograph."""
+    return bool(_CJK.search(text))
+
+
+def cjk_weight(text: str) -> tuple[int, int]:
+    """Return ``(CJK characters, Latin-script words)`` of ``text``."""
+    return len(_CJK.findall(text)), len(_LATIN_WORD.findall(text))
+
+
+def detect(text: str) -> str:
+    """Return the ISO 639-1 code of the language ``text`` is mostly written in.
+
+    Chinese when CJK ideographs outweigh Latin words (one ideograph counts as half a
+    word: "我在Google工作" is Chinese, "I work at 华为 as an engineer" is English);
+    Japanese/Korean by kana/Hangul; otherwise py3langid's answer restricted to
+    ``NAMES``, and "en" for text with no letters."""
+    if _KANA.search(text):
+        return "ja"
+    if _HANGUL.search(text):
+        return "ko"
+    cjk, latin = cjk_weight(text)
+    if cjk and cjk >= 2 * latin:
+        return "zh"
+    if latin < 2:
+        return "zh" if cjk else "en"
+    return _langid(text)
+
+
+@lru_cache(maxsize=1)
+def _identifier():
+    from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
+    ident = LanguageIdentifier.from_modelpath(MODEL_DIR / MODEL_FILE, norm_probs=True)
+    ident.set_languages([c for c in NAMES if c not in ("zh", "ja", "ko")])
+    return ident
+
+
+def _langid(text: str) -> str:
+    code, prob = _identifier().classify(text)
+    # short English messages are often mis-labelled with low confidence
+    return code if prob >= 0.9 else "en"
+
+
+def name(code: str) -> str:
+    """Return the English name of language ``code`` ("zh" → "Chinese"); unknown → the
+    code itself."""
+    return NAMES.get(code, code)
+
+
+def is_written_in(text: str, code: str) -> bool:
+    """True when a memory ``text`` is written in language ``code`` as far as the script
+    shows: for Chinese the ideographs must outweigh the Latin words ("在Google工作" yes,
+    "Lives in成都" no); for a Latin-script language the text must hold no CJK; other
+    codes are not checked (True)."""
+    cjk, latin = cjk_weight(text)
+    if code == "zh":
+        return cjk > 0 and cjk >= 2 * latin
+    if code in ("ja", "ko"):
+        return True
+    return cjk == 0
