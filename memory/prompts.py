@@ -45,14 +45,14 @@ Examples:
 #: Few-shot examples per language of the user's message (a 1.5B model copies the
 #: examples' language far more than it follows a rule).
 EXTRACT_EXAMPLES = {
-    "en": """User: Hi, I'm Anna. I live in Oslo, I teach maths and I love skiing.
-{"memories": [{"text": "Name is Anna", "topic": "name"}, {"text": "Lives in Oslo", "topic": "home"}, {"text": "Teaches maths", "topic": "job"}, {"text": "Loves skiing", "topic": "like"}]}
+    "en": """User: Hi, I'm Anna. I live in Oslo, I work in Bergen as a maths teacher and I love skiing but hate running.
+{"memories": [{"text": "Name is Anna", "topic": "name"}, {"text": "Lives in Oslo", "topic": "home"}, {"text": "Works as a maths teacher", "topic": "job"}, {"text": "Works in Bergen", "topic": "workplace"}, {"text": "Loves skiing", "topic": "like"}, {"text": "Hates running", "topic": "dislike"}]}
 User: My brother lives in Rome. If I were rich I'd buy a boat.
 {"memories": [{"text": "Brother lives in Rome", "topic": "family"}]}
 User: What should I cook tonight?
 {"memories": []}""",
-    "zh": """User: 我叫李娜，住在杭州，是一名护士，喜欢爬山。
-{"memories": [{"text": "名字是李娜", "topic": "name"}, {"text": "住在杭州", "topic": "home"}, {"text": "是一名护士", "topic": "job"}, {"text": "喜欢爬山", "topic": "like"}]}
+    "zh": """User: 我叫李娜，在杭州当护士，喜欢爬山，但不吃香菜。
+{"memories": [{"text": "名字是李娜", "topic": "name"}, {"text": "是一名护士", "topic": "job"}, {"text": "在杭州工作", "topic": "workplace"}, {"text": "喜欢爬山", "topic": "like"}, {"text": "不吃香菜", "topic": "dislike"}]}
 User: 我妹妹在深圳工作。要是我有钱就去环游世界。
 {"memories": [{"text": "妹妹在深圳工作", "topic": "family"}]}
 User: 今天晚上吃什么好？
@@ -69,8 +69,8 @@ EXTRACT_KNOWN_EXAMPLES = {
     "en": """
 KNOWN 1: Works at Google (workplace)
 KNOWN 2: Is a data engineer (job)
-User: I quit Google and joined a startup.
-{"memories": [{"text": "Works at a startup", "topic": "workplace", "replaces": 1}]}""",
+User: I quit Google last month and joined a startup.
+{"memories": [{"text": "Works at a startup since last month", "topic": "workplace", "replaces": 1}]}""",
     "zh": """
 KNOWN 1: 住在上海 (home)
 KNOWN 2: 是一名设计师 (job)

@@ -157,6 +157,53 @@ def test_cli_status_reports_without_starting(tmp_path, monkeypatch, capsys):
 
 
 # ------------------------------------------------------------------ real model (slow)
+def _chat_and_extraction_at_once_both_finish(config) -> None:
+    """A streamed chat reply and a JSON extraction request sent while the reply is
+    streaming (the app's quick follow-up message) must both complete with a finish
+    reason: the server is started with interrupts off, so it queues the second request
+    instead of cutting the first ("stopped mid-answer")."""
+    import openai
+
+    client = openai.OpenAI(base_url=local_llm.base_url(config), api_key="local", max_retries=0,
+                           timeout=240)
+    model = local_llm.model_alias(config)
+    first_delta = threading.Event()
+    results: dict[str, object] = {}
+
+    def chat() -> None:
+        finish, parts = None, []
+        stream = client.chat.completions.create(
+            model=model, stream=True, max_tokens=48, temperature=0,
+            messages=[{"role": "user", "content": "Count from one to twenty in words."}])
+        for chunk in stream:
+            if chunk.choices:
+                parts.append(chunk.choices[0].delta.content or "")
+                first_delta.set()
+                finish = chunk.choices[0].finish_reason or finish
+        results["chat"] = (finish, "".join(parts))
+
+    def extraction() -> None:
+        assert first_delta.wait(timeout=240), "the chat stream never started"
+        resp = client.chat.completions.create(
+            model=model, max_tokens=40, temperature=0,
+            response_format={"type": "json_object"},
+            messages=[{"role": "system", "content": 'Return JSON {"city": ...}.'},
+                      {"role": "user", "content": "I live in Lisbon."}])
+        results["extraction"] = (resp.choices[0].finish_reason, resp.choices[0].message.content)
+
+    threads = [threading.Thread(target=chat), threading.Thread(target=extraction)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert set(results) == {"chat", "extraction"}, results
+    chat_finish, chat_text = results["chat"]
+    json_finish, json_text = results["extraction"]
+    assert chat_finish in ("stop", "length") and chat_text.strip(), results
+    assert json_finish in ("stop", "length") and json_text.strip(), results
+
+
+
 @pytest.mark.e2e
 def test_real_server_start_json_completion_and_stop(tmp_path):
     from memory.llm import LLM
@@ -196,6 +243,7 @@ def test_real_server_start_json_completion_and_stop(tmp_path):
         assert llm.calls == 1 and llm.completion_tokens > 0
         text = "".join(llm.stream_chat([{"role": "user", "content": "Say hi."}], max_tokens=8))
         assert text.strip()
+        _chat_and_extraction_at_once_both_finish(config)
     finally:
         stopped = local_llm.stop_server(config)
     assert stopped is True
