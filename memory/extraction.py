@@ -80,27 +80,22 @@ def extract(llm, user_text: str, today: datetime, known: list[MemoryRecord] | No
 
 
 def build_messages(user_text: str, lang: str, known: list[MemoryRecord], context: str) -> list[dict]:
-    """Return the chat messages of one extraction call (system rules and examples in
-    the user's language, then KNOWN lines, context and the message). The system part
-    is the same for every turn of a language, so llama.cpp reuses its cached prefix."""
-    examples_lang = lang if lang in prompts.EXTRACT_EXAMPLES else "en"
-    system = prompts.EXTRACT_SYSTEM.format(
-        language=_language_label(lang),
-        known_rules=prompts.EXTRACT_KNOWN_RULES + prompts.EXTRACT_KNOWN_EXAMPLES[examples_lang]
-        if known else "",
-        examples=prompts.EXTRACT_EXAMPLES[examples_lang])
+    """Return the chat messages of one extraction call: the fixed system prompt (rules
+    and examples in English and Chinese; the same for every call, so llama.cpp reuses
+    its cached prefix), then the KNOWN lines, the context, the language to write in
+    and the message."""
     lines = "\n".join(prompts.EXTRACT_KNOWN_LINE.format(
         n=i, text=r.text, topic=topics.topic_of(r.tags) or "other")
         for i, r in enumerate(known, start=1))
-    return [{"role": "system", "content": system},
+    return [{"role": "system", "content": prompts.EXTRACT_SYSTEM},
             {"role": "user", "content": prompts.EXTRACT_USER.format(
                 known=lines + "\n" if lines else "",
                 context=prompts.EXTRACT_CONTEXT.format(assistant=context) if context else "",
-                user=user_text)}]
+                language=_language_label(lang), user=user_text)}]
 
 
 def _language_label(lang: str) -> str:
-    return "Chinese (简体中文)" if lang == "zh" else language.name(lang)
+    return language.name(lang)
 
 
 def _wrong_language(item: dict, lang: str) -> bool:

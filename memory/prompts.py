@@ -25,7 +25,7 @@ you; do not guess and do not answer with general facts."""
 THREAD_SUMMARY = "Summary of the earlier part of this conversation:\n{summary}"
 
 EXTRACT_SYSTEM = """You extract memories about the USER from the user's message.
-Return JSON: {{"memories": [{{"text": ..., "topic": ...}}]}}
+Return JSON: {"memories": [{"text": ..., "topic": ...}]}
 Rules:
 - Only what the user states about themselves: name, age, home, job, workplace, family,
   pets, health, education, likes, dislikes, habits, plans, events in their life.
@@ -34,51 +34,45 @@ Rules:
 - Facts about another person stay about that person ("Sister lives in Berlin", topic
   family); never turn them into facts about the user.
 - Nothing from questions, greetings, requests, wishes or "if I were ..." sentences:
-  then return {{"memories": []}}.
+  then return {"memories": []}.
 - Keep time words as the user said them ("last week", "上个月").
-- Write every memory in {language}, without "User" or "The user".
+- Write every memory in the language named before the message, without "User".
 - topic: name, age, home (where they live), job (occupation), workplace (employer or
-  place of work), family, pet, health, education, like, dislike, habit, plan, event, other.{known_rules}
+  place of work), family, pet, health, education, like, dislike, habit, plan, event, other.
+- KNOWN lists what is already stored, when shown. If a memory changes one KNOWN memory
+  of the same topic (moved home, new job, stopped a habit, a correction), set
+  "replaces" to that KNOWN number. Do not repeat a KNOWN memory that is still true.
 Examples:
-{examples}"""
-
-#: Few-shot examples per language of the user's message (a 1.5B model copies the
-#: examples' language far more than it follows a rule).
-EXTRACT_EXAMPLES = {
-    "en": """User: Hi, I'm Anna. I live in Oslo, I work in Bergen as a maths teacher and I love skiing but hate running.
+Language: English
+User: Hi, I'm Anna. I live in Oslo, I work in Bergen as a maths teacher and I love skiing but hate running.
 {"memories": [{"text": "Name is Anna", "topic": "name"}, {"text": "Lives in Oslo", "topic": "home"}, {"text": "Works as a maths teacher", "topic": "job"}, {"text": "Works in Bergen", "topic": "workplace"}, {"text": "Loves skiing", "topic": "like"}, {"text": "Hates running", "topic": "dislike"}]}
+Language: English
 User: My brother lives in Rome. If I were rich I'd buy a boat.
 {"memories": [{"text": "Brother lives in Rome", "topic": "family"}]}
-User: What should I cook tonight?
-{"memories": []}""",
-    "zh": """User: 我叫李娜，在杭州当护士，喜欢爬山，但不吃香菜。
+Language: Chinese
+User: 我叫李娜，在杭州当护士，喜欢爬山，但不吃香菜。
 {"memories": [{"text": "名字是李娜", "topic": "name"}, {"text": "是一名护士", "topic": "job"}, {"text": "在杭州工作", "topic": "workplace"}, {"text": "喜欢爬山", "topic": "like"}, {"text": "不吃香菜", "topic": "dislike"}]}
+Language: Chinese
 User: 我妹妹在深圳工作。要是我有钱就去环游世界。
 {"memories": [{"text": "妹妹在深圳工作", "topic": "family"}]}
-User: 今天晚上吃什么好？
-{"memories": []}""",
-}
-
-#: Added to EXTRACT_SYSTEM only when KNOWN memories are shown (a 1.5B model shown the
-#: "replaces" rule with nothing to replace invents replacements and drops facts).
-EXTRACT_KNOWN_RULES = """
-- KNOWN lists what is already stored. If a memory changes one KNOWN memory of the same
-  topic (moved home, new job, stopped a habit, a correction), set "replaces" to that
-  KNOWN number. Do not repeat a KNOWN memory that is still true."""
-EXTRACT_KNOWN_EXAMPLES = {
-    "en": """
 KNOWN 1: Works at Google (workplace)
 KNOWN 2: Is a data engineer (job)
+Language: English
 User: I quit Google last month and joined a startup.
-{"memories": [{"text": "Works at a startup since last month", "topic": "workplace", "replaces": 1}]}""",
-    "zh": """
+{"memories": [{"text": "Works at a startup since last month", "topic": "workplace", "replaces": 1}]}
 KNOWN 1: 住在上海 (home)
 KNOWN 2: 是一名设计师 (job)
+Language: Chinese
 User: 我上周搬到苏州了。
-{"memories": [{"text": "上周搬到苏州", "topic": "home", "replaces": 1}]}""",
-}
+{"memories": [{"text": "上周搬到苏州", "topic": "home", "replaces": 1}]}
+Language: English
+User: What should I cook tonight?
+{"memories": []}"""
 
-EXTRACT_USER = """{known}{context}User: {user}"""
+#: The per-turn part of an extraction call. Everything that changes from turn to turn
+#: is here, after the fixed system prompt, so llama.cpp reuses the cached prefix.
+EXTRACT_USER = """{known}{context}Language: {language}
+User: {user}"""
 EXTRACT_CONTEXT = "(The user is answering the assistant: {assistant})\n"
 
 EXTRACT_KNOWN_LINE = "KNOWN {n}: {text} ({topic})"
