@@ -26,6 +26,7 @@ _TRIVIAL = {
     "yes", "no", "yep", "nope", "yeah", "sure", "hi", "hello", "hey", "bye", "goodbye",
     "good night", "good morning", "lol", "haha", "hmm", "got it", "i see", "alright", "fine",
     "wow", "thanks a lot", "sounds good", "that sounds great", "perfect", "awesome",
+    "true", "right", "exactly", "indeed", "agreed", "maybe", "of course", "oh", "ah",
     "嗯", "嗯嗯", "好", "好的", "好吧", "谢谢", "多谢", "哈哈", "哈哈哈", "是的", "对", "对的",
     "行", "可以", "收到", "明白", "知道了", "你好", "再见", "晚安", "哦", "噢", "啊", "早上好",
     "谢谢你", "太好了", "不错", "没问题",
@@ -55,8 +56,14 @@ _REQUEST = re.compile(
 _HYPOTHETICAL = re.compile(
     r"\b(if i (were|was|had|could|won|became|lived)|if only i|i wish i|imagine if|"
     r"suppose i|supposing i|what if i|in another life|in my dreams?)\b"
-    r"|(如果|要是|假如|假设|倘若)我|我要是|我希望我是|想象一下|下辈子",
+    r"|^\W*((well|so|but|and|oh|hmm)\W+)?(if|unless|suppose|imagine)\b"
+    r"|^\W*(如果|要是|假如|假设|倘若|万一)|我要是|我希望我是|想象一下|下辈子",
     re.IGNORECASE)
+#: The speaker in a sentence (English or Chinese). A sentence without it says nothing
+#: about the user ("It's freezing today", "哈哈，你好贴心") unless it answers the
+#: assistant's question.
+_SPEAKER = re.compile(r"\b(i|i'm|i've|i'd|i'll|im|me|my|mine|myself|we|we're|our|us)\b|我",
+                      re.IGNORECASE)
 #: "forget that …", "don't remember …", "别记这个", "忘掉…"; "don't forget to …" (a
 #: reminder) and "I forgot my keys" (an event) are not forget requests.
 _FORGET = re.compile(
@@ -118,14 +125,21 @@ def is_forget_request(text: str) -> bool:
     return any(_FORGET.search(s) for s in sentences(t) or [t])
 
 
-def learnable_text(user_text: str) -> str:
+def learnable_text(user_text: str, answering: bool = False) -> str:
     """Return the part of a user's message the extractor may learn from: its sentences
-    minus acknowledgements, questions, requests and hypotheticals, joined by spaces
-    ("" when nothing is left, so no LLM call is spent). ``"I'm vegetarian. Can you
-    recommend a restaurant?"`` → ``"I'm vegetarian."``."""
+    minus acknowledgements, questions, requests, hypotheticals and — in English or
+    Chinese text — sentences that do not mention the speaker ("It's freezing today"),
+    joined by spaces ("" when nothing is left, so no LLM call is spent).
+    ``"I'm vegetarian. Can you recommend a restaurant?"`` → ``"I'm vegetarian."``.
+    ``answering``: the message answers a question of the assistant, so a sentence
+    without "I" ("Lyon.", "A nurse.") is kept."""
+    from memory.language import is_surely
+
+    text = (user_text or "").strip()
+    check_speaker = not answering and (is_surely(text, "zh") or is_surely(text, "en"))
     keep = []
-    for s in sentences((user_text or "").strip()):
-        if _is_small_talk(s):
+    for s in sentences(text):
+        if _is_small_talk(s) or (check_speaker and not _SPEAKER.search(s)):
             continue
         if is_hypothetical(s) or is_request(s):
             continue
@@ -147,9 +161,9 @@ def _is_small_talk(sentence: str) -> bool:
     return all(not w or w in _TRIVIAL_WORDS for w in words)
 
 
-def is_trivial_turn(user_text: str) -> bool:
+def is_trivial_turn(user_text: str, answering: bool = False) -> bool:
     """True when the user's message cannot carry a memory, so no LLM call is spent:
     acknowledgements ("ok", "thanks", "嗯嗯"), emoji-only text, questions ("Who am I?
     What do you know about me?"), requests and hypotheticals, unless a sentence also
     states something about the user ("I'm Tom, what's my score?" is not skipped)."""
-    return not learnable_text(user_text)
+    return not learnable_text(user_text, answering)

@@ -68,6 +68,20 @@ def _langid(text: str) -> str:
     return code if prob >= 0.9 else "en"
 
 
+def is_surely(text: str, code: str) -> bool:
+    """True when ``text`` is confidently in language ``code`` ("zh": by script; others:
+    py3langid with probability ≥ 0.9). Used where a wrong guess would drop a message,
+    so a short, ambiguous one is never claimed."""
+    if code == "zh":
+        return detect(text) == "zh"
+    if detect(text) == "zh" or _KANA.search(text) or _HANGUL.search(text):
+        return False
+    if len(_LATIN_WORD.findall(text)) < 2:
+        return False
+    got, prob = _identifier().classify(text)
+    return got == code and prob >= 0.9
+
+
 def name(code: str) -> str:
     """Return the English name of language ``code`` ("zh" → "Chinese"); unknown → the
     code itself."""

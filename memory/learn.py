@@ -40,7 +40,7 @@ def learn_turn(mem, uid: str, thread_id: str | None, user_text: str, context: st
     if is_forget_request(user_text):
         with mem._user_lock(uid):
             return forget(mem, uid, user_text)
-    text = learnable_text(user_text)
+    text = learnable_text(user_text, answering=_asks_question(context))
     if not text:
         return []
     known = known_for(mem, uid, text)
@@ -54,6 +54,13 @@ def learn_turn(mem, uid: str, thread_id: str | None, user_text: str, context: st
         decisions = reconcile(mem.llm, mem.store, uid, candidates, embeddings,
                               shown={r.id for r in known})
         return apply_decisions(mem, uid, thread_id, decisions, metadata, when)
+
+
+def _asks_question(context: str) -> bool:
+    """True when the assistant message ``context`` ends by asking the user something,
+    so a short reply without "I" ("Lyon.") is an answer worth learning from."""
+    tail = (context or "").strip()[-200:]
+    return "?" in tail or "？" in tail
 
 
 def known_for(mem, uid: str, text: str) -> list[MemoryRecord]:
