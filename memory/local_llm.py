@@ -371,11 +371,7 @@ def _spawn(config: Config, path: Path, log: Path, pid_file: Path) -> int:
            # background memory extraction of the previous turn often overlap, and
            # llama-cpp-python interrupts by default (whichever is cut loses its work).
            # Requests are served one after the other instead.
-           "--interrupt_requests", "False",
-           # keep the evaluated prompts of recent calls (up to 1 GiB of KV state): the
-           # fixed extraction and reconciliation prompts are then evaluated once, not
-           # again after every chat reply in between (prefill is ~30 tokens/s on 2 cores)
-           "--cache", "True", "--cache_type", "ram", "--cache_size", str(1 << 30)]
+           "--interrupt_requests", "False"]
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())

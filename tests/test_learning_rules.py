@@ -1,0 +1,173 @@
+"""The LLM-free rules of the write path: what is learnable, forget requests, relative
+dates, the language check, grounding, topic-gated replacement, and forgetting through the
+public API (real SQLite file, real embedder, scripted OpenAI-compatible server)."""
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+import pytest
+
+from memory import Memory
+from memory.dates import resolve_relative_dates
+from memory.extraction import clean_candidates, is_grounded
+from memory.grounding import support
+from memory.intents import is_forget_request, learnable_text
+from memory.language import detect, is_written_in
+from memory.types import MemoryRecord
+from tests.fake_llm import ScriptedLLM, last_user_text, scripted_config, system_text
+
+TODAY = date(2026, 11, 27)
+
+
+@pytest.mark.parametrize("text", [
+    "Who am I? What do you know about me?", "What's my name?", "我是谁？", "ok thanks!",
+    "Tell me a joke", "帮我写一首关于猫的诗", "If I were rich I'd buy a boat.",
+    "要是明天不用上班，我就睡到中午。", "It's freezing here today though.", "今天好冷啊，外面还下着小雨。",
+    "Any ideas for what I could do this weekend?", "Hmm, maybe.",
+])
+def test_nothing_to_learn(text):
+    assert learnable_text(text) == ""
+
+
+@pytest.mark.parametrize("text,kept", [
+    ("I'm vegetarian. Can you recommend a restaurant?", "I'm vegetarian."),
+    ("I'm Tom, what's my score?", "I'm Tom"),
+    ("我的猫叫小蓝，你觉得好听吗？", "我的猫叫小蓝"),
+    ("我叫小王，住在成都。", "我叫小王，住在成都。"),
+    ("My sister lives in Berlin. If I were rich I'd buy a boat.", "My sister lives in Berlin."),
+    ("Je m'appelle Marie.", "Je m'appelle Marie."),  # not English: the model decides
+])
+def test_only_statements_are_learned(text, kept):
+    assert learnable_text(text) == kept
+
+
+def test_a_short_answer_to_the_assistant_is_learnable():
+    said = "Mostly in the old town these days."
+    assert learnable_text(said) == ""  # no "I": small talk, unless it answers a question
+    assert learnable_text(said, answering=True) == said
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("forget that I like sushi", True), ("别记这个", True), ("please forget my phone number", True),
+    ("把我的住址忘掉", True), ("不要记住我的电话", True), ("Forget the knitting thing, please.", True),
+    ("Don't forget to buy milk", False), ("I forgot my keys at home", False),
+    ("我忘了带钥匙", False), ("I like sushi", False),
+])
+def test_forget_requests(text, expected):
+    assert is_forget_request(text) is expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("Moved to Lyon last week", "Moved to Lyon in the week of 2026-11-16"),
+    ("Daughter was born last month", "Daughter was born in 2026-10"),
+    ("Works in Beijing since last month", "Works in Beijing since 2026-10"),
+    ("Started a new job 3 days ago", "Started a new job on 2026-11-24"),
+    ("Got married two years ago", "Got married in 2024"),
+    ("上个月搬到北京", "2026年10月搬到北京"),
+    ("昨天开始学游泳", "2026年11月26日开始学游泳"),
+    ("两个月前养了一只猫", "2026年9月养了一只猫"),
+    ("去年去了日本", "2025年去了日本"),
+    ("Lives in Paris", "Lives in Paris"),
+])
+def test_relative_dates_become_absolute(text, expected):
+    assert resolve_relative_dates(text, TODAY) == expected
+
+
+def test_language_detection_and_fidelity():
+    assert detect("我叫小王，住在成都。") == "zh" and detect("I live in Paris and love it.") == "en"
+    assert detect("Ich wohne in Berlin und arbeite als Lehrer.") == "de"
+    assert is_written_in("住在成都", "zh") and is_written_in("在Google工作", "zh")
+    assert not is_written_in("Lives in成都", "zh") and not is_written_in("Name is小王", "zh")
+    assert is_written_in("Lives in Paris", "en") and not is_written_in("住在巴黎", "en")
+
+
+def test_grounding_rejects_the_assistants_words():
+    said = "Who am I? What do you know about me?"
+    assert is_grounded("I am a Memory Chat", said) is False
+    assert is_grounded("Has a long-term memory of the user", said) is False
+    intro = "Hi, I'm Seven. I work in Shanghai as a product designer and I love football."
+    assert is_grounded("Works as a product designer", intro) is True
+    assert support("养了一只叫小蓝的猫", "我养了一只猫，叫小蓝。") == 1.0
+
+
+def _known(text, topic):
+    return MemoryRecord(id=text, user_id="u", text=text, type="profile", tags=[topic])
+
+
+def test_a_move_cannot_replace_the_job():
+    known = [_known("Lives in Paris", "home"), _known("Is a nurse", "job"),
+             _known("Drinks coffee every morning", "habit")]
+    now = datetime(2026, 11, 27, tzinfo=timezone.utc)
+    cands = clean_candidates([
+        {"text": "Moved to Lyon last week", "topic": "home", "replaces": 2},  # wrong target
+        {"text": "Lives in Lyon", "topic": "home", "replaces": 1},
+        {"text": "No longer drinks coffee", "topic": "dislike", "replaces": 3},  # shares "coffee"
+    ], known, now)
+    assert cands[0].replaces is None and cands[0].text == "Moved to Lyon in the week of 2026-11-16"
+    assert cands[1].replaces.text == "Lives in Paris"
+    assert cands[2].replaces.text == "Drinks coffee every morning"
+    assert [c.type for c in cands] == ["profile", "profile", "preference"]
+    assert cands[1].tags == ["home"]
+
+
+# ---- through the public API --------------------------------------------------------
+FACTS = {
+    "sushi": [{"text": "Likes sushi", "topic": "like"}, {"text": "Lives in Oslo", "topic": "home"}],
+    "Bergen": [{"text": "Lives in Bergen", "topic": "home", "replaces": 1}],
+    "cat": [{"text": "Has a cat named Miso", "topic": "pet"}],
+    "Lyon": [{"text": "Lives in Lyon", "topic": "home"}],
+}
+
+
+def brain(req):
+    if "You extract memories" in system_text(req):
+        said = last_user_text(req).split("User: ")[-1]
+        for key, facts in FACTS.items():
+            if key in said:
+                return {"memories": facts}
+        return {"memories": []}
+    return "Noted."
+
+
+@pytest.fixture()
+def mem(tmp_path):
+    with ScriptedLLM(brain) as llm:
+        m = Memory(scripted_config(tmp_path, llm))
+        m.llm_server = llm
+        yield m
+        m.close()
+
+
+def texts(mem, user):
+    return sorted(r.text for r in mem.list(user))
+
+
+def test_forget_by_name_deletes_only_that_memory_and_history_says_the_user(mem):
+    mem.add("I like sushi and I live in Oslo.", "ann")
+    mem.add("I have a cat.", "bob")
+    changes = mem.add("Please forget that I like sushi.", "ann")
+    assert [c.event for c in changes] == ["DELETE"] and changes[0].text == "Likes sushi"
+    assert texts(mem, "ann") == ["Lives in Oslo"]
+    assert [e.actor for e in mem.history(changes[0].id, "ann")] == ["llm", "user"]
+    assert texts(mem, "bob") == ["Has a cat named Miso"]  # another user's rows untouched
+    assert mem.add("Forget that I like jazz.", "ann") == []  # nothing matches: nothing deleted
+    assert texts(mem, "ann") == ["Lives in Oslo"]
+
+
+def test_bare_forget_undoes_the_last_turn(mem):
+    mem.add("I like sushi and I live in Oslo.", "ann")
+    mem.add("I moved, I live in Bergen now.", "ann")
+    assert texts(mem, "ann") == ["Likes sushi", "Lives in Bergen"]
+    changes = mem.add("别记这个", "ann")
+    assert [c.event for c in changes] == ["UPDATE"]
+    assert texts(mem, "ann") == ["Likes sushi", "Lives in Oslo"]  # the move is undone
+
+
+def test_a_short_answer_is_read_with_the_assistants_question(mem):
+    turn = mem.chat("Hi!", "cat-owner")
+    turn.run()
+    assert turn.changes() == []
+    msgs = [{"role": "assistant", "content": "Where do you live?"}, {"role": "user", "content": "Lyon."}]
+    assert [c.text for c in mem.add(msgs, "cat-owner")] == ["Lives in Lyon"]
+    prompt = [r.body for r in mem.llm_server.requests if "You extract memories" in system_text(r.body)][-1]
+    assert "Where do you live?" in last_user_text(prompt)
