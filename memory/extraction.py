@@ -7,20 +7,22 @@ up storing the assistant's words as the user's profile. When the user's message 
 short answer to the assistant ("Lyon."), the assistant's previous message is shown as
 context. Every candidate then has to pass three LLM-free checks before reconciliation:
 
-* grounding (``memory.grounding``): its content words occur in what the user said, or
-  — for a translation — its embedding is close to the message (checked by the caller);
+* grounding (``memory.grounding``): its content words occur in what the user said, and
+  the clause they come from is about the user, not "my sister … she is an architect";
 * language (``memory.language``): written in the user's language; one retry with the
   language stated again, then a candidate in the wrong script is dropped;
 * dates (``memory.dates``): relative time words made absolute.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from memory import language, prompts, topics
 from memory.dates import resolve_relative_dates
 from memory.errors import LLMError
+from memory.grounding import about_someone_else
 from memory.intents import normalize
 from memory.types import MemoryRecord
 
@@ -76,7 +78,9 @@ def extract(llm, user_text: str, today: datetime, known: list[MemoryRecord] | No
             pass  # keep the first answer; wrong-language items are dropped below
     items = [i for i in items if isinstance(i, dict) and not _wrong_language(i, lang)]
     source = f"{user_text}\n{ctx}"
-    return [c for c in clean_candidates(items, shown, today) if is_grounded(c.text, source) is not False]
+    return [c for c in clean_candidates(items, shown, today)
+            if is_grounded(c.text, source) is not False
+            and not about_someone_else(c.text, source)]
 
 
 def build_messages(user_text: str, lang: str, known: list[MemoryRecord], context: str) -> list[dict]:
@@ -120,6 +124,9 @@ def is_grounded(text: str, source: str) -> bool | None:
     return False
 
 
+_BARE_PRONOUN = re.compile(r"^(he|she|they|his|her|their|he's|she's|they're)\b|^(他|她|他们|她们)",
+                           re.IGNORECASE)
+
 #: Share of a candidate's content tokens that must occur in the user's words.
 GROUNDED_SHARE = 0.5
 
@@ -132,7 +139,7 @@ def clean_candidates(items: list[dict], known: list[MemoryRecord] | None = None,
     index into ``known``): kept only when the known memory has the same topic or shares
     a content word (a move never replaces the job), each known memory at most once.
     Returns at most 12 candidates."""
-    from memory.grounding import shares_content
+    from memory.grounding import mentions_someone_else, shares_content
 
     out: list[Candidate] = []
     seen: set[str] = set()
@@ -147,7 +154,11 @@ def clean_candidates(items: list[dict], known: list[MemoryRecord] | None = None,
         if not key or len(text) > 500 or key in seen:
             continue
         seen.add(key)
+        if _BARE_PRONOUN.match(text):
+            continue  # "She is an architect": whose fact? never the user's
         topic = topics.get(str(item.get("topic") or ""))
+        if topic.single and mentions_someone_else(text):
+            topic = topics.get("family")  # "Sister lives in Berlin" is not the user's home
         mtype, importance = topic.type, topic.importance
         replaces = None
         idx = item.get("replaces")

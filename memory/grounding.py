@@ -75,3 +75,45 @@ def shares_content(a: str, b: str) -> bool:
     """True when texts ``a`` and ``b`` have a content token in common ("Drinks coffee
     every morning" / "No longer drinks coffee")."""
     return bool(content_tokens(a) & content_tokens(b))
+
+
+#: Words that put another person in a clause: pronouns and the people users talk about.
+_OTHERS_EN = re.compile(
+    r"\b(he|she|they|him|her|his|hers|their|them|he's|she's|they're|sister|brother|mother|mom|"
+    r"mum|father|dad|wife|husband|son|daughter|kids?|children|child|friend|boss|colleague|"
+    r"coworker|girlfriend|boyfriend|partner|neighbou?r|cousin|aunt|uncle|grandma|grandpa|"
+    r"grandmother|grandfather|roommate|niece|nephew|fianc[ée]e?|sibling|parents?)\b", re.IGNORECASE)
+_OTHERS_ZH = re.compile(
+    r"他|她|哥哥|姐姐|弟弟|妹妹|妈妈|爸爸|母亲|父亲|老婆|老公|妻子|丈夫|儿子|女儿|孩子|朋友|同事|老板|"
+    r"女朋友|男朋友|女友|男友|邻居|表哥|表姐|表妹|表弟|爷爷|奶奶|外公|外婆|室友|父母|爸妈|舅舅|叔叔|阿姨")
+#: The user as the subject: "I …", "I'm …", "我 …" (not "我的"/"我哥哥").
+_SELF_SUBJECT = re.compile(r"\b(i|i'm|i've|i'd|i'll|im)\b", re.IGNORECASE)
+_SELF_SUBJECT_ZH = re.compile(r"我(?!的|们|" + _OTHERS_ZH.pattern.replace("他|她|", "") + ")")
+_CLAUSE_SPLIT = re.compile(r"[.!?。！？;；,，、\n]+|\b(?:and|but|while|whereas)\b", re.IGNORECASE)
+
+
+def mentions_someone_else(text: str) -> bool:
+    """True when ``text`` names another person (a pronoun such as "she"/"他" or a
+    relation such as "sister"/"妈妈")."""
+    return bool(_OTHERS_EN.search(text) or _OTHERS_ZH.search(text))
+
+
+def about_someone_else(candidate: str, source: str) -> bool:
+    """True when the clause of ``source`` that supports ``candidate`` is about another
+    person while the candidate does not say so: "My sister lives in Berlin, she is an
+    architect" does not support "Works as an architect" for the user (it does support
+    "Sister is an architect"). A candidate that itself names someone else is never
+    flagged; a clause with the user as subject ("I am an architect") never is either."""
+    if mentions_someone_else(candidate):
+        return False
+    cand = content_tokens(candidate)
+    if not cand:
+        return False
+    clauses = [c for c in _CLAUSE_SPLIT.split(source) if c and c.strip()]
+    scored = [(len(cand & content_tokens(c)), c) for c in clauses]
+    best = max((n for n, _ in scored), default=0)
+    if best == 0:
+        return False
+    supporting = [c for n, c in scored if n == best]
+    return all(mentions_someone_else(c) and not (_SELF_SUBJECT.search(c) or _SELF_SUBJECT_ZH.search(c))
+               for c in supporting)

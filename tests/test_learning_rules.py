@@ -171,3 +171,25 @@ def test_a_short_answer_is_read_with_the_assistants_question(mem):
     assert [c.text for c in mem.add(msgs, "cat-owner")] == ["Lives in Lyon"]
     prompt = [r.body for r in mem.llm_server.requests if "You extract memories" in system_text(r.body)][-1]
     assert "Where do you live?" in last_user_text(prompt)
+
+
+@pytest.mark.parametrize("candidate,said,flagged", [
+    ("Works as an architect", "My sister Ines just moved to Berlin. She's an architect there.", True),
+    ("是一名牙医", "我哥哥住在深圳，他是一名牙医。", True),
+    ("Loves golf", "My dad loves golf.", True),
+    ("Sister Ines lives in Berlin", "My sister Ines just moved to Berlin.", False),
+    ("Is an architect", "I'm an architect and my sister is a doctor.", False),
+    ("Loves golf", "My dad and I love golf.", False),
+    ("在南京工作", "我在南京工作，我哥哥在深圳。", False),
+])
+def test_other_peoples_facts_are_not_the_users(candidate, said, flagged):
+    from memory.grounding import about_someone_else
+
+    assert about_someone_else(candidate, said) is flagged
+
+
+def test_a_relatives_home_never_replaces_the_users():
+    known = [_known("Lives in Denver", "home")]
+    [cand] = clean_candidates([{"text": "Sister lives in Berlin", "topic": "home", "replaces": 1},
+                               {"text": "She is an architect", "topic": "job"}], known)
+    assert cand.topic == "family" and cand.replaces is None
