@@ -109,11 +109,14 @@ def about_someone_else(candidate: str, source: str) -> bool:
     cand = content_tokens(candidate)
     if not cand:
         return False
-    clauses = [c for c in _CLAUSE_SPLIT.split(source) if c and c.strip()]
-    scored = [(len(cand & content_tokens(c)), c) for c in clauses]
-    best = max((n for n, _ in scored), default=0)
-    if best == 0:
-        return False
-    supporting = [c for n, c in scored if n == best]
-    return all(mentions_someone_else(c) and not (_SELF_SUBJECT.search(c) or _SELF_SUBJECT_ZH.search(c))
-               for c in supporting)
+    # a clause without a subject of its own ("… and works as an architect") continues
+    # the previous clause's subject
+    owners, owner = [], "self"
+    for clause in (c for c in _CLAUSE_SPLIT.split(source) if c and c.strip()):
+        if _SELF_SUBJECT.search(clause) or _SELF_SUBJECT_ZH.search(clause):
+            owner = "self"
+        elif mentions_someone_else(clause):
+            owner = "other"
+        owners.append((len(cand & content_tokens(clause)), owner))
+    best = max((n for n, _ in owners), default=0)
+    return best > 0 and all(o == "other" for n, o in owners if n == best)

@@ -177,6 +177,8 @@ def test_a_short_answer_is_read_with_the_assistants_question(mem):
     ("Works as an architect", "My sister Ines just moved to Berlin. She's an architect there.", True),
     ("是一名牙医", "我哥哥住在深圳，他是一名牙医。", True),
     ("Loves golf", "My dad loves golf.", True),
+    ("Works as an architect", "My sister Ines lives in Berlin and works as an architect.", True),
+    ("Works as a nurse", "My sister lives in Berlin and I work as a nurse.", False),
     ("Sister Ines lives in Berlin", "My sister Ines just moved to Berlin.", False),
     ("Is an architect", "I'm an architect and my sister is a doctor.", False),
     ("Loves golf", "My dad and I love golf.", False),
