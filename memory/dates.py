@@ -58,6 +58,11 @@ _ZH_AGO = re.compile(r"([0-9]{1,3}|[一两二三四五六七八九十几]{1,2})\
 _EN_FIXED_RE = re.compile(r"\b((?:since|from|until|till|before|after|by)\s+)?("
                           + "|".join(sorted(map(re.escape, _EN_FIXED), key=len, reverse=True))
                           + r")\b", re.IGNORECASE)
+_ZH_WEEKDAY = re.compile(r"(上上|上|这|本|下)(个)?(周|星期|礼拜)([一二三四五六日天])")
+_EN_WEEKDAY = re.compile(r"\b(last|this|next)\s+(monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b",
+                         re.IGNORECASE)
+_WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+_ZH_WEEKDAYS = "一二三四五六日"
 _ZH_FIXED_RE = re.compile("|".join(sorted(map(re.escape, _ZH_FIXED), key=len, reverse=True)))
 
 
@@ -133,8 +138,27 @@ def resolve_relative_dates(text: str, today: datetime | date) -> str:
         shown = "day" if unit in ("day", "week") else unit
         return _render(_shift(day, unit, sign * n), shown, zh=True)
 
+    def zh_weekday(m: re.Match) -> str:
+        weeks = {"上上": -2, "上": -1, "这": 0, "本": 0, "下": 1}[m.group(1)]
+        wd = 6 if m.group(4) in "日天" else _ZH_WEEKDAYS.index(m.group(4))
+        monday = day - timedelta(days=day.weekday()) + timedelta(weeks=weeks)
+        return _render(monday + timedelta(days=wd), "day", zh=True)
+
+    def en_weekday(m: re.Match) -> str:
+        wd = _WEEKDAYS.index(m.group(2).lower())
+        which = m.group(1).lower()
+        if which == "last":  # the most recent such day before today
+            back = (day.weekday() - wd) % 7 or 7
+            return "on " + _render(day - timedelta(days=back), "day", zh=False)
+        ahead = (wd - day.weekday()) % 7 or 7
+        if which == "next" and ahead <= (6 - day.weekday()):
+            ahead += 7 if day.weekday() < wd else 0
+        return "on " + _render(day + timedelta(days=ahead), "day", zh=False)
+
     try:
-        out = _EN_AGO.sub(en_ago, text)
+        out = _ZH_WEEKDAY.sub(zh_weekday, text)
+        out = _EN_WEEKDAY.sub(en_weekday, out)
+        out = _EN_AGO.sub(en_ago, out)
         out = _EN_FIXED_RE.sub(en_fixed, out)
         out = _ZH_AGO.sub(zh_ago, out)
         out = _ZH_FIXED_RE.sub(zh_fixed, out)

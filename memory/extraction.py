@@ -22,6 +22,7 @@ from datetime import datetime
 from memory import language, prompts, topics
 from memory.dates import resolve_relative_dates
 from memory.errors import LLMError
+from memory.cessation import lost_negation
 from memory.grounding import about_someone_else
 from memory.intents import normalize
 from memory.types import MemoryRecord
@@ -80,7 +81,8 @@ def extract(llm, user_text: str, today: datetime, known: list[MemoryRecord] | No
     source = f"{user_text}\n{ctx}"
     return [c for c in clean_candidates(items, shown, today)
             if is_grounded(c.text, source) is not False
-            and not about_someone_else(c.text, source)]
+            and not about_someone_else(c.text, source)
+            and not lost_negation(c.text, user_text)]
 
 
 def build_messages(user_text: str, lang: str, known: list[MemoryRecord], context: str) -> list[dict]:
@@ -124,6 +126,7 @@ def is_grounded(text: str, source: str) -> bool | None:
     return False
 
 
+_TOPIC_SUFFIX = re.compile(r"\s*[(（](" + "|".join(topics.TOPIC_NAMES) + r")[)）]$")
 _BARE_PRONOUN = re.compile(r"^(he|she|they|his|her|their|he's|she's|they're)\b|^(他|她|他们|她们)",
                            re.IGNORECASE)
 
@@ -148,6 +151,7 @@ def clean_candidates(items: list[dict], known: list[MemoryRecord] | None = None,
         if not isinstance(item, dict):
             continue
         text = _strip_subject(" ".join(str(item.get("text") or "").split()))
+        text = _TOPIC_SUFFIX.sub("", text)  # "Vegetarian (dislike)": the KNOWN format copied
         if today is not None:
             text = resolve_relative_dates(text, today)
         key = normalize(text)

@@ -16,6 +16,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+import numpy as np
+
+from memory.cessation import contradicted
 from memory.extraction import Candidate, extract
 from memory.forget import forget
 from memory.intents import is_forget_request, learnable_text
@@ -45,15 +48,27 @@ def learn_turn(mem, uid: str, thread_id: str | None, user_text: str, context: st
         return []
     known = known_for(mem, uid, text)
     candidates = extract(mem.llm, text, when, known, context=context)
-    if not candidates:
+    stale = contradicted(known, text)
+    if not candidates and not stale:
         return []
     for cand in candidates:
         cand.text = redact(cand.text)[0]
     with mem._user_lock(uid):
-        embeddings = mem.embedder.embed_documents([c.text for c in candidates])
+        embeddings = mem.embedder.embed_documents([c.text for c in candidates]) if candidates \
+            else np.zeros((0, mem.embedder.dim), dtype=np.float32)
         decisions = reconcile(mem.llm, mem.store, uid, candidates, embeddings,
                               shown={r.id for r in known})
+        decisions += _retire(stale, decisions)
         return apply_decisions(mem, uid, thread_id, decisions, metadata, when)
+
+
+def _retire(stale: list[MemoryRecord], decisions: list[Decision]) -> list[Decision]:
+    """DELETE decisions for memories a cessation clause contradicts ("I don't drink
+    coffee anymore" → "Drinks coffee"), unless this turn already updates them."""
+    touched = {d.target.id for d in decisions if d.target is not None and d.action != "NONE"}
+    return [Decision(Candidate(rec.text, rec.type), np.zeros(0, dtype=np.float32), "DELETE",
+                     rec, rec.text, "ceased")
+            for rec in stale if rec.id not in touched]
 
 
 def _asks_question(context: str) -> bool:

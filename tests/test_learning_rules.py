@@ -195,3 +195,43 @@ def test_a_relatives_home_never_replaces_the_users():
     [cand] = clean_candidates([{"text": "Sister lives in Berlin", "topic": "home", "replaces": 1},
                                {"text": "She is an architect", "topic": "job"}], known)
     assert cand.topic == "family" and cand.replaces is None
+
+
+def test_dates_by_weekday():
+    assert resolve_relative_dates("上周六刚领养了一只柴犬", TODAY) == "2026年11月21日刚领养了一只柴犬"
+    assert resolve_relative_dates("Adopted a dog last Saturday", TODAY) == "Adopted a dog on 2026-11-21"
+
+
+@pytest.mark.parametrize("said,stored,retired", [
+    ("I don't drink coffee anymore, my doctor told me to cut it out.", "Drinks a lot of coffee", True),
+    ("我现在不喝咖啡了，改喝绿茶。", "每天早上都要喝一杯咖啡", True),
+    ("Also, I'm not vegetarian anymore — I started eating fish again.", "Vegetarian", True),
+    ("我已经不吃辣了。", "喜欢吃火锅", False),  # one shared character is not the same habit
+    ("I love my job and I live in Oslo.", "Drinks a lot of coffee", False),
+    ("I don't drink coffee anymore.", "No longer drinks tea", False),  # already negated
+])
+def test_a_changed_habit_retires_the_old_memory(said, stored, retired):
+    from memory.cessation import contradicted
+
+    rec = _known(stored, "habit")
+    assert (contradicted([rec], said) == [rec]) is retired
+
+
+def test_a_candidate_that_lost_the_negation_is_dropped():
+    from memory.cessation import lost_negation
+
+    assert lost_negation("Drinks a lot of coffee", "I don't drink coffee anymore")
+    assert not lost_negation("No longer drinks coffee", "I don't drink coffee anymore")
+    assert not lost_negation("Started eating fish again", "I'm not vegetarian anymore — I started eating fish again.")
+
+
+def test_cessation_deletes_through_the_api(mem):
+    FACTS["coffee"] = [{"text": "Drinks coffee every morning", "topic": "habit"}]
+    try:
+        mem.add("I drink coffee every morning.", "cara")
+        changes = mem.add("I don't drink coffee anymore.", "cara")  # the model re-extracts it
+    finally:
+        del FACTS["coffee"]
+    assert [(c.event, c.text) for c in changes] == [("DELETE", "Drinks coffee every morning")]
+    assert mem.list("cara") == []
+    assert [e.event for e in mem.history(changes[0].id, "cara")] == ["ADD", "DELETE"]

@@ -1,0 +1,59 @@
+"""Changed habits: "I don't drink coffee anymore", "我现在不喝咖啡了", "I'm not vegetarian
+anymore" retire the stored memory they contradict — LLM-free, because a 1.5B model often
+drops the negation and re-extracts "Drinks coffee" from exactly such a sentence.
+
+A *cessation clause* says something stopped ("anymore", "no longer", "stopped", "quit",
+"gave up", "used to", "不再", "不…了", "戒了", "以前"). A stored memory that shares its
+content words (one Latin word, or two CJK characters) and is not itself negated is
+contradicted and gets deleted (history keeps it); an extracted candidate drawn from the
+clause that lost the negation is dropped.
+"""
+from __future__ import annotations
+
+import re
+
+from memory.grounding import content_tokens
+
+_CEASED = re.compile(
+    r"\b(any ?more|no longer|stopped|quit|quitting|gave up|given up|give up|gone off|"
+    r"used to|not \w+ing|cut out)\b"
+    r"|不再|已经不|不\S{1,6}了|戒了|戒掉|没再|停了|以前|之前|曾经", re.IGNORECASE)
+_NEGATED = re.compile(
+    r"\b(not|no|never|don't|doesn't|didn't|isn't|aren't|no longer|any ?more|stopped|quit|"
+    r"gave up|used to|formerly|former|ex-?)\b|不|没|戒|以前|之前|曾", re.IGNORECASE)
+_CLAUSE = re.compile(r"[.!?。！？;；,，\n—–]+|\b(?:but|and|so)\b", re.IGNORECASE)
+
+
+def ceased_clauses(text: str) -> list[str]:
+    """Return the clauses of ``text`` that say something stopped."""
+    return [c.strip() for c in _CLAUSE.split(text) if c and c.strip() and _CEASED.search(c)]
+
+
+def is_negated(text: str) -> bool:
+    """True when a memory text carries a negation ("No longer drinks coffee", "不喝咖啡")."""
+    return bool(_NEGATED.search(text))
+
+
+def _overlaps(a: set[str], b: set[str]) -> bool:
+    shared = a & b
+    latin = [t for t in shared if t.isascii()]
+    return bool(latin) or len(shared) >= 2
+
+
+def contradicted(records: list, text: str) -> list:
+    """Return the records (anything with ``.text``) that a cessation clause of the user's
+    ``text`` contradicts: they share its content words and are not negated themselves."""
+    clauses = [content_tokens(c) for c in ceased_clauses(text)]
+    if not clauses:
+        return []
+    return [r for r in records if not is_negated(r.text)
+            and any(_overlaps(content_tokens(r.text), c) for c in clauses)]
+
+
+def lost_negation(candidate: str, text: str) -> bool:
+    """True when ``candidate`` restates a cessation clause of ``text`` without its
+    negation ("Drinks coffee" from "I don't drink coffee anymore")."""
+    if is_negated(candidate):
+        return False
+    cand = content_tokens(candidate)
+    return any(_overlaps(cand, content_tokens(c)) for c in ceased_clauses(text))
