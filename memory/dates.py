@@ -1,5 +1,5 @@
 """Relative dates in memories made absolute: "moved to Lyon last week" stored on
-2026-11-27 becomes "moved to Lyon in the week of 2026-11-16", "上个月搬到北京" becomes
+2026-11-27 becomes "moved to Lyon in the week of November 16, 2026", "上个月搬到北京" becomes
 "2026年10月搬到北京".
 
 A memory outlives the day it was said, so "yesterday" must not stay relative. The
@@ -86,14 +86,20 @@ def _shift(today: date, unit: str, n: int) -> date:
     return today + relativedelta(years=n)
 
 
+_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December"]
+
+
 def _render(day: date, unit: str, zh: bool, exact_days: bool = False) -> str:
+    """Chinese: 2026年11月26日 / 2026年10月 / 2025年; English, spelled out so people and
+    models read it alike: November 26, 2026 / October 2026 / 2025."""
     if unit == "day" or exact_days:
-        return f"{day.year}年{day.month}月{day.day}日" if zh else day.isoformat()
+        return f"{day.year}年{day.month}月{day.day}日" if zh else f"{_MONTHS[day.month - 1]} {day.day}, {day.year}"
     if unit == "week":
         monday = day - timedelta(days=day.weekday())
-        return f"{monday.isoformat()}那一周" if zh else f"the week of {monday.isoformat()}"
+        return f"{_render(monday, 'day', zh)}那一周" if zh else f"the week of {_render(monday, 'day', zh)}"
     if unit == "month":
-        return f"{day.year}年{day.month}月" if zh else f"{day:%Y-%m}"
+        return f"{day.year}年{day.month}月" if zh else f"{_MONTHS[day.month - 1]} {day.year}"
     return f"{day.year}年" if zh else str(day.year)
 
 
@@ -105,8 +111,8 @@ def resolve_relative_dates(text: str, today: datetime | date) -> str:
     """Return ``text`` with relative time expressions replaced by absolute ones,
     computed from ``today`` (a date, or a datetime whose date is used).
 
-    English phrases get a preposition ("last week" → "in the week of 2026-11-16",
-    "yesterday" → "on 2026-11-26", "3 years ago" → "in 2023"); Chinese ones are
+    English phrases get a preposition ("last week" → "in the week of November 16, 2026",
+    "yesterday" → "on November 26, 2026", "3 years ago" → "in 2023"); Chinese ones are
     replaced in place ("上个月" → "2026年10月", "三天前" → "2026年11月24日"). Text without
     such a phrase is returned unchanged. Never raises for odd input.
     """

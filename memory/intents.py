@@ -64,15 +64,17 @@ _HYPOTHETICAL = re.compile(
 #: assistant's question.
 _SPEAKER = re.compile(r"\b(i|i'm|i've|i'd|i'll|im|me|my|mine|myself|we|we're|our|us)\b|我",
                       re.IGNORECASE)
-#: "forget that …", "don't remember …", "别记这个", "忘掉…"; "don't forget to …" (a
-#: reminder) and "I forgot my keys" (an event) are not forget requests.
+#: A request to forget, in the imperative at the start of a clause: "forget that …",
+#: "please don't save this", "别记这个", "把地址忘掉". Not: "don't forget to …" (a
+#: reminder), "I'll never forget it" or "I don't remember that" (statements), "I forgot
+#: my keys" (an event), "forget it" (never mind).
 _FORGET = re.compile(
-    r"^(please\s+|pls\s+|can you\s+|could you\s+)?(forget|stop remembering|"
-    r"don'?t remember|do not remember|delete|remove|erase|unlearn)\b(?!\s+to\b)"
-    r"|\b(please|pls)\s+(forget|delete|remove|erase)\b(?!\s+to\b)"
-    r"|\bforget (that|what i|about|it|this|my|everything)\b"
-    r"|\b(don'?t|do not|no need to) (remember|store|save|keep) (that|this|it|my)\b"
-    r"|(别|不要|不用|不必|无需)(再)?(记|记住|保存|存)|忘(掉|记掉)|(删掉|删除|去掉)(这|那|我的|关于)",
+    r"^\W*((please|pls|can you|could you|just|and|also|so|oh|actually|wait)\W+)*"
+    r"(forget|stop remembering|delete|remove|erase|unlearn)\b(?!\s+(to|it|about it)\b)"
+    r"|^\W*((please|pls|and|also|so|actually)\W+)*(don'?t|do not|no need to) "
+    r"(remember|store|save|keep|record) (that|this|it|my|what)\b"
+    r"|\bplease (forget|delete|remove|erase)\b(?!\s+(to|it)\b)"
+    r"|(别|不要|不用|不必|无需)(再)?(记|记住|保存|存)|忘(掉|记掉)(吧)?$|(删掉|删除|去掉)(这|那|我的|关于)",
     re.IGNORECASE)
 _CLAUSE = re.compile(r"[,，、]")
 _SENTENCE = re.compile(r"[^.!?。！？;；\n]+[.!?。！？;；]*")
@@ -122,7 +124,8 @@ def is_forget_request(text: str) -> bool:
     """True when the message asks the assistant to forget something ("forget that I
     like sushi", "please don't remember my phone number", "别记这个", "把我住址忘掉")."""
     t = unicodedata.normalize("NFKC", text).strip()
-    return any(_FORGET.search(s) for s in sentences(t) or [t])
+    clauses = [c for s in sentences(t) or [t] for c in re.split(r"[,，;；:：—]", s)]
+    return any(_FORGET.search(c.strip()) for c in clauses if c.strip())
 
 
 def learnable_text(user_text: str, answering: bool = False) -> str:

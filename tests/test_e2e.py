@@ -111,7 +111,7 @@ def test_a_move_keeps_the_job_and_dates_the_move(mem):
     now = current(mem, "tom")
     assert "lyon" in now and "nurse" in now and "tennis" in now, now
     assert "paris" not in now, now
-    assert "last week" not in now and re.search(r"2026-11|2026-W|week of", now), now
+    assert "last week" not in now and re.search(r"week of|\d{4}", now), now
     assert second.strip() != first.strip()  # the reply answers the new message
     assert any(c.event == "UPDATE" and "paris" in (c.old_text or "").lower() for c in changes), changes
 

@@ -51,6 +51,8 @@ def test_a_short_answer_to_the_assistant_is_learnable():
     ("forget that I like sushi", True), ("别记这个", True), ("please forget my phone number", True),
     ("把我的住址忘掉", True), ("不要记住我的电话", True), ("Forget the knitting thing, please.", True),
     ("Don't forget to buy milk", False), ("I forgot my keys at home", False),
+    ("We hiked all day, I'll never forget it!", False), ("I don't remember that movie", False),
+    ("Forget it, never mind.", False), ("Actually, forget that I said I like jazz.", True),
     ("我忘了带钥匙", False), ("I like sushi", False),
 ])
 def test_forget_requests(text, expected):
@@ -58,10 +60,10 @@ def test_forget_requests(text, expected):
 
 
 @pytest.mark.parametrize("text,expected", [
-    ("Moved to Lyon last week", "Moved to Lyon in the week of 2026-11-16"),
-    ("Daughter was born last month", "Daughter was born in 2026-10"),
-    ("Works in Beijing since last month", "Works in Beijing since 2026-10"),
-    ("Started a new job 3 days ago", "Started a new job on 2026-11-24"),
+    ("Moved to Lyon last week", "Moved to Lyon in the week of November 16, 2026"),
+    ("Daughter was born last month", "Daughter was born in October 2026"),
+    ("Works in Beijing since last month", "Works in Beijing since October 2026"),
+    ("Started a new job 3 days ago", "Started a new job on November 24, 2026"),
     ("Got married two years ago", "Got married in 2024"),
     ("上个月搬到北京", "2026年10月搬到北京"),
     ("昨天开始学游泳", "2026年11月26日开始学游泳"),
@@ -103,7 +105,7 @@ def test_a_move_cannot_replace_the_job():
         {"text": "Lives in Lyon", "topic": "home", "replaces": 1},
         {"text": "No longer drinks coffee", "topic": "dislike", "replaces": 3},  # shares "coffee"
     ], known, now)
-    assert cands[0].replaces is None and cands[0].text == "Moved to Lyon in the week of 2026-11-16"
+    assert cands[0].replaces is None and cands[0].text == "Moved to Lyon in the week of November 16, 2026"
     assert cands[1].replaces.text == "Lives in Paris"
     assert cands[2].replaces.text == "Drinks coffee every morning"
     assert [c.type for c in cands] == ["profile", "profile", "preference"]
@@ -199,7 +201,7 @@ def test_a_relatives_home_never_replaces_the_users():
 
 def test_dates_by_weekday():
     assert resolve_relative_dates("上周六刚领养了一只柴犬", TODAY) == "2026年11月21日刚领养了一只柴犬"
-    assert resolve_relative_dates("Adopted a dog last Saturday", TODAY) == "Adopted a dog on 2026-11-21"
+    assert resolve_relative_dates("Adopted a dog last Saturday", TODAY) == "Adopted a dog on November 21, 2026"
 
 
 @pytest.mark.parametrize("said,stored,retired", [
