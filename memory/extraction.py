@@ -23,7 +23,7 @@ from memory import language, prompts, topics
 from memory.dates import resolve_relative_dates
 from memory.errors import LLMError
 from memory.cessation import lost_negation
-from memory.grounding import about_someone_else
+from memory.grounding import about_someone_else, attribute
 from memory.intents import normalize
 from memory.types import MemoryRecord
 
@@ -79,10 +79,17 @@ def extract(llm, user_text: str, today: datetime, known: list[MemoryRecord] | No
             pass  # keep the first answer; wrong-language items are dropped below
     items = [i for i in items if isinstance(i, dict) and not _wrong_language(i, lang)]
     source = f"{user_text}\n{ctx}"
-    return [c for c in clean_candidates(items, shown, today)
-            if is_grounded(c.text, source) is not False
-            and not about_someone_else(c.text, source)
-            and not lost_negation(c.text, user_text)]
+    out = []
+    for c in clean_candidates(items, shown, today):
+        if is_grounded(c.text, source) is False or lost_negation(c.text, user_text):
+            continue
+        if about_someone_else(c.text, source):
+            owned = attribute(c.text, source)  # "Works as an architect" → "Sister works …"
+            if owned is None:
+                continue
+            c.text, c.topic, c.type, c.tags, c.replaces = owned, "family", "profile", ["family"], None
+        out.append(c)
+    return out
 
 
 def build_messages(user_text: str, lang: str, known: list[MemoryRecord], context: str) -> list[dict]:

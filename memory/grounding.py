@@ -87,6 +87,15 @@ _OTHERS_ZH = re.compile(
     r"他|她|哥哥|姐姐|弟弟|妹妹|妈妈|爸爸|母亲|父亲|老婆|老公|妻子|丈夫|儿子|女儿|孩子|朋友|同事|老板|"
     r"女朋友|男朋友|女友|男友|邻居|表哥|表姐|表妹|表弟|爷爷|奶奶|外公|外婆|室友|父母|爸妈|舅舅|叔叔|阿姨")
 #: The user as the subject: "I …", "I'm …", "我 …" (not "我的"/"我哥哥").
+#: Relation words that name the person a clause is about ("my sister …", "我哥哥 …").
+_KIN_EN = re.compile(
+    r"\b(sister|brother|mother|mom|mum|father|dad|wife|husband|son|daughter|friend|boss|"
+    r"colleague|coworker|girlfriend|boyfriend|partner|neighbou?r|cousin|aunt|uncle|grandma|"
+    r"grandpa|grandmother|grandfather|roommate|niece|nephew|parents)\b", re.IGNORECASE)
+_KIN_ZH = re.compile(
+    r"女朋友|男朋友|哥哥|姐姐|弟弟|妹妹|妈妈|爸爸|母亲|父亲|老婆|老公|妻子|丈夫|儿子|女儿|朋友|同事|老板|"
+    r"女友|男友|邻居|表哥|表姐|表妹|表弟|爷爷|奶奶|外公|外婆|室友|父母|爸妈|舅舅|叔叔|阿姨")
+#: The user as subject: "I …", "I'm …", "我 …" (not "我的"/"我哥哥").
 _SELF_SUBJECT = re.compile(r"\b(i|i'm|i've|i'd|i'll|im)\b", re.IGNORECASE)
 _SELF_SUBJECT_ZH = re.compile(r"我(?!的|们|" + _OTHERS_ZH.pattern.replace("他|她|", "") + ")")
 _CLAUSE_SPLIT = re.compile(r"[.!?。！？;；,，、\n]+|\b(?:and|but|while|whereas)\b", re.IGNORECASE)
@@ -104,19 +113,51 @@ def about_someone_else(candidate: str, source: str) -> bool:
     architect" does not support "Works as an architect" for the user (it does support
     "Sister is an architect"). A candidate that itself names someone else is never
     flagged; a clause with the user as subject ("I am an architect") never is either."""
+    return _owner(candidate, source) is not None
+
+
+def attribute(candidate: str, source: str) -> str | None:
+    """Return ``candidate`` rewritten as the fact of the person the user spoke about
+    ("Works as an architect" → "Sister works as an architect", "是一名牙医" → "哥哥是一名
+    牙医") when the supporting clause is about someone named by a relation word; None
+    when it is about nobody else (keep the candidate) or about an unnamed "he"/"she"
+    (drop it)."""
+    owner = _owner(candidate, source)
+    if not owner or owner == "?":
+        return None
+    if has_cjk(owner):
+        return owner + candidate
+    return owner.capitalize() + " " + candidate[:1].lower() + candidate[1:]
+
+
+def _owner(candidate: str, source: str) -> str | None:
+    """The other person the candidate's supporting clause is about: a relation word
+    ("sister", "哥哥"), "?" for a bare pronoun, or None when the clause is the user's."""
     if mentions_someone_else(candidate):
-        return False
+        return None
     cand = content_tokens(candidate)
     if not cand:
-        return False
+        return None
     # a clause without a subject of its own ("… and works as an architect") continues
-    # the previous clause's subject
-    owners, owner = [], "self"
+    # the previous clause's subject; a pronoun continues the previous person's name
+    owners, owner = [], None
     for clause in (c for c in _CLAUSE_SPLIT.split(source) if c and c.strip()):
         if _SELF_SUBJECT.search(clause) or _SELF_SUBJECT_ZH.search(clause):
-            owner = "self"
-        elif mentions_someone_else(clause):
-            owner = "other"
+            owner = None
+        else:
+            kin = _KIN_EN.search(clause) or _KIN_ZH.search(clause)
+            if kin:
+                owner = kin.group(0).lower()
+            elif mentions_someone_else(clause):
+                owner = owner or "?"
         owners.append((len(cand & content_tokens(clause)), owner))
     best = max((n for n, _ in owners), default=0)
-    return best > 0 and all(o == "other" for n, o in owners if n == best)
+    found = {o for n, o in owners if n == best}
+    if best == 0 or None in found:
+        return None
+    return sorted(found)[0]
+
+
+def has_cjk(text: str) -> bool:
+    """True when ``text`` holds a CJK ideograph."""
+    return bool(_CJK.search(text))

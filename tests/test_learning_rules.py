@@ -237,3 +237,16 @@ def test_cessation_deletes_through_the_api(mem):
     assert [(c.event, c.text) for c in changes] == [("DELETE", "Drinks coffee every morning")]
     assert mem.list("cara") == []
     assert [e.event for e in mem.history(changes[0].id, "cara")] == ["ADD", "DELETE"]
+
+
+@pytest.mark.parametrize("candidate,said,owned", [
+    ("Works as an architect", "My sister Ines lives in Berlin and works as an architect.",
+     "Sister works as an architect"),
+    ("是一名牙医", "我哥哥住在深圳，他是一名牙医。", "哥哥是一名牙医"),
+    ("Is an architect", "She is an architect.", None),           # whose? dropped by the caller
+    ("Works as a nurse", "My sister lives in Berlin and I work as a nurse.", None),  # the user's
+])
+def test_a_relatives_fact_is_stored_as_theirs(candidate, said, owned):
+    from memory.grounding import attribute
+
+    assert attribute(candidate, said) == owned
