@@ -64,20 +64,22 @@ def extract(llm, user_text: str, today: datetime, known: list[MemoryRecord] | No
     """
     shown = list(known or [])[:MAX_KNOWN]
     lang = language.detect(user_text)
+    # a message mixing Chinese and English in earnest: a memory in either script is fine
+    check = "" if language.is_mixed(user_text) else lang
     cjk, latin = language.cjk_weight(user_text)
     ctx = context.strip()[-300:] if context and latin + cjk / 2 <= SHORT_ANSWER_WORDS else ""
     messages = build_messages(user_text[:max_chars], lang, shown, ctx)
     schema = prompts.extract_schema(topics.TOPIC_NAMES, with_replaces=bool(shown))
     data = llm.complete_json(messages, schema, name="memories", max_tokens=400)
     items = data.get("memories") or []
-    if any(_wrong_language(item, lang) for item in items if isinstance(item, dict)):
+    if any(_wrong_language(item, check) for item in items if isinstance(item, dict)):
         retry = messages + [{"role": "system", "content":
                              f"Write every memory text in {_language_label(lang)}."}]
         try:
             items = llm.complete_json(retry, schema, name="memories", max_tokens=400).get("memories") or []
         except LLMError:
             pass  # keep the first answer; wrong-language items are dropped below
-    items = [i for i in items if isinstance(i, dict) and not _wrong_language(i, lang)]
+    items = [i for i in items if isinstance(i, dict) and not _wrong_language(i, check)]
     source = f"{user_text}\n{ctx}"
     out = []
     for c in clean_candidates(items, shown, today):
@@ -112,6 +114,8 @@ def _language_label(lang: str) -> str:
 
 
 def _wrong_language(item: dict, lang: str) -> bool:
+    if not lang:  # nothing to check
+        return False
     text = str(item.get("text") or "")
     return bool(text.strip()) and not language.is_written_in(text, lang)
 
@@ -176,7 +180,8 @@ def clean_candidates(items: list[dict], known: list[MemoryRecord] | None = None,
         if isinstance(idx, int) and known and 1 <= idx <= len(known) and idx not in used:
             target = known[idx - 1]
             target_topic = topics.topic_of(target.tags)
-            if target_topic == topic.name or shares_content(target.text, text):
+            if (target_topic == topic.name or shares_content(target.text, text)) \
+                    and mentions_someone_else(target.text) == mentions_someone_else(text):
                 replaces = target
                 used.add(idx)
         out.append(Candidate(text=text, type=mtype, importance=importance,

@@ -82,6 +82,14 @@ def is_surely(text: str, code: str) -> bool:
     return got == code and prob >= 0.9
 
 
+def is_mixed(text: str) -> bool:
+    """True for a message that mixes Chinese and a Latin-script language in earnest (at
+    least 4 ideographs and 3 Latin words: "对了 I passed my thesis proposal 昨天！"), where a
+    memory in either script is in the user's language."""
+    cjk, latin = cjk_weight(text)
+    return cjk >= 4 and latin >= 3
+
+
 def name(code: str) -> str:
     """Return the English name of language ``code`` ("zh" → "Chinese"); unknown → the
     code itself."""

@@ -31,6 +31,7 @@ from memory import prompts
 from memory.errors import LLMError
 from memory import topics
 from memory.extraction import Candidate
+from memory.grounding import mentions_someone_else
 from memory.intents import normalize
 from memory.types import MemoryRecord
 
@@ -141,8 +142,8 @@ def _ask_llm(llm, candidates, embeddings, pending, decisions) -> None:
             item = {}
         action = str(item.get("action", "")).upper()
         target = letters.get(str(item.get("id", "")).strip("[] "))
-        if target is not None and target.id in claimed:
-            target = None
+        if target is not None and (target.id in claimed or not same_owner(cand.text, target.text)):
+            target = None  # "妈妈住在福州" never replaces the user's "住在福州"
         if action == "NONE":
             decisions[i] = Decision(cand, emb, "NONE", target, cand.text, "llm")
         elif action in ("UPDATE", "DELETE") and target is not None:
@@ -152,6 +153,12 @@ def _ask_llm(llm, candidates, embeddings, pending, decisions) -> None:
         else:
             decisions[i] = Decision(cand, emb, "ADD", None, cand.text,
                                     "llm" if action == "ADD" else "fallback")
+
+
+def same_owner(a: str, b: str) -> bool:
+    """True when memory texts ``a`` and ``b`` are both the user's own facts or both name
+    another person: only then may one replace the other."""
+    return mentions_someone_else(a) == mentions_someone_else(b)
 
 
 def _label(n: int) -> str:

@@ -250,3 +250,20 @@ def test_a_relatives_fact_is_stored_as_theirs(candidate, said, owned):
     from memory.grounding import attribute
 
     assert attribute(candidate, said) == owned
+
+
+def test_mixed_language_messages_and_dash_joined_questions():
+    from memory.language import is_mixed
+
+    assert is_mixed("对了 I passed my thesis proposal 昨天！") and not is_mixed("我叫小王，住在成都。")
+    assert learnable_text("My SSN is 536-22-8841 and I need to fill in a tax form — which box "
+                          "does it go in?") == "My SSN is 536-22-8841 and I need to fill in a tax form"
+
+
+def test_a_relatives_fact_never_replaces_the_users_own():
+    from memory.reconcile import same_owner
+
+    assert not same_owner("妈妈住在福州", "住在福州") and same_owner("Lives in Lyon", "Lives in Paris")
+    known = [_known("住在福州", "home")]
+    [cand] = clean_candidates([{"text": "妈妈住在福州", "topic": "family", "replaces": 1}], known)
+    assert cand.replaces is None
