@@ -74,7 +74,7 @@ _FORGET = re.compile(
     r"|^\W*((please|pls|and|also|so|actually)\W+)*(don'?t|do not|no need to) "
     r"(remember|store|save|keep|record) (that|this|it|my|what)\b"
     r"|\bplease (forget|delete|remove|erase)\b(?!\s+(to|it)\b)"
-    r"|(别|不要|不用|不必|无需)(再)?(记|记住|保存|存)|忘(掉|记掉)(吧)?$|(删掉|删除|去掉)(这|那|我的|关于)",
+    r"|(别|不要|不用|不必|无需)(再)?(记|记住|保存|存)|忘(掉|记掉)(吧|了吧)?[。！!.~\s]*$|(删掉|删除|去掉)(这|那|我的|关于)",
     re.IGNORECASE)
 _CLAUSE = re.compile(r"[,，、—–]|\s-\s")
 _SENTENCE = re.compile(r"[^.!?。！？;；\n]+[.!?。！？;；]*")

@@ -3,7 +3,9 @@
 Cheap checks first, the LLM only for the ambiguous rest (one small constrained call each):
 
 1. exact duplicate (same normalised text as an existing memory) → NONE, no LLM;
-2. near duplicate (cosine similarity ≥ ``NEAR_DUP``) → NONE, no LLM;
+2. near duplicate (cosine similarity ≥ ``NEAR_DUP``) → NONE, no LLM — unless it holds a
+   content word or number the stored one lacks (a correction: "周四" for "周三", "43" for
+   "34"), then UPDATE, no LLM;
 3. the extraction call marked it as replacing a KNOWN memory → UPDATE, no LLM;
 4. no related memory → ADD, no LLM. "Related" means cosine ≥ ``RELATED`` (and not
    already judged by the extractor, see ``find_related``), or — for a topic with one
@@ -23,6 +25,7 @@ Thresholds were calibrated on USE-multilingual v3 pairs (see ``bench/embedders.p
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +34,7 @@ from memory import prompts
 from memory.errors import LLMError
 from memory import topics
 from memory.extraction import Candidate
-from memory.grounding import mentions_someone_else
+from memory.grounding import content_tokens, mentions_someone_else
 from memory.intents import normalize
 from memory.types import MemoryRecord
 
@@ -86,6 +89,9 @@ def find_related(store, user_id: str, cand: Candidate, emb: np.ndarray,
         if normalize(rec.text) == key:
             return ranked, Decision(cand, emb, "NONE", rec, cand.text, "exact")
         if sim >= NEAR_DUP:
+            if changes_a_value(cand.text, rec.text) and same_owner(cand.text, rec.text):
+                # "每周四晚上去学陶艺" after "每周三晚上去学陶艺": the same fact, corrected
+                return ranked, Decision(cand, emb, "UPDATE", rec, cand.text, "near-dup changed")
             return ranked, Decision(cand, emb, "NONE", rec, cand.text, "near-dup")
     if cand.replaces is not None:
         return [], Decision(cand, emb, "UPDATE", cand.replaces, cand.text, "extract")
@@ -153,6 +159,13 @@ def _ask_llm(llm, candidates, embeddings, pending, decisions) -> None:
         else:
             decisions[i] = Decision(cand, emb, "ADD", None, cand.text,
                                     "llm" if action == "ADD" else "fallback")
+
+
+def changes_a_value(new: str, old: str) -> bool:
+    """True when ``new`` says something ``old`` does not: a content word or a number of
+    its own ("Is 43" vs "Is 34", "周四" vs "周三"), not just other wording."""
+    digits = set(re.findall(r"\d+", new)) - set(re.findall(r"\d+", old))
+    return bool(digits or content_tokens(new) - content_tokens(old))
 
 
 def same_owner(a: str, b: str) -> bool:

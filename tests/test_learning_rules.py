@@ -267,3 +267,12 @@ def test_a_relatives_fact_never_replaces_the_users_own():
     known = [_known("住在福州", "home")]
     [cand] = clean_candidates([{"text": "妈妈住在福州", "topic": "family", "replaces": 1}], known)
     assert cand.replaces is None
+
+
+def test_a_near_duplicate_with_a_new_value_is_a_correction():
+    from memory.reconcile import changes_a_value
+
+    assert changes_a_value("每周四晚上去学陶艺", "每周三晚上去学陶艺")
+    assert changes_a_value("Is 43 years old", "Is 34 years old")
+    assert not changes_a_value("Loves football.", "Loves football")
+    assert is_forget_request("还有，把我养狗的事也忘掉吧。")
