@@ -2,6 +2,7 @@
 
     user message ─┬─ forget request? → memory.forget (no LLM)
                   └─ learnable statements (memory.intents; none → no LLM call)
+                       → explicit corrections ("Nantes, not Nancy") fixed (no LLM)
                        → KNOWN memories for the turn (profile + hybrid-search hits)
                        → extract (1 LLM call, memory.extraction)
                        → PII redaction → embed
@@ -19,6 +20,7 @@ from datetime import datetime
 import numpy as np
 
 from memory.cessation import contradicted
+from memory.corrections import corrected_text, find_corrections
 from memory.extraction import Candidate, extract
 from memory.forget import forget
 from memory.intents import is_forget_request, learnable_text
@@ -46,11 +48,17 @@ def learn_turn(mem, uid: str, thread_id: str | None, user_text: str, context: st
     text = learnable_text(user_text, answering=_asks_question(context))
     if not text:
         return []
+    fixes = find_corrections(text)
+    if fixes:
+        with mem._user_lock(uid):
+            corrected = _apply_corrections(mem, uid, fixes)
+    else:
+        corrected = []
     known = known_for(mem, uid, text)
     candidates = extract(mem.llm, text, when, known, context=context)
     stale = contradicted(known, text)
     if not candidates and not stale:
-        return []
+        return corrected
     for cand in candidates:
         cand.text = redact(cand.text)[0]
     with mem._user_lock(uid):
@@ -59,7 +67,27 @@ def learn_turn(mem, uid: str, thread_id: str | None, user_text: str, context: st
         decisions = reconcile(mem.llm, mem.store, uid, candidates, embeddings,
                               shown={r.id for r in known})
         decisions += _retire(stale, decisions)
-        return apply_decisions(mem, uid, thread_id, decisions, metadata, when)
+        return corrected + apply_decisions(mem, uid, thread_id, decisions, metadata, when)
+
+
+def _apply_corrections(mem, uid: str, fixes) -> list[Change]:
+    """Rewrite the user's memories that state a value the message corrects ("Nantes,
+    not Nancy"); one UPDATE with history per memory."""
+    changes: list[Change] = []
+    now = utcnow()
+    for rec in mem.store.list_memories(uid, limit=500):
+        text = rec.text
+        for fix in fixes:
+            text = corrected_text(text, fix) or text
+        if text == rec.text:
+            continue
+        vec = mem.embedder.embed_documents([text])[0].tolist()
+        if mem.store.update_memory(uid, rec.id, text=text, embedding=vec, fields={"updated_at": now},
+                                   history=HistoryEvent(rec.id, uid, "UPDATE", rec.text, text, "llm", at=now)):
+            changes.append(Change("UPDATE", rec.id, text, rec.text, rec.type))
+    if any(c.type in ("profile", "preference") for c in changes):
+        refresh_profile(mem.store, uid, now)
+    return changes
 
 
 def _retire(stale: list[MemoryRecord], decisions: list[Decision]) -> list[Decision]:

@@ -276,3 +276,30 @@ def test_a_near_duplicate_with_a_new_value_is_a_correction():
     assert changes_a_value("Is 43 years old", "Is 34 years old")
     assert not changes_a_value("Loves football.", "Loves football")
     assert is_forget_request("还有，把我养狗的事也忘掉吧。")
+
+
+@pytest.mark.parametrize("said,stored,fixed", [
+    ("No, I said Nantes, not Nancy.", "Works in Nancy", "Works in Nantes"),
+    ("And my title is actually senior UX researcher, not just UX researcher.",
+     "Started a new job as a UX researcher", "Started a new job as a senior UX researcher"),
+    ("Sorry, typo — I'm 43, not 34.", "Is 34 years old", "Is 43 years old"),
+    ("不对，我记错了，陶艺课是每周四晚上，不是周三。", "每周三晚上去学陶艺", "每周四晚上去学陶艺"),
+    ("It's not that I hate it.", "Hates it", None),
+    ("No, I said Nantes, not Nancy.", "Lives in Nancy-ville", None),
+])
+def test_explicit_corrections(said, stored, fixed):
+    from memory.corrections import corrected_text, find_corrections
+
+    results = [corrected_text(stored, fix) for fix in find_corrections(said)]
+    assert (results[0] if results else None) == fixed
+
+
+def test_a_correction_updates_through_the_api(mem):
+    FACTS["Lille"] = [{"text": "Lives in Lille", "topic": "home"}]
+    try:
+        mem.add("I live in Lille.", "dan")
+        changes = mem.add("No, I said Lyon, not Lille.", "dan")
+    finally:
+        del FACTS["Lille"]
+    assert [(c.event, c.text, c.old_text) for c in changes][:1] == [("UPDATE", "Lives in Lyon", "Lives in Lille")]
+    assert texts(mem, "dan") == ["Lives in Lyon"]
