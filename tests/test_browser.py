@@ -126,7 +126,7 @@ def test_chat_remember_recall_and_user_isolation_in_a_real_browser(streamlit_app
                 timeout=UI_TIMEOUT_MS)
             assert any(b.get("stream") for b in llm.chat_requests())
             memories = page.locator(".st-key-memory_list")
-            expect(memories.get_by_text("The user's name is Lin")).to_be_visible(
+            expect(memories.get_by_text("Name is Lin")).to_be_visible(
                 timeout=UI_TIMEOUT_MS)
             expect(memories.get_by_text("Has a cat named Xiaolan")).to_be_visible()
             changes = page.locator(".st-key-last_changes_box")
@@ -139,10 +139,10 @@ def test_chat_remember_recall_and_user_isolation_in_a_real_browser(streamlit_app
             send(page, "Who am I?")
             expect(chat.get_by_text("You are Lin.")).to_be_visible(timeout=UI_TIMEOUT_MS)
             prompts = [system_text(b) for b in llm.chat_requests() if b.get("stream")]
-            assert "The user's name is Lin" in prompts[-1]
+            assert "Name is Lin" in prompts[-1]
             chat.get_by_text("Memories used").last.click()
             expect(chat.get_by_test_id("stExpanderDetails").last.get_by_text(
-                "The user's name is Lin").last).to_be_visible()
+                "Name is Lin").last).to_be_visible()
             sidebar = page.get_by_test_id("stSidebar")
             expect(sidebar.get_by_role("button", name="Who am I?")).to_be_visible()
             page.screenshot(path=str(ARTIFACTS / "browser-chat.png"))
@@ -150,7 +150,7 @@ def test_chat_remember_recall_and_user_isolation_in_a_real_browser(streamlit_app
             # 3. another user sees none of alice's memories or chats
             switch_user(page, expect, "bob")
             expect(page.get_by_text("0 memories")).to_be_visible()
-            expect(page.get_by_text("The user's name is Lin")).to_have_count(0)
+            expect(page.get_by_text("Name is Lin")).to_have_count(0)
             expect(page.get_by_text("Has a cat named Xiaolan")).to_have_count(0)
             expect(sidebar.get_by_role("button", name="Who am I?")).to_have_count(0)
             expect(sidebar.get_by_text("Chats", exact=True)).to_have_count(0)
