@@ -22,6 +22,8 @@ from functools import lru_cache
 
 import snowballstemmer
 
+from memory.language import has_cjk
+
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 
@@ -158,6 +160,3 @@ def _owner(candidate: str, source: str) -> str | None:
     return sorted(found)[0]
 
 
-def has_cjk(text: str) -> bool:
-    """True when ``text`` holds a CJK ideograph."""
-    return bool(_CJK.search(text))
