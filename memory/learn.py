@@ -39,7 +39,8 @@ def learn_turn(mem, uid: str, thread_id: str | None, user_text: str, context: st
     ``context``: the assistant message the user is answering ("" if none); ``metadata``
     is copied onto new memories; ``when`` (aware UTC) dates them and resolves relative
     dates. Returns the changes (``[]`` for a turn with nothing to learn). Raises
-    LLMError when extraction fails (nothing is written then)."""
+    LLMError when extraction fails: nothing of the extraction is written then (an
+    explicit correction, applied before the LLM call and complete in itself, stays)."""
     if not user_text.strip():
         return []
     if is_forget_request(user_text):
