@@ -367,10 +367,8 @@ def _spawn(config: Config, path: Path, log: Path, pid_file: Path) -> int:
            "--n_ctx", str(config.local_llm_ctx),
            "--n_threads", str(config.local_llm_threads),
            "--n_threads_batch", str(config.local_llm_threads),
-           # a new request must not cut the running one: the chat reply and the
-           # background memory extraction of the previous turn often overlap, and
-           # llama-cpp-python interrupts by default (whichever is cut loses its work).
-           # Requests are served one after the other instead.
+           # serve requests one after the other: by default a new request cuts the
+           # running one (a quick reply vs the previous turn's memory extraction)
            "--interrupt_requests", "False"]
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
