@@ -1,4 +1,5 @@
-"""Errors raised by the language-model layer (``memory.llm`` and ``memory.local_llm``).
+"""Errors raised by the language-model layer (``memory.llm`` and ``memory.local_llm``),
+and ``one_line()``, the one helper that turns any error or text into a one-line message.
 
 Every message is one line meant for the user, e.g. ``The language model at
 http://127.0.0.1:8766/v1 is not reachable (connection refused). Start it with ./run.sh
@@ -24,3 +25,19 @@ class LLMOutputError(LLMError):
 class LocalModelError(LLMError):
     """The offline llama.cpp model could not be assembled, verified or started
     (missing part package, sha256 mismatch, server crashed or never became ready)."""
+
+
+def one_line(text: object, limit: int = 300) -> str:
+    """Return ``text`` (any object; for an exception, its ``orig`` driver error if it has
+    one, as SQLAlchemy errors do) as one line of at most ``limit`` characters.
+
+    Whitespace runs, newlines included, collapse to one space; a longer line is cut and
+    ends with "…". An exception with an empty message gives its class name. Used for
+    every user-facing error line (LLM, embedder, both stores).
+    """
+    if isinstance(text, BaseException):
+        orig = getattr(text, "orig", None) or text
+        line = " ".join(str(orig).split()) or type(orig).__name__
+    else:
+        line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: max(limit - 1, 0)] + "…"
