@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -249,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--split", choices=SPLITS, default="tune")
     ap.add_argument("--limit", type=int, default=None, help="run only the first N scenarios of the split")
+    ap.add_argument("--only", default=None, metavar="REGEX",
+                    help="run only the split's scenarios whose id matches REGEX (e.g. 'career|move')")
     ap.add_argument("--out", default=None,
                     help="JSON results (default bench/results/memory_quality_<split>.json; '' for none)")
     ap.add_argument("--data-dir", default=None,
@@ -260,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
 
     data = load_data(args.data)
     scenarios = select(data["scenarios"], args.split, args.limit)
+    if args.only:
+        scenarios = [s for s in scenarios if re.search(args.only, s["id"])]
     today = data["today"]
     out = Path(args.out) if args.out else (RESULTS / f"memory_quality_{args.split}.json"
                                            if args.out is None else None)
@@ -281,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     mem = build_memory(data_dir, **overrides)
     started = time.time()
     meta = {
-        "benchmark": "memory_quality", "split": args.split, "limit": args.limit,
+        "benchmark": "memory_quality", "split": args.split, "limit": args.limit, "only": args.only,
         "git_commit": git_commit(), "memory_dirty": git_dirty(), "model": mem.llm.model,
         "llm_base_url": getattr(mem.llm, "base_url", None),
         "local_llm": mem.config.uses_local_llm,
