@@ -18,9 +18,10 @@ from sqlalchemy.dialects import mysql
 from memory.config import ConfigError, load_config
 from memory.store import tidb
 from memory.store.base import StoreError
-from memory.store.tidb import (NO_FULLTEXT_NOTE, TiDBSQL, TiDBStore, build_schema,
-                               connection_settings, fulltext_terms, mask_url,
+from memory.store.tidb import (NO_FULLTEXT_NOTE, TiDBSQL, TiDBStore, UTCDateTime,
+                               build_schema, connection_settings, fulltext_terms, mask_url,
                                run_with_retry, schema_ddl)
+from memory.store.tidb.rows import ORDERS, history_row, memory_row
 from memory.types import HistoryEvent, MemoryRecord, Message, Thread
 
 DIALECT = mysql.dialect()
@@ -133,7 +134,11 @@ def test_text_search_uses_fts_match_word_scoped_by_user(q):
 
 @pytest.mark.parametrize("raw, expected", [
     ('NEAR "x" AND y* -z (w)', "NEAR x y z w"),
-    ("我喜欢喝咖啡，不喝茶", "喜欢 咖啡 喝咖啡 不 喝茶"),  # jieba-segmented, stop-words out
+    # Han text as written (TiDB segments it; jieba's overlapping 咖啡/喝咖啡 would count twice)
+    ("我喜欢喝咖啡，不喝茶", "我喜欢喝咖啡 不喝茶"),
+    ("Coffee coffee COFFEE and tea", "Coffee tea"),  # repeated words once, stop-words out
+    ("Ｐｙｔｈｏｎ\u200b３", "Python3"),  # NFKC, zero-width space removed
+    ("the a of is", ""), ("的了吗", ""),  # no searchable term (the SQLite store's rule)
     ("***  \"\"  --", ""),
     ("", ""),
 ])
@@ -152,10 +157,10 @@ def _statements(q: TiDBSQL) -> dict[str, list]:
         "delete_memory": [q.delete_memory("u1", "m1")],
         "delete_user": q.delete_user("u1"),
         "get_memories": [q.get_memories("u1", ["a", "b"], NOW)],
-        "list_memories": [q.list_memories("u1", NOW, order=o, **lm) for o in tidb._ORDERS],
+        "list_memories": [q.list_memories("u1", NOW, order=o, **lm) for o in ORDERS],
         "count_memories": [q.count_memories("u1", NOW, None)],
-        "vector_search": [q.vector_search("u1", [0.0] * 384, 3, NOW)],
-        "text_search": [q.text_search("u1", "x", 3, NOW)],
+        "vector_search": [q.vector_search("u1", [0.1] * 384, 3, NOW, ["fact"], NOW, NOW)],
+        "text_search": [q.text_search("u1", "x", 3, NOW, ["fact"], NOW, NOW)],
         "touch": [q.touch("u1", ["a"], NOW)],
         "set_embedding": [q.set_embedding()],
         "iter_page": [q.iter_page("u1", "", 10, True)],
@@ -222,30 +227,31 @@ def test_deletes_are_all_scoped_and_nothing_truncates(q):
         text = sql(stmt)
         table = text.split()[2]
         assert re.search(rf"WHERE {table}\.user_id = %s", text), text
-    source = Path(tidb.__file__).read_text(encoding="utf-8")
-    assert not re.search(r"TRUNCATE\s+TABLE|\.truncate\(", source, re.IGNORECASE)
-    assert not re.search(r"DELETE\s+FROM\s+\w+\s*(;|\"|')", source, re.IGNORECASE)
+    for path in Path(tidb.__file__).parent.glob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        assert not re.search(r"TRUNCATE\s+TABLE|\.truncate\(", source, re.IGNORECASE), path
+        assert not re.search(r"DELETE\s+FROM\s+\w+\s*(;|\"|')", source, re.IGNORECASE), path
 
 
 def test_memory_rows_bind_every_column(q):
     rec = MemoryRecord(id="a" * 32, user_id="u1", text="我住在上海", tags=["home"],
                        metadata={"k": 1}, embedding=[0.25] * 384,
                        created_at=datetime(2025, 1, 1, 8, tzinfo=timezone(timedelta(hours=8))))
-    row = tidb._memory_row(rec, 384)
+    row = memory_row(rec, 384)
     compiled = q.upsert_memories().compile(dialect=DIALECT, column_keys=list(row))
     params = compiled.construct_params(row)
     assert set(row) <= set(params)
     procs = compiled._bind_processors
     assert procs["embedding"](params["embedding"]).startswith("[0.25, 0.25")
     # aware datetimes are stored as naive UTC
-    stored = tidb.UTCDateTime().process_bind_param(rec.created_at, DIALECT)
+    stored = UTCDateTime().process_bind_param(rec.created_at, DIALECT)
     assert stored == datetime(2025, 1, 1, 0, 0) and stored.tzinfo is None
-    assert tidb.UTCDateTime().process_result_value(stored, DIALECT).tzinfo is timezone.utc
+    assert UTCDateTime().process_result_value(stored, DIALECT).tzinfo is timezone.utc
     with pytest.raises(ValueError):
-        tidb._memory_row(MemoryRecord(id="b", user_id="u1", text="x"), 384)  # no embedding
+        memory_row(MemoryRecord(id="b", user_id="u1", text="x"), 384)  # no embedding
     with pytest.raises(ValueError):
-        tidb._memory_row(MemoryRecord(id="b", user_id="", text="x", embedding=[0.0] * 384), 384)
-    hist = tidb._history_row(HistoryEvent("a", "u1", "ADD", None, "x", "user"))
+        memory_row(MemoryRecord(id="b", user_id="", text="x", embedding=[0.0] * 384), 384)
+    hist = history_row(HistoryEvent("a", "u1", "ADD", None, "x", "user"))
     compiled = q.insert_history_ignore().compile(dialect=DIALECT, column_keys=list(hist))
     assert set(hist) <= set(compiled.construct_params(hist))
 
@@ -287,9 +293,9 @@ def test_database_url_parsing():
     assert (s.url.host, s.url.port, s.url.database) == (CLOUD_HOST, 4000, "chat")
     assert dict(s.url.query) == {}, "TLS options move to connect_args"
     assert s.tls and Path(s.connect_args["ssl_ca"]).is_file()  # missing CA -> system bundle
-    s = connection_settings(cfg(database_url="mysql+pymysql://root@10.0.0.5:4000", tidb_database="x"))
+    s = connection_settings(cfg(database_url="mysql+pymysql://root@127.0.0.1:4000", tidb_database="x"))
     assert s.url.database == "x" and not s.tls
-    s = connection_settings(cfg(database_url="mysql://root@10.0.0.5/db?ssl_verify_cert=true"))
+    s = connection_settings(cfg(database_url="mysql://root@localhost/db?ssl_verify_cert=true"))
     assert s.tls
     for bad in ("postgresql://u:p@h/db", "not a url", "mysql:///db"):
         with pytest.raises(ConfigError, match="DATABASE_URL"):
