@@ -32,6 +32,8 @@ class Config(BaseSettings):
     tidb_database: str = "memory_chat"
     database_url: str | None = None
     tidb_ssl_ca: str | None = None
+    # TiDB: create the HNSW vector index (needs a TiFlash/columnar replica; see docs/tidb.md)
+    tidb_vector_index: bool = False
 
     # chat LLM (any OpenAI-compatible endpoint); empty key+base URL -> local llama.cpp
     openai_base_url: str | None = None

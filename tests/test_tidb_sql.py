@@ -18,9 +18,10 @@ from sqlalchemy.dialects import mysql
 from memory.config import ConfigError, load_config
 from memory.store import tidb
 from memory.store.base import StoreError
-from memory.store.tidb import (NO_FULLTEXT_NOTE, TiDBSQL, TiDBStore, build_schema,
-                               connection_settings, fulltext_terms, mask_url,
+from memory.store.tidb import (NO_FULLTEXT_NOTE, TiDBSQL, TiDBStore, UTCDateTime,
+                               build_schema, connection_settings, fulltext_terms, mask_url,
                                run_with_retry, schema_ddl)
+from memory.store.tidb.rows import ORDERS, history_row, memory_row
 from memory.types import HistoryEvent, MemoryRecord, Message, Thread
 
 DIALECT = mysql.dialect()
@@ -133,7 +134,11 @@ def test_text_search_uses_fts_match_word_scoped_by_user(q):
 
 @pytest.mark.parametrize("raw, expected", [
     ('NEAR "x" AND y* -z (w)', "NEAR x y z w"),
-    ("我喜欢喝咖啡，不喝茶", "喜欢 咖啡 喝咖啡 不 喝茶"),  # jieba-segmented, stop-words out
+    # Han text as written (TiDB segments it; jieba's overlapping 咖啡/喝咖啡 would count twice)
+    ("我喜欢喝咖啡，不喝茶", "我喜欢喝咖啡 不喝茶"),
+    ("Coffee coffee COFFEE and tea", "Coffee tea"),  # repeated words once, stop-words out
+    ("Ｐｙｔｈｏｎ\u200b３", "Python3"),  # NFKC, zero-width space removed
+    ("the a of is", ""), ("的了吗", ""),  # no searchable term (the SQLite store's rule)
     ("***  \"\"  --", ""),
     ("", ""),
 ])
@@ -152,10 +157,10 @@ def _statements(q: TiDBSQL) -> dict[str, list]:
         "delete_memory": [q.delete_memory("u1", "m1")],
         "delete_user": q.delete_user("u1"),
         "get_memories": [q.get_memories("u1", ["a", "b"], NOW)],
-        "list_memories": [q.list_memories("u1", NOW, order=o, **lm) for o in tidb._ORDERS],
+        "list_memories": [q.list_memories("u1", NOW, order=o, **lm) for o in ORDERS],
         "count_memories": [q.count_memories("u1", NOW, None)],
-        "vector_search": [q.vector_search("u1", [0.0] * 384, 3, NOW)],
-        "text_search": [q.text_search("u1", "x", 3, NOW)],
+        "vector_search": [q.vector_search("u1", [0.1] * 384, 3, NOW, ["fact"], NOW, NOW)],
+        "text_search": [q.text_search("u1", "x", 3, NOW, ["fact"], NOW, NOW)],
         "touch": [q.touch("u1", ["a"], NOW)],
         "set_embedding": [q.set_embedding()],
         "iter_page": [q.iter_page("u1", "", 10, True)],
@@ -222,30 +227,31 @@ def test_deletes_are_all_scoped_and_nothing_truncates(q):
         text = sql(stmt)
         table = text.split()[2]
         assert re.search(rf"WHERE {table}\.user_id = %s", text), text
-    source = Path(tidb.__file__).read_text(encoding="utf-8")
-    assert not re.search(r"TRUNCATE\s+TABLE|\.truncate\(", source, re.IGNORECASE)
-    assert not re.search(r"DELETE\s+FROM\s+\w+\s*(;|\"|')", source, re.IGNORECASE)
+    for path in Path(tidb.__file__).parent.glob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        assert not re.search(r"TRUNCATE\s+TABLE|\.truncate\(", source, re.IGNORECASE), path
+        assert not re.search(r"DELETE\s+FROM\s+\w+\s*(;|\"|')", source, re.IGNORECASE), path
 
 
 def test_memory_rows_bind_every_column(q):
     rec = MemoryRecord(id="a" * 32, user_id="u1", text="我住在上海", tags=["home"],
                        metadata={"k": 1}, embedding=[0.25] * 384,
                        created_at=datetime(2025, 1, 1, 8, tzinfo=timezone(timedelta(hours=8))))
-    row = tidb._memory_row(rec, 384)
+    row = memory_row(rec, 384)
     compiled = q.upsert_memories().compile(dialect=DIALECT, column_keys=list(row))
     params = compiled.construct_params(row)
     assert set(row) <= set(params)
     procs = compiled._bind_processors
     assert procs["embedding"](params["embedding"]).startswith("[0.25, 0.25")
     # aware datetimes are stored as naive UTC
-    stored = tidb.UTCDateTime().process_bind_param(rec.created_at, DIALECT)
+    stored = UTCDateTime().process_bind_param(rec.created_at, DIALECT)
     assert stored == datetime(2025, 1, 1, 0, 0) and stored.tzinfo is None
-    assert tidb.UTCDateTime().process_result_value(stored, DIALECT).tzinfo is timezone.utc
+    assert UTCDateTime().process_result_value(stored, DIALECT).tzinfo is timezone.utc
     with pytest.raises(ValueError):
-        tidb._memory_row(MemoryRecord(id="b", user_id="u1", text="x"), 384)  # no embedding
+        memory_row(MemoryRecord(id="b", user_id="u1", text="x"), 384)  # no embedding
     with pytest.raises(ValueError):
-        tidb._memory_row(MemoryRecord(id="b", user_id="", text="x", embedding=[0.0] * 384), 384)
-    hist = tidb._history_row(HistoryEvent("a", "u1", "ADD", None, "x", "user"))
+        memory_row(MemoryRecord(id="b", user_id="", text="x", embedding=[0.0] * 384), 384)
+    hist = history_row(HistoryEvent("a", "u1", "ADD", None, "x", "user"))
     compiled = q.insert_history_ignore().compile(dialect=DIALECT, column_keys=list(hist))
     assert set(hist) <= set(compiled.construct_params(hist))
 
@@ -287,9 +293,9 @@ def test_database_url_parsing():
     assert (s.url.host, s.url.port, s.url.database) == (CLOUD_HOST, 4000, "chat")
     assert dict(s.url.query) == {}, "TLS options move to connect_args"
     assert s.tls and Path(s.connect_args["ssl_ca"]).is_file()  # missing CA -> system bundle
-    s = connection_settings(cfg(database_url="mysql+pymysql://root@10.0.0.5:4000", tidb_database="x"))
+    s = connection_settings(cfg(database_url="mysql+pymysql://root@127.0.0.1:4000", tidb_database="x"))
     assert s.url.database == "x" and not s.tls
-    s = connection_settings(cfg(database_url="mysql://root@10.0.0.5/db?ssl_verify_cert=true"))
+    s = connection_settings(cfg(database_url="mysql://root@localhost/db?ssl_verify_cert=true"))
     assert s.tls
     for bad in ("postgresql://u:p@h/db", "not a url", "mysql:///db"):
         with pytest.raises(ConfigError, match="DATABASE_URL"):
@@ -400,3 +406,116 @@ def test_store_rejects_bad_input_before_any_sql():
         store.list_memories("u1", limit=-1)
     with pytest.raises(StoreError, match="not open"):  # a valid call does reach the database
         store.insert_memories([rec()])
+
+
+# ---- issue 8: the TiDB fixes, each checked offline --------------------------------
+def test_teardown_drops_fulltext_index_before_table():
+    """TiDB: "DROP TABLE ... Drop the full-text index first" (Full-Text Search Index,
+    DDL restrictions)."""
+    from memory.store.tidb.schema import drop_table_ddl
+
+    quote = DIALECT.identifier_preparer.quote
+    ddl = drop_table_ddl("t1_memories", ["fts_idx_t1_memories_text"], quote)
+    assert ddl == ["ALTER TABLE t1_memories DROP INDEX fts_idx_t1_memories_text",
+                   "DROP TABLE IF EXISTS t1_memories"]
+    assert drop_table_ddl("t1_threads", [], quote) == ["DROP TABLE IF EXISTS t1_threads"]
+
+
+@pytest.mark.parametrize("code", [8002, 8005, 8022, 8028, 9007, 1213])
+def test_every_documented_retryable_code_is_retried(code):
+    calls = []
+
+    def tx():
+        calls.append(1)
+        if len(calls) < 2:
+            raise _db_error(code)
+        return "ok"
+
+    assert run_with_retry(tx, max_wait=0.01) == "ok" and len(calls) == 2
+    assert tidb.RETRYABLE_ERROR_CODES == {8002, 8005, 8022, 8028, 9007, 1213}
+
+
+def test_vector_search_is_a_prefiltered_exact_knn_with_date_filters(q):
+    since, until = NOW - timedelta(days=7), NOW
+    text = sql(q.vector_search("alice", [0.5] * 384, 5, NOW, ["fact"], since, until))
+    where, order = text.index(" WHERE "), text.index(" ORDER BY ")
+    for cond in ("memories.user_id = %s", "memories.type IN", "memories.created_at >= %s",
+                 "memories.created_at <= %s", "memories.embedding IS NOT NULL"):
+        assert cond in text[where:order], cond
+    assert text.count("SELECT") == 1 and "ANN" not in text  # no post-filtering subquery
+    text = sql(q.text_search("alice", "coffee", 5, NOW, None, since, None))
+    where, order = text.index(" WHERE "), text.index(" ORDER BY ")
+    assert "memories.created_at >= %s" in text[where:order]
+    assert "created_at <=" not in text and "type IN" not in text
+    assert text.count("FTS_MATCH_WORD") == 2  # one match function in WHERE, one for the score
+
+
+def test_zero_vectors_are_rejected_before_vec_cosine_distance(q):
+    with pytest.raises(ValueError, match="zero vector"):
+        q.vector_search("u", [0.0] * 384, 3, NOW)
+    with pytest.raises(ValueError, match="zero vector"):
+        memory_row(MemoryRecord(id="z", user_id="u1", text="x", embedding=[0.0] * 384), 384)
+    store = TiDBStore(connection_settings(cfg(tidb_host="127.0.0.1")))
+    store._sql = TiDBSQL(build_schema(4))
+    with pytest.raises(ValueError, match="zero vector"):
+        store.set_embeddings("u1", [("a", [0.0] * 4)])
+    with pytest.raises(ValueError, match="zero vector"):
+        store.update_memory("u1", "a", text="t", embedding=[0.0] * 4)
+
+
+def test_index_names_fit_tidbs_64_characters():
+    prefix = "p" * 32  # the longest prefix build_schema accepts
+    schema = build_schema(8, prefix=prefix)
+    names = {ix.name for t in schema.tables for ix in t.indexes}
+    names |= {schema.vector_index.name, schema.fulltext_index.name}
+    assert all(len(n) <= 64 for n in names), [n for n in names if len(n) > 64]
+    assert len(names) == 6  # 4 B-tree indexes, HNSW, FULLTEXT: still distinct
+    assert build_schema(8).vector_index.name == "vec_idx_memories_embedding_cosine"  # short: unchanged
+    from memory.store.tidb.schema import index_name
+
+    long_a, long_b = "x" * 70 + "a", "x" * 70 + "b"
+    assert len(index_name(long_a)) == 64 and index_name(long_a) != index_name(long_b)
+    assert index_name(long_a) == index_name(long_a)
+
+
+@pytest.mark.parametrize("host, tls", [
+    ("127.0.0.1", False), ("localhost", False), ("::1", False),
+    ("10.0.0.5", True), ("192.168.1.20", True), ("tidb.internal", True),
+    # a TiDB Cloud Dedicated endpoint is not *.tidbcloud.com
+    ("tidb.a1b2c3d4.clusters.tidb-cloud.com", True), (CLOUD_HOST, True),
+])
+def test_tls_for_every_non_local_host(host, tls):
+    s = connection_settings(cfg(tidb_host=host))
+    assert s.tls is tls
+    assert (s.connect_args.get("ssl_verify_identity") is True) is tls
+
+
+def test_tls_explicit_opt_out_for_a_remote_cluster_without_certificates():
+    s = connection_settings(cfg(database_url="mysql://root@10.0.0.5:4000/db?ssl_mode=DISABLED"))
+    assert not s.tls and s.connect_args == {} and dict(s.url.query) == {}
+
+
+def test_hnsw_index_is_opt_in():
+    assert connection_settings(cfg(tidb_host="127.0.0.1")).vector_index is False
+    assert connection_settings(cfg(tidb_host="127.0.0.1", tidb_vector_index=True)).vector_index
+
+
+def test_migrations_table_statements_compile():
+    from memory.store.tidb.migrations import (applied_migrations, create_migrations_table,
+                                              migrations_for, record_migration)
+    from memory.store.tidb.schema import build_migrations_table
+
+    table = build_migrations_table("t1_")
+    create = sql(create_migrations_table(table))
+    assert create.startswith("CREATE TABLE IF NOT EXISTS t1_schema_migrations (")
+    assert "id VARCHAR(64) NOT NULL" in create and "applied_at DATETIME(6) NOT NULL" in create
+    assert "PRIMARY KEY (id)" in create and "COLLATE utf8mb4_bin" in create
+    assert sql(applied_migrations(table)) == ("SELECT t1_schema_migrations.id, "
+                                              "t1_schema_migrations.applied_at FROM "
+                                              "t1_schema_migrations ORDER BY t1_schema_migrations.id")
+    record = sql(record_migration(table, "0001_initial", NOW))
+    assert record.startswith("INSERT INTO t1_schema_migrations (id, applied_at) VALUES (%s, %s)")
+    assert record.endswith("ON DUPLICATE KEY UPDATE id = t1_schema_migrations.id")
+    assert [m.id for m in migrations_for(None)] == ["0001_initial"]
+    with pytest.raises(ValueError, match="open"):
+        migrations_for(None)[0].apply(object())

@@ -6,7 +6,10 @@
 * ``tidb`` — ``TiDBStore.from_config(load_config(env_file=None), table_prefix=…)`` with a
   unique table prefix per test, only when ``TIDB_HOST`` or ``DATABASE_URL`` is set in
   the environment (otherwise the test is skipped with a visible reason). Its tables are
-  dropped afterwards.
+  dropped afterwards, each FULLTEXT index first (TiDB refuses to drop such a table).
+
+Markers: ``fulltext`` tests skip on a store whose ``fulltext_available`` is False;
+``stemming`` tests run on SQLite only.
 
 Stores are opened with :data:`EMBEDDER` / :data:`DIM` (8). Vectors come from
 ``vec(seed)``: a seeded numpy RNG vector, L2-normalised, so every run is identical.
@@ -54,15 +57,29 @@ def _tidb_store(tmp_path) -> Iterator[Store]:
         yield store
     finally:
         try:
-            import sqlalchemy as sa
-
-            engine = store.engine
-            names = [n for n in sa.inspect(engine).get_table_names() if n.startswith(prefix)]
-            with engine.begin() as conn:
-                for name in names:  # only this test's own tables
-                    conn.execute(sa.text(f"DROP TABLE IF EXISTS `{name}`"))
+            _drop_tidb_tables(store, prefix)
         finally:
             store.close()
+
+
+def _drop_tidb_tables(store, prefix: str) -> None:
+    """Drop this test's own tables (names starting with ``prefix``), each FULLTEXT
+    index first: TiDB refuses DROP TABLE on a table with a full-text index."""
+    import sqlalchemy as sa
+
+    from memory.store.tidb.schema import drop_table_ddl
+
+    engine = store.engine
+    quote = engine.dialect.identifier_preparer.quote
+    names = [n for n in sa.inspect(engine).get_table_names() if n.startswith(prefix)]
+    with engine.connect() as conn:
+        for name in names:
+            fulltext = [r[0] for r in conn.execute(sa.text(
+                "SELECT DISTINCT index_name FROM information_schema.statistics WHERE "
+                "table_schema = DATABASE() AND table_name = :t AND index_type = 'FULLTEXT'"),
+                {"t": name})]
+            for ddl in drop_table_ddl(name, fulltext, quote):  # DDL commits on its own
+                conn.execute(sa.text(ddl))
 
 
 FACTORIES: dict[str, Callable] = {"sqlite": _sqlite_store, "tidb": _tidb_store}
@@ -72,6 +89,26 @@ FACTORIES: dict[str, Callable] = {"sqlite": _sqlite_store, "tidb": _tidb_store}
 def store(request, tmp_path) -> Iterator[Store]:
     """An opened, empty store (dim :data:`DIM`) of each kind."""
     yield from FACTORIES[request.param](tmp_path)
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "fulltext: needs full-text search; skipped on a "
+                            "TiDB store that reports none (self-managed, most regions)")
+    config.addinivalue_line("markers", "stemming: expects English stemming, which only the "
+                            "SQLite store does (TiDB's full-text parsers do not stem)")
+
+
+@pytest.fixture(autouse=True)
+def _store_capabilities(request) -> None:
+    """Skip ``fulltext`` tests on a store without full-text support and ``stemming``
+    tests on any store but SQLite (the reason is shown)."""
+    if "store" not in request.fixturenames:
+        return
+    store = request.getfixturevalue("store")
+    if request.node.get_closest_marker("fulltext") and not getattr(store, "fulltext_available", True):
+        pytest.skip(f"{store.name}: full-text search not supported by this cluster")
+    if request.node.get_closest_marker("stemming") and store.name != "sqlite":
+        pytest.skip(f"{store.name}: its full-text parsers do not stem (SQLite-only expectation)")
 
 
 @pytest.fixture

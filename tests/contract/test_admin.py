@@ -49,6 +49,7 @@ def test_empty_store_rebuilds_for_new_dimension(store, vec):
         store.vector_search(A, vec(1), 3)
 
 
+@pytest.mark.fulltext
 def test_reset_vector_index_then_set_embeddings(store, mk, vec):
     import numpy as np
 

@@ -94,6 +94,7 @@ def test_failing_batch_writes_nothing(store, mk, event):
     assert store.vector_search(A, good1.embedding, 10) == []
 
 
+@pytest.mark.fulltext
 def test_reinsert_same_id_same_user_replaces(store, mk, vec):
     rec = mk(A, "old text about tennis", seed=1)
     store.insert_memories([rec])
@@ -168,6 +169,7 @@ def test_touch_counts_and_accessed_order(store, mk):
 
 
 # ---- expiry ------------------------------------------------------------------------
+@pytest.mark.fulltext
 def test_expired_memories_are_never_returned(store, mk, vec):
     past = utcnow() - timedelta(minutes=1)
     live = mk(A, "live memory about gardening", seed=10)
@@ -208,6 +210,7 @@ def test_update_expiry_hides_and_lifts(store, mk, vec):
 
 
 # ---- update / delete / history -----------------------------------------------------
+@pytest.mark.fulltext
 def test_update_text_embedding_fields_and_history(store, mk, vec, event):
     rec = mk(A, "likes tea", seed=1, type="preference")
     store.insert_memories([rec], [event(rec)])
@@ -280,6 +283,7 @@ def test_history_is_oldest_first_and_idempotent(store, mk, event):
     assert store.history(A, "unknown") == []
 
 
+@pytest.mark.fulltext
 def test_delete_user_memories_only_touches_that_user(store, mk, vec, event):
     a = [mk(A, f"alice fact {i}", seed=i) for i in range(3)]
     b = [mk(B, f"bob fact {i}", seed=i) for i in range(2)]

@@ -61,6 +61,7 @@ def test_vector_search_rejects_wrong_dimension(store, mk):
         store.vector_search(A, [1.0, 0.0], 3)
 
 
+@pytest.mark.fulltext
 # ---- text search -------------------------------------------------------------------
 def test_text_search_ranks_and_scores(store, mk):
     r1 = mk(A, "I play chess every weekend with my brother")
@@ -78,12 +79,15 @@ def test_text_search_ranks_and_scores(store, mk):
     assert both[0][0] == r1.id and len(both) == 3
 
 
+@pytest.mark.fulltext
+@pytest.mark.stemming
 def test_text_search_stems_english(store, mk):
     rec = mk(A, "She was running marathons in 2019")
     store.insert_memories([rec])
     assert [m for m, _ in store.text_search(A, "run marathon", 5)] == [rec.id]
 
 
+@pytest.mark.fulltext
 def test_text_search_is_scoped_by_user(store, mk):
     a = mk(A, "Alice likes sailing")
     b = [mk(B, f"Bob likes sailing {i}") for i in range(5)]
@@ -93,6 +97,7 @@ def test_text_search_is_scoped_by_user(store, mk):
     assert store.text_search("nobody", "sailing", 10) == []
 
 
+@pytest.mark.fulltext
 @pytest.mark.parametrize("query", [
     'AND', 'OR NOT', 'NEAR(sailing boat)', 'sailing*', '"sailing', 'sail"ing"', '(sailing',
     'sailing)', '-sailing', '^sailing', 'text:sailing', 'sailing AND', 'NOT sailing',
@@ -108,18 +113,21 @@ def test_text_search_operators_are_plain_text(store, mk, query):
         assert rec.id in [m for m, _ in hits]
 
 
+@pytest.mark.fulltext
 def test_text_search_finds_operator_words_as_words(store, mk):
     rec = mk(A, "We live near the station")
     store.insert_memories([rec, mk(A, "unrelated")])
     assert [m for m, _ in store.text_search(A, "NEAR", 5)] == [rec.id]
 
 
+@pytest.mark.fulltext
 @pytest.mark.parametrize("query", ["", "   ", "?!…", "the a of is", "的了吗", "😀🎉", "\x00\x01"])
 def test_text_search_without_searchable_terms_returns_nothing(store, mk, query):
     store.insert_memories([mk(A, "the a of is 的 了 😀 anything")])
     assert store.text_search(A, query, 5) == []
 
 
+@pytest.mark.fulltext
 def test_chinese_full_text(store, mk):
     rec = mk(A, "我最喜欢的编程语言是 Python")
     other = mk(A, "我住在上海")
@@ -130,6 +138,7 @@ def test_chinese_full_text(store, mk):
     assert [m for m, _ in store.text_search(A, "上海", 5)] == [other.id]
 
 
+@pytest.mark.fulltext
 def test_text_search_type_filter(store, mk):
     fact = mk(A, "cats are great", type="fact")
     pref = mk(A, "prefers cats over dogs", type="preference")

@@ -1,0 +1,36 @@
+"""The TiDB store (TiDB Cloud Starter/Essential/Dedicated or self-managed v8.4+, via pytidb, SQLAlchemy and PyMySQL); see docs/tidb.md.
+
+Modules, by concern (everything except the network round trip is checked offline by
+``tests/test_tidb_sql.py``, which compiles the statements with the MySQL dialect):
+
+* ``settings``   ``TIDB_*`` / ``DATABASE_URL`` → URL + TLS arguments (TLS for every non-local host)
+* ``schema``     tables (pytidb ``TableModel``), idempotent DDL, index names ≤ 64 characters
+* ``migrations`` named, ordered migrations and the ``schema_migrations`` statements
+* ``statements`` ``TiDBSQL``: every query/write; ``fulltext_terms`` for ``FTS_MATCH_WORD``
+* ``rows``       row ↔ dataclass conversion and validation (TiDB's copy of the shared pieces)
+* ``retry``      retryable TiDB error codes and the tenacity retry
+* ``indexes``    TiFlash detection, opt-in HNSW index, FULLTEXT index and probe
+* ``store``      ``TiDBStore``: connection, ``transaction()``, open/migrate, health, admin
+* ``memories`` / ``threads``  the store's memory and conversation methods (mixins)
+
+Embeddings are computed on the client by the product's own embedder; the store never
+relies on TiDB Cloud's server-side ``EMBED_TEXT``.
+"""
+from __future__ import annotations
+
+from memory.store.tidb.indexes import FULLTEXT_REPROBE_SECONDS, NO_FULLTEXT_NOTE
+from memory.store.tidb.retry import (RETRY_ATTEMPTS, RETRYABLE_ERROR_CODES, error_code,
+                                     is_write_conflict, run_with_retry)
+from memory.store.tidb.schema import TiDBSchema, UTCDateTime, build_schema, schema_ddl
+from memory.store.tidb.settings import (ConnectionSettings, connection_settings,
+                                        is_local_host, mask_url)
+from memory.store.tidb.statements import TiDBSQL, fulltext_terms
+from memory.store.tidb.store import TiDBStore
+
+__all__ = [
+    "TiDBStore", "TiDBSQL", "TiDBSchema", "UTCDateTime", "ConnectionSettings",
+    "build_schema", "schema_ddl", "connection_settings", "is_local_host", "mask_url",
+    "fulltext_terms", "run_with_retry", "error_code", "is_write_conflict",
+    "RETRYABLE_ERROR_CODES", "RETRY_ATTEMPTS", "NO_FULLTEXT_NOTE",
+    "FULLTEXT_REPROBE_SECONDS",
+]

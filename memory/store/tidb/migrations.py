@@ -1,0 +1,67 @@
+"""TiDB's named, ordered schema migrations and the statements of its ``schema_migrations`` table."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Callable
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.schema import CreateTable
+
+from memory.store.migrations import Migration, check
+from memory.store.tidb.schema import TiDBSchema, schema_ddl
+
+#: A step: (id, one-line doc, apply(conn, schema)). The schema is bound by
+#: ``migrations_for`` because the tables depend on the store's prefix and dimension.
+Step = tuple[str, str, Callable[[Any, TiDBSchema], None]]
+
+
+def _m0001_initial(conn: Any, schema: TiDBSchema) -> None:
+    """Create the tables and B-tree indexes of the first release."""
+    for ddl in schema_ddl(schema):
+        conn.execute(ddl)
+
+
+#: Every migration, in order. Add a step with the next number; never edit or renumber
+#: an applied one. DDL in TiDB commits statement by statement, so a step must be
+#: idempotent (``IF NOT EXISTS`` / ``IF EXISTS``): a crash between its DDL and the
+#: ``schema_migrations`` record is then repaired by running it again.
+STEPS: list[Step] = [
+    ("0001_initial",
+     "tables and B-tree indexes of the first release (CREATE ... IF NOT EXISTS, so a "
+     "database created before named migrations is adopted unchanged)",
+     _m0001_initial),
+]
+
+
+def migrations_for(schema: TiDBSchema | None) -> list[Migration]:
+    """The ``Migration`` list of a store with ``schema`` (checked for order). With
+    ``schema=None`` the list is for reading ids and docs only (``migrate --status``
+    before ``open``); applying one then raises ValueError."""
+    def bind(fn: Callable[[Any, TiDBSchema], None]) -> Callable[[Any], None]:
+        def apply(conn: Any) -> None:
+            if schema is None:
+                raise ValueError("open() the store before applying migrations")
+            fn(conn, schema)
+        return apply
+
+    return list(check([Migration(mid, doc, bind(fn)) for mid, doc, fn in STEPS]))
+
+
+def create_migrations_table(table: sa.Table) -> Any:
+    """``CREATE TABLE IF NOT EXISTS schema_migrations (id VARCHAR(64) PRIMARY KEY,
+    applied_at DATETIME(6) NOT NULL)``."""
+    return CreateTable(table, if_not_exists=True)
+
+
+def applied_migrations(table: sa.Table) -> Any:
+    """``SELECT id, applied_at FROM schema_migrations ORDER BY id``."""
+    return sa.select(table.c.id, table.c.applied_at).order_by(table.c.id)
+
+
+def record_migration(table: sa.Table, migration_id: str, at: datetime) -> Any:
+    """``INSERT INTO schema_migrations (id, applied_at) VALUES (..) ON DUPLICATE KEY
+    UPDATE id = id``: records ``migration_id`` as applied at ``at`` (a second record of
+    the same id keeps the first time)."""
+    stmt = mysql_insert(table).values(id=migration_id, applied_at=at)
+    return stmt.on_duplicate_key_update(id=table.c.id)

@@ -1,0 +1,273 @@
+"""Unit tests of TiDBStore's plumbing without a TiDB server: ``transaction()`` on an
+SQLAlchemy SQLite engine standing in for TiDB's connection pool, ``migrate()`` against a
+connection that records the compiled MySQL statements, the opt-in HNSW index, error 1061
+and the full-text re-probe (fake clock, fake index/probe results)."""
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timezone
+
+import pymysql
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+from memory.config import load_config
+from memory.store.base import StoreError
+from memory.store.tidb import FULLTEXT_REPROBE_SECONDS, TiDBSQL, TiDBStore, build_schema
+from memory.store.tidb.settings import connection_settings
+
+DIALECT = mysql.dialect()
+
+
+def cfg(**kw):
+    base = dict(tidb_host="127.0.0.1", database_url=None, tidb_ssl_ca=None)
+    base.update(kw)
+    return load_config(env_file=None, **base)
+
+
+class FakeClient:
+    """What TiDBStore uses of pytidb's TiDBClient: ``db_engine``, ``is_serverless``,
+    ``disconnect()``."""
+
+    def __init__(self, engine):
+        self.db_engine = engine
+        self.is_serverless = False
+
+    def disconnect(self):
+        self.db_engine.dispose()
+
+
+def _sqlite_engine(path):
+    """A file SQLite engine with real SAVEPOINT support (pysqlite's own transaction
+    handling is switched off, as SQLAlchemy's pysqlite docs describe)."""
+    engine = sa.create_engine(f"sqlite:///{path}")
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+@pytest.fixture
+def store(tmp_path):
+    engine = _sqlite_engine(tmp_path / "tx.db")
+    with engine.begin() as c:
+        c.exec_driver_sql("CREATE TABLE t (x INTEGER PRIMARY KEY)")
+    s = TiDBStore(connection_settings(cfg()))
+    s._client = FakeClient(engine)
+    s._sql = TiDBSQL(build_schema(4))
+    yield s
+    s.close()
+
+
+def put(store, x):
+    store._tx("put", lambda c: c.execute(sa.text("INSERT INTO t (x) VALUES (:x)"), {"x": x}))
+
+
+def rows(store):
+    """Committed rows, read on a fresh connection (outside any transaction)."""
+    with store.engine.connect() as c:
+        return sorted(r[0] for r in c.execute(sa.text("SELECT x FROM t")))
+
+
+def test_calls_in_a_transaction_commit_together(store):
+    with store.transaction():
+        put(store, 1)
+        put(store, 2)
+        assert rows(store) == []  # nothing visible before the block ends
+    assert rows(store) == [1, 2]
+
+
+def test_an_exception_rolls_every_call_back(store):
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            put(store, 1)
+            put(store, 2)
+            raise RuntimeError("boom")
+    assert rows(store) == []
+    put(store, 3)  # outside a transaction each call commits on its own again
+    assert rows(store) == [3]
+
+
+def test_nested_blocks_join_the_outer_transaction(store):
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            with store.transaction():
+                put(store, 1)
+            assert rows(store) == []  # the inner block did not commit
+            raise RuntimeError("boom")
+    assert rows(store) == []
+
+
+def test_a_failed_call_inside_leaves_none_of_its_rows(store):
+    def half_then_fail(c):
+        c.execute(sa.text("INSERT INTO t (x) VALUES (10)"))
+        raise ValueError("ownership clash")
+
+    with store.transaction():
+        put(store, 1)
+        with pytest.raises(ValueError):
+            store._tx("insert", half_then_fail)
+        put(store, 2)
+    assert rows(store) == [1, 2]  # row 10 went with its savepoint
+
+
+def test_a_database_error_inside_is_a_store_error_and_rolls_back(store):
+    with pytest.raises(StoreError, match="TiDB put failed"):
+        with store.transaction():
+            put(store, 1)
+            put(store, 1)  # primary key clash
+    assert rows(store) == []
+
+
+def test_other_threads_are_not_joined(store):
+    seen = []
+    with store.transaction():
+        put(store, 1)
+        worker = threading.Thread(target=lambda: seen.append(
+            (store._in_transaction(), rows(store))))
+        worker.start()
+        worker.join()
+    assert seen == [(False, [])]
+    assert rows(store) == [1]
+
+
+def test_ddl_is_refused_inside_a_transaction(store):
+    with store.transaction():
+        for call in (store.migrate, lambda: store.reset_vector_index("e", 4),
+                     lambda: store.open("e", 4)):
+            with pytest.raises(StoreError, match="cannot run inside transaction"):
+                call()
+
+
+# ---- migrate() -------------------------------------------------------------------------
+class RecordingConn:
+    """Compiles every statement with the MySQL dialect; SELECTs of schema_migrations
+    return ``applied``."""
+
+    def __init__(self, applied=()):
+        self.sql: list[str] = []
+        self.applied = list(applied)
+
+    def execute(self, stmt, *args):
+        text = " ".join(str(stmt.compile(dialect=DIALECT)).split())
+        self.sql.append(text)
+        at = datetime(2025, 1, 1, tzinfo=timezone.utc)
+        data = [(a, at) for a in self.applied] if text.startswith("SELECT") else []
+        return type("Result", (), {"all": lambda self_: data})()
+
+
+def _migrating_store(conn):
+    s = TiDBStore(connection_settings(cfg()), table_prefix="t1_")
+    s._sql = TiDBSQL(build_schema(8, prefix="t1_"))
+    s._tx = lambda what, fn: fn(conn)
+    return s
+
+
+def test_migrate_applies_0001_on_a_new_database_and_records_it():
+    conn = RecordingConn()
+    assert _migrating_store(conn).migrate() == ["0001_initial"]
+    assert conn.sql[0].startswith("CREATE TABLE IF NOT EXISTS t1_schema_migrations")
+    assert any(s.startswith("CREATE TABLE IF NOT EXISTS t1_memories ") and "VECTOR(8)" in s
+               for s in conn.sql)
+    assert conn.sql[-1].startswith("INSERT INTO t1_schema_migrations (id, applied_at)")
+    create_memories = next(i for i, s in enumerate(conn.sql) if "TABLE IF NOT EXISTS t1_memories" in s)
+    assert create_memories < len(conn.sql) - 1  # recorded only after its DDL ran
+
+
+def test_migrate_is_a_no_op_when_up_to_date_and_refuses_unknown_ids():
+    conn = RecordingConn(applied=["0001_initial"])
+    store = _migrating_store(conn)
+    assert store.migrate() == []
+    assert not any("t1_memories" in s for s in conn.sql)
+    with pytest.raises(ValueError, match="upgrade Memory Chat"):
+        _migrating_store(RecordingConn(applied=["0001_initial", "0099_future"])).migrate()
+
+
+def test_migration_status_lists_applied_and_pending():
+    store = _migrating_store(RecordingConn(applied=["0001_initial"]))
+    store._connect = lambda: None
+    [row] = store.migration_status()
+    assert row.id == "0001_initial" and row.applied_at.startswith("2025-01-01T00:00:00")
+    store = _migrating_store(RecordingConn())
+    store._connect = lambda: None
+    assert [r.applied_at for r in store.migration_status()] == [None]
+
+
+# ---- search indexes ------------------------------------------------------------------
+def _index_store(vector_index: bool):
+    s = TiDBStore(connection_settings(cfg(tidb_vector_index=vector_index)))
+    s._sql = TiDBSQL(build_schema(4))
+    s._features.tiflash = True
+    created: list[str] = []
+    s._index_exists = lambda name: name in created
+    s._create_index = lambda index: created.append(index.name)
+    s._probe_fulltext = lambda: None
+    return s, created
+
+
+def test_hnsw_index_is_created_only_when_opted_in():
+    store, created = _index_store(vector_index=False)
+    store._ensure_search_indexes()
+    assert created == ["fts_idx_memories_text"] and store._features.vector_index is False
+    assert store._features.fulltext and store._features.notes == []
+    store, created = _index_store(vector_index=True)
+    store._ensure_search_indexes()
+    assert created == ["vec_idx_memories_embedding_cosine", "fts_idx_memories_text"]
+    assert store._features.vector_index is True
+
+
+def test_error_1061_means_the_index_exists():
+    store = TiDBStore(connection_settings(cfg()))
+    store._sql = TiDBSQL(build_schema(4))
+    store._index_exists = lambda name: False
+
+    class Index:
+        name = "fts_idx_memories_text"
+
+        def __init__(self, code):
+            self.code = code
+
+        def create(self, engine):
+            raise sa.exc.OperationalError("ALTER", {}, pymysql.err.OperationalError(
+                self.code, "Duplicate key name" if self.code == 1061 else "unsupported"))
+
+    store._client = FakeClient(sa.create_engine("sqlite://"))
+    assert store._create_index(Index(1061)) is None
+    assert store._create_index(Index(1105)) == "(1105, 'unsupported')"
+
+
+def test_full_text_is_reprobed_while_off_at_most_every_interval():
+    store = TiDBStore(connection_settings(cfg()))
+    store._sql = TiDBSQL(build_schema(4))
+    store._client = FakeClient(sa.create_engine("sqlite://"))
+    now = [1000.0]
+    store._clock = lambda: now[0]
+    probes = ["no TiFlash replica yet"]
+    calls = []
+    store._index_exists = lambda name: True
+    store._probe_fulltext = lambda: calls.append(1) or (probes.pop(0) if probes else None)
+    store._tx = lambda what, fn: [("m1", 2.5)]
+    assert store.text_search("u1", "coffee", 5) == []  # first probe fails
+    now[0] += FULLTEXT_REPROBE_SECONDS / 2
+    assert store.text_search("u1", "coffee", 5) == [] and len(calls) == 1  # too soon
+    now[0] += FULLTEXT_REPROBE_SECONDS
+    assert store.text_search("u1", "coffee", 5) == [("m1", 2.5)] and len(calls) == 2
+    assert store.fulltext_available and store.health()["notes"] == []
+    store.text_search("u1", "tea", 5)
+    assert len(calls) == 2  # on: no more probes
+
+
+def test_no_reprobe_inside_a_transaction(store):
+    store._clock = lambda: 10_000.0
+    calls = []
+    store._probe_fulltext = lambda: calls.append(1)
+    with store.transaction():
+        assert store.text_search("u1", "coffee", 5) == []
+    assert calls == []
