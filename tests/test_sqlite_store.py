@@ -492,3 +492,79 @@ def test_schema_2_store_gets_context_column_and_keeps_text_search(db_path):
         assert len(s.text_search("old", "green tea", 5)) == 2
     finally:
         s.close()
+
+
+# ---- transactions ----------------------------------------------------------------------
+def test_a_failed_call_inside_a_transaction_undoes_only_itself(store, monkeypatch):
+    kept = rec("u", "kept", seed=1)
+    failing = rec("u", "half written", seed=2)
+    with store.transaction():
+        store.insert_memories([kept])
+        real = SQLiteStore._insert_history
+
+        def broken(conn, rows):
+            raise RuntimeError("disk trouble after the memory rows were written")
+
+        monkeypatch.setattr(SQLiteStore, "_insert_history", staticmethod(broken))
+        with pytest.raises(RuntimeError):
+            store.insert_memories([failing])
+        monkeypatch.setattr(SQLiteStore, "_insert_history", staticmethod(real))
+        assert store.get_memory("u", failing.id) is None  # its savepoint was rolled back
+    assert [m.id for m in store.list_memories("u")] == [kept.id]
+    assert [m for m, _ in store.vector_search("u", unit(2), 5)] == [kept.id]
+    assert store.text_search("u", "half written", 5) == []
+    c = store._conn()
+    assert c.execute("SELECT COUNT(*) FROM memories_fts").fetchone()[0] == 1
+    assert c.execute("SELECT COUNT(*) FROM vec_memories").fetchone()[0] == 1
+
+
+def test_another_threads_write_waits_for_the_lock_then_fails_or_proceeds(db_path):
+    store = SQLiteStore(db_path, busy_timeout_ms=200)
+    store.open(EMB, DIM)
+    results: list = []
+    ready = threading.Event()
+
+    def write() -> None:
+        ready.set()
+        try:
+            store.set_profile("bob", "from the other thread", utcnow())
+            results.append("written")
+        except StoreError as exc:
+            results.append(str(exc))
+
+    try:
+        with store.transaction():
+            store.set_profile("alice", "inside", utcnow())
+            other = threading.Thread(target=write)
+            other.start()
+            assert ready.wait(30)
+            other.join(timeout=30)  # bounded by busy_timeout_ms, not by this transaction
+            assert not other.is_alive()
+        assert len(results) == 1 and results[0].startswith("database is locked")
+        other = threading.Thread(target=write)
+        other.start()
+        other.join(timeout=30)
+        assert results[1] == "written"
+        assert store.get_profile("bob")[0] == "from the other thread"
+        assert store.get_profile("alice")[0] == "inside"
+    finally:
+        store.close()
+
+
+def test_cached_matrix_follows_committed_and_rolled_back_transactions(big):
+    big.vector_search("big", unit(0), 5)  # build the matrix
+    assert big.matrix_rebuilds == 1
+    with pytest.raises(ZeroDivisionError):
+        with big.transaction():
+            big.insert_memories(many("big", 5, seed=300))
+            victim = big.list_memories("big", limit=1)[0]
+            big.delete_memory("big", victim.id)
+            assert_same_as_vec0(big, "big", seed=61, n_queries=1)  # sees its own rows
+            1 / 0
+    assert_same_as_vec0(big, "big", seed=62, n_queries=1)
+    with big.transaction():
+        big.insert_memories(many("big", 5, seed=301))
+        with big.transaction():
+            big.delete_memory("big", big.list_memories("big", limit=1)[0].id)
+    assert_same_as_vec0(big, "big", seed=63, n_queries=1)
+    assert big.count_memories("big") > 0
