@@ -241,10 +241,13 @@ def hybrid_search(store, user_id: str, query: str, query_embedding: np.ndarray |
     pool = max(MIN_POOL, limit * OVERFETCH)
     vec_hits: list[tuple[str, float]] = []
     txt_hits: list[tuple[str, float]] = []
+    # dates go to the store only when set: the filters then run inside both queries
+    dates = {k: v for k, v in (("since", since), ("until", until)) if v is not None}
     if query_embedding is not None and w.vector > 0:
-        vec_hits = store.vector_search(user_id, query_embedding.tolist(), pool, types=types)
+        vec_hits = store.vector_search(user_id, query_embedding.tolist(), pool, types=types,
+                                       **dates)
     if w.text > 0:
-        txt_hits = store.text_search(user_id, query, pool, types=types)
+        txt_hits = store.text_search(user_id, query, pool, types=types, **dates)
     ids = list(dict.fromkeys([m for m, _ in vec_hits] + [m for m, _ in txt_hits]))
     if not ids:
         return []

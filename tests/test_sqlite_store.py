@@ -16,7 +16,12 @@ import pytest
 
 from memory.store import EmbedderMismatchError, StoreError, open_store
 from memory.store import sqlite as sqlite_mod
+from memory.store.sqlite import cache as cache_mod
+from memory.store.sqlite import driver as driver_mod
+from memory.store.sqlite import rows as rows_mod
+from memory.store.sqlite.memories import types_clause
 from memory.store.sqlite import SQLiteStore, load_sqlite_module
+from memory.textsearch import FTS5_TOKENIZE
 from memory.types import MemoryRecord, Message, Thread, new_id
 
 DIM = 8
@@ -173,7 +178,7 @@ def test_threads_share_one_store(store):
 
 
 def test_missing_extension_loader_gives_install_hint(monkeypatch, tmp_path):
-    monkeypatch.setattr(sqlite_mod, "_sqlite_module", None)
+    monkeypatch.setattr(driver_mod, "_sqlite_module", None)
     monkeypatch.setitem(sys.modules, "sqlite_vec", None)  # import sqlite_vec -> ImportError
     with pytest.raises(StoreError, match="pip install pysqlite3-binary sqlite-vec"):
         SQLiteStore(tmp_path / "x.db")
@@ -194,13 +199,14 @@ def test_open_store_factory_creates_data_dir(tmp_path):
 
 
 def test_no_unscoped_delete_in_product_code():
-    source = Path(sqlite_mod.__file__).read_text()
+    source = "\n".join(p.read_text() for p in Path(sqlite_mod.__file__).parent.glob("*.py"))
     deletes = re.findall(r"DELETE FROM \w+[^\"]*", source)
     assert deletes, "expected DELETE statements"
     for stmt in deletes:
         assert " WHERE " in stmt, stmt
-    # vec_memories: reset_vector_index; memories_fts: the schema 2 -> 3 migration, which
-    # refills it from ``memories`` in the same transaction (a derived index, nothing lost)
+    # vec_memories: reset_vector_index and migration 0004 (which copies the vectors back);
+    # memories_fts: migration 0003, which refills it from ``memories`` in the same
+    # transaction (derived indexes, nothing lost)
     assert set(re.findall(r"DROP TABLE IF EXISTS (\w+)", source)) == {"vec_memories", "memories_fts"}
 
 
@@ -217,8 +223,8 @@ QUERIES = [(k, types) for k in (1, 5, 40, 1000)
 
 def vec0_search(store: SQLiteStore, user: str, q, k: int, types=None):
     """The reference: the vec0 KNN path, bypassing the matrix cache."""
-    type_sql, type_args = store._types_clause(types, "type")
-    blob = store._blob(q, DIM)
+    type_sql, type_args = types_clause(types, "type")
+    blob = rows_mod.blob(q, DIM)
     with store._read() as conn:
         return store._vec0_search(conn, user, blob, min(k, MAX_K), store._now(), type_sql,
                                   type_args)
@@ -255,7 +261,7 @@ def big(store, monkeypatch):
     """A store where users with >= 20 memories are searched from the matrix; user "big"
     has 80 memories (every 7th expired), user "small" 30 (also over the threshold) and
     user "tiny" 5 (vec0 path)."""
-    monkeypatch.setattr(sqlite_mod, "MATRIX_MIN_ROWS", 20)
+    monkeypatch.setattr(cache_mod, "MATRIX_MIN_ROWS", 20)
     store.insert_memories(many("big", 80, seed=1))
     store.insert_memories(many("small", 30, seed=2))
     store.insert_memories(many("tiny", 5, seed=3))
@@ -371,7 +377,7 @@ def test_reset_by_another_store_object_is_detected(big, db_path):
 
 
 def test_matrix_over_budget_falls_back_to_vec0(big, monkeypatch):
-    monkeypatch.setattr(sqlite_mod, "MATRIX_BUDGET_BYTES", 1024)
+    monkeypatch.setattr(cache_mod, "MATRIX_BUDGET_BYTES", 1024)
     assert_same_as_vec0(big, "big", seed=50, n_queries=1)
     assert big.matrix_rebuilds == 0
 
@@ -379,7 +385,7 @@ def test_matrix_over_budget_falls_back_to_vec0(big, monkeypatch):
 def test_lru_evicts_least_recently_used_user(big, monkeypatch):
     big.vector_search("big", unit(0), 5)
     one = big._matrices.entries["big"].nbytes
-    monkeypatch.setattr(sqlite_mod, "MATRIX_BUDGET_BYTES", one + 1)
+    monkeypatch.setattr(cache_mod, "MATRIX_BUDGET_BYTES", one + 1)
     big.vector_search("small", unit(0), 5)
     assert list(big._matrices.entries) == ["small"]
     assert_same_as_vec0(big, "big", seed=51, n_queries=1)
@@ -420,13 +426,14 @@ def test_old_schema_gets_vec_versions(db_path):
     conn = raw_connection(db_path)
     try:
         conn.execute("DROP TABLE vec_versions")
-        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+        conn.execute("DROP TABLE schema_migrations")  # a file from before named migrations
+        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '1')")
     finally:
         conn.close()
     s = SQLiteStore(db_path)
     try:
         s.open(EMB, DIM)
-        assert s.get_meta("schema_version") == sqlite_mod.SCHEMA_VERSION
+        assert [m.applied_at is not None for m in s.migration_status()] == [True] * 4
         s.insert_memories([rec("old", "still works", seed=1)])
         assert len(s.vector_search("old", unit(1), 3)) == 1
     finally:
@@ -465,18 +472,19 @@ def test_schema_2_store_gets_context_column_and_keeps_text_search(db_path):
     try:
         conn.execute("DROP TABLE memories_fts")
         conn.execute("CREATE VIRTUAL TABLE memories_fts USING fts5(user_tok, body, "
-                     f"tokenize = '{sqlite_mod.FTS5_TOKENIZE}')")
+                     f"tokenize = '{FTS5_TOKENIZE}')")
         for r in old:
             rid = conn.execute("SELECT rid FROM memories WHERE id = ?", (r.id,)).fetchone()[0]
             conn.execute("INSERT INTO memories_fts(rowid, user_tok, body) VALUES (?, ?, ?)",
                          (rid, sqlite_mod.user_token(r.user_id), r.text))
-        conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        conn.execute("DROP TABLE schema_migrations")  # a file from before named migrations
+        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '2')")
     finally:
         conn.close()
     s = SQLiteStore(db_path)
     try:
         s.open(EMB, DIM)
-        assert s.get_meta("schema_version") == sqlite_mod.SCHEMA_VERSION == "3"
+        assert [m.applied_at is not None for m in s.migration_status()] == [True] * 4
         assert [m for m, _ in s.text_search("old", "green tea", 5)] == [old[0].id]
         assert [m for m, _ in s.text_search("old", "concert", 5)] == [old[1].id]
         assert [m for m, _ in s.text_search("other", "tea", 5)] == [old[2].id]
@@ -484,3 +492,79 @@ def test_schema_2_store_gets_context_column_and_keeps_text_search(db_path):
         assert len(s.text_search("old", "green tea", 5)) == 2
     finally:
         s.close()
+
+
+# ---- transactions ----------------------------------------------------------------------
+def test_a_failed_call_inside_a_transaction_undoes_only_itself(store, monkeypatch):
+    kept = rec("u", "kept", seed=1)
+    failing = rec("u", "half written", seed=2)
+    with store.transaction():
+        store.insert_memories([kept])
+        real = SQLiteStore._insert_history
+
+        def broken(conn, rows):
+            raise RuntimeError("disk trouble after the memory rows were written")
+
+        monkeypatch.setattr(SQLiteStore, "_insert_history", staticmethod(broken))
+        with pytest.raises(RuntimeError):
+            store.insert_memories([failing])
+        monkeypatch.setattr(SQLiteStore, "_insert_history", staticmethod(real))
+        assert store.get_memory("u", failing.id) is None  # its savepoint was rolled back
+    assert [m.id for m in store.list_memories("u")] == [kept.id]
+    assert [m for m, _ in store.vector_search("u", unit(2), 5)] == [kept.id]
+    assert store.text_search("u", "half written", 5) == []
+    c = store._conn()
+    assert c.execute("SELECT COUNT(*) FROM memories_fts").fetchone()[0] == 1
+    assert c.execute("SELECT COUNT(*) FROM vec_memories").fetchone()[0] == 1
+
+
+def test_another_threads_write_waits_for_the_lock_then_fails_or_proceeds(db_path):
+    store = SQLiteStore(db_path, busy_timeout_ms=200)
+    store.open(EMB, DIM)
+    results: list = []
+    ready = threading.Event()
+
+    def write() -> None:
+        ready.set()
+        try:
+            store.set_profile("bob", "from the other thread", utcnow())
+            results.append("written")
+        except StoreError as exc:
+            results.append(str(exc))
+
+    try:
+        with store.transaction():
+            store.set_profile("alice", "inside", utcnow())
+            other = threading.Thread(target=write)
+            other.start()
+            assert ready.wait(30)
+            other.join(timeout=30)  # bounded by busy_timeout_ms, not by this transaction
+            assert not other.is_alive()
+        assert len(results) == 1 and results[0].startswith("database is locked")
+        other = threading.Thread(target=write)
+        other.start()
+        other.join(timeout=30)
+        assert results[1] == "written"
+        assert store.get_profile("bob")[0] == "from the other thread"
+        assert store.get_profile("alice")[0] == "inside"
+    finally:
+        store.close()
+
+
+def test_cached_matrix_follows_committed_and_rolled_back_transactions(big):
+    big.vector_search("big", unit(0), 5)  # build the matrix
+    assert big.matrix_rebuilds == 1
+    with pytest.raises(ZeroDivisionError):
+        with big.transaction():
+            big.insert_memories(many("big", 5, seed=300))
+            victim = big.list_memories("big", limit=1)[0]
+            big.delete_memory("big", victim.id)
+            assert_same_as_vec0(big, "big", seed=61, n_queries=1)  # sees its own rows
+            1 / 0
+    assert_same_as_vec0(big, "big", seed=62, n_queries=1)
+    with big.transaction():
+        big.insert_memories(many("big", 5, seed=301))
+        with big.transaction():
+            big.delete_memory("big", big.list_memories("big", limit=1)[0].id)
+    assert_same_as_vec0(big, "big", seed=63, n_queries=1)
+    assert big.count_memories("big") > 0

@@ -32,7 +32,7 @@ def open_store(config: "Config", embedder_id: str, dim: int) -> Store:
 
         path = config.sqlite_path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # private: 0700
         except OSError as exc:
             raise StoreError(f"cannot create the data directory {path.parent}: "
                              f"{exc.strerror or exc}") from None

@@ -11,10 +11,14 @@ Two implementations exist: ``SQLiteStore`` (embedded default, sqlite-vec + FTS5)
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from memory.types import HistoryEvent, MemoryRecord, Message, Thread
+
+if TYPE_CHECKING:
+    from memory.store.migrations import MigrationStatus
 
 
 def require_user(user_id: Any) -> str:
@@ -63,6 +67,33 @@ class Store(ABC):
         another embedder/dimension (unless it holds no memories yet, in which case the
         vector index is rebuilt for the new dimension).
         """
+
+    def migrate(self) -> list[str]:
+        """Apply the pending named schema migrations in order (each in its own
+        transaction, recorded in ``schema_migrations(id, applied_at)``) and return their
+        ids ([] when up to date). Called by ``open``. Raises StoreError when a migration
+        fails or the store was migrated by a newer version."""
+        # Not @abstractmethod until every store implements it (TiDB: its helper's branch);
+        # the same holds for migration_status() and transaction().
+        raise NotImplementedError(f"{type(self).__name__} has no named migrations yet")
+
+    def migration_status(self) -> list["MigrationStatus"]:
+        """Every migration this code knows, in order, with ``applied_at`` (None while
+        pending): what ``python main.py migrate --status`` prints."""
+        raise NotImplementedError(f"{type(self).__name__} has no named migrations yet")
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """A context manager: store calls made inside it *by the same thread* join one
+        database transaction; a normal exit commits, an exception rolls every row back
+        and re-raises. Re-entrant (a nested block joins the outer one). Outside it every
+        store call is its own transaction. Other threads are not blocked forever: they
+        read the last committed state, and their writes either proceed or fail with
+        StoreError after the store's lock timeout. Example::
+
+            with store.transaction():
+                store.delete_user_memories(u); store.insert_memories(recs)
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no transaction() yet")
 
     @abstractmethod
     def close(self) -> None:
@@ -140,16 +171,21 @@ class Store(ABC):
 
     @abstractmethod
     def vector_search(self, user_id: str, embedding: list[float], k: int,
-                      types: list[str] | None = None) -> list[tuple[str, float]]:
+                      types: list[str] | None = None, *, since: datetime | None = None,
+                      until: datetime | None = None) -> list[tuple[str, float]]:
         """Return up to ``k`` ``(memory_id, cosine_distance)`` of ``user_id``'s live
-        memories, nearest first. The user filter is applied before the limit, so a user
-        gets k rows whenever they own k rows, however many other users exist."""
+        memories, nearest first. The user, ``types`` and ``since <= created_at <=
+        until`` (inclusive, either optional) filters are applied inside the query, before
+        the limit, so a user gets k rows whenever they own k matching rows, however many
+        other rows exist."""
 
     @abstractmethod
     def text_search(self, user_id: str, query: str, k: int,
-                    types: list[str] | None = None) -> list[tuple[str, float]]:
+                    types: list[str] | None = None, *, since: datetime | None = None,
+                    until: datetime | None = None) -> list[tuple[str, float]]:
         """Full-text (BM25) search: return up to ``k`` ``(memory_id, score)`` of
-        ``user_id``'s live memories, best first (higher score is better). ``query`` is
+        ``user_id``'s live memories, best first (higher score is better), with the
+        ``types``/``since``/``until`` filters inside the query as in ``vector_search``. ``query`` is
         the user's raw text: the store segments it (Chinese too) and quotes every term,
         so operators such as ``AND``, ``*``, ``"``, ``NEAR`` or ``-`` are plain text.
         Returns [] when the query has no searchable term."""

@@ -1,0 +1,250 @@
+"""Store logic both stores share: field validation and conversion, the update preamble, the embedder policy, and row → dataclass mappers.
+
+Values here are *logical* (aware UTC datetimes, Python lists/dicts); each store encodes
+them for its database afterwards (SQLite: integer microseconds and JSON text; TiDB:
+DATETIME(6) and JSON columns).
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Callable, Iterable, Mapping
+
+from memory.store.base import EmbedderMismatchError
+from memory.store.base import require_text as _text
+from memory.store.base import require_user as _user
+from memory.types import HistoryEvent, MemoryRecord, Message, Thread, as_utc, utcnow
+
+__all__ = [
+    "UPDATABLE_FIELDS", "ORDERS", "MEMORY_FIELDS", "HISTORY_FIELDS", "THREAD_FIELDS",
+    "MESSAGE_FIELDS", "check_order", "check_paging", "jsonable", "required_time",
+    "field_value", "prepare_update", "unique_records", "memory_values", "history_values",
+    "check_embedder", "embedder_policy", "json_value", "memory_from_row",
+    "event_from_row", "thread_from_row", "message_from_row",
+]
+
+#: Fields ``update_memory(fields=…)`` may change (both stores).
+UPDATABLE_FIELDS = ("type", "importance", "tags", "metadata", "expires_at", "updated_at",
+                    "created_at", "last_accessed_at", "access_count", "thread_id", "source")
+
+#: ``list_memories(order=…)`` values: newest first, oldest first, most recalled first
+#: (access_count, then last_accessed_at, then newest).
+ORDERS = ("created_desc", "created_asc", "accessed_desc")
+
+#: Logical column names of the four row kinds (the order the mappers read them in).
+MEMORY_FIELDS = ("id", "user_id", "text", "type", "thread_id", "importance", "tags", "source",
+                 "metadata", "created_at", "updated_at", "last_accessed_at", "expires_at",
+                 "access_count")
+HISTORY_FIELDS = ("id", "memory_id", "user_id", "event", "old_text", "new_text", "actor", "at")
+THREAD_FIELDS = ("id", "user_id", "title", "created_at", "updated_at", "summary",
+                 "summarized_upto")
+MESSAGE_FIELDS = ("id", "thread_id", "user_id", "role", "content", "seq", "created_at",
+                  "metadata")
+
+Decode = Callable[[Any], "datetime | None"]
+
+
+# ---- validation and conversion of written values ------------------------------------------
+def check_order(order: str) -> str:
+    """Return ``order`` if it is one of :data:`ORDERS`; ValueError otherwise."""
+    if order not in ORDERS:
+        raise ValueError(f"unknown order {order!r}; use one of {', '.join(ORDERS)}")
+    return order
+
+
+def check_paging(limit: int, offset: int) -> tuple[int, int]:
+    """Return ``(limit, offset)`` as ints; ValueError when either is negative."""
+    if limit < 0 or offset < 0:
+        raise ValueError("limit and offset must be >= 0")
+    return int(limit), int(offset)
+
+
+def jsonable(value: Any, what: str) -> Any:
+    """Return ``value`` if it serialises to strict JSON (no NaN/infinity), else raise
+    ValueError naming ``what``."""
+    try:
+        json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} must be JSON-serialisable: {exc}") from None
+    return value
+
+
+def required_time(value: Any, what: str) -> datetime:
+    """``value`` (datetime or ISO text) as an aware UTC datetime; ValueError if None."""
+    if value is None:
+        raise ValueError(f"{what} cannot be None")
+    return as_utc(value)  # type: ignore[return-value]
+
+
+def _optional_text(value: Any, what: str) -> str | None:
+    return None if value is None else _text(value, what)
+
+
+def field_value(key: str, value: Any) -> Any:
+    """Convert one ``update_memory(fields=…)`` value of field ``key`` (one of
+    :data:`UPDATABLE_FIELDS`) to its logical value: tags → list, metadata → dict (both
+    JSON-checked), times → aware UTC (``updated_at``/``created_at`` required), counts →
+    int, type/source → text, thread_id → text or None. Raises ValueError if unusable."""
+    if key == "tags":
+        return jsonable(list(value or []), key)
+    if key == "metadata":
+        return jsonable(dict(value or {}), key)
+    if key in ("expires_at", "last_accessed_at"):
+        return as_utc(value)
+    if key in ("updated_at", "created_at"):
+        return required_time(value, key)
+    if key in ("importance", "access_count"):
+        return int(value)
+    if key in ("type", "source"):
+        return _text(value, key)
+    if key == "thread_id":
+        return _optional_text(value, key)
+    raise ValueError(f"cannot update field(s): {key}")
+
+
+def prepare_update(user_id: Any, text: str | None, embedding: Any,
+                   fields: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    """The ``update_memory`` preamble of both stores: validate the user, refuse unknown
+    fields and a new text without its embedding, convert every field
+    (:func:`field_value`), add ``text`` and default ``updated_at`` to now.
+
+    Returns ``(user_id, values)`` (logical values by column name; the embedding is left
+    to the store). Raises ValueError before anything is written."""
+    user_id = _user(user_id)
+    fields = dict(fields or {})
+    unknown = set(fields) - set(UPDATABLE_FIELDS)
+    if unknown:
+        raise ValueError(f"cannot update field(s): {', '.join(sorted(unknown))}")
+    if text is not None and embedding is None:
+        raise ValueError("a new text needs its new embedding")
+    values = {key: field_value(key, value) for key, value in fields.items()}
+    if text is not None:
+        values["text"] = _text(text, "text")
+    values.setdefault("updated_at", utcnow())
+    return user_id, values
+
+
+def unique_records(records: Iterable[MemoryRecord]) -> dict[str, MemoryRecord]:
+    """The duplicate check of ``insert_memories``: ``{id: record}`` keeping the last
+    record of a repeated id (in the order of last appearance). Raises ValueError when an
+    id appears twice with different users."""
+    out: dict[str, MemoryRecord] = {}
+    for rec in records:
+        old = out.pop(getattr(rec, "id", None), None)
+        if old is not None and old.user_id != rec.user_id:
+            raise ValueError(f"memory id {rec.id} appears twice with different users")
+        out[rec.id] = rec
+    return out
+
+
+def memory_values(rec: Any) -> dict[str, Any]:
+    """Validate a MemoryRecord and return its logical column values
+    (:data:`MEMORY_FIELDS`, no embedding). Raises ValueError (not a record, missing id
+    or user, invalid text, non-JSON tags/metadata, missing created/updated time)."""
+    if not isinstance(rec, MemoryRecord):
+        raise ValueError(f"expected a MemoryRecord, got {type(rec).__name__}")
+    if not isinstance(rec.id, str) or not rec.id:
+        raise ValueError("memory id must be a non-empty string")
+    return {
+        "id": rec.id, "user_id": _user(rec.user_id), "text": _text(rec.text, "text"),
+        "type": _text(rec.type, "type"), "thread_id": _optional_text(rec.thread_id, "thread_id"),
+        "importance": int(rec.importance), "tags": jsonable(list(rec.tags or []), "tags"),
+        "source": _text(rec.source or "chat", "source"),
+        "metadata": jsonable(dict(rec.metadata or {}), "metadata"),
+        "created_at": required_time(rec.created_at, "created_at"),
+        "updated_at": required_time(rec.updated_at, "updated_at"),
+        "last_accessed_at": as_utc(rec.last_accessed_at), "expires_at": as_utc(rec.expires_at),
+        "access_count": int(rec.access_count or 0),
+    }
+
+
+def history_values(ev: Any) -> dict[str, Any]:
+    """Validate a HistoryEvent and return its logical column values
+    (:data:`HISTORY_FIELDS`). Raises ValueError if malformed."""
+    if not isinstance(ev, HistoryEvent):
+        raise ValueError(f"expected a HistoryEvent, got {type(ev).__name__}")
+    return {"id": _text(ev.id, "history id"), "memory_id": _text(ev.memory_id, "memory_id"),
+            "user_id": _user(ev.user_id), "event": _text(ev.event, "event"),
+            "old_text": _optional_text(ev.old_text, "old_text"),
+            "new_text": _optional_text(ev.new_text, "new_text"),
+            "actor": _text(ev.actor, "actor"), "at": required_time(ev.at, "history time")}
+
+
+# ---- the embedder policy of open() -----------------------------------------------------------
+def check_embedder(embedder_id: Any, dim: Any) -> tuple[str, int]:
+    """Return ``(embedder_id, dim)``; ValueError for an empty id or a dim that is not a
+    positive int."""
+    if not isinstance(embedder_id, str) or not embedder_id:
+        raise ValueError("embedder_id must be a non-empty string")
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise ValueError("dim must be a positive integer")
+    return embedder_id, dim
+
+
+def embedder_policy(where: str, stored_id: str | None, stored_dim: int | None,
+                    embedder_id: str, dim: int, has_memories: bool) -> bool:
+    """What ``open(embedder_id, dim)`` does with a store whose vector index was built by
+    ``stored_id`` (None: not recorded) with dimension ``stored_dim`` (None: no index).
+
+    Returns True when the vector index must be (re)created for ``dim`` (no index yet, or
+    another embedder's index holding no memories), False when it can be used as is.
+    Raises EmbedderMismatchError (one message for both stores, naming ``where``) when
+    memories exist that another embedder or dimension produced.
+    """
+    same = stored_id in (None, embedder_id) and stored_dim in (None, dim)
+    if has_memories and not same:
+        raise EmbedderMismatchError(
+            f"the memories in {where} were embedded with '{stored_id or 'another embedder'}' "
+            f"(dim {stored_dim}) but the configured embedder is '{embedder_id}' (dim {dim}); "
+            "run `python main.py reembed` (or configure the old embedder)")
+    return stored_dim != dim or not same
+
+
+# ---- row → dataclass mappers -----------------------------------------------------------------
+def json_value(value: Any, default: Any) -> Any:
+    """A JSON column's value: text/bytes are parsed (unparseable → ``default``), None →
+    ``default``, anything else (a driver that already decoded it) is returned as is."""
+    if value is None:
+        return default
+    if isinstance(value, (str, bytes)):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return default
+    return value
+
+
+def memory_from_row(r: Mapping[str, Any], when: Decode = as_utc) -> MemoryRecord:
+    """A MemoryRecord from a mapping with the :data:`MEMORY_FIELDS` keys (plus an
+    optional ``embedding``); ``when`` decodes the store's time values."""
+    emb = r.get("embedding")
+    return MemoryRecord(
+        id=r["id"], user_id=r["user_id"], text=r["text"], type=r["type"],
+        thread_id=r["thread_id"], importance=int(r["importance"]),
+        tags=list(json_value(r["tags"], [])), source=r["source"],
+        metadata=dict(json_value(r["metadata"], {})), created_at=when(r["created_at"]),  # type: ignore[arg-type]
+        updated_at=when(r["updated_at"]),  # type: ignore[arg-type]
+        last_accessed_at=when(r["last_accessed_at"]), expires_at=when(r["expires_at"]),
+        access_count=int(r["access_count"] or 0),
+        embedding=[float(x) for x in emb] if emb is not None else None)
+
+
+def event_from_row(r: Mapping[str, Any], when: Decode = as_utc) -> HistoryEvent:
+    """A HistoryEvent from a mapping with the :data:`HISTORY_FIELDS` keys."""
+    return HistoryEvent(id=r["id"], memory_id=r["memory_id"], user_id=r["user_id"],
+                        event=r["event"], old_text=r["old_text"], new_text=r["new_text"],
+                        actor=r["actor"], at=when(r["at"]))  # type: ignore[arg-type]
+
+
+def thread_from_row(r: Mapping[str, Any], when: Decode = as_utc) -> Thread:
+    """A Thread from a mapping with the :data:`THREAD_FIELDS` keys."""
+    return Thread(id=r["id"], user_id=r["user_id"], title=r["title"],
+                  created_at=when(r["created_at"]), updated_at=when(r["updated_at"]),  # type: ignore[arg-type]
+                  summary=r["summary"] or "", summarized_upto=int(r["summarized_upto"] or 0))
+
+
+def message_from_row(r: Mapping[str, Any], when: Decode = as_utc) -> Message:
+    """A Message from a mapping with the :data:`MESSAGE_FIELDS` keys."""
+    return Message(id=r["id"], thread_id=r["thread_id"], user_id=r["user_id"], role=r["role"],
+                   content=r["content"], seq=int(r["seq"]), created_at=when(r["created_at"]),  # type: ignore[arg-type]
+                   metadata=dict(json_value(r["metadata"], {})))

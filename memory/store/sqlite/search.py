@@ -1,0 +1,111 @@
+"""Search of the SQLite store: vector KNN (vec0 scan or the cached matrix) and BM25 full-text search, with the type and date filters inside both queries.
+
+Measured (random unit 512-dim vectors, one user, k=40, realistic 4-word queries, CPU time
+per query on the shared 2-core dev box; wall time there was 5-10x higher under load):
+10k memories: KNN p95 6 ms, BM25 p95 2 ms, hybrid p95 8 ms; 100k memories: vec0 KNN p95
+51 ms (the sqlite-vec 0.1.9 wheel has no SIMD: exact KNN is ~0.5 µs per 512-dim vector),
+cached-matrix KNN p95 ~7 ms, BM25 p95 7 ms. Batched insert: 10k rows in ~1.8 s CPU.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from memory.store.sqlite import cache, rows
+from memory.store.sqlite.memories import Memories, dates_clause, live, types_clause
+from memory.store.sqlite.schema import CONTEXT_WEIGHT, MAX_K, user_token
+from memory.textsearch import match_query
+
+
+class Search(Memories):
+    """The search half of ``SQLiteStore``."""
+
+    def vector_search(self, user_id: str, embedding: list[float], k: int,
+                      types: list[str] | None = None, *, since: datetime | None = None,
+                      until: datetime | None = None) -> list[tuple[str, float]]:
+        """Return up to ``k`` (≤ :data:`MAX_K`) ``(memory_id, cosine_distance)`` of
+        ``user_id``'s live memories, nearest first (distance in [0, 2]), restricted to
+        ``types`` and to ``since <= created_at <= until`` (inclusive, either optional).
+
+        Users with ≥ ``cache.MATRIX_MIN_ROWS`` memories: exact cosine over this process's
+        cached float32 matrix of the user (``X @ q`` + ``argpartition``; type, date and
+        expiry masks applied before the top-k; ties by storage order), checked against
+        the user's vector version in the same read transaction and rebuilt when stale.
+        Others (and searches inside a write transaction of this thread): the vec0 KNN
+        scan, where the user (partition key), type, dates and expiry are constraints of
+        the scan itself. Either way k matching rows come back whenever the user owns k,
+        with the same ids and distances (float32, ±1e-6). Raises ValueError for an
+        embedding of the wrong dimension.
+        """
+        if k <= 0:
+            return []
+        dim = self._require_dim()
+        data = rows.blob(embedding, dim, "query embedding")
+        type_sql, type_args = types_clause(types, "type")
+        date_sql, date_args = dates_clause(since, until, "created_at")
+        k, now = min(int(k), MAX_K), self._now()
+        with self._read() as conn:
+            snap = None
+            if not self._in_write():  # our own uncommitted rows: never cache them
+                snap = cache.snapshot(self._matrices, conn, user_id, dim, type_args)
+            if snap is None:
+                return self._vec0_search(conn, user_id, data, k, now, type_sql + date_sql,
+                                         [*type_args, *date_args])
+        return cache.topk(snap, cache.unit(data), k, now, rows.ts(since), rows.ts(until))
+
+    def _vec0_search(self, conn: Any, user_id: str, data: bytes, k: int, now: int,
+                     filter_sql: str, filter_args: list[Any]) -> list[tuple[str, float]]:
+        """The vec0 KNN scan (partition key, filters and expiry constraints inside it)."""
+        sql = ("WITH knn AS (SELECT rowid, distance FROM vec_memories WHERE embedding MATCH ? "
+               f"AND k = ? AND user_id = ? AND expires_at > ?{filter_sql}) "
+               "SELECT m.id, knn.distance FROM knn JOIN memories m ON m.rid = knn.rowid "
+               "WHERE m.user_id = ? ORDER BY knn.distance")
+        found = conn.execute(sql, (data, k, user_id, now, *filter_args, user_id)).fetchall()
+        return [(mid, float(dist)) for mid, dist in found]
+
+    def text_search(self, user_id: str, query: str, k: int,
+                    types: list[str] | None = None, *, since: datetime | None = None,
+                    until: datetime | None = None) -> list[tuple[str, float]]:
+        """BM25 search of ``user_id``'s live memories: up to ``k`` ``(memory_id, score)``,
+        best first; score = ``-bm25`` (higher is better, > 0). ``query`` is raw user text
+        (see :func:`memory.textsearch.match_query`); returns [] when it has no term.
+        ``types`` and ``since <= created_at <= until`` restrict the matches inside the
+        query.
+
+        Without a filter, the best ``2k + 16`` FTS candidates are ranked first and only
+        those are joined to ``memories`` for the user/expiry check (about 25% less CPU at
+        10k memories than joining every match); if expired rows leave fewer than ``k``
+        while more candidates exist, the exact full join runs instead. With a filter the
+        full join runs directly. Both give the same result.
+        """
+        if k <= 0:
+            return []
+        terms = match_query(query)
+        if terms is None:
+            return []
+        k = int(k)
+        expr = f'user_tok : "{user_token(user_id)}" AND {{body context}} : ({terms})'
+        now = self._now()
+        type_sql, type_args = types_clause(types, "m.type")
+        date_sql, date_args = dates_clause(since, until, "m.created_at")
+        with self._read() as conn:
+            if not type_sql and not date_sql:
+                pool = 2 * k + 16
+                found = conn.execute(
+                    "SELECT m.id, -f.score, m.expires_at FROM (SELECT rowid, "
+                    "bm25(memories_fts, 0.0, 1.0, ?) AS score FROM memories_fts WHERE "
+                    "memories_fts MATCH ? ORDER BY score, rowid DESC LIMIT ?) f "
+                    "CROSS JOIN memories m ON m.rid = f.rowid WHERE +m.user_id = ? "
+                    "ORDER BY f.score, f.rowid DESC",
+                    (CONTEXT_WEIGHT, expr, pool, user_id)).fetchall()
+                alive = [(mid, float(score)) for mid, score, exp in found
+                         if exp is None or exp > now]
+                if len(alive) >= k or len(found) < pool:
+                    return alive[:k]
+            found = conn.execute(
+                "SELECT m.id, -bm25(memories_fts, 0.0, 1.0, ?) AS score FROM memories_fts "
+                "CROSS JOIN memories m ON m.rid = memories_fts.rowid "
+                f"WHERE memories_fts MATCH ? AND +m.user_id = ? AND {live('m')}{type_sql}"
+                f"{date_sql} ORDER BY score DESC, m.rid DESC LIMIT ?",
+                (CONTEXT_WEIGHT, expr, user_id, now, *type_args, *date_args, k)).fetchall()
+        return [(mid, float(score)) for mid, score in found]
