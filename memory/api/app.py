@@ -13,7 +13,7 @@ from memory.api import errors
 from memory.api.deps import authenticate
 from memory.api.engine import Engine
 from memory.api.keys import KeyStore, open_keystore
-from memory.api.limits import ContentTypeMiddleware, max_body_from_env
+from memory.api.limits import BodyGuardMiddleware, max_body_from_env
 from memory.api.mcp_server import MCPEndpoint, build_mcp
 from memory.api.requestlog import RequestLog, RequestLogMiddleware, default_log
 from memory.api.routes import account, admin, chat, memories
@@ -53,8 +53,8 @@ def create_app(engine: Engine | None = None, *, keys: KeyStore | None = None,
             engine.close()
             log.close()
 
+    max_body = max_body or max_body_from_env()
     app = FastAPI(title="Memory Chat API", version=API_VERSION, lifespan=lifespan,
-                  max_body_size=max_body or max_body_from_env(),
                   description="Per-user long-term memory: memories, search, profile, "
                               "threads, streamed chat, export/import, MCP at /mcp. "
                               "Authenticate with `Authorization: Bearer <key>`.")
@@ -66,7 +66,7 @@ def create_app(engine: Engine | None = None, *, keys: KeyStore | None = None,
     endpoint = MCPEndpoint(mcp, lambda header: authenticate(keys, header))
     app.router.routes.append(Route("/mcp", endpoint=endpoint,
                                    methods=["GET", "POST", "DELETE"], include_in_schema=False))
-    app.add_middleware(ContentTypeMiddleware)
+    app.add_middleware(BodyGuardMiddleware, max_body=max_body)
     app.add_middleware(RequestLogMiddleware, log=log)
     return app
 

@@ -77,11 +77,8 @@ def install(app: FastAPI) -> None:
         return error_response(422, _validation_message(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException):
+    async def _http(_: Request, exc: StarletteHTTPException):
         message = exc.detail if isinstance(exc.detail, str) else CODES.get(exc.status_code, "error")
-        limit = request.scope.get("starlette.max_body_size")
-        if exc.status_code == 413 and limit:
-            message = f"request body is larger than the limit of {limit:,} bytes"
         return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(EngineUnavailable)

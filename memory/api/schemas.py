@@ -29,8 +29,9 @@ class ChatMessage(_Request):
 class AddRequest(_Request):
     """Add memories: ``infer=true`` extracts facts from the user's messages with the LLM
     (and may update/delete stored ones); ``infer=false`` stores each message verbatim."""
-    messages: str | list[ChatMessage] = Field(
-        description="one user message, or a list of {role, content} messages")
+    messages: str | list[ChatMessage | str] = Field(
+        description="one user message, or a list of {role, content} messages (a bare "
+                    "string in the list is a user message)")
     infer: bool = True
     thread_id: str | None = Field(default=None, max_length=64)
     metadata: dict[str, Any] | None = None

@@ -28,7 +28,7 @@ def add_memories(body: s.AddRequest, user: User, eng: Eng):
     """Add memories from messages (``infer=true``: LLM extraction + reconciliation;
     ``infer=false``: each message stored verbatim)."""
     messages = body.messages if isinstance(body.messages, str) else [
-        m.model_dump(exclude_none=True) for m in body.messages]
+        m if isinstance(m, str) else m.model_dump(exclude_none=True) for m in body.messages]
     if body.infer and (body.memory_type or body.importance or body.tags):
         raise ApiError(422, "memory_type, importance and tags apply to infer=false only")
     changes = eng.add(user.user_id, messages, infer=body.infer, thread_id=body.thread_id,
