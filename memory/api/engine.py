@@ -1,0 +1,209 @@
+"""The one place the API and the MCP server call the memory engine (``memory.Memory``).
+
+Every route and MCP tool goes through ``Engine``; when the engine's chat turn moves
+(``memory.core.ChatTurn`` → ``memory.turn``), only this module changes. Results are
+returned as JSON-ready dicts/lists (the engine's own ``to_dict()`` shapes).
+
+Errors: ``ValueError`` for bad input (the engine's one-line message),
+``EngineUnavailable`` when the LLM or the store cannot do the work (the API answers
+503). An LLM failure on the write path stores nothing: ``Memory.add`` returns ``[]`` and
+sets ``Memory.last_error``; adds that use the LLM are serialised in this process so the
+error read back is this request's own.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Iterator
+
+from memory.errors import LLMError, one_line
+from memory.store.base import StoreError
+
+
+class EngineUnavailable(RuntimeError):
+    """A part the request needs (LLM, store) is down; ``str(exc)`` is one line."""
+
+
+class Engine:
+    """Adapter over one ``memory.Memory`` shared by all requests of a process.
+
+    ``Engine(memory)``; ``Engine.from_env()`` builds the Memory from the environment.
+    All methods take the caller's ``user_id`` first (it always comes from the API key).
+    """
+
+    def __init__(self, memory: Any) -> None:
+        self.memory = memory
+        self._infer_lock = threading.Lock()
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> "Engine":
+        """An Engine over ``Memory.from_env(**overrides)`` (reads .env / environment)."""
+        from memory import Memory
+        return cls(Memory.from_env(**overrides))
+
+    @property
+    def data_dir(self):
+        """The engine's ``MEMORY_DATA_DIR`` (a Path); keys.db and the request log live there."""
+        return self.memory.config.memory_data_dir
+
+    def close(self) -> None:
+        """Close the engine's store."""
+        self.memory.close()
+
+    # ---- memories -----------------------------------------------------------------------
+    def add(self, user_id: str, messages: str | list[dict], *, infer: bool = True,
+            thread_id: str | None = None, metadata: dict | None = None,
+            memory_type: str | None = None, importance: int | None = None,
+            tags: list[str] | None = None) -> list[dict]:
+        """Add memories (``Memory.add``); returns the changes as dicts
+        (``{"event", "id", "text", "old_text", "type"}``). Raises EngineUnavailable with
+        the LLM's one-line reason when extraction failed (nothing was stored)."""
+        if not infer:
+            changes = _guard(lambda: self.memory.add(
+                messages, user_id, thread_id=thread_id, infer=False, metadata=metadata,
+                memory_type=memory_type, importance=importance, tags=tags))
+            return [c.to_dict() for c in changes]
+        with self._infer_lock:
+            self.memory.last_error = None
+            changes = _guard(lambda: self.memory.add(messages, user_id, thread_id=thread_id,
+                                                     infer=True, metadata=metadata))
+            failed = self.memory.last_error
+        if failed and not changes:
+            raise EngineUnavailable(one_line(failed))
+        return [c.to_dict() for c in changes]
+
+    def search(self, user_id: str, query: str, limit: int = 10,
+               filters: dict | None = None) -> dict:
+        """Hybrid search; returns ``{"memories": [scored memory dicts], "profile": str}``."""
+        res = _guard(lambda: self.memory.search(query, user_id, limit=limit, filters=filters))
+        return {"memories": [m.to_dict() for m in res.memories], "profile": res.profile}
+
+    def list(self, user_id: str, *, limit: int = 100, offset: int = 0,
+             types: list[str] | None = None, since: Any = None, until: Any = None,
+             order: str = "created_desc") -> tuple[list[dict], int]:
+        """One page of memories and the user's total count (of ``types``)."""
+        rows = _guard(lambda: self.memory.list(user_id, limit=limit, offset=offset, types=types,
+                                               since=since, until=until, order=order))
+        return [r.to_dict() for r in rows], _guard(lambda: self.memory.count(user_id, types))
+
+    def get(self, user_id: str, memory_id: str) -> dict | None:
+        """One memory of ``user_id`` or None (unknown or another user's)."""
+        rec = _guard(lambda: self.memory.get(memory_id, user_id))
+        return rec.to_dict() if rec else None
+
+    def update(self, user_id: str, memory_id: str, text: str | None, **fields: Any) -> dict | None:
+        """Edit a memory (``Memory.update``); None if the user has no such memory."""
+        rec = _guard(lambda: self.memory.update(memory_id, text, user_id, actor="api", **fields))
+        return rec.to_dict() if rec else None
+
+    def delete(self, user_id: str, memory_id: str) -> bool:
+        """Delete one memory; False if the user has no such memory."""
+        return _guard(lambda: self.memory.delete(memory_id, user_id))
+
+    def delete_all(self, user_id: str) -> int:
+        """Delete all of the user's memories; returns how many."""
+        return _guard(lambda: self.memory.delete_all(user_id))
+
+    def history(self, user_id: str, memory_id: str) -> list[dict]:
+        """The change history of one memory ([] if unknown)."""
+        return [e.to_dict() for e in _guard(lambda: self.memory.history(memory_id, user_id))]
+
+    def profile(self, user_id: str) -> str:
+        """The user's profile text."""
+        return _guard(lambda: self.memory.profile(user_id))
+
+    # ---- threads ------------------------------------------------------------------------
+    def threads(self, user_id: str, limit: int = 100) -> list[dict]:
+        """The user's threads, most recent first."""
+        return [t.to_dict() for t in _guard(lambda: self.memory.threads(user_id, limit))]
+
+    def new_thread(self, user_id: str, title: str) -> dict:
+        """Create a thread."""
+        return _guard(lambda: self.memory.new_thread(user_id, title)).to_dict()
+
+    def thread_exists(self, user_id: str, thread_id: str) -> bool:
+        """True if ``user_id`` has a thread ``thread_id``."""
+        return _guard(lambda: self.memory.store.get_thread(user_id, thread_id)) is not None
+
+    def thread_messages(self, user_id: str, thread_id: str) -> list[dict]:
+        """A thread's messages in order."""
+        return [m.to_dict() for m in _guard(lambda: self.memory.thread_messages(user_id, thread_id))]
+
+    def rename_thread(self, user_id: str, thread_id: str, title: str) -> bool:
+        """Rename; False if unknown."""
+        return _guard(lambda: self.memory.rename_thread(user_id, thread_id, title))
+
+    def delete_thread(self, user_id: str, thread_id: str) -> bool:
+        """Delete a thread and its messages; False if unknown."""
+        return _guard(lambda: self.memory.delete_thread(user_id, thread_id))
+
+    # ---- chat ---------------------------------------------------------------------------
+    def chat(self, user_id: str, message: str, thread_id: str | None = None) -> "Turn":
+        """Start a chat turn (stores the user message, retrieves memories). Returns a Turn."""
+        return Turn(_guard(lambda: self.memory.chat(message, user_id, thread_id)))
+
+    # ---- export / import / health ---------------------------------------------------------
+    def export(self, user_id: str) -> dict:
+        """Everything of the user as the engine's export dict."""
+        return _guard(lambda: self.memory.export(user_id))
+
+    def import_(self, user_id: str, data: dict) -> dict:
+        """Import an export dict; ``{"imported", "skipped", "threads"}``."""
+        return _guard(lambda: self.memory.import_(data, user_id))
+
+    def health(self) -> dict:
+        """``{"llm"|"embedder"|"store": {"ok", "detail", "latency_ms"}}``; never raises.
+        The store's latency is measured here when the store does not report one."""
+        out = {}
+        for name, part in (("llm", self.memory.llm), ("embedder", self.memory.embedder),
+                           ("store", self.memory.store)):
+            t0 = time.perf_counter()
+            try:
+                info = dict(part.health())
+            except Exception as exc:  # noqa: BLE001 - health never raises
+                info = {"ok": False, "detail": one_line(exc)}
+            info.setdefault("latency_ms", round((time.perf_counter() - t0) * 1000, 1))
+            out[name] = {"ok": bool(info.get("ok")), "detail": one_line(info.get("detail", "")),
+                         "latency_ms": info.get("latency_ms")}
+        return out
+
+
+class Turn:
+    """A chat turn in progress: iterate for reply deltas (str); then ``reply``,
+    ``error`` (one line or None), ``thread_id``, ``used`` (memory dicts given to the
+    model) and ``learn()`` → ``(changes as dicts, changes_error or None)``."""
+
+    def __init__(self, turn: Any) -> None:
+        self._turn = turn
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._turn)
+
+    @property
+    def thread_id(self) -> str:
+        return self._turn.thread.id
+
+    @property
+    def reply(self) -> str:
+        return self._turn.reply
+
+    @property
+    def error(self) -> str | None:
+        return self._turn.error
+
+    @property
+    def used(self) -> list[dict]:
+        return [m.to_dict() for m in self._turn.used.memories]
+
+    def learn(self) -> tuple[list[dict], str | None]:
+        """Extract and store this turn's memories (blocking; one LLM call at most)."""
+        changes = self._turn.changes()
+        return [c.to_dict() for c in changes], self._turn.changes_error
+
+
+def _guard(call):
+    """Run ``call``; LLMError/StoreError become EngineUnavailable (ValueError passes)."""
+    try:
+        return call()
+    except (LLMError, StoreError) as exc:
+        raise EngineUnavailable(one_line(exc)) from None
