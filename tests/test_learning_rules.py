@@ -303,3 +303,11 @@ def test_a_correction_updates_through_the_api(mem):
         del FACTS["Lille"]
     assert [(c.event, c.text, c.old_text) for c in changes][:1] == [("UPDATE", "Lives in Lyon", "Lives in Lille")]
     assert texts(mem, "dan") == ["Lives in Lyon"]
+
+
+def test_cjk_and_latin_runs_get_a_space():
+    # the 1.5B model writes "Lives in深圳" for a mixed-language message (issue 12, item 5)
+    cands = clean_candidates([{"text": "Lives in深圳", "topic": "home"},
+                              {"text": "在Google工作", "topic": "workplace"},
+                              {"text": "名字是陈晨", "topic": "name"}])
+    assert [c.text for c in cands] == ["Lives in 深圳", "在 Google 工作", "名字是陈晨"]
