@@ -8,7 +8,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from memory import ui_state as ui
+import webui as ui
 
 #: memories loaded for the charts (newest first); older ones are left out
 CHART_LIMIT = 5000
