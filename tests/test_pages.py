@@ -165,9 +165,12 @@ def test_memories_import_counts_and_skips_duplicates(app_env):
 
 @pytest.mark.parametrize("payload,expected", [
     (b"{not json", "not valid JSON"),
-    (b"[1, 2]", "no 'memories' list"),
-    (json.dumps({"memories": [{"text": "x", "type": "gossip"}]}).encode(), "unknown type"),
-    (json.dumps({"memories": [{"text": "x", "created_at": "yesterday"}]}).encode(), "malformed"),
+    (b"[1, 2]", "must be a JSON object"),
+    (b'{"history": []}', "no 'memories' list"),
+    (json.dumps({"memories": [{"text": "x", "type": "gossip"}]}).encode(),
+     "memories[0].type: must be one of"),
+    (json.dumps({"memories": [{"text": "x", "created_at": "yesterday"}]}).encode(),
+     "memories[0].created_at: not an ISO date"),
     (b"\xff\xfe\x00bad", "not UTF-8"),
 ])
 def test_memories_import_rejects_bad_files_without_writing(app_env, payload, expected):
