@@ -1,5 +1,7 @@
-"""Export and import of one user's data (memories, history, profile, threads): the one
-validator every front end uses, then an all-or-nothing write (restore-with-replace too)."""
+"""Export and import of one user's data: the one import validator, then an all-or-nothing write.
+
+Covers memories, history, profile and threads; restore-with-replace is the same import
+with the delete in its transaction. Every front end (CLI, web app) uses this module."""
 from __future__ import annotations
 
 import contextlib

@@ -1,5 +1,7 @@
-"""Image attachments: check an upload, describe it with the vision model, store it under
-``<data dir>/images/<user folder>/`` (0600 files, 0700 folders) and find it again safely."""
+"""Image attachments of chat messages: check, describe, store safely per user, find again.
+
+Files live under ``<data dir>/images/<user folder>/`` (0600 files, 0700 folders); no user
+id can name a path outside its own folder."""
 from __future__ import annotations
 
 import hashlib

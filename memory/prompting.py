@@ -1,5 +1,7 @@
-"""The chat prompt of a turn (profile + memories + thread summary + recent messages) and
-the thread summary that keeps long threads' prompts bounded."""
+"""The chat prompt of a turn and the thread summary that keeps long threads' prompts bounded.
+
+Prompt = system (date, profile, retrieved memories) + thread summary + recent messages + the
+new message."""
 from __future__ import annotations
 
 import logging

@@ -1,5 +1,6 @@
-"""Memories page: search, filter, edit, delete, inspect the history of, export and import
-the current user's memories. Only the public ``Memory`` API is used."""
+"""Memories page: search, filter, edit, delete, history, export and import of the current user's memories.
+
+Only the public ``Memory`` API is used."""
 from __future__ import annotations
 
 from datetime import datetime, timezone

@@ -1,5 +1,6 @@
-"""Insights page: the current user's profile and charts of their memories (altair):
-memories over time by type, counts by type and by tag, and the most recalled ones."""
+"""Insights page: the current user's profile and charts of their memories (altair).
+
+Memories over time by type, counts by type and by tag, and the most recalled ones."""
 from __future__ import annotations
 
 from typing import Any

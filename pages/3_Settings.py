@@ -1,11 +1,9 @@
-"""Settings / status page: effective configuration (secrets masked), health of the LLM,
-embedder and store with latencies, the data directory and its size, and backup /
-restore of the current user's data.
+"""Settings page: health, configuration (secrets masked), storage, and backup / restore of the current user.
 
-The public API has no database-wide backup (``mem.backup``); a backup here is the
-current user's full export (``mem.export``: memories, history, profile, chats), and a
-restore is ``mem.import_`` of such a file, optionally replacing the user's memories
-in the same transaction. A whole-database copy would expose every user's data, so it is left to the
+The public API has no database-wide backup; a backup here is the current user's full
+export (``mem.export``: memories, history, profile, chats), and a restore is
+``mem.import_`` of such a file, optionally replacing the user's memories in the same
+transaction. A whole-database copy would expose every user's data, so it is left to the
 operator (copy ``memory.db`` while the app is stopped)."""
 from __future__ import annotations
 

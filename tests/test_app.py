@@ -446,7 +446,7 @@ def test_store_failure_while_running_is_shown_not_a_traceback(app_env, monkeypat
 
 
 # ---------------------------------------------------------------------------------------
-# ui_state unit tests
+# webui unit tests
 # ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("raw,expected", [("alice", "alice"), ("John Smith", "John Smith"),
                                           ("张三", "张三"), ("a.b+c@d-e_f", "a.b+c@d-e_f"),
