@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import streamlit as st
 
 import webui as ui
-from memory.errors import one_line
+from memory.errors import LLMError, one_line
 from memory.images import IMAGE_MARK
 from webui.panel import extract_changes, render_panel
 from webui.session import flash
@@ -240,8 +240,7 @@ def handle_submit(mem: Any, user: str, thread_id: str | None, box: Any, prompt: 
         with st.spinner("Looking at the image…") if images else nullcontext():
             turn = mem.chat(text, user, thread_id, images=images)
     except Exception as exc:  # noqa: BLE001 - ValueError/LLMError/StoreError: shown, text kept
-        prefix = "The image could not be described: " if type(exc).__name__.endswith(
-            "LLMError") else ""
+        prefix = "The image could not be described: " if isinstance(exc, LLMError) else ""
         _fail_before_send(text, thread_id, prefix + one_line(exc))
     thread_id = turn.thread.id          # chat() creates the thread of a new chat
     st.session_state[ui.THREAD_KEY] = thread_id
