@@ -1,38 +1,34 @@
 """Memory Chat — the Streamlit app: chat on the left, the live memory panel on the right.
 
 Run with ``streamlit run app.py``. Everything goes through the public ``Memory`` API
-(API.md); the shared UI glue lives in ``memory/ui_state.py``.
+(API.md); the shared UI glue lives in the ``webui`` package (``webui/panel.py`` draws the
+memory panel).
 
-Flow of one message: the reply is streamed with ``st.write_stream`` over
-``mem.chat(...)``; memory extraction (``turn.changes()``) is then submitted to a
-background thread pool so the next message is never blocked, and a fragment polling
-once a second (only while something is pending) refreshes the panel when it is done.
+Flow of one message — ``memory.turn.run_turn`` split across two threads: ``mem.chat``
+(images, thread, retrieve, prompt), ``st.write_stream`` over the turn (stream), then
+``turn.changes()`` (learn, summarise) submitted to a background pool so the next message
+is never blocked; a fragment polling once a second (only while something is pending)
+refreshes the panel when it is done.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any, Iterator
 
 import streamlit as st
 
-from memory import ui_state as ui
+import webui as ui
+from memory.errors import LLMError, one_line
+from memory.images import IMAGE_MARK
+from webui.panel import extract_changes, render_panel
+from webui.session import flash
 
 st.set_page_config(page_title="Memory Chat", page_icon=":material/psychology:", layout="wide")
 
-#: memories shown in the live panel (the Memories page shows everything)
-PANEL_LIMIT = 50
 #: threads listed in the sidebar
 SIDEBAR_THREADS = 40
-#: pixel height of the scrolling chat and memory areas
+#: pixel height of the scrolling chat area
 CHAT_HEIGHT = 560
-PANEL_LIST_HEIGHT = 380
-#: how an image description is appended to the user's message (sent to the model and
-#: stored in the thread, so memory extraction sees it too)
-IMAGE_MARK = "[Attached image: "
-#: what the vision model is asked about an attached image (its answer is sent with the
-#: user's text, so the chat model and memory extraction see it)
-IMAGE_PROMPT = ("Describe this image in one to three sentences so it can be remembered "
-                "later: what or who is shown, any visible names or text, notable details. "
-                "Be factual; do not guess names that are not visible.")
 
 
 # ---------------------------------------------------------------------------------------
@@ -79,10 +75,6 @@ def _short(text: str, limit: int) -> str:
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
 
-def _flash(text: str, icon: str = ":material/check_circle:") -> None:
-    st.session_state.setdefault("_flash", []).append((text, icon))
-
-
 # ---------------------------------------------------------------------------------------
 # callbacks (run before the script reruns)
 # ---------------------------------------------------------------------------------------
@@ -99,14 +91,14 @@ def _open_thread(thread_id: str) -> None:
 def _rename_thread(mem: Any, user: str, thread_id: str) -> None:
     title = " ".join(str(st.session_state.get(f"title_{thread_id}", "")).split())
     if not title:
-        _flash("A chat title cannot be empty.", ":material/warning:")
+        flash("A chat title cannot be empty.", ":material/warning:")
         return
     try:
         ok = mem.rename_thread(user, thread_id, title[:80])
     except Exception as exc:  # noqa: BLE001 - shown to the user
-        _flash(f"Could not rename the chat: {exc}", ":material/warning:")
+        flash(f"Could not rename the chat: {exc}", ":material/warning:")
         return
-    _flash("Chat renamed." if ok else "That chat no longer exists.",
+    flash("Chat renamed." if ok else "That chat no longer exists.",
            ":material/check_circle:" if ok else ":material/warning:")
 
 
@@ -114,20 +106,11 @@ def _delete_thread(mem: Any, user: str, thread_id: str) -> None:
     try:
         ok = mem.delete_thread(user, thread_id)
     except Exception as exc:  # noqa: BLE001
-        _flash(f"Could not delete the chat: {exc}", ":material/warning:")
+        flash(f"Could not delete the chat: {exc}", ":material/warning:")
         return
     if st.session_state.get(ui.THREAD_KEY) == thread_id:
         st.session_state[ui.THREAD_KEY] = None
-    _flash("Chat deleted." if ok else "That chat no longer exists.", ":material/delete:")
-
-
-def _delete_memory(mem: Any, user: str, memory_id: str) -> None:
-    try:
-        ok = mem.delete(memory_id, user)
-    except Exception as exc:  # noqa: BLE001
-        _flash(f"Could not delete the memory: {exc}", ":material/warning:")
-        return
-    _flash("Memory deleted." if ok else "That memory was already gone.", ":material/delete:")
+    flash("Chat deleted." if ok else "That chat no longer exists.", ":material/delete:")
 
 
 def _restore_input(text: str) -> None:
@@ -166,171 +149,6 @@ def sidebar_threads(mem: Any, user: str) -> list[Any]:
 
 
 # ---------------------------------------------------------------------------------------
-# live memory panel
-# ---------------------------------------------------------------------------------------
-def extract_changes(turn: Any) -> tuple[list[Any], str | None]:
-    """Run in the executor: ``turn.changes()`` plus this turn's extraction error
-    (``ChatTurn.changes_error``; changes() never raises for LLM trouble).
-    Returns ``(changes, error_or_None)``."""
-    changes = turn.changes()
-    return changes, turn.changes_error
-
-
-def _collect(job: dict[str, Any], user: str) -> None:
-    """Store a finished extraction job's outcome as "what the last turn changed"."""
-    try:
-        changes, error = job["future"].result()
-        last = {"user_id": job["user_id"], "error": error,
-                "changes": [c.to_dict() if hasattr(c, "to_dict") else dict(c)
-                            for c in (changes or [])]}
-    except Exception as exc:  # noqa: BLE001 - shown in the panel
-        last = {"user_id": job["user_id"], "changes": [],
-                "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
-    if job["user_id"] == user:
-        st.session_state["last_changes"] = last
-
-
-@st.fragment(run_every="1s")
-def _poll_extraction(user: str) -> None:
-    """While extraction jobs are pending, check them every second; when one finishes,
-    record its changes and rerun the whole app so the panel shows them. Not rendered
-    (so not polling) when nothing is pending."""
-    jobs = st.session_state.get("pending", [])
-    finished = [j for j in jobs if j["future"].done()]
-    if finished:
-        st.session_state["pending"] = [j for j in jobs if j not in finished]
-        for job in finished:
-            _collect(job, user)
-        st.rerun()
-    if any(j["user_id"] == user for j in jobs):
-        st.markdown(":orange-badge[:material/sync: Updating memories from your last "
-                    "message…]")
-
-
-def _ask_clear() -> None:
-    st.session_state["confirm_clear"] = True
-
-
-def _cancel_clear() -> None:
-    st.session_state["confirm_clear"] = False
-
-
-def _do_clear(mem: Any, user: str) -> None:
-    st.session_state["confirm_clear"] = False
-    try:
-        deleted = mem.delete_all(user)
-    except Exception as exc:  # noqa: BLE001 - shown to the user
-        _flash(f"Could not delete your memories: {exc}", ":material/warning:")
-        return
-    st.session_state.pop("last_changes", None)
-    _flash(f"Deleted {deleted} {'memory' if deleted == 1 else 'memories'}.", ":material/delete:")
-
-
-@st.dialog("Clear all my memories?", on_dismiss=_cancel_clear)
-def _confirm_clear(mem: Any, user: str) -> None:
-    """Confirmation dialog. State-driven (``confirm_clear``) so the buttons work as
-    plain callbacks whether the dialog reruns alone or with the whole app."""
-    if not st.session_state.get("confirm_clear"):
-        st.rerun()          # answered: close the dialog
-    n = mem.count(user)
-    st.markdown(f"This permanently deletes **all {n} memories** and the profile of user "
-                f"**{ui.md_escape(user)}**. Your chats are kept; other users are not "
-                "affected.")
-    c1, c2 = st.columns(2)
-    c1.button("Yes, delete them all", type="primary", key="clear_yes", width="stretch",
-              on_click=_do_clear, args=(mem, user))
-    c2.button("Cancel", key="clear_no", width="stretch", on_click=_cancel_clear)
-
-
-def render_changes(last: dict[str, Any]) -> dict[str, str]:
-    """Show what the last turn changed; return ``{memory_id: event}`` to highlight."""
-    highlight: dict[str, str] = {}
-    with st.container(border=True, key="last_changes_box"):
-        st.markdown("**Last message changed**")
-        if last.get("error"):
-            st.warning(f"Memories were not updated: {last['error']}", icon=":material/warning:")
-            return highlight
-        real = [c for c in last.get("changes", []) if c.get("event") in ("ADD", "UPDATE", "DELETE")]
-        if not real:
-            st.caption("Nothing new to remember from the last message.")
-            return highlight
-        counts = ui.changes_summary(type("C", (), {"event": c["event"]}) for c in real)
-        st.caption(" · ".join(f"{n} {ui.EVENT_LABELS[k]}" for k, n in counts.items() if n))
-        for c in real:
-            ev = c["event"]
-            text = ui.md_escape(c.get("text") or "")
-            if ev == "UPDATE" and c.get("old_text"):
-                body = f"~~{ui.md_escape(c['old_text'])}~~ → {text}"
-            elif ev == "DELETE":
-                body = f"~~{text}~~"
-            else:
-                body = text
-            st.markdown(f"{ui.event_badge(ev)} {body}")
-            if c.get("id"):
-                highlight[c["id"]] = ev
-    return highlight
-
-
-def render_panel(mem: Any, user: str) -> None:
-    """The right-hand panel: profile, last changes, the memories (newest first) with a
-    delete button each, the total and "Clear all my memories"."""
-    st.subheader(":material/psychology: What I remember")
-    if st.session_state.get("pending"):
-        _poll_extraction(user)
-
-    with st.container(border=True, key="profile_card"):
-        st.markdown("**Profile**")
-        profile = mem.profile(user)
-        if profile:
-            st.markdown(ui.profile_markdown(profile))
-        else:
-            st.caption("Nothing yet — tell me about yourself.")
-
-    last = st.session_state.get("last_changes")
-    highlight = render_changes(last) if last and last.get("user_id") == user else {}
-
-    total = mem.count(user)
-    st.markdown(f"**{total}** {'memory' if total == 1 else 'memories'}",
-                help="Newest first. The Memories page can search, edit and export them.")
-    if st.session_state.get("confirm_clear"):
-        if total:
-            _confirm_clear(mem, user)
-        else:
-            st.session_state["confirm_clear"] = False
-
-    records = mem.list(user, limit=PANEL_LIMIT)
-    if not records:
-        st.caption("No memories yet.")
-    else:
-        box = st.container(height=PANEL_LIST_HEIGHT if len(records) > 4 else "content",
-                           border=False, key="memory_list")
-        with box:
-            for r in records:
-                with st.container(border=True, key=f"mem_{r.id}"):
-                    a, b = st.columns([0.88, 0.12], vertical_alignment="center")
-                    mark = ""
-                    if r.id in highlight:
-                        mark = " " + {"ADD": ":green-badge[new]",
-                                      "UPDATE": ":orange-badge[updated]"}.get(highlight[r.id], "")
-                    a.markdown(f"{ui.type_badge(r.type)}{mark} {ui.md_escape(r.text)}")
-                    img = ui.image_path_of_user(mem.config.memory_data_dir, user,
-                                                (r.metadata or {}).get("image_path"))
-                    meta = f"{ui.importance_stars(r.importance)} · {ui.ago(r.created_at)}"
-                    if img:
-                        meta += " · :material/image: image"
-                    a.caption(meta)
-                    b.button("", key=f"del_{r.id}", icon=":material/delete:", type="tertiary",
-                             help="Delete this memory", on_click=_delete_memory,
-                             args=(mem, user, r.id))
-            if total > len(records):
-                st.caption(f"Showing the newest {len(records)} of {total}. See the Memories "
-                           "page for all of them.")
-    st.button("Clear all my memories", key="clear_all", icon=":material/delete_sweep:",
-              disabled=total == 0, width="stretch", on_click=_ask_clear,
-              help=f"Delete every memory and the profile of {user}; chats are kept.")
-
-
-# ---------------------------------------------------------------------------------------
 # chat
 # ---------------------------------------------------------------------------------------
 def render_message(mem: Any, user: str, msg: Any) -> None:
@@ -351,6 +169,8 @@ def render_message(mem: Any, user: str, msg: Any) -> None:
             if seen:
                 st.caption(f":material/visibility: {ui.md_escape(seen)}")
         if role == "assistant":
+            if (msg.metadata or {}).get("retrieval_error"):
+                st.warning(msg.metadata["retrieval_error"], icon=":material/warning:")
             used = used_for_message(msg)
             if used is not None:
                 mems = used.get("memories") or []
@@ -388,77 +208,48 @@ def _fail_before_send(text: str, thread_id: str | None, error: str) -> None:
     st.rerun()
 
 
-def _prepare_image(mem: Any, user: str, file: Any, text: str,
-                   thread_id: str | None) -> tuple[str | None, str | None, bytes | None]:
-    """Validate, describe and store an attached image.
-
-    Returns ``(description, image_path, data)``; all None when the image cannot be
-    used but the text can still be sent (a warning is queued). Reruns with an error
-    (text put back) when the image is invalid.
-    """
-    data = file.getvalue()
-    try:
-        ext = ui.validate_image(file.name, data)
-    except ValueError as exc:
-        _fail_before_send(text, thread_id, str(exc))
-    if not mem.config.vision_model:
-        msg = ("I can't look at images: no vision model is configured. Set `VISION_MODEL` "
-               "(an OpenAI-compatible vision model, e.g. `gpt-4o-mini`) in `.env` to let me "
-               "describe and remember pictures.")
-        if not text:
-            _fail_before_send(text, thread_id, msg)
-        _flash(msg + " Your text was sent without the image.", ":material/image:")
-        return None, None, None
-    try:
-        with st.spinner("Looking at the image…"):
-            description = mem.llm.describe_image(data, ui.image_mime(ext), IMAGE_PROMPT)
-    except Exception as exc:  # noqa: BLE001 - LLMError and friends, shown to the user
-        _fail_before_send(text, thread_id, f"The image could not be described: {exc}")
-    try:
-        path = ui.save_image(mem.config.memory_data_dir, user, data, ext)
-    except OSError as exc:
-        _fail_before_send(text, thread_id, f"The image could not be saved: {exc}")
-    return str(description).strip(), str(path), data
+def _images_of(mem: Any, text: str, thread_id: str | None, files: list[Any]) -> list[tuple[str, bytes]]:
+    """The attached files as ``(name, bytes)`` for ``mem.chat``; [] with a toast when no
+    vision model is configured and there is text to send without them (without text,
+    the message is refused and put back)."""
+    if not files or mem.config.vision_model:
+        return [(f.name, f.getvalue()) for f in files[:1]]
+    msg = ("I can't look at images: no vision model is configured. Set `VISION_MODEL` "
+           "(an OpenAI-compatible vision model, e.g. `gpt-4o-mini`) in `.env` to let me "
+           "describe and remember pictures.")
+    if not text:
+        _fail_before_send(text, thread_id, msg)
+    flash(msg + " Your text was sent without the image.", ":material/image:")
+    return []
 
 
 def handle_submit(mem: Any, user: str, thread_id: str | None, box: Any, prompt: Any) -> None:
-    """Send one chat-input submission: optional image, the streamed reply, then
-    background extraction. Always ends with ``st.rerun()`` (history is redrawn from the
-    stored thread)."""
+    """Send one chat-input submission: ``mem.chat`` (with the attached image), the
+    streamed reply, then background extraction. Always ends with ``st.rerun()`` (history
+    is redrawn from the stored thread)."""
     text = str(getattr(prompt, "text", prompt) or "").strip()
-    files = list(getattr(prompt, "files", None) or [])
     st.session_state.pop("last_error", None)
     if len(text) > mem.config.memory_max_message_chars:
         _fail_before_send(text, thread_id,
                           f"Your message is {len(text)} characters long; the limit is "
                           f"{mem.config.memory_max_message_chars}.")
-    description = image_path = image_data = None
-    if files:
-        description, image_path, image_data = _prepare_image(mem, user, files[0], text, thread_id)
-    if not text and not description:
+    images = _images_of(mem, text, thread_id, list(getattr(prompt, "files", None) or []))
+    if not text and not images:
         return
-    message = text
-    if description:
-        message = (f"{text}\n\n" if text else "") + f"{IMAGE_MARK}{description}]"
-
     try:
-        if thread_id is None and description:
-            # title the new chat from the user's words, not the image description
-            thread_id = mem.new_thread(user, title=_short(text or "Image", 48)).id
-            st.session_state[ui.THREAD_KEY] = thread_id
-        turn = mem.chat(message, user, thread_id,
-                        metadata={"image_path": image_path} if image_path else None)
-    except Exception as exc:  # noqa: BLE001 - ValueError/StoreError: shown, text kept
-        _fail_before_send(text, thread_id, str(exc).splitlines()[0] if str(exc) else
-                          type(exc).__name__)
+        with st.spinner("Looking at the image…") if images else nullcontext():
+            turn = mem.chat(text, user, thread_id, images=images)
+    except Exception as exc:  # noqa: BLE001 - ValueError/LLMError/StoreError: shown, text kept
+        prefix = "The image could not be described: " if isinstance(exc, LLMError) else ""
+        _fail_before_send(text, thread_id, prefix + one_line(exc))
     thread_id = turn.thread.id          # chat() creates the thread of a new chat
     st.session_state[ui.THREAD_KEY] = thread_id
 
     with box:
         with st.chat_message("user"):
             st.markdown(text or "_(image)_")
-            if image_data:
-                st.image(image_data, width=240)
+            if images:
+                st.image(images[0][1], width=240)
         with st.chat_message("assistant"):
             errors: list[str] = []
             st.write_stream(_stream(turn, errors))
@@ -480,7 +271,8 @@ def handle_submit(mem: Any, user: str, thread_id: str | None, box: Any, prompt: 
 
     future = ui.get_executor().submit(extract_changes, turn)
     st.session_state.setdefault("pending", []).append(
-        {"future": future, "user_id": user, "thread_id": thread_id, "image_path": image_path})
+        {"future": future, "user_id": user, "thread_id": thread_id,
+         "image_path": turn.metadata.get("image_path")})
     st.rerun()
 
 

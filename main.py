@@ -1,4 +1,4 @@
-"""Memory Chat in the terminal, and the memory CLI for scripts.
+"""Memory Chat in the terminal (the REPL is in cli/repl.py), and the memory CLI for scripts.
 
     python main.py --user seven                 # chat (REPL); /help lists the commands
     python main.py memories list --user seven [--json]
@@ -10,7 +10,8 @@
     python main.py migrate --to tidb|sqlite
     python main.py reembed
 
-Exit codes: 0 ok, 2 bad usage (argparse), 1 runtime error with a one-line message.
+Exit codes: 0 ok, 2 bad usage or bad input (one line: a wrong option, a user id the
+rule refuses, an import file that fails validation), 1 runtime error with a one-line message.
 """
 from __future__ import annotations
 
@@ -21,29 +22,33 @@ import os
 import sys
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
+from cli.output import CLIError, console, err_console, memory_table, print_changes, resolve_id
+from cli.repl import repl
 from memory.config import ConfigError, load_config
-
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-
-HELP = """Commands:
-  /memories          list your memories
-  /search TEXT       hybrid search of your memories
-  /forget ID         delete a memory (an id prefix from /memories is enough)
-  /history ID        the change history of a memory
-  /profile           what the assistant knows about you, in short
-  /new               start a new chat thread
-  /threads           your chat threads (/open N to continue one)
-  /user NAME         switch to another user
-  /help              this help
-  exit, quit, Ctrl-D leave"""
+from memory.errors import one_line
+from memory.types import MEMORY_TYPES
+from memory.users import check_user_id
+from memory.validate import MAX_LIST_LIMIT
 
 
-class CLIError(Exception):
-    """A runtime error reported as one line with exit code 1."""
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2, no usage block)."""
+
+    def error(self, message: str):
+        """Print ``Error: <message>`` on one line and exit with code 2."""
+        err_console.print(f"Error: {one_line(message)} (see {self.prog} --help)")
+        sys.exit(2)
+
+
+def _limit(text: str) -> int:
+    """argparse type of ``--limit``: a whole number 1..10,000."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text[:40]!r}") from None
+    if not 1 <= value <= MAX_LIST_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_LIST_LIMIT:,}")
+    return value
 
 
 # ---- helpers ------------------------------------------------------------------------------
@@ -55,177 +60,6 @@ def _open_memory(args):
         overrides["memory_data_dir"] = args.data_dir
     return Memory(load_config(**overrides))
 
-
-def _resolve_id(mem, user: str, ident: str) -> str:
-    """Return the full id of the user's memory whose id is ``ident`` or starts with it.
-    Raises CLIError when none or several match."""
-    ident = ident.strip()
-    if mem.get(ident, user) is not None:
-        return ident
-    if len(ident) < 4:
-        raise CLIError(f"no memory {ident!r} (give at least 4 characters of its id)")
-    matches = [r.id for batch in mem.store.iter_memories(user, with_embedding=False)
-               for r in batch if r.id.startswith(ident)]
-    if not matches:
-        raise CLIError(f"no memory with id {ident!r} for user {user!r}")
-    if len(matches) > 1:
-        raise CLIError(f"id prefix {ident!r} is ambiguous ({len(matches)} memories)")
-    return matches[0]
-
-
-def _memory_table(records, title: str, scores=None) -> Table:
-    table = Table(title=title, show_lines=False)
-    table.add_column("id", style="cyan", no_wrap=True)
-    table.add_column("type", style="magenta")
-    table.add_column("imp", justify="right")
-    table.add_column("created", no_wrap=True)
-    if scores is not None:
-        table.add_column("score", justify="right")
-    table.add_column("text")
-    for i, r in enumerate(records):
-        row = [r.id[:8], r.type, str(r.importance), f"{r.created_at:%Y-%m-%d %H:%M}"]
-        if scores is not None:
-            row.append(f"{scores[i]:.4f}")
-        row.append(r.text)
-        table.add_row(*row)
-    return table
-
-
-def _print_changes(changes) -> None:
-    marks = {"ADD": "[green]+ added[/]", "UPDATE": "[yellow]~ updated[/]",
-             "DELETE": "[red]- deleted[/]"}
-    shown = [c for c in changes if c.event in marks]
-    if not shown:
-        console.print("[dim](no new memories)[/]")
-        return
-    for c in shown:
-        extra = f"  [dim](was: {c.old_text})[/]" if c.event == "UPDATE" and c.old_text else ""
-        console.print(f"  {marks[c.event]} [cyan]{(c.id or '')[:8]}[/] {c.text}{extra}")
-
-
-# ---- REPL -----------------------------------------------------------------------------------
-def _setup_readline(data_dir: Path):
-    try:
-        import readline
-    except ImportError:  # pragma: no cover - not on this platform
-        return
-    path = data_dir / ".chat_history"
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        if path.exists():
-            readline.read_history_file(path)
-    except OSError:
-        pass
-    readline.set_history_length(1000)
-    import atexit
-
-    def _save():
-        try:
-            readline.write_history_file(path)
-        except OSError:
-            pass
-    atexit.register(_save)
-
-
-def repl(args) -> int:
-    """Run the interactive chat for ``args.user`` until exit/quit/Ctrl-D. Returns 0."""
-    mem = _open_memory(args)
-    user = args.user
-    _setup_readline(Path(mem.config.memory_data_dir))
-    thread_id = args.thread
-    console.print(f"[bold]Memory Chat[/] — user [cyan]{user}[/], {mem.count(user)} memories. "
-                  "Type /help for commands.")
-    listed_threads: list = []
-    while True:
-        try:
-            line = input("You: ")
-        except EOFError:
-            console.print()
-            break
-        except KeyboardInterrupt:
-            console.print()
-            continue
-        text = line.strip()
-        if not text:
-            continue
-        if text.lower() in ("exit", "quit", "/exit", "/quit"):
-            break
-        try:
-            if text.startswith("/"):
-                cmd, _, arg = text.partition(" ")
-                arg = arg.strip()
-                if cmd == "/help":
-                    console.print(HELP)
-                elif cmd == "/memories":
-                    recs = mem.list(user, limit=200)
-                    console.print(_memory_table(recs, f"{mem.count(user)} memories of {user}"))
-                elif cmd == "/search":
-                    if not arg:
-                        raise CLIError("usage: /search TEXT")
-                    res = mem.search(arg, user, limit=10)
-                    console.print(_memory_table([h.record for h in res.memories], f"search: {arg}",
-                                                [h.score for h in res.memories]))
-                elif cmd == "/forget":
-                    if not arg:
-                        raise CLIError("usage: /forget ID")
-                    mid = _resolve_id(mem, user, arg)
-                    mem.delete(mid, user)
-                    console.print(f"[red]forgotten[/] {mid[:8]}")
-                elif cmd == "/history":
-                    if not arg:
-                        raise CLIError("usage: /history ID")
-                    mid = _resolve_id(mem, user, arg)
-                    for ev in mem.history(mid, user):
-                        console.print(f"  {ev.at:%Y-%m-%d %H:%M} [bold]{ev.event}[/] by {ev.actor}: "
-                                      f"{ev.old_text or ''} → {ev.new_text or ''}")
-                elif cmd == "/profile":
-                    console.print(mem.profile(user) or "[dim](no profile yet)[/]")
-                elif cmd == "/new":
-                    thread_id = mem.new_thread(user).id
-                    console.print("[dim]new chat started[/]")
-                elif cmd == "/threads":
-                    listed_threads = mem.threads(user, limit=20)
-                    for i, t in enumerate(listed_threads, start=1):
-                        mark = "*" if t.id == thread_id else " "
-                        console.print(f" {mark}{i:>2}. {t.title}  [dim]{t.updated_at:%Y-%m-%d %H:%M}[/]")
-                    if listed_threads:
-                        console.print("[dim]/open N continues a thread[/]")
-                elif cmd == "/open":
-                    if not arg.isdigit() or not 1 <= int(arg) <= len(listed_threads):
-                        raise CLIError("usage: /open N (after /threads)")
-                    thread_id = listed_threads[int(arg) - 1].id
-                    console.print(f"[dim]continuing: {listed_threads[int(arg) - 1].title}[/]")
-                elif cmd == "/user":
-                    if not arg:
-                        raise CLIError("usage: /user NAME")
-                    from memory.core import check_user_id
-                    user, thread_id = check_user_id(arg), None
-                    console.print(f"now chatting as [cyan]{user}[/] ({mem.count(user)} memories)")
-                else:
-                    raise CLIError(f"unknown command {cmd}; /help lists them")
-                continue
-            turn = mem.chat(text, user, thread_id)
-            thread_id = turn.thread.id
-            console.print("[bold green]Assistant:[/] ", end="")
-            for delta in turn:
-                console.out(delta, end="", highlight=False)
-            console.print()
-            if turn.error:
-                console.print(f"[red]The assistant could not answer: {turn.error}[/] "
-                              "[dim](your message is saved in the thread)[/]")
-                continue
-            with console.status("remembering…", spinner="dots"):
-                changes = turn.changes()
-            if turn.changes_error:
-                console.print(f"[yellow]{turn.changes_error}[/]")
-            _print_changes(changes)
-        except (CLIError, ValueError) as exc:
-            console.print(f"[red]{exc}[/]")
-        except Exception as exc:  # noqa: BLE001 - never crash the chat
-            logging.getLogger(__name__).debug("chat error", exc_info=True)
-            console.print(f"[red]Error: {exc}[/]")
-    mem.close()
-    return 0
 
 
 # ---- memory CLI -----------------------------------------------------------------------------
@@ -244,11 +78,11 @@ def memories_cmd(args) -> int:
         if args.action == "list":
             recs = mem.list(user, limit=args.limit, types=[args.type] if args.type else None)
             _emit(args, [r.to_dict() for r in recs],
-                  lambda: console.print(_memory_table(recs, f"{mem.count(user)} memories of {user}")))
+                  lambda: console.print(memory_table(recs, f"{mem.count(user)} memories of {user}")))
         elif args.action == "search":
             res = mem.search(args.query, user, limit=args.limit,
                              filters={"types": [args.type]} if args.type else None)
-            _emit(args, res.to_dict(), lambda: console.print(_memory_table(
+            _emit(args, res.to_dict(), lambda: console.print(memory_table(
                 [h.record for h in res.memories], f"search: {args.query}",
                 [h.score for h in res.memories])))
         elif args.action == "add":
@@ -257,11 +91,11 @@ def memories_cmd(args) -> int:
                                   importance=args.importance)
             else:
                 changes = mem.add(args.text, user)
-                if mem.last_error:
-                    raise CLIError(mem.last_error)
-            _emit(args, [c.to_dict() for c in changes], lambda: _print_changes(changes))
+                if changes.error:
+                    raise CLIError(changes.error)
+            _emit(args, [c.to_dict() for c in changes], lambda: print_changes(changes))
         elif args.action == "delete":
-            mid = _resolve_id(mem, user, args.id)
+            mid = resolve_id(mem, user, args.id)
             mem.delete(mid, user)
             _emit(args, {"deleted": mid}, lambda: console.print(f"deleted {mid}"))
         elif args.action == "export":
@@ -273,12 +107,12 @@ def memories_cmd(args) -> int:
             else:
                 print(text)
         elif args.action == "import":
+            from memory.backup import parse_export
             try:
-                data = json.loads(Path(args.file).read_text(encoding="utf-8"))
+                raw = Path(args.file).read_bytes()
             except OSError as exc:
                 raise CLIError(f"cannot read {args.file}: {exc.strerror}") from None
-            except json.JSONDecodeError as exc:
-                raise CLIError(f"{args.file} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
+            data = parse_export(raw, max_chars=mem.config.memory_max_message_chars)
             report = mem.import_(data, user)
             _emit(args, report, lambda: console.print(
                 f"imported {report['imported']}, skipped {report['skipped']} duplicates, "
@@ -322,8 +156,9 @@ def reembed_cmd(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argparse parser for the chat and every subcommand."""
-    p = argparse.ArgumentParser(prog="main.py", description="Memory Chat: a chat assistant that remembers you.")
-    p.add_argument("--user", default=os.environ.get("MEMORY_USER", "default"), help="user id (default: default)")
+    p = Parser(prog="main.py", description="Memory Chat: a chat assistant that remembers you.")
+    p.add_argument("--user", default=os.environ.get("MEMORY_USER", "default"),
+                   help="user id (default: default); see API.md for the rule")
     p.add_argument("--thread", help="continue this thread id")
     p.add_argument("--data-dir", help="override MEMORY_DATA_DIR")
     p.add_argument("-v", "--verbose", action="store_true", help="log debug output to stderr")
@@ -339,16 +174,16 @@ def build_parser() -> argparse.ArgumentParser:
         return sp
 
     sp = common(msub.add_parser("list", help="list memories, newest first"))
-    sp.add_argument("--limit", type=int, default=100)
-    sp.add_argument("--type", choices=["profile", "preference", "fact", "task", "summary", "episode"])
+    sp.add_argument("--limit", type=_limit, default=100)
+    sp.add_argument("--type", choices=MEMORY_TYPES)
     sp = common(msub.add_parser("search", help="hybrid search"))
     sp.add_argument("query")
-    sp.add_argument("--limit", type=int, default=10)
-    sp.add_argument("--type", choices=["profile", "preference", "fact", "task", "summary", "episode"])
+    sp.add_argument("--limit", type=_limit, default=10)
+    sp.add_argument("--type", choices=MEMORY_TYPES)
     sp = common(msub.add_parser("add", help="add a memory (LLM extraction, or --raw verbatim)"))
     sp.add_argument("text")
     sp.add_argument("--raw", action="store_true", help="store the text verbatim, no LLM")
-    sp.add_argument("--type", choices=["profile", "preference", "fact", "task", "summary", "episode"])
+    sp.add_argument("--type", choices=MEMORY_TYPES)
     sp.add_argument("--importance", type=int, choices=[1, 2, 3, 4, 5], default=3)
     sp = common(msub.add_parser("delete", help="delete a memory by id (or unique id prefix)"))
     sp.add_argument("id")
@@ -371,7 +206,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        from memory.core import check_user_id
         args.user = check_user_id(args.user)
         if args.cmd == "memories":
             return memories_cmd(args)
@@ -379,16 +213,18 @@ def main(argv: list[str] | None = None) -> int:
             return migrate_cmd(args)
         if args.cmd == "reembed":
             return reembed_cmd(args)
-        return repl(args)
+        return repl(args, _open_memory)
     except ConfigError as exc:
-        err_console.print(f"Configuration error: {exc}")
+        err_console.print(f"Configuration error: {one_line(exc)}")
         return 1
     except KeyboardInterrupt:
         return 130
+    except ValueError as exc:  # bad input: a refused user id, an invalid import file…
+        err_console.print(f"Error: {one_line(exc)}")
+        return 2
     except Exception as exc:  # noqa: BLE001 - one line, exit 1
         logging.getLogger(__name__).debug("error", exc_info=True)
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        err_console.print(f"Error: {msg}")
+        err_console.print(f"Error: {one_line(exc)}")
         return 1
 
 

@@ -270,8 +270,6 @@ def ingest_speaker(mem, conv: Conversation, speaker: str, max_sessions: int | No
             session, when = chunk[0].session, chunk[0].date
             text = user_part(chunk, speaker)
             before = _calls(mem)
-            if hasattr(mem, "last_error"):
-                mem.last_error = None
             start = time.perf_counter()
             error = None
             try:
@@ -279,7 +277,7 @@ def ingest_speaker(mem, conv: Conversation, speaker: str, max_sessions: int | No
                                   created_at=when,
                                   metadata={"conversation": conv.sample_id, "speaker": speaker,
                                             "session": session})
-                error = getattr(mem, "last_error", None)
+                error = getattr(changes, "error", None)  # Memory.add's per-call reason
             except Exception as exc:  # noqa: BLE001 - a benchmark records and goes on
                 changes, error = [], f"{type(exc).__name__}: {exc}"
             seconds = time.perf_counter() - start

@@ -137,12 +137,10 @@ def run_scenario(mem, scenario: dict[str, Any], today: str, *, user_id: str | No
                     {"role": "assistant", "content": turn["assistant"]}]
         before = _llm_stats(mem)
         error = None
-        if hasattr(mem, "last_error"):
-            mem.last_error = None  # set by a failed add; a trivial turn would not clear it
         start = time.perf_counter()
         try:
             result = mem.add(messages, uid, infer=True, created_at=when)
-            error = getattr(mem, "last_error", None)
+            error = getattr(result, "error", None)  # Memory.add's per-call failure reason
         except Exception as exc:  # noqa: BLE001 - a benchmark records and goes on
             result, error = [], f"{type(exc).__name__}: {exc}"
         seconds = time.perf_counter() - start

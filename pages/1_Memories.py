@@ -1,5 +1,6 @@
-"""Memories page: search, filter, edit, delete, inspect the history of, export and import
-the current user's memories. Only the public ``Memory`` API is used."""
+"""Memories page: search, filter, edit, delete, history, export and import of the current user's memories.
+
+Only the public ``Memory`` API is used."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -8,7 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from memory import ui_state as ui
+import webui as ui
 from memory.types import MEMORY_TYPES
 
 #: rows per page of the table
@@ -205,7 +206,7 @@ def export_import(mem: Any, user: str) -> None:
     if st.button("Import", key="import_go", type="primary", disabled=up is None,
                  icon=":material/upload:"):
         try:
-            data = ui.parse_export_file(up.getvalue())
+            data = ui.parse_export(up.getvalue(), max_chars=mem.config.memory_max_message_chars)
             result = mem.import_(data, user)
         except ValueError as exc:
             st.error(f"Nothing was imported: {exc}", icon=":material/block:")

@@ -1,5 +1,6 @@
-"""Insights page: the current user's profile and charts of their memories (altair):
-memories over time by type, counts by type and by tag, and the most recalled ones."""
+"""Insights page: the current user's profile and charts of their memories (altair).
+
+Memories over time by type, counts by type and by tag, and the most recalled ones."""
 from __future__ import annotations
 
 from typing import Any
@@ -8,7 +9,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from memory import ui_state as ui
+import webui as ui
 
 #: memories loaded for the charts (newest first); older ones are left out
 CHART_LIMIT = 5000

@@ -1,11 +1,9 @@
-"""Settings / status page: effective configuration (secrets masked), health of the LLM,
-embedder and store with latencies, the data directory and its size, and backup /
-restore of the current user's data.
+"""Settings page: health, configuration (secrets masked), storage, and backup / restore of the current user.
 
-The public API has no database-wide backup (``mem.backup``); a backup here is the
-current user's full export (``mem.export``: memories, history, profile, chats), and a
-restore is ``mem.import_`` of such a file, optionally after clearing the user's
-memories. A whole-database copy would expose every user's data, so it is left to the
+The public API has no database-wide backup; a backup here is the current user's full
+export (``mem.export``: memories, history, profile, chats), and a restore is
+``mem.import_`` of such a file, optionally replacing the user's memories in the same
+transaction. A whole-database copy would expose every user's data, so it is left to the
 operator (copy ``memory.db`` while the app is stopped)."""
 from __future__ import annotations
 
@@ -16,7 +14,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from memory import ui_state as ui
+import webui as ui
 
 
 def config_frame(mem: Any) -> pd.DataFrame:
@@ -94,14 +92,12 @@ def main() -> None:
 
 
 def restore(mem: Any, user: str, raw: bytes, replace: bool) -> None:
-    """Validate a backup file and import it into ``user`` (after ``delete_all`` when
-    ``replace``); nothing is deleted unless the whole file passed
-    ``ui.parse_export_file``."""
+    """Validate a backup file and import it into ``user``; with ``replace`` the user's
+    memories are deleted and the backup written in ONE transaction (``mem.import_(...,
+    replace=True)``), so a failure leaves everything as it was."""
     try:
-        data = ui.parse_export_file(raw)
-        deleted = mem.delete_all(user) if replace else 0
-        result = dict(mem.import_(data, user))
-        result["deleted"] = deleted
+        data = ui.parse_export(raw, max_chars=mem.config.memory_max_message_chars)
+        result = mem.import_(data, user, replace=replace)
     except ValueError as exc:
         st.error(f"Nothing was restored: {exc}", icon=":material/block:")
         return

@@ -78,9 +78,40 @@ def test_cli_exit_codes(run, tmp_path):
     assert missing.returncode == 1 and missing.stderr.count("\n") == 1 and "no memory" in missing.stderr
     (tmp_path / "bad.json").write_text("{not json", encoding="utf-8")
     broken = run("memories", "import", str(tmp_path / "bad.json"), "--user", "seven")
-    assert broken.returncode == 1 and "not valid JSON" in broken.stderr
+    assert broken.returncode == 2 and "not valid JSON" in broken.stderr
     env_bad = run("memories", "search", "", "--user", "seven")
-    assert env_bad.returncode == 1 and "empty" in env_bad.stderr
+    assert env_bad.returncode == 2 and "empty" in env_bad.stderr
+
+
+@pytest.mark.parametrize("args,words", [
+    (("memories", "list", "--user", "seven", "--limit", "999999999999999999999"), "--limit"),
+    (("memories", "list", "--user", "seven", "--limit", "1.5"), "whole number"),
+    (("memories", "list", "--user", " bob"), "whitespace"),
+    (("memories", "list", "--user", ".."), "'..'"),
+    (("memories", "list", "--user", "evil\u202e"), "text-direction"),
+    (("memories", "add", "x", "--user", "seven", "--raw", "--type", "nope"), "--type"),
+])
+def test_bad_cli_input_exits_2_with_one_line(run, args, words):
+    r = run(*args)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and words in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_failed_import_writes_nothing_and_exits_2(run, tmp_path):
+    assert run("memories", "add", "Likes tea", "--user", "seven", "--raw").returncode == 0
+    good = [{"text": f"fact {i}"} for i in range(300)]
+    (tmp_path / "big.json").write_text(json.dumps(
+        {"memories": good + [{"text": "bad", "importance": 10**30}]}), encoding="utf-8")
+    r = run("memories", "import", str(tmp_path / "big.json"), "--user", "seven")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "memories[300].importance: must be 1..5" in r.stderr
+    assert len(json.loads(run("memories", "list", "--user", "seven", "--json").stdout)) == 1
+
+
+def test_names_with_spaces_work_in_the_cli(run):
+    assert run("memories", "add", "Likes tea", "--user", "John Smith", "--raw").returncode == 0
+    listed = json.loads(run("memories", "list", "--user", "John Smith", "--json").stdout)
+    assert [m["user_id"] for m in listed] == ["John Smith"]
 
 
 def test_invalid_config_names_the_variable(tmp_path):

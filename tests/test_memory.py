@@ -170,8 +170,10 @@ def test_malformed_json_twice_writes_nothing_and_chat_survives(mem, llm):
     llm.responder = lambda req: "{not json" if is_json_request(req) else "fine"
     turn, reply, changes = say(mem, "Hi, I'm Seven. I work in Shanghai and love football.", "seven")
     assert reply == "fine" and changes == [] and "extraction skipped" in turn.changes_error
-    assert mem.count("seven") == 0 and "extraction skipped" in mem.last_error
-    assert json_calls(llm) == 2  # one retry, then give up
+    assert mem.count("seven") == 0 and not hasattr(mem, "last_error")  # per call, not per process
+    result = mem.add("Hi, I'm Seven. I work in Shanghai and love football.", "seven")
+    assert result == [] and "extraction skipped" in result.error and mem.count("seven") == 0
+    assert json_calls(llm) == 4  # one retry, then give up (twice: the turn, then the add)
 
 
 def test_malformed_json_once_then_valid_is_retried(mem, llm):

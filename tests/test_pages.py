@@ -1,5 +1,5 @@
 """AppTest tests of the secondary pages (Memories, Insights, Settings) and of the page
-helpers in memory/ui_state.py. Same real parts as tests/test_app.py: temp SQLite store,
+helpers in the webui package. Same real parts as tests/test_app.py: temp SQLite store,
 default (USE-multilingual) embedder, scripted OpenAI-compatible server on 127.0.0.1."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from datetime import date, datetime, timezone
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from memory import ui_state as ui
+import webui as ui
 from tests.test_app import (APP, TIMEOUT, all_markdown, app_env, engine,  # noqa: F401
                             no_exceptions)
 
@@ -165,9 +165,12 @@ def test_memories_import_counts_and_skips_duplicates(app_env):
 
 @pytest.mark.parametrize("payload,expected", [
     (b"{not json", "not valid JSON"),
-    (b"[1, 2]", "no 'memories' list"),
-    (json.dumps({"memories": [{"text": "x", "type": "gossip"}]}).encode(), "unknown type"),
-    (json.dumps({"memories": [{"text": "x", "created_at": "yesterday"}]}).encode(), "malformed"),
+    (b"[1, 2]", "must be a JSON object"),
+    (b'{"history": []}', "no 'memories' list"),
+    (json.dumps({"memories": [{"text": "x", "type": "gossip"}]}).encode(),
+     "memories[0].type: must be one of"),
+    (json.dumps({"memories": [{"text": "x", "created_at": "yesterday"}]}).encode(),
+     "memories[0].created_at: not an ISO date"),
     (b"\xff\xfe\x00bad", "not UTF-8"),
 ])
 def test_memories_import_rejects_bad_files_without_writing(app_env, payload, expected):
@@ -337,7 +340,9 @@ def test_date_range_and_parse_tags():
     assert len(ui.parse_tags(",".join(str(i) for i in range(20)))) == 8
 
 
-def test_parse_export_file_limits():
+def test_parse_export_limits():
     with pytest.raises(ValueError, match="limit"):
-        ui.parse_export_file(b"{}" * 10, max_bytes=5)
-    assert ui.parse_export_file('\ufeff{"memories": []}'.encode("utf-8")) == {"memories": []}
+        ui.parse_export(b"{}" * 10, max_bytes=5)
+    assert ui.parse_export('\ufeff{"memories": []}'.encode("utf-8")) == {"memories": []}
+    with pytest.raises(ValueError, match=r"memories\[0\]\.importance: must be 1\.\.5"):
+        ui.parse_export(b'{"memories": [{"text": "x", "importance": 9}]}')

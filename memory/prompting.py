@@ -1,0 +1,78 @@
+"""The chat prompt of a turn and the thread summary that keeps long threads' prompts bounded.
+
+Prompt = system (date, profile, retrieved memories) + thread summary + recent messages + the
+new message."""
+from __future__ import annotations
+
+import logging
+
+from memory import prompts
+from memory.errors import LLMError
+from memory.types import Message, SearchResult, Thread, utcnow
+
+log = logging.getLogger(__name__)
+
+#: each earlier message is cut to this many characters in the prompt and the summary input
+PROMPT_MESSAGE_CHARS = 2000
+#: a thread is summarised once this many messages have scrolled out of the prompt window
+SUMMARY_BATCH = 8
+
+
+def build_prompt(thread: Thread, text: str, used: SearchResult,
+                 history: list[Message]) -> list[dict]:
+    """Return the chat messages sent to the LLM (``[{"role", "content"}]``): the system
+    prompt with today's date, the profile and the retrieved memories not already in the
+    profile; the thread summary; ``history`` (user/assistant messages, each cut to
+    ``PROMPT_MESSAGE_CHARS``); the new message ``text``."""
+    lines = []
+    if used.profile:
+        lines.append("Profile:\n" + used.profile + "\n")
+    in_profile = set(used.profile.splitlines())
+    extra = [m for m in used.memories if f"- {m.text}" not in in_profile]
+    if extra:
+        lines.append("Memories (most relevant first; newer wins over older):")
+        for m in extra:
+            lines.append(f"- [{m.created_at:%Y-%m-%d}] {m.text}")
+    knowledge = ("What you know about the user:\n" + "\n".join(lines)) if lines else prompts.KNOWLEDGE_NONE
+    system = prompts.CHAT_SYSTEM.format(today=utcnow().strftime("%Y-%m-%d (%A)"), knowledge=knowledge)
+    out = [{"role": "system", "content": system}]
+    if thread.summary:
+        out.append({"role": "system", "content": prompts.THREAD_SUMMARY.format(summary=thread.summary)})
+    for m in history:
+        if m.role in ("user", "assistant") and m.content:
+            out.append({"role": m.role, "content": m.content[:PROMPT_MESSAGE_CHARS]})
+    out.append({"role": "user", "content": text})
+    return out
+
+
+def summarize_thread(store, llm, uid: str, thread_id: str, window: int) -> bool:
+    """Fold the messages of ``uid``'s thread that have scrolled out of the last
+    ``window`` (``MEMORY_HISTORY_TURNS``) into the thread's summary (one LLM call, at
+    most 300 tokens), once at least ``SUMMARY_BATCH`` such messages have accumulated.
+    Returns True if it summarised; an LLM failure is logged and gives False."""
+    thread = store.get_thread(uid, thread_id)
+    if thread is None:
+        return False
+    msgs = store.get_messages(uid, thread_id)
+    cutoff = len(msgs) - window
+    if cutoff - thread.summarized_upto < SUMMARY_BATCH:
+        return False
+    old = msgs[thread.summarized_upto:cutoff]
+    convo = "\n".join(f"{m.role}: {m.content[:PROMPT_MESSAGE_CHARS]}" for m in old)
+    prev = f"Previous summary: {thread.summary}\n\n" if thread.summary else ""
+    try:
+        summary = llm.chat([{"role": "system", "content": prompts.SUMMARY_SYSTEM},
+                            {"role": "user", "content": prev + convo}], max_tokens=300)
+    except LLMError as exc:
+        log.warning("thread summary skipped: %s", exc)
+        return False
+    thread.summary = summary.strip()[:4000]
+    thread.summarized_upto = cutoff
+    store.upsert_thread(thread)
+    return True
+
+
+def title_of(text: str) -> str:
+    """A thread title from its first message: one line, at most 48 characters + "…"."""
+    line = " ".join(text.split())
+    return line[:48] + ("…" if len(line) > 48 else "")

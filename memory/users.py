@@ -1,0 +1,41 @@
+"""The one user-id rule, used by the engine, the CLI and the web app (API.md: "User ids")."""
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+#: longest accepted user id, in characters (after NFC normalisation)
+MAX_USER_ID = 128
+
+# Characters that reorder how text is displayed (LRE, RLE, PDF, LRO, RLO and the isolates
+# LRI, RLI, FSI, PDI): an id holding one can look like another user's id.
+_BIDI_CONTROLS = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+
+
+def check_user_id(user_id: Any) -> str:
+    """Return ``user_id`` NFC-normalised if it is an acceptable user id.
+
+    Accepted: any text of 1..128 characters, spaces inside included (``"John Smith"``,
+    ``"张三"``, ``"a.b+c@d"``). Rejected with a ValueError whose one-line message says
+    why: not a string, empty, over 128 characters, ``.`` or ``..`` (ids name image
+    folders), leading or trailing whitespace (``" bob"`` is refused, never silently
+    turned into ``"bob"``), control characters (C0, DEL, C1), bidi override/isolate
+    characters (U+202A–U+202E, U+2066–U+2069) and lone surrogates.
+    """
+    if not isinstance(user_id, str) or not user_id:
+        raise ValueError("user_id must be a non-empty string")
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in user_id):
+        raise ValueError("user_id contains invalid Unicode (a lone surrogate)")
+    uid = unicodedata.normalize("NFC", user_id)
+    if uid != uid.strip():
+        raise ValueError("user_id must not start or end with whitespace")
+    if len(uid) > MAX_USER_ID:
+        raise ValueError(f"user_id is too long ({len(uid)} characters; at most {MAX_USER_ID})")
+    if uid in (".", ".."):
+        raise ValueError("user_id cannot be '.' or '..'")
+    for ch in uid:
+        if unicodedata.category(ch) == "Cc":
+            raise ValueError(f"user_id contains a control character (U+{ord(ch):04X})")
+        if ch in _BIDI_CONTROLS:
+            raise ValueError(f"user_id contains a text-direction control (U+{ord(ch):04X})")
+    return uid

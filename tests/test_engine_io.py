@@ -1,0 +1,233 @@
+"""The engine's boundaries: the one user-id rule, import validation and all-or-nothing
+import / restore, safe image storage, and the turn's per-turn error state. Real SQLite,
+real embedder, scripted LLM server (tests/fake_llm.py)."""
+from __future__ import annotations
+
+import json
+import stat
+
+import pytest
+
+from memory import Memory
+from memory.backup import parse_export, validate_export
+from memory.images import image_path_of_user, save_image, user_folder
+from memory.store.base import StoreError
+from memory.turn import ChatTurn
+from memory.types import SearchResult
+from memory.users import check_user_id
+from tests.fake_llm import HTTPError, ScriptedLLM, has_image, is_json_request, scripted_config
+from tests.test_memory import brain, embedder  # noqa: F401  (module-scoped fixture)
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+
+
+@pytest.fixture()
+def llm():
+    with ScriptedLLM(lambda req: "A grey cat on a sofa." if has_image(req) else brain(req)) as s:
+        yield s
+
+
+@pytest.fixture()
+def mem(tmp_path, llm, embedder):  # noqa: F811
+    m = Memory(scripted_config(tmp_path, llm, vision_model="scripted-vision"), embedder=embedder)
+    yield m
+    m.close()
+
+
+# ---- user ids ----------------------------------------------------------------------------
+@pytest.mark.parametrize("uid", ["alice", "John Smith", "张三", "a.b+c@d-e_f", "x" * 128,
+                                 "...", "a/b", "emoji 🍵"])
+def test_user_id_rule_accepts(uid):
+    assert check_user_id(uid) == uid
+
+
+@pytest.mark.parametrize("uid,words", [
+    ("", "non-empty"), (None, "non-empty"), (5, "non-empty"), ("x" * 129, "too long"),
+    (".", "'.' or '..'"), ("..", "'.' or '..'"), (" bob", "whitespace"), ("bob ", "whitespace"),
+    ("bob\n", "whitespace"), ("a\tb", "control"), ("a\x00b", "control"), ("a\x7fb", "U+007F"),
+    ("a\x85b", "control"), ("a\u202eb", "U+202E"), ("a\u202ab", "text-direction"),
+    ("a\u2066b", "U+2066"), ("a\u2069b", "text-direction"), ("a\ud800b", "surrogate"),
+])
+def test_user_id_rule_rejects_with_a_reason(uid, words):
+    with pytest.raises(ValueError, match=None) as exc:
+        check_user_id(uid)
+    assert words in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_user_id_is_nfc_and_shared_by_the_api(mem):
+    assert check_user_id("e\u0301") == "\u00e9"
+    mem.add("Likes tea", "John Smith", infer=False)
+    assert mem.count("John Smith") == 1
+    for bad in (" John Smith", "..", "x\u202e"):
+        with pytest.raises(ValueError):
+            mem.count(bad)
+
+
+# ---- import validation -------------------------------------------------------------------
+@pytest.mark.parametrize("data,message", [
+    ({"memories": [{"text": "ok"}] * 301 + [{"text": "x", "importance": 10**30}]},
+     "memories[301].importance: must be 1..5"),
+    ({"memories": [{"text": "x", "importance": "abc"}]}, "memories[0].importance: must be 1..5"),
+    ({"memories": [{"text": "x", "importance": -5}]}, "memories[0].importance: must be 1..5"),
+    ({"memories": [{"text": "x", "importance": True}]}, "memories[0].importance: must be 1..5"),
+    ({"memories": [{"text": "x"}] * 2 + [{"text": "x", "metadata": 5}]},
+     "memories[2].metadata: must be an object"),
+    ({"memories": [{"text": "x", "tags": "abc"}]}, "memories[0].tags: must be a list of strings"),
+    ({"memories": [{"text": "x", "tags": [1]}]}, "memories[0].tags: must be a list of strings"),
+    ({"memories": [{"text": "x", "thread_id": {"a": 1}}]}, "memories[0].thread_id: must be a string"),
+    ({"memories": [{"text": 5}]}, "memories[0].text: must be a string"),
+    ({"memories": [{"type": "fact"}]}, "memories[0].text: is missing"),
+    ({"memories": [{"text": "x" * 20001}]}, "memories[0].text: is too long"),
+    ({"memories": [{"text": "a\ud800"}]}, "memories[0].text: contains invalid Unicode"),
+    ({"memories": [{"text": "x", "type": "gossip"}]}, "memories[0].type: must be one of"),
+    ({"memories": [{"text": "x", "created_at": "yesterday"}]}, "memories[0].created_at: not an ISO date"),
+    ({"memories": [{"text": "x", "metadata": {"n": float("nan")}}]}, "memories[0].metadata"),
+    ({"memories": [], "history": [{"memory_id": "m", "old_text": 123}]},
+     "history[0].old_text: must be a string"),
+    ({"memories": [], "history": [{"old_text": "x"}]}, "history[0].memory_id: is missing"),
+    ({"memories": [], "threads": [{"id": "t", "created_at": "not a date"}]},
+     "threads[0].created_at: not an ISO date"),
+    ({"memories": [], "threads": [{"id": "t", "messages": [{"content": "x" * 20001}]}]},
+     "threads[0].messages[0].content: is too long"),
+    ({"memories": [], "threads": [{"id": "t", "messages": [{"content": "x", "role": "bot"}]}]},
+     "threads[0].messages[0].role: must be one of"),
+    ({"memories": [], "threads": "x"}, "threads: must be a list"),
+    ({"memories": [], "profile": 5}, "profile: must be a string"),
+    ([], "JSON object"),
+    ({"memories": {}}, "'memories' list"),
+])
+def test_malformed_import_names_item_and_field_and_writes_nothing(mem, data, message):
+    mem.add("Likes tea", "seven", infer=False)
+    before = json.dumps(mem.export("seven")["memories"])
+    with pytest.raises(ValueError) as exc:
+        mem.import_(data, "seven")
+    assert message in str(exc.value)
+    with pytest.raises(ValueError):
+        mem.import_(data, "seven", replace=True)   # a bad file deletes nothing either
+    assert json.dumps(mem.export("seven")["memories"]) == before
+    assert mem.threads("seven") == []
+
+
+def test_one_validator_for_files_and_dicts():
+    raw = json.dumps({"memories": [{"text": "x", "tags": "abc"}]}).encode()
+    with pytest.raises(ValueError, match=r"memories\[0\]\.tags: must be a list of strings"):
+        parse_export(raw)
+    with pytest.raises(ValueError, match="not valid JSON"):
+        parse_export(b"{nope")
+    validate_export({"memories": [{"text": "ok", "importance": 5, "tags": ["a"]}]})
+
+
+def test_restore_with_replace_is_exact(mem):
+    mem.add(["Likes tea", "Plays chess"], "seven", infer=False)
+    backup = json.loads(json.dumps(mem.export("seven")))
+    mem.add("Hates rain", "seven", infer=False)
+    report = mem.import_(backup, "seven", replace=True)
+    assert report == {"imported": 2, "skipped": 0, "threads": 0, "deleted": 3}
+    assert sorted(r.text for r in mem.list("seven")) == ["Likes tea", "Plays chess"]
+
+
+def test_restore_with_replace_failing_midway_keeps_everything(mem, monkeypatch):
+    if not hasattr(mem.store, "transaction"):
+        pytest.skip("Store.transaction() is added in the store branches (interfaces.md 1)")
+    mem.add(["Likes tea", "Plays chess"], "seven", infer=False)
+    backup = json.loads(json.dumps(mem.export("seven")))
+    backup["threads"] = [{"id": "t1", "title": "old chat", "messages": [{"content": "hi"}]}]
+
+    def broken(message):
+        raise StoreError("disk full")
+    monkeypatch.setattr(mem.store, "add_message", broken)
+    with pytest.raises(StoreError):
+        mem.import_(backup, "seven", replace=True)
+    monkeypatch.undo()
+    assert sorted(r.text for r in mem.list("seven")) == ["Likes tea", "Plays chess"]
+    assert mem.threads("seven") == [] and mem.profile("seven") == ""
+
+
+def test_import_into_another_user_gets_fresh_ids(mem):
+    mem.add("Likes tea", "seven", infer=False)
+    data = mem.export("seven")
+    data.pop("user_id")   # an old export: ids clash with seven's, the import retries
+    assert mem.import_(data, "jane")["imported"] == 1
+    assert mem.list("jane")[0].id != mem.list("seven")[0].id
+
+
+# ---- images ------------------------------------------------------------------------------
+def test_images_stay_in_their_users_folder(tmp_path):
+    alice = save_image(tmp_path, "alice", PNG, "png")
+    assert alice.parent == tmp_path / "images" / "alice"
+    assert stat.S_IMODE(alice.stat().st_mode) == 0o600
+    assert stat.S_IMODE(alice.parent.stat().st_mode) == 0o700
+    for bad in ("..", ".", "", " alice"):
+        with pytest.raises(ValueError):
+            save_image(tmp_path, bad, PNG, "png")
+        assert image_path_of_user(tmp_path, bad, str(alice)) is None
+    assert image_path_of_user(tmp_path, "alice", str(alice)) == alice.resolve()
+    assert image_path_of_user(tmp_path, "bob", str(alice)) is None
+    # ids that are not plain names get a hashed folder: "alice/x" is not inside alice's
+    odd = save_image(tmp_path, "alice/x", PNG, "png")
+    assert odd.parent.parent == tmp_path / "images" and odd.parent.name.startswith("~")
+    assert image_path_of_user(tmp_path, "alice", str(odd)) is None
+    assert user_folder(tmp_path, "John Smith") != user_folder(tmp_path, "John_Smith")
+    with pytest.raises(ValueError):
+        save_image(tmp_path, "alice", PNG, "../png")
+    (tmp_path / "images" / "alice" / "notes.txt").write_text("x")
+    assert image_path_of_user(tmp_path, "alice", str(tmp_path / "images" / "alice" / "notes.txt")) is None
+
+
+def test_chat_attaches_images_through_the_engine(mem, llm):
+    turn = mem.chat("this is my cat", "seven", images=[("cat.png", PNG)])
+    turn.run()
+    first = mem.thread_messages("seven", turn.thread.id)[0]
+    assert "[Attached image: A grey cat on a sofa.]" in first.content
+    path = image_path_of_user(mem.config.memory_data_dir, "seven", first.metadata["image_path"])
+    assert path is not None and path.read_bytes() == PNG
+    assert turn.thread.title == "this is my cat"
+    assert sum(has_image(b) for b in llm.chat_requests()) == 1
+    with pytest.raises(ValueError, match="does not look like a PNG"):
+        mem.chat("look", "seven", images=[("x.png", b"nope")])
+    assert len(mem.threads("seven")) == 1   # nothing stored for the refused image
+
+
+# ---- the turn ----------------------------------------------------------------------------
+def test_turn_constructor_does_no_io():
+    turn = ChatTurn(object(), "seven", object(), "hi", {}, used=SearchResult([], ""), prompt=[])
+    assert turn.reply == "" and turn.error is None and not turn.done
+
+
+def test_retrieval_error_is_shown_with_the_reply(mem, monkeypatch):
+    def down(*a, **k):
+        raise StoreError("database is locked")
+    monkeypatch.setattr(mem, "search", down)
+    turn = mem.chat("Who am I?", "seven")
+    assert turn.run().startswith("I know nothing")
+    assert "could not be searched" in turn.retrieval_error and "locked" in turn.retrieval_error
+    reply = mem.thread_messages("seven", turn.thread.id)[-1]
+    assert reply.metadata["retrieval_error"] == turn.retrieval_error
+
+
+def test_failed_reply_does_not_ask_the_llm_again(mem, llm):
+    llm.responder = lambda req: HTTPError(500)
+    turn = mem.chat("Hi, I'm Seven. I work in Shanghai and love football.", "seven")
+    assert turn.run() == "" and turn.error
+    before = len(llm.requests)
+    assert turn.changes() == [] and "reply failed" in turn.changes_error
+    assert len(llm.requests) == before
+
+
+def test_add_errors_are_per_call(mem, llm):
+    llm.responder = lambda req: "{not json" if is_json_request(req) else "fine"
+    failed = mem.add("Hi, I'm Seven. I work in Shanghai and love football.", "seven")
+    llm.responder = brain
+    ok = mem.add("Hi, I'm Seven. I work in Shanghai and love football.", "jane")
+    assert failed == [] and "extraction skipped" in failed.error
+    assert ok and ok.error is None
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: m.list("seven", limit=10**30), lambda m: m.list("seven", limit=1.5),
+    lambda m: m.list("seven", offset=-1), lambda m: m.search("tea", "seven", limit=0),
+    lambda m: m.search(12345, "seven"), lambda m: m.threads("seven", limit=10**30),
+])
+def test_api_limits_and_types_are_checked(mem, call):
+    with pytest.raises(ValueError):
+        call(mem)
