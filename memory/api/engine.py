@@ -1,18 +1,17 @@
 """The one place the API and the MCP server call the memory engine (``memory.Memory``).
 
-Every route and MCP tool goes through ``Engine``; when the engine's chat turn moves
-(``memory.core.ChatTurn`` → ``memory.turn``), only this module changes. Results are
+Every route and MCP tool goes through ``Engine``; a chat turn is the engine's own
+``memory.turn.start_turn`` (the same turn the web app and the terminal run). Results are
 returned as JSON-ready dicts/lists (the engine's own ``to_dict()`` shapes).
 
 Errors: ``ValueError`` for bad input (the engine's one-line message),
 ``EngineUnavailable`` when the LLM or the store cannot do the work (the API answers
-503). An LLM failure on the write path stores nothing: ``Memory.add`` returns ``[]`` and
-sets ``Memory.last_error``; adds that use the LLM are serialised in this process so the
-error read back is this request's own.
+503). An LLM failure on the write path stores nothing: ``Memory.add`` returns an empty
+``Changes`` list whose ``error`` names the reason (per call, so concurrent requests
+never read each other's error).
 """
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any, Iterator
 
@@ -33,7 +32,6 @@ class Engine:
 
     def __init__(self, memory: Any) -> None:
         self.memory = memory
-        self._infer_lock = threading.Lock()
 
     @classmethod
     def from_env(cls, **overrides: Any) -> "Engine":
@@ -63,11 +61,9 @@ class Engine:
                 messages, user_id, thread_id=thread_id, infer=False, metadata=metadata,
                 memory_type=memory_type, importance=importance, tags=tags))
             return [c.to_dict() for c in changes]
-        with self._infer_lock:
-            self.memory.last_error = None
-            changes = _guard(lambda: self.memory.add(messages, user_id, thread_id=thread_id,
-                                                     infer=True, metadata=metadata))
-            failed = self.memory.last_error
+        changes = _guard(lambda: self.memory.add(messages, user_id, thread_id=thread_id,
+                                                 infer=True, metadata=metadata))
+        failed = getattr(changes, "error", None)
         if failed and not changes:
             raise EngineUnavailable(one_line(failed))
         return [c.to_dict() for c in changes]
@@ -140,7 +136,8 @@ class Engine:
     # ---- chat ---------------------------------------------------------------------------
     def chat(self, user_id: str, message: str, thread_id: str | None = None) -> "Turn":
         """Start a chat turn (stores the user message, retrieves memories). Returns a Turn."""
-        return Turn(_guard(lambda: self.memory.chat(message, user_id, thread_id)))
+        from memory.turn import start_turn
+        return Turn(_guard(lambda: start_turn(self.memory, user_id, message, thread_id)))
 
     # ---- export / import / health ---------------------------------------------------------
     def export(self, user_id: str) -> dict:
