@@ -15,7 +15,7 @@ from tests.reliability.helpers import ROOT, WORKER, child_env, consistency, raw
 
 WRITERS = 8
 USERS = 4
-ROUNDS = 12
+ROUNDS = 9
 BATCH = 3
 
 
