@@ -67,6 +67,9 @@ class Config(BaseSettings):
     memory_search_limit: int = Field(default=8, ge=1, le=100)
     memory_max_message_chars: int = Field(default=20000, ge=100)
     memory_history_turns: int = Field(default=12, ge=2)
+    # privacy: True keeps chat messages unredacted (memories, titles, metadata, tags and
+    # history are redacted regardless); see memory/sanitize.py
+    memory_keep_raw_transcripts: bool = False
 
     @field_validator("openai_base_url", "embedding_base_url")
     @classmethod

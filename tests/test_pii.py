@@ -1,11 +1,20 @@
-"""PII redaction: positives and negatives in Chinese and English."""
+"""PII redaction: positives and negatives in Chinese and English, the labelled set in
+tests/data/pii_labelled.json, and failing closed when a detector breaks."""
 from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
 
 import pytest
 from stdnum import luhn
 from stdnum.cn import ric
 
-from memory.pii import contains_pii, find_pii, redact
+from memory import pii
+from memory.pii import PIIError, contains_pii, find_pii, redact
+
+LABELLED = json.loads((Path(__file__).parent / "data" / "pii_labelled.json")
+                      .read_text(encoding="utf-8"))["items"]
 
 VALID_RIC = "11010519491231002X"          # checksum X is correct
 WRONG_RIC = "110105194912310021"          # same number, wrong checksum
@@ -91,3 +100,62 @@ def test_bad_input_type():
         redact(None)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         find_pii(b"13812345678")  # type: ignore[arg-type]
+
+
+def test_labelled_set_counts():
+    """Every labelled PII string is caught with exactly its types; no near-miss is
+    touched. The figures are printed (pytest -s) and quoted in tests/reliability/README."""
+    positives = [it for it in LABELLED if it["pii"]]
+    near_misses = [it for it in LABELLED if not it["pii"]]
+    assert len(LABELLED) >= 60 and len(near_misses) >= 20
+    caught = [it for it in positives
+              if Counter(f["type"] for f in find_pii(it["text"])) == Counter(it["pii"])]
+    false_pos = [it["text"] for it in near_misses if find_pii(it["text"])]
+    missed = [it["text"] for it in positives if it not in caught]
+    print(f"\nPII set: {len(LABELLED)} strings; caught {len(caught)}/{len(positives)}, "
+          f"false positives {len(false_pos)}/{len(near_misses)}")
+    assert missed == [] and len(caught) == len(positives) == 44
+    assert false_pos == [] and len(near_misses) == 25
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("ssn: 212 67 4430", "ssn: [ID_NUMBER]"),                  # spaced: stdnum alone rejects it
+    ("ssn: 212-67-4430", "ssn: [ID_NUMBER]"),
+    ("张三@例子.中国", "[EMAIL]"),                               # IDN e-mail, Unicode local part
+    ("邮箱zs@example.cn谢谢", "邮箱[EMAIL]谢谢"),               # the ASCII address only
+    ("ID110101199003071233", "ID[ID_NUMBER]"),                 # glued to a word
+    ("tel13812345678", "tel[PHONE]"),
+    ("１３８１２３４５６７８", "[PHONE]"),                        # full-width digits
+    ("x" * 5000 + " call 13812345678 " + "y" * 5000,
+     "x" * 5000 + " call [PHONE] " + "y" * 5000),              # deep inside a long text
+])
+def test_former_misses(text, expected):
+    assert redact(text)[0] == expected
+
+
+@pytest.mark.parametrize("target", ["PhoneNumberMatcher", "validate_email", "ric"])
+def test_detector_failure_fails_closed(monkeypatch, target):
+    """A broken library must not let the raw number through: PIIError (a ValueError)
+    whose message names the detector and never holds the text."""
+    def boom(*args, **kwargs):
+        raise RuntimeError("library exploded")
+    if target == "ric":
+        class BrokenRic:
+            validate = is_valid = staticmethod(boom)
+        monkeypatch.setattr(pii, "ric", BrokenRic)
+    else:
+        monkeypatch.setattr(pii, target, boom)
+    text = "id 110101199003071233, mail a@example.org, call 13812345678"
+    with pytest.raises(PIIError) as info:
+        redact(text)
+    assert isinstance(info.value, ValueError)
+    msg = str(info.value)
+    assert "PII check failed" in msg and "13812345678" not in msg and "\n" not in msg
+    with pytest.raises(PIIError):
+        contains_pii(text)
+
+
+def test_text_without_candidates_skips_the_detectors(monkeypatch):
+    """No digit and no @: nothing can be PII, and a broken detector is not even run."""
+    monkeypatch.setattr(pii, "PhoneNumberMatcher", None)
+    assert redact("no numbers here") == ("no numbers here", [])
