@@ -7,8 +7,11 @@
     python main.py memories delete ID --user seven [--json]
     python main.py memories export --user seven [--out FILE]
     python main.py memories import FILE --user seven [--json]
-    python main.py migrate --to tidb|sqlite
+    python main.py migrate --to tidb|sqlite        # copy every user's data to the other store
+    python main.py migrate --status [--json]       # the store's named schema migrations
     python main.py reembed
+    python main.py serve [--host 127.0.0.1 --port 8000]   # HTTP API (docs/api.md)
+    python main.py mcp --user seven                # MCP server on stdio for desktop agents
 
 Exit codes: 0 ok, 2 bad usage or bad input (one line: a wrong option, a user id the
 rule refuses, an import file that fails validation), 1 runtime error with a one-line message.
@@ -122,8 +125,27 @@ def memories_cmd(args) -> int:
     return 0
 
 
+def migration_status_cmd(args) -> int:
+    """Print the configured store's named schema migrations and when each ran. Opening
+    the store applies pending ones (as every start does), so all show as applied unless
+    the store refused to upgrade (then the error says why)."""
+    from memory.store import create_store
+
+    store = create_store(load_config())
+    try:
+        rows = store.migration_status()
+    finally:
+        store.close()
+    data = [{"id": r.id, "doc": r.doc, "applied_at": r.applied_at} for r in rows]
+    _emit(args, data, lambda: [console.print(f"{r['id']:<28} {r['applied_at'] or 'pending':<32} {r['doc']}", soft_wrap=True)
+                                for r in data])
+    return 0
+
+
 def migrate_cmd(args) -> int:
     """Copy everything from the configured store to the other kind (``--to``)."""
+    if args.status:
+        return migration_status_cmd(args)
     from memory.embedder import make_embedder
     from memory.migrate import migrate
     from memory.store import open_store
@@ -192,9 +214,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp = common(msub.add_parser("import", help="import a JSON export (duplicates skipped)"))
     sp.add_argument("file")
 
-    mg = sub.add_parser("migrate", help="copy all data to the other store (TiDB <-> SQLite)")
-    mg.add_argument("--to", required=True, choices=["tidb", "sqlite"])
+    mg = sub.add_parser("migrate", help="copy all data to the other store (TiDB <-> SQLite), "
+                                        "or --status: the schema migrations")
+    what = mg.add_mutually_exclusive_group(required=True)
+    what.add_argument("--to", choices=["tidb", "sqlite"], help="copy everything to this store")
+    what.add_argument("--status", action="store_true", help="list the named schema migrations")
     mg.add_argument("--json", action="store_true")
+    sv = sub.add_parser("serve", help="HTTP API + MCP over HTTP (docs/api.md)")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8000)
+    mc = sub.add_parser("mcp", help="MCP server on stdio for one user (desktop agents)")
+    mc.add_argument("--user", required=True, help="the user whose memories the agent uses")
     re_ = sub.add_parser("reembed", help="re-embed all memories with the configured embedder")
     re_.add_argument("--json", action="store_true")
     return p
@@ -213,6 +243,12 @@ def main(argv: list[str] | None = None) -> int:
             return migrate_cmd(args)
         if args.cmd == "reembed":
             return reembed_cmd(args)
+        if args.cmd == "serve":
+            from memory.api.cli import serve
+            return serve(args.host, args.port)
+        if args.cmd == "mcp":
+            from memory.api.cli import mcp_stdio
+            return mcp_stdio(args.user)
         return repl(args, _open_memory)
     except ConfigError as exc:
         err_console.print(f"Configuration error: {one_line(exc)}")

@@ -3,6 +3,8 @@
 #
 #   ./run.sh [streamlit args...]   # web app on http://localhost:${PORT:-8501}
 #   ./run.sh chat [main.py args...] # terminal chat / memory CLI (python main.py ...)
+#   ./run.sh serve [--host H --port P] # HTTP API on 127.0.0.1:8000, docs at /docs (docs/api.md)
+#   ./run.sh mcp --user U            # MCP server on stdio for desktop agents (docs/api.md)
 #
 # Installs what is missing (scripts/install.sh), and when no OPENAI_BASE_URL /
 # OPENAI_API_KEY is configured, assembles the offline model and starts its llama.cpp
@@ -25,6 +27,9 @@ fi
 
 if [[ "${1:-}" == "chat" ]]; then
   shift
+  exec "$PY" main.py "$@"
+fi
+if [[ "${1:-}" == "serve" || "${1:-}" == "mcp" ]]; then
   exec "$PY" main.py "$@"
 fi
 exec "$PY" -m streamlit run app.py --server.port "${PORT:-8501}" --server.headless true \

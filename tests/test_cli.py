@@ -144,3 +144,18 @@ def test_repl_chat_remembers_across_new_thread_and_commands(run):
     assert "unknown command /bogus" in out
     assert "now chatting as jane (0 memories)" in out
     assert "0 memories of jane" in out.split("now chatting as jane")[1]
+
+
+def test_migrate_status_lists_the_named_migrations(run):
+    r = run("migrate", "--status", "--json")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    ids = [row["id"] for row in rows]
+    assert ids[0] == "0001_initial" and ids == sorted(ids)
+    assert all(row["applied_at"] and row["doc"] for row in rows)  # opening applied them
+    assert run("migrate").returncode == 2  # neither --to nor --status: bad usage
+
+
+def test_serve_refuses_a_public_bind_without_an_admin_key(run):
+    r = run("serve", "--host", "0.0.0.0", "--port", "8799")
+    assert r.returncode == 2 and "MEMORY_ADMIN_KEY" in r.stderr
