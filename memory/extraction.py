@@ -15,6 +15,7 @@ context. Every candidate then has to pass three LLM-free checks before reconcili
 """
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,6 +29,8 @@ from memory.cessation import lost_negation
 from memory.grounding import about_someone_else, attribute
 from memory.intents import normalize
 from memory.types import MemoryRecord
+
+log = logging.getLogger(__name__)
 
 #: At most this many KNOWN memories are shown to the extractor.
 MAX_KNOWN = 12
@@ -81,11 +84,13 @@ def extract(llm, user_text: str, today: datetime, known: list[MemoryRecord] | No
             items = llm.complete_json(retry, schema, name="memories", max_tokens=400).get("memories") or []
         except LLMError:
             pass  # keep the first answer; wrong-language items are dropped below
+    log.debug("extraction answer: %s", items)
     items = [i for i in items if isinstance(i, dict) and not _wrong_language(i, check)]
     source = f"{user_text}\n{ctx}"
     out = []
     for c in clean_candidates(items, shown, today):
         if is_grounded(c.text, source) is False or lost_negation(c.text, user_text):
+            log.debug("dropped %r: not grounded in the message or lost its negation", c.text)
             continue
         if about_someone_else(c.text, source):
             owned = attribute(c.text, source)  # "Works as an architect" → "Sister works …"
