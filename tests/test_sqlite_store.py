@@ -235,7 +235,7 @@ def assert_same_as_vec0(store: SQLiteStore, user: str, seed: int, n_queries: int
     for _ in range(n_queries):
         q = rng.normal(size=DIM).tolist()
         for k, types in QUERIES:
-            got = store.vector_search(user, q, k, types)
+            got = store.vector_search(user, q, k, types=types)
             want = vec0_search(store, user, q, k, types)
             assert [m for m, _ in got] == [m for m, _ in want], (k, types)
             assert np.allclose([d for _, d in got], [d for _, d in want], atol=1e-5)
@@ -275,7 +275,7 @@ def test_matrix_search_equals_vec0_with_types_and_expiry(big):
     assert live < 80
     got = big.vector_search("big", unit(5), 1000)
     assert len(got) == live  # every live row, no expired one
-    assert len(big.vector_search("big", unit(5), 3, ["fact"])) == 3
+    assert len(big.vector_search("big", unit(5), 3, types=["fact"])) == 3
     assert_same_as_vec0(big, "tiny", seed=11)
     assert big.matrix_rebuilds == 1  # "tiny" is below MATRIX_MIN_ROWS: vec0
 
@@ -309,7 +309,7 @@ def test_writes_in_this_process_patch_the_cached_matrix(big):
     big.update_memory("big", live[3].id, fields={"expires_at": utcnow() - timedelta(hours=1)})
     big.update_memory("big", expired[0].id, fields={"expires_at": None})  # lift an expiry
     big.update_memory("big", live[4].id, fields={"importance": 5})  # no vector change
-    got = big.vector_search("big", unit(1), 10, ["new-type"])
+    got = big.vector_search("big", unit(1), 10, types=["new-type"])
     assert [m for m, _ in got] == [live[2].id]
     assert got[0][1] == pytest.approx(vec0_search(big, "big", unit(1), 1, ["new-type"])[0][1],
                                       abs=1e-5)

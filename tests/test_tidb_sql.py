@@ -21,7 +21,8 @@ from memory.store.base import StoreError
 from memory.store.tidb import (NO_FULLTEXT_NOTE, TiDBSQL, TiDBStore, UTCDateTime,
                                build_schema, connection_settings, fulltext_terms, mask_url,
                                run_with_retry, schema_ddl)
-from memory.store.tidb.rows import ORDERS, history_row, memory_row
+from memory.store.common import ORDERS
+from memory.store.tidb.rows import history_row, memory_row
 from memory.types import HistoryEvent, MemoryRecord, Message, Thread
 
 DIALECT = mysql.dialect()
@@ -159,8 +160,9 @@ def _statements(q: TiDBSQL) -> dict[str, list]:
         "get_memories": [q.get_memories("u1", ["a", "b"], NOW)],
         "list_memories": [q.list_memories("u1", NOW, order=o, **lm) for o in ORDERS],
         "count_memories": [q.count_memories("u1", NOW, None)],
-        "vector_search": [q.vector_search("u1", [0.1] * 384, 3, NOW, ["fact"], NOW, NOW)],
-        "text_search": [q.text_search("u1", "x", 3, NOW, ["fact"], NOW, NOW)],
+        "vector_search": [q.vector_search("u1", [0.1] * 384, 3, NOW, types=["fact"], since=NOW,
+                                          until=NOW)],
+        "text_search": [q.text_search("u1", "x", 3, NOW, types=["fact"], since=NOW, until=NOW)],
         "touch": [q.touch("u1", ["a"], NOW)],
         "set_embedding": [q.set_embedding()],
         "iter_page": [q.iter_page("u1", "", 10, True)],
@@ -383,7 +385,7 @@ def test_store_rejects_bad_input_before_any_sql():
         return MemoryRecord(**base)
 
     bad = [
-        (dict(embedding=None), "embedding is required"),
+        (dict(embedding=None), "embedding of memory a+ is missing"),
         (dict(embedding=[0.5] * 5), "expects 4"),
         (dict(text="broken \ud800 text"), "lone surrogate"),
         (dict(metadata={"x": float("nan")}), "JSON"),
@@ -437,13 +439,14 @@ def test_every_documented_retryable_code_is_retried(code):
 
 def test_vector_search_is_a_prefiltered_exact_knn_with_date_filters(q):
     since, until = NOW - timedelta(days=7), NOW
-    text = sql(q.vector_search("alice", [0.5] * 384, 5, NOW, ["fact"], since, until))
+    text = sql(q.vector_search("alice", [0.5] * 384, 5, NOW, types=["fact"], since=since,
+                              until=until))
     where, order = text.index(" WHERE "), text.index(" ORDER BY ")
     for cond in ("memories.user_id = %s", "memories.type IN", "memories.created_at >= %s",
                  "memories.created_at <= %s", "memories.embedding IS NOT NULL"):
         assert cond in text[where:order], cond
     assert text.count("SELECT") == 1 and "ANN" not in text  # no post-filtering subquery
-    text = sql(q.text_search("alice", "coffee", 5, NOW, None, since, None))
+    text = sql(q.text_search("alice", "coffee", 5, NOW, since=since))
     where, order = text.index(" WHERE "), text.index(" ORDER BY ")
     assert "memories.created_at >= %s" in text[where:order]
     assert "created_at <=" not in text and "type IN" not in text

@@ -68,20 +68,19 @@ class Store(ABC):
         vector index is rebuilt for the new dimension).
         """
 
+    @abstractmethod
     def migrate(self) -> list[str]:
         """Apply the pending named schema migrations in order (each in its own
         transaction, recorded in ``schema_migrations(id, applied_at)``) and return their
         ids ([] when up to date). Called by ``open``. Raises StoreError when a migration
         fails or the store was migrated by a newer version."""
-        # Not @abstractmethod until every store implements it (TiDB: its helper's branch);
-        # the same holds for migration_status() and transaction().
-        raise NotImplementedError(f"{type(self).__name__} has no named migrations yet")
 
+    @abstractmethod
     def migration_status(self) -> list["MigrationStatus"]:
         """Every migration this code knows, in order, with ``applied_at`` (None while
         pending): what ``python main.py migrate --status`` prints."""
-        raise NotImplementedError(f"{type(self).__name__} has no named migrations yet")
 
+    @abstractmethod
     def transaction(self) -> AbstractContextManager[None]:
         """A context manager: store calls made inside it *by the same thread* join one
         database transaction; a normal exit commits, an exception rolls every row back
@@ -93,7 +92,6 @@ class Store(ABC):
             with store.transaction():
                 store.delete_user_memories(u); store.insert_memories(recs)
         """
-        raise NotImplementedError(f"{type(self).__name__} has no transaction() yet")
 
     @abstractmethod
     def close(self) -> None:
@@ -122,7 +120,8 @@ class Store(ABC):
         """Insert records (each with ``embedding`` set) and history events atomically:
         base row, vector row and full-text row of every record in one transaction.
         Raises StoreError (nothing written) on failure, ValueError on a record without
-        an embedding or of the wrong dimension. An id that already exists is replaced
+        an embedding, of the wrong dimension, non-finite or all zeros (one rule for every
+        vector a store takes: ``memory.store.common.vector_values``). An id that already exists is replaced
         only if it belongs to the same user (imports/migrations are idempotent)."""
 
     @abstractmethod
@@ -171,17 +170,18 @@ class Store(ABC):
 
     @abstractmethod
     def vector_search(self, user_id: str, embedding: list[float], k: int,
-                      types: list[str] | None = None, *, since: datetime | None = None,
+                      *, types: list[str] | None = None, since: datetime | None = None,
                       until: datetime | None = None) -> list[tuple[str, float]]:
         """Return up to ``k`` ``(memory_id, cosine_distance)`` of ``user_id``'s live
         memories, nearest first. The user, ``types`` and ``since <= created_at <=
         until`` (inclusive, either optional) filters are applied inside the query, before
         the limit, so a user gets k rows whenever they own k matching rows, however many
-        other rows exist."""
+        other rows exist. Raises ValueError for a query vector of another dimension, with
+        NaN/infinity or all zeros (``memory.store.common.vector_values``)."""
 
     @abstractmethod
     def text_search(self, user_id: str, query: str, k: int,
-                    types: list[str] | None = None, *, since: datetime | None = None,
+                    *, types: list[str] | None = None, since: datetime | None = None,
                     until: datetime | None = None) -> list[tuple[str, float]]:
         """Full-text (BM25) search: return up to ``k`` ``(memory_id, score)`` of
         ``user_id``'s live memories, best first (higher score is better), with the

@@ -1,4 +1,4 @@
-"""Store logic both stores share: field validation and conversion, the update preamble, the embedder policy, and row → dataclass mappers.
+"""Store logic both stores share: field and vector validation, the update preamble, the embedder policy, and row → dataclass mappers.
 
 Values here are *logical* (aware UTC datetimes, Python lists/dicts); each store encodes
 them for its database afterwards (SQLite: integer microseconds and JSON text; TiDB:
@@ -10,6 +10,7 @@ import json
 from datetime import datetime
 from typing import Any, Callable, Iterable, Mapping
 
+import numpy as np
 from memory.store.base import EmbedderMismatchError
 from memory.store.base import require_text as _text
 from memory.store.base import require_user as _user
@@ -19,7 +20,8 @@ __all__ = [
     "UPDATABLE_FIELDS", "ORDERS", "MEMORY_FIELDS", "HISTORY_FIELDS", "THREAD_FIELDS",
     "MESSAGE_FIELDS", "check_order", "check_paging", "jsonable", "required_time",
     "field_value", "prepare_update", "unique_records", "memory_values", "history_values",
-    "check_embedder", "embedder_policy", "json_value", "memory_from_row",
+    "thread_values", "message_values", "profile_values",
+    "vector_values", "check_embedder", "embedder_policy", "json_value", "memory_from_row",
     "event_from_row", "thread_from_row", "message_from_row",
 ]
 
@@ -143,10 +145,8 @@ def memory_values(rec: Any) -> dict[str, Any]:
     or user, invalid text, non-JSON tags/metadata, missing created/updated time)."""
     if not isinstance(rec, MemoryRecord):
         raise ValueError(f"expected a MemoryRecord, got {type(rec).__name__}")
-    if not isinstance(rec.id, str) or not rec.id:
-        raise ValueError("memory id must be a non-empty string")
     return {
-        "id": rec.id, "user_id": _user(rec.user_id), "text": _text(rec.text, "text"),
+        "id": _id(rec.id, "memory id"), "user_id": _user(rec.user_id), "text": _text(rec.text, "text"),
         "type": _text(rec.type, "type"), "thread_id": _optional_text(rec.thread_id, "thread_id"),
         "importance": int(rec.importance), "tags": jsonable(list(rec.tags or []), "tags"),
         "source": _text(rec.source or "chat", "source"),
@@ -168,6 +168,77 @@ def history_values(ev: Any) -> dict[str, Any]:
             "old_text": _optional_text(ev.old_text, "old_text"),
             "new_text": _optional_text(ev.new_text, "new_text"),
             "actor": _text(ev.actor, "actor"), "at": required_time(ev.at, "history time")}
+
+
+def thread_values(thread: Any) -> dict[str, Any]:
+    """Validate a Thread and return its logical column values (:data:`THREAD_FIELDS`;
+    a missing summary is ""). Raises ValueError (not a Thread, empty id or user, invalid
+    text, missing created/updated time)."""
+    if not isinstance(thread, Thread):
+        raise ValueError(f"expected a Thread, got {type(thread).__name__}")
+    return {"id": _id(thread.id, "thread id"), "user_id": _user(thread.user_id),
+            "title": _text(thread.title, "title"),
+            "created_at": required_time(thread.created_at, "created_at"),
+            "updated_at": required_time(thread.updated_at, "updated_at"),
+            "summary": _text(thread.summary or "", "summary"),
+            "summarized_upto": int(thread.summarized_upto or 0)}
+
+
+def message_values(message: Any) -> dict[str, Any]:
+    """Validate a Message and return its logical column values (:data:`MESSAGE_FIELDS`;
+    ``seq`` is left to the store, which assigns it). Raises ValueError (not a Message,
+    empty id/thread/user, invalid text, missing time, non-JSON metadata)."""
+    if not isinstance(message, Message):
+        raise ValueError(f"expected a Message, got {type(message).__name__}")
+    return {"id": _id(message.id, "message id"), "thread_id": _id(message.thread_id, "thread id"),
+            "user_id": _user(message.user_id), "role": _text(message.role, "role"),
+            "content": _text(message.content, "content"), "seq": int(message.seq or 0),
+            "created_at": required_time(message.created_at, "created_at"),
+            "metadata": jsonable(dict(message.metadata or {}), "metadata")}
+
+
+def profile_values(user_id: Any, text: Any, at: Any) -> dict[str, Any]:
+    """Validated ``{"user_id", "text", "updated_at"}`` of ``set_profile``; ValueError for
+    an empty user, invalid text or a missing time."""
+    return {"user_id": _user(user_id), "text": _text(text, "profile"),
+            "updated_at": required_time(at, "profile time")}
+
+
+def _id(value: Any, what: str) -> str:
+    """``value`` if it is a non-empty valid string; ValueError naming ``what`` otherwise."""
+    if not _text(value, what):
+        raise ValueError(f"{what} must be a non-empty string")
+    return value
+
+
+# ---- vectors -----------------------------------------------------------------------------------
+def vector_values(embedding: Any, dim: int, what: str = "embedding") -> np.ndarray:
+    """Validate a vector for either store and return it as a float64 array of shape
+    ``(dim,)``.
+
+    Raises ValueError (before anything is written or searched) when it is None, not a
+    flat list of numbers, of another length than ``dim``, contains NaN/infinity, or is a
+    zero vector; both checks are on the float32 values both stores keep. Zero vectors are refused by both stores, stored and query vectors alike:
+    cosine distance divides by both norms, so it is undefined for them (TiDB's
+    ``VEC_COSINE_DISTANCE`` returns NULL, the SQLite matrix would rank them by an
+    arbitrary 1.0); a vector whose components all underflow float32 counts as zero. The product's embedders never
+    emit one (``memory.embedder`` maps an all-zero row to a unit vector)."""
+    if embedding is None:
+        raise ValueError(f"{what} is missing")
+    try:
+        arr = np.asarray(embedding, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a list of numbers") from None
+    if arr.ndim != 1 or arr.shape[0] != dim:
+        got = arr.shape[0] if arr.ndim == 1 else f"shape {arr.shape}"
+        raise ValueError(f"{what} has dimension {got}, the store expects {dim}")
+    with np.errstate(over="ignore"):
+        kept = arr.astype(np.float32)
+    if not np.isfinite(kept).all():
+        raise ValueError(f"{what} contains NaN or infinity (or a value beyond float32)")
+    if not kept.any():
+        raise ValueError(f"{what} is a zero vector (cosine distance is undefined)")
+    return arr
 
 
 # ---- the embedder policy of open() -----------------------------------------------------------

@@ -49,7 +49,6 @@ def test_empty_store_rebuilds_for_new_dimension(store, vec):
         store.vector_search(A, vec(1), 3)
 
 
-@pytest.mark.fulltext
 def test_reset_vector_index_then_set_embeddings(store, mk, vec):
     import numpy as np
 
@@ -59,7 +58,6 @@ def test_reset_vector_index_then_set_embeddings(store, mk, vec):
     assert (store.get_meta("embedder_id"), store.get_meta("dim")) == ("new-model", "4")
     # text survives; vectors are gone until re-embedded
     assert store.count_memories(A) == 2
-    assert [m for m, _ in store.text_search(A, "alpha", 5)] != []
     q = [1.0, 0.0, 0.0, 0.0]
     assert store.vector_search(A, q, 5) == []
     new = {a1.id: [1.0, 0.0, 0.0, 0.0], a2.id: [0.0, 1.0, 0.0, 0.0]}
@@ -74,6 +72,14 @@ def test_reset_vector_index_then_set_embeddings(store, mk, vec):
     got = store.get_memory(A, a2.id, with_embedding=True)
     assert np.allclose(got.embedding, new[a2.id])
     store.open("new-model", 4)  # consistent now
+
+
+@pytest.mark.fulltext
+def test_reset_vector_index_keeps_text_search(store, mk):
+    a1, a2 = mk(A, "alpha one"), mk(A, "alpha two")
+    store.insert_memories([a1, a2])
+    store.reset_vector_index("new-model", 4)
+    assert sorted(m for m, _ in store.text_search(A, "alpha", 5)) == sorted([a1.id, a2.id])
 
 
 def test_user_ids_lists_every_kind_of_owner(store, mk, event):

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import numpy as np
+import pytest
 
 from memory.retrieval import hybrid_search
 from memory.types import utcnow
@@ -27,24 +28,29 @@ def fill(store, mk, vec):
     return q, {r.id for r in old}, {r.id for r in new}, cut
 
 
-def test_type_filter_inside_both_queries(store, mk, vec):
-    q, _, new, _ = fill(store, mk, vec)
-    assert {m for m, _ in store.vector_search(A, q, 5, types=["event"])} == new
-    assert {m for m, _ in store.text_search(A, "green tea", 5, types=["event"])} == new
-
-
-def test_date_filters_inside_both_queries(store, mk, vec):
+def test_type_and_date_filters_inside_the_vector_query(store, mk, vec):
     q, old, new, cut = fill(store, mk, vec)
+    assert {m for m, _ in store.vector_search(A, q, 5, types=["event"])} == new
     assert {m for m, _ in store.vector_search(A, q, 5, since=cut)} == new
-    assert {m for m, _ in store.text_search(A, "green tea", 5, since=cut)} == new
     # inclusive bounds: exactly the first recent memory
     first = store.vector_search(A, q, 5, since=cut, until=cut)
     assert len(first) == 1 and first[0][0] in new
     before = cut - timedelta(seconds=1)
     got = store.vector_search(A, q, 60, until=before)
     assert {m for m, _ in got} == old and len(got) == 50
-    assert {m for m, _ in store.text_search(A, "tea", 60, until=before)} == old
     assert store.vector_search(A, q, 5, types=["fact"], since=cut) == []
+
+
+@pytest.mark.fulltext
+def test_type_and_date_filters_inside_the_text_query(store, mk, vec):
+    _, old, new, cut = fill(store, mk, vec)
+    assert {m for m, _ in store.text_search(A, "green tea", 5, types=["event"])} == new
+    assert {m for m, _ in store.text_search(A, "green tea", 5, since=cut)} == new
+    first = store.text_search(A, "tea", 5, since=cut, until=cut)
+    assert len(first) == 1 and first[0][0] in new
+    before = cut - timedelta(seconds=1)
+    assert {m for m, _ in store.text_search(A, "tea", 60, until=before)} == old
+    assert store.text_search(A, "tea", 5, types=["fact"], since=cut) == []
 
 
 def test_filtered_hybrid_search_returns_limit_results(store, mk, vec):

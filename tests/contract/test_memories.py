@@ -94,7 +94,6 @@ def test_failing_batch_writes_nothing(store, mk, event):
     assert store.vector_search(A, good1.embedding, 10) == []
 
 
-@pytest.mark.fulltext
 def test_reinsert_same_id_same_user_replaces(store, mk, vec):
     rec = mk(A, "old text about tennis", seed=1)
     store.insert_memories([rec])
@@ -105,11 +104,18 @@ def test_reinsert_same_id_same_user_replaces(store, mk, vec):
     got = store.get_memory(A, rec.id, with_embedding=True)
     assert got.text == "new text about chess" and got.importance == 5
     assert got.embedding == pytest.approx(newer.embedding, abs=1e-6)
-    assert store.text_search(A, "tennis", 5) == []
-    assert [m for m, _ in store.text_search(A, "chess", 5)] == [rec.id]
     hits = store.vector_search(A, vec(2), 5)
     assert [m for m, _ in hits] == [rec.id]  # one vector row, the new one
     assert hits[0][1] == pytest.approx(0.0, abs=1e-5)
+
+
+@pytest.mark.fulltext
+def test_reinsert_same_id_replaces_the_text_row(store, mk):
+    rec = mk(A, "old text about tennis", seed=1)
+    store.insert_memories([rec])
+    store.insert_memories([mk(A, "new text about chess", seed=2, id=rec.id)])
+    assert store.text_search(A, "tennis", 5) == []
+    assert [m for m, _ in store.text_search(A, "chess", 5)] == [rec.id]
 
 
 def test_reinsert_id_of_other_user_raises_and_writes_nothing(store, mk):
@@ -169,7 +175,6 @@ def test_touch_counts_and_accessed_order(store, mk):
 
 
 # ---- expiry ------------------------------------------------------------------------
-@pytest.mark.fulltext
 def test_expired_memories_are_never_returned(store, mk, vec):
     past = utcnow() - timedelta(minutes=1)
     live = mk(A, "live memory about gardening", seed=10)
@@ -180,9 +185,19 @@ def test_expired_memories_are_never_returned(store, mk, vec):
     assert ids(store.list_memories(A)) == [live.id]
     assert store.count_memories(A) == 1
     assert [m for m, _ in store.vector_search(A, vec(11), 5)] == [live.id]
-    assert [m for m, _ in store.text_search(A, "gardening", 5)] == [live.id]
     # migration still sees it
     assert sorted(r.id for b in store.iter_memories(A) for r in b) == sorted([live.id, dead.id])
+
+
+@pytest.mark.fulltext
+def test_expired_memories_never_match_text(store, mk):
+    past = utcnow() - timedelta(minutes=1)
+    live = mk(A, "live memory about gardening")
+    dead = mk(A, "expired memory about gardening", expires_at=past)
+    store.insert_memories([live, dead])
+    assert [m for m, _ in store.text_search(A, "gardening", 5)] == [live.id]
+    assert store.update_memory(A, live.id, fields={"expires_at": past})
+    assert store.text_search(A, "gardening", 5) == []
 
 
 def test_vector_search_returns_k_live_rows_despite_closer_expired_ones(store, mk, vec):
@@ -210,7 +225,6 @@ def test_update_expiry_hides_and_lifts(store, mk, vec):
 
 
 # ---- update / delete / history -----------------------------------------------------
-@pytest.mark.fulltext
 def test_update_text_embedding_fields_and_history(store, mk, vec, event):
     rec = mk(A, "likes tea", seed=1, type="preference")
     store.insert_memories([rec], [event(rec)])
@@ -227,14 +241,24 @@ def test_update_text_embedding_fields_and_history(store, mk, vec, event):
         ("likes coffee", "fact", 4, ["drink"], {"why": "changed"}, stamp)
     assert got.embedding == pytest.approx(vec(2), abs=1e-6)
     assert got.created_at == rec.created_at
-    assert [m for m, _ in store.text_search(A, "coffee", 5)] == [rec.id]
-    assert store.text_search(A, "tea", 5) == []
     assert [m for m, _ in store.vector_search(A, vec(2), 1)] == [rec.id]
     assert [m for m, _ in store.vector_search(A, vec(2), 5, types=["fact"])] == [rec.id]
     assert store.vector_search(A, vec(2), 5, types=["preference"]) == []
     hist = store.history(A, rec.id)
     assert [(h.event, h.old_text, h.new_text, h.actor) for h in hist] == \
         [("ADD", None, "likes tea", "llm"), ("UPDATE", "likes tea", "likes coffee", "user")]
+
+
+@pytest.mark.fulltext
+def test_update_text_moves_the_text_row(store, mk, vec):
+    rec = mk(A, "likes tea", seed=1, type="preference")
+    store.insert_memories([rec])
+    assert store.update_memory(A, rec.id, text="likes coffee", embedding=vec(2),
+                               fields={"type": "fact"})
+    assert [m for m, _ in store.text_search(A, "coffee", 5)] == [rec.id]
+    assert store.text_search(A, "tea", 5) == []
+    assert [m for m, _ in store.text_search(A, "coffee", 5, types=["fact"])] == [rec.id]
+    assert store.text_search(A, "coffee", 5, types=["preference"]) == []
 
 
 def test_update_rejects_text_without_embedding_and_unknown_fields(store, mk):
@@ -283,7 +307,6 @@ def test_history_is_oldest_first_and_idempotent(store, mk, event):
     assert store.history(A, "unknown") == []
 
 
-@pytest.mark.fulltext
 def test_delete_user_memories_only_touches_that_user(store, mk, vec, event):
     a = [mk(A, f"alice fact {i}", seed=i) for i in range(3)]
     b = [mk(B, f"bob fact {i}", seed=i) for i in range(2)]
@@ -297,15 +320,23 @@ def test_delete_user_memories_only_touches_that_user(store, mk, vec, event):
     assert store.count_memories(A) == 0 and store.all_history(A) == []
     assert store.get_profile(A) == ("", None)
     assert store.vector_search(A, vec(0), 5) == []
-    assert store.text_search(A, "fact", 5) == []
     assert len(store.list_threads(A)) == 1  # threads are chat history, kept
     # Bob untouched
     assert store.count_memories(B) == 2
     assert len(store.all_history(B)) == 2
     assert store.get_profile(B)[0] == "Bob profile"
     assert len(store.vector_search(B, vec(0), 5)) == 2
-    assert len(store.text_search(B, "fact", 5)) == 2
     assert store.delete_user_memories(A) == 0
+
+
+@pytest.mark.fulltext
+def test_delete_user_memories_removes_only_that_users_text_rows(store, mk):
+    store.insert_memories([mk(A, f"alice fact {i}") for i in range(3)] +
+                          [mk(B, f"bob fact {i}") for i in range(2)])
+    assert len(store.text_search(A, "fact", 5)) == 3
+    store.delete_user_memories(A)
+    assert store.text_search(A, "fact", 5) == []
+    assert len(store.text_search(B, "fact", 5)) == 2
 
 
 def test_iter_memories_batches_by_id(store, mk):

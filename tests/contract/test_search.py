@@ -1,6 +1,8 @@
 """Store contract: vector (KNN) and full-text (BM25) search."""
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 
@@ -59,6 +61,46 @@ def test_vector_search_rejects_wrong_dimension(store, mk):
     store.insert_memories([mk(A, "x")])
     with pytest.raises(ValueError):
         store.vector_search(A, [1.0, 0.0], 3)
+
+
+@pytest.mark.parametrize("component", [0.0, -0.0, 1e-50],
+                         ids=["zeros", "negative-zeros", "float32-underflow"])
+def test_zero_vectors_are_refused_before_any_write(store, mk, vec, event, embedder, component):
+    """One rule for both stores (``memory.store.common.vector_values``): a zero-norm
+    vector (cosine distance undefined) is a ValueError naming it, and nothing is written."""
+    zero = [component] * embedder[1]
+    kept = mk(A, "kept memory", seed=1)
+    store.insert_memories([kept])
+    bad = mk(A, "zero vector memory", embedding=zero)
+    with pytest.raises(ValueError, match="zero vector"):
+        store.insert_memories([mk(A, "good one"), bad], [event(bad)])
+    assert [r.id for r in store.list_memories(A)] == [kept.id]
+    assert store.all_history(A) == []
+    with pytest.raises(ValueError, match="zero vector"):
+        store.update_memory(A, kept.id, text="changed", embedding=zero)
+    with pytest.raises(ValueError, match="zero vector"):
+        store.set_embeddings(A, [(kept.id, zero)])
+    got = store.get_memory(A, kept.id, with_embedding=True)
+    assert got.text == "kept memory" and got.embedding == pytest.approx(vec(1), abs=1e-6)
+    with pytest.raises(ValueError, match="zero vector"):
+        store.vector_search(A, zero, 3)
+    assert [m for m, _ in store.vector_search(A, vec(1), 3)] == [kept.id]
+
+
+def test_both_stores_take_the_search_filters_the_same_way():
+    """``types``, ``since`` and ``until`` are keyword-only in the interface and in both
+    stores, with the same defaults."""
+    from memory.store.base import Store
+    from memory.store.sqlite import SQLiteStore
+    from memory.store.tidb import TiDBStore
+
+    for name in ("vector_search", "text_search"):
+        want = inspect.signature(getattr(Store, name))
+        filters = [p for p in want.parameters.values() if p.kind is p.KEYWORD_ONLY]
+        assert [p.name for p in filters] == ["types", "since", "until"], name
+        assert all(p.default is None for p in filters), name
+        for cls in (SQLiteStore, TiDBStore):
+            assert inspect.signature(getattr(cls, name)) == want, (cls.__name__, name)
 
 
 @pytest.mark.fulltext

@@ -67,7 +67,19 @@ def test_exception_rolls_every_row_back(store, mk, vec, event):
     assert store.get_profile(A)[0] == "before"
     assert store.list_threads(A) == []
     assert [m for m, _ in store.vector_search(A, vec(6), 5)] == [kept.id]
+
+
+@pytest.mark.fulltext
+def test_exception_rolls_the_text_rows_back(store, mk, vec):
+    kept = mk(A, "kept memory about tea", seed=5)
+    store.insert_memories([kept])
+    with pytest.raises(Boom):
+        with store.transaction():
+            store.insert_memories([mk(A, "new memory about tea", seed=6)])
+            assert store.update_memory(A, kept.id, text="changed coffee", embedding=vec(7))
+            raise Boom()
     assert [m for m, _ in store.text_search(A, "memory tea", 5)] == [kept.id]
+    assert store.text_search(A, "coffee", 5) == []
 
 
 def test_the_thread_sees_its_own_writes_inside(store, mk, vec):
@@ -76,8 +88,15 @@ def test_the_thread_sees_its_own_writes_inside(store, mk, vec):
         store.insert_memories([r])
         assert store.get_memory(A, r.id) is not None
         assert [m for m, _ in store.vector_search(A, vec(3), 1)] == [r.id]
-        assert [m for m, _ in store.text_search(A, "green tea", 1)] == [r.id]
         assert store.count_memories(A) == 1
+
+
+@pytest.mark.fulltext
+def test_the_thread_sees_its_own_text_rows_inside(store, mk):
+    r = mk(A, "green tea in the morning", seed=3)
+    with store.transaction():
+        store.insert_memories([r])
+        assert [m for m, _ in store.text_search(A, "green tea", 1)] == [r.id]
 
 
 def test_nested_blocks_join_the_outer_transaction(store, mk):

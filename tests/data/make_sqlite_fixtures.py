@@ -11,6 +11,8 @@ spec = importlib.util.spec_from_file_location("oldsqlite", src)
 mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
 import os
 if os.path.exists(out): os.remove(out)
+# The old store predates migrate/migration_status/transaction, now abstract in Store.
+mod.SQLiteStore.__abstractmethods__ = frozenset()
 s = mod.SQLiteStore(out, vec_chunk_size=8)
 s.open("fixture-embedder", 4)
 t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)

@@ -101,20 +101,10 @@ def message(row: tuple) -> Message:
 
 
 def blob(embedding: Any, dim: int, what: str = "embedding") -> bytes:
-    """A vector as float32 little-endian bytes for vec0. Raises ValueError when missing,
-    not numeric, of another dimension than ``dim``, or with NaN/infinity."""
-    if embedding is None:
-        raise ValueError(f"{what} is missing")
-    try:
-        arr = np.asarray(embedding, dtype=np.float32)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a list of numbers") from None
-    if arr.ndim != 1 or arr.shape[0] != dim:
-        got = arr.shape[0] if arr.ndim == 1 else f"shape {arr.shape}"
-        raise ValueError(f"{what} has dimension {got}, the store expects {dim}")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{what} contains NaN or infinity")
-    return arr.astype("<f4", copy=False).tobytes()
+    """A vector as float32 little-endian bytes for vec0, after
+    :func:`memory.store.common.vector_values` (ValueError when missing, not numeric, of
+    another dimension than ``dim``, with NaN/infinity, or a zero vector)."""
+    return common.vector_values(embedding, dim, what).astype("<f4").tobytes()
 
 
 def floats(data: bytes) -> list[float]:

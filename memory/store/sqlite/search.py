@@ -21,7 +21,7 @@ class Search(Memories):
     """The search half of ``SQLiteStore``."""
 
     def vector_search(self, user_id: str, embedding: list[float], k: int,
-                      types: list[str] | None = None, *, since: datetime | None = None,
+                      *, types: list[str] | None = None, since: datetime | None = None,
                       until: datetime | None = None) -> list[tuple[str, float]]:
         """Return up to ``k`` (≤ :data:`MAX_K`) ``(memory_id, cosine_distance)`` of
         ``user_id``'s live memories, nearest first (distance in [0, 2]), restricted to
@@ -64,7 +64,7 @@ class Search(Memories):
         return [(mid, float(dist)) for mid, dist in found]
 
     def text_search(self, user_id: str, query: str, k: int,
-                    types: list[str] | None = None, *, since: datetime | None = None,
+                    *, types: list[str] | None = None, since: datetime | None = None,
                     until: datetime | None = None) -> list[tuple[str, float]]:
         """BM25 search of ``user_id``'s live memories: up to ``k`` ``(memory_id, score)``,
         best first; score = ``-bm25`` (higher is better, > 0). ``query`` is raw user text

@@ -5,8 +5,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from memory.store.base import require_text as _text
-from memory.store.base import require_user as _user
+from memory.store import common
 from memory.store.sqlite import rows
 from memory.store.sqlite.connection import Connections
 from memory.types import Message, Thread
@@ -24,7 +23,8 @@ class Threads(Connections):
 
     def set_profile(self, user_id: str, text: str, at: datetime) -> None:
         """Store (replace) the profile text of ``user_id``."""
-        args = (_user(user_id), _text(text, "profile"), rows.ts(at))
+        values = rows.encode(common.profile_values(user_id, text, at))
+        args = (values["user_id"], values["text"], values["updated_at"])
         with self._write() as conn:
             conn.execute("INSERT INTO profiles(user_id, text, updated_at) VALUES (?, ?, ?) "
                          "ON CONFLICT(user_id) DO UPDATE SET text = excluded.text, "
@@ -33,9 +33,8 @@ class Threads(Connections):
     def upsert_thread(self, thread: Thread) -> None:
         """Insert a thread or update its title, updated_at, summary and summarized_upto.
         Raises ValueError if the id belongs to another user's thread."""
-        args = (_text(thread.id, "thread id"), _user(thread.user_id), _text(thread.title, "title"),
-                rows.ts(thread.created_at), rows.ts(thread.updated_at),
-                _text(thread.summary or "", "summary"), int(thread.summarized_upto))
+        values = rows.encode(common.thread_values(thread))
+        args = tuple(values[k] for k in common.THREAD_FIELDS)
         with self._write() as conn:
             cur = conn.execute(
                 f"INSERT INTO threads({rows.THREAD_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
@@ -77,11 +76,8 @@ class Threads(Connections):
         message. Re-adding an id already stored in the same thread returns the stored
         message unchanged. Raises ValueError if the thread is not ``message.user_id``'s
         or the id is used elsewhere."""
-        user_id = _user(message.user_id)
-        created = rows.ts(message.created_at)
-        content = _text(message.content, "content")
-        role = _text(message.role, "role")
-        metadata = rows.to_json(dict(message.metadata or {}), "metadata")
+        values = rows.encode(common.message_values(message))
+        user_id, created = values["user_id"], values["created_at"]
         with self._write() as conn:
             if conn.execute("SELECT 1 FROM threads WHERE user_id = ? AND id = ?",
                             (user_id, message.thread_id)).fetchone() is None:
@@ -94,9 +90,9 @@ class Threads(Connections):
                 raise ValueError(f"message id {message.id} is already used")
             seq = conn.execute("SELECT COALESCE(MAX(seq) + 1, 0) FROM messages WHERE thread_id = ?",
                                (message.thread_id,)).fetchone()[0]
+            values["seq"] = seq
             conn.execute(f"INSERT INTO messages({rows.MSG_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                         (message.id, message.thread_id, user_id, role, content, seq, created,
-                          metadata))
+                         tuple(values[k] for k in common.MESSAGE_FIELDS))
             conn.execute("UPDATE threads SET updated_at = MAX(updated_at, ?) "
                          "WHERE user_id = ? AND id = ?", (created, user_id, message.thread_id))
         return replace(message, seq=seq)

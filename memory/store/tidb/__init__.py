@@ -7,7 +7,8 @@ Modules, by concern (everything except the network round trip is checked offline
 * ``schema``     tables (pytidb ``TableModel``), idempotent DDL, index names ≤ 64 characters
 * ``migrations`` named, ordered migrations and the ``schema_migrations`` statements
 * ``statements`` ``TiDBSQL``: every query/write; ``fulltext_terms`` for ``FTS_MATCH_WORD``
-* ``rows``       row ↔ dataclass conversion and validation (TiDB's copy of the shared pieces)
+* ``rows``       the vector literal and result rows as dataclasses, over ``memory/store/common.py``
+                 (validation, update preamble, embedder policy and mappers shared with SQLite)
 * ``retry``      retryable TiDB error codes and the tenacity retry
 * ``indexes``    TiFlash detection, opt-in HNSW index, FULLTEXT index and probe
 * ``store``      ``TiDBStore``: connection, ``transaction()``, open/migrate, health, admin

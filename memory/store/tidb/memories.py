@@ -6,10 +6,10 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from memory.store.base import require_text as _text
+from memory.store import common
 from memory.store.base import require_user as _user
-from memory.store.tidb.rows import (UPDATABLE_FIELDS, event_from_row, field_value,
-                                    history_row, memory_row, record_from_row, vector_literal)
+from memory.store.tidb.rows import (event_from_row, history_row, memory_row, record_from_row,
+                                    vector_literal)
 from memory.store.tidb.statements import fulltext_terms
 from memory.types import HistoryEvent, MemoryRecord, as_utc, utcnow
 
@@ -27,17 +27,12 @@ class MemoriesMixin:
         upsert never overwrites another user's row, and a count of the user's rows among
         the ids, inside the transaction, detects the clash and rolls back). A repeated id
         within the batch keeps the last record. StoreError on database failure."""
-        records, events = list(records or []), [history_row(e) for e in history or []]
-        if not records and not events:
+        events = [history_row(e) for e in history or []]
+        unique = common.unique_records(records or [])
+        if not unique and not events:
             return
-        dim = self.sql.s.dim
-        prepared: dict[str, dict[str, Any]] = {}
-        for rec in records:
-            row = memory_row(rec, dim)
-            if rec.id in prepared and prepared[rec.id]["user_id"] != row["user_id"]:
-                raise ValueError(f"memory id {rec.id} appears twice with different users")
-            prepared.pop(rec.id, None)
-            prepared[rec.id] = row
+        dim = self.sql.s.dim if unique else 0
+        prepared = {mid: memory_row(rec, dim) for mid, rec in unique.items()}
         by_user: dict[str, list[str]] = {}
         for mid, row in prepared.items():
             by_user.setdefault(row["user_id"], []).append(mid)
@@ -61,47 +56,41 @@ class MemoriesMixin:
                       history: HistoryEvent | None = None) -> bool:
         """Change one memory of ``user_id`` (expired ones too, so an expiry can be
         lifted) and write ``history`` in the same transaction. ``text`` requires
-        ``embedding``; ``fields`` may set the keys of ``UPDATABLE_FIELDS``; updated_at
+        ``embedding``; ``fields`` may set the keys of ``common.UPDATABLE_FIELDS``; updated_at
         defaults to now. Returns False (nothing written) if ``user_id`` has no such
         memory. Raises ValueError for unknown fields or bad values."""
-        user_id = _user(user_id)
-        fields = dict(fields or {})
-        unknown = set(fields) - UPDATABLE_FIELDS
-        if unknown:
-            raise ValueError(f"cannot update field(s): {', '.join(sorted(unknown))}")
-        if text is not None and embedding is None:
-            raise ValueError("a new text needs its new embedding")
-        values = {key: field_value(key, value) for key, value in fields.items()}
-        if text is not None:
-            values["text"] = _text(text, "text")
+        user_id, values = common.prepare_update(user_id, text, embedding, fields)
         if embedding is not None:
             values["embedding"] = vector_literal(embedding, self.sql.s.dim)
-        values.setdefault("updated_at", utcnow())
-
-        def work(c: Connection) -> bool:
-            if not c.execute(self.sql.update_memory(user_id, memory_id, values)).rowcount:
-                return False
-            if history is not None:
-                c.execute(self.sql.insert_history_ignore(), [history_row(history)])
-            return True
-
-        return self._tx("update memory", work)
+        stmt = self.sql.update_memory(user_id, memory_id, values)
+        return self._change_one("update memory", stmt, history)
 
     def delete_memory(self, user_id: str, memory_id: str,
                       history: HistoryEvent | None = None) -> bool:
         """Delete one memory of ``user_id`` and record ``history``; False if absent."""
+        stmt = self.sql.delete_memory(_user(user_id), memory_id)
+        return self._change_one("delete memory", stmt, history)
+
+    def _change_one(self, what: str, stmt: Any, history: HistoryEvent | None) -> bool:
+        """Run the UPDATE/DELETE ``stmt`` of one memory and, if it found the row, insert
+        ``history`` in the same transaction. Returns whether the row was found (no
+        history is written otherwise). The event is validated before any SQL."""
+        history_rows = [history_row(history)] if history is not None else []
+
         def work(c: Connection) -> bool:
-            if not c.execute(self.sql.delete_memory(user_id, memory_id)).rowcount:
+            if not c.execute(stmt).rowcount:
                 return False
-            if history is not None:
-                c.execute(self.sql.insert_history_ignore(), [history_row(history)])
+            if history_rows:
+                c.execute(self.sql.insert_history_ignore(), history_rows)
             return True
 
-        return self._tx("delete memory", work)
+        return self._tx(what, work)
 
     def delete_user_memories(self, user_id: str) -> int:
         """Delete the memories, history and profile of ``user_id`` only (one
         transaction). Returns the number of memories deleted."""
+        user_id = _user(user_id)
+
         def work(c: Connection) -> int:
             counts = [c.execute(stmt).rowcount for stmt in self.sql.delete_user(user_id)]
             return int(counts[0])
@@ -130,8 +119,8 @@ class MemoriesMixin:
                       with_embedding: bool = False) -> list[MemoryRecord]:
         """Return live memories of ``user_id`` (see ``Store.list_memories``). Raises
         ValueError for an unknown ``order``."""
-        if limit < 0 or offset < 0:
-            raise ValueError("limit and offset must be >= 0")
+        common.check_order(order)
+        limit, offset = common.check_paging(limit, offset)
         stmt = self.sql.list_memories(user_id, utcnow(), limit=limit, offset=offset,
                                       types=types, since=as_utc(since), until=as_utc(until),
                                       order=order, with_embedding=with_embedding)
@@ -143,7 +132,7 @@ class MemoriesMixin:
         return int(self._tx("count memories", lambda c: c.execute(stmt).scalar() or 0))
 
     def vector_search(self, user_id: str, embedding: list[float], k: int,
-                      types: list[str] | None = None, since: datetime | None = None,
+                      *, types: list[str] | None = None, since: datetime | None = None,
                       until: datetime | None = None) -> list[tuple[str, float]]:
         """Exact cosine KNN over ``user_id``'s live memories, filtered in SQL by
         ``types`` and ``since <= created_at <= until`` before the limit. Returns
@@ -151,13 +140,13 @@ class MemoriesMixin:
         vector of the wrong dimension, with NaN/inf, or all zeros."""
         if k <= 0:
             return []
-        stmt = self.sql.vector_search(user_id, embedding, k, utcnow(), types,
-                                      as_utc(since), as_utc(until))
+        stmt = self.sql.vector_search(user_id, embedding, k, utcnow(), types=types,
+                                      since=as_utc(since), until=as_utc(until))
         return self._tx("vector search",
                         lambda c: [(r[0], float(r[1])) for r in c.execute(stmt)])
 
     def text_search(self, user_id: str, query: str, k: int,
-                    types: list[str] | None = None, since: datetime | None = None,
+                    *, types: list[str] | None = None, since: datetime | None = None,
                     until: datetime | None = None) -> list[tuple[str, float]]:
         """BM25 full-text search with ``FTS_MATCH_WORD`` over ``user_id``'s live
         memories, filtered in SQL like ``vector_search``, best first. Returns [] when the
@@ -173,8 +162,8 @@ class MemoriesMixin:
             self._maybe_reprobe_fulltext()
             if not self._features.fulltext:
                 return []
-        stmt = self.sql.text_search(user_id, terms, k, utcnow(), types,
-                                    as_utc(since), as_utc(until))
+        stmt = self.sql.text_search(user_id, terms, k, utcnow(), types=types,
+                                    since=as_utc(since), until=as_utc(until))
         return self._tx("text search", lambda c: [(r[0], float(r[1])) for r in c.execute(stmt)])
 
     def touch_memories(self, user_id: str, ids: list[str], at: datetime) -> None:

@@ -10,11 +10,12 @@ from pytidb.orm.functions import fts_match_word, vec_cosine_distance
 from pytidb.orm.vector import VECTOR
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 
-from memory.store.tidb.rows import ORDERS, vector_literal
+from memory.store.common import check_order
+from memory.store.tidb.rows import vector_literal
 from memory.store.tidb.schema import TiDBSchema
 from memory.textsearch import (ENGLISH_STOPWORDS, MAX_QUERY_CHARS, normalize, query_terms,
                                segment)
-from memory.types import Thread
+from memory.types import Message, Thread
 
 
 def fulltext_terms(query: str) -> str:
@@ -147,8 +148,7 @@ class TiDBSQL:
         """SELECT of ``user_id``'s live memories, filtered, ordered and paged as in
         ``Store.list_memories``."""
         m = self.s.memories.c
-        if order not in ORDERS:
-            raise ValueError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
+        check_order(order)
         cond = self._live(user_id, now) + self._filters(types, since, until)
         order_by = {
             "created_desc": [m.created_at.desc(), m.id.desc()],
@@ -166,7 +166,7 @@ class TiDBSQL:
                 .where(*self._live(user_id, now), *self._types(types)))
 
     def vector_search(self, user_id: str, embedding: list[float], k: int, now: datetime,
-                      types: list[str] | None = None, since: datetime | None = None,
+                      *, types: list[str] | None = None, since: datetime | None = None,
                       until: datetime | None = None) -> Any:
         """``SELECT id, VEC_COSINE_DISTANCE(embedding, :q) AS distance FROM memories
         WHERE user_id = :u AND (expires_at IS NULL OR expires_at > :now) AND embedding IS
@@ -178,7 +178,8 @@ class TiDBSQL:
         through the ``(user_id, created_at)`` index instead. Raises ValueError for a query
         vector of the wrong dimension, non-finite or zero (``vector_literal``)."""
         m = self.s.memories.c
-        q = sa.bindparam("query_vector", vector_literal(embedding, self.s.dim),
+        q = sa.bindparam("query_vector",
+                         vector_literal(embedding, self.s.dim, "query embedding"),
                          type_=VECTOR(self.s.dim))
         distance = vec_cosine_distance(m.embedding, q).label("distance")
         return (sa.select(m.id, distance)
@@ -187,7 +188,7 @@ class TiDBSQL:
                 .order_by(sa.asc(distance), m.id).limit(max(0, int(k))))
 
     def text_search(self, user_id: str, terms: str, k: int, now: datetime,
-                    types: list[str] | None = None, since: datetime | None = None,
+                    *, types: list[str] | None = None, since: datetime | None = None,
                     until: datetime | None = None) -> Any:
         """``SELECT id, FTS_MATCH_WORD(:terms, text) AS score ... WHERE
         FTS_MATCH_WORD(:terms, text) AND user_id = :u AND <live> [AND type/created_at

@@ -15,6 +15,8 @@ from sqlalchemy.engine import Connection, Engine
 from memory.config import Config
 from memory.errors import one_line
 from memory.store.base import EmbedderMismatchError, Store, StoreError
+from memory.store.base import require_user as _user
+from memory.store.common import check_embedder, embedder_policy
 from memory.store.migrations import MigrationStatus, pending, status
 from memory.store.tidb.indexes import Features, SearchIndexesMixin
 from memory.store.tidb.memories import MemoriesMixin
@@ -168,20 +170,24 @@ class TiDBStore(MemoriesMixin, ThreadsMixin, SearchIndexesMixin, Store):
         Raises EmbedderMismatchError if memories exist with another embedder or
         dimension; StoreError if TiDB is unreachable; ValueError for a bad ``dim``."""
         self._no_transaction("open")
+        embedder_id, dim = check_embedder(embedder_id, dim)
         schema = build_schema(dim, self.table_prefix)
         self._connect()
         self._sql = TiDBSQL(schema)
         self._features = self._detect_features()
         self.migrate()  # 0001 is CREATE ... IF NOT EXISTS: an existing table keeps its vectors
         stored_id, stored_dim = self.get_meta("embedder_id"), self._column_dim()
-        if (stored_dim is not None and stored_dim != dim) or (stored_id and stored_id != embedder_id):
-            if self._tx("check memories", lambda c: c.execute(self.sql.any_memory()).first()):
-                message = (f"the TiDB store holds vectors of {stored_id or 'another embedder'} "
-                           f"({self.get_meta('dim') or stored_dim} dimensions), not "
-                           f"{embedder_id} ({dim}); run `python main.py reembed` or "
-                           "configure the old embedder")
-                self.close()
-                raise EmbedderMismatchError(message)
+        has_memories = bool(self._tx("check memories",
+                                     lambda c: c.execute(self.sql.any_memory()).first()))
+        where = f"TiDB {self.settings.url.host}/{self.settings.database}"
+        try:
+            rebuild = embedder_policy(where, stored_id, stored_dim, embedder_id, dim,
+                                      has_memories)
+        except EmbedderMismatchError:
+            if stored_dim:  # keep the statements in line with the column that exists
+                self._sql = TiDBSQL(build_schema(stored_dim, self.table_prefix))
+            raise
+        if rebuild:
             self.reset_vector_index(embedder_id, dim)
         self._ensure_search_indexes()
         self.set_meta("embedder_id", embedder_id)
@@ -271,6 +277,7 @@ class TiDBStore(MemoriesMixin, ThreadsMixin, SearchIndexesMixin, Store):
         when opted in, record embedder/dim. Text and history are kept. Raises StoreError
         on failure or inside ``transaction()``."""
         self._no_transaction("rebuild of the vector column")
+        embedder_id, dim = check_embedder(embedder_id, dim)
         old = self.sql.s
         new = build_schema(dim, self.table_prefix)
         prep = self.engine.dialect.identifier_preparer
@@ -291,9 +298,10 @@ class TiDBStore(MemoriesMixin, ThreadsMixin, SearchIndexesMixin, Store):
     def set_embeddings(self, user_id: str, items: list[tuple[str, list[float]]]) -> None:
         """Write new embeddings for memories of ``user_id`` in one transaction; unknown
         ids are ignored. Raises ValueError for a vector of the wrong dimension or zero."""
-        dim = self.sql.s.dim
-        rows = [{"b_user": user_id, "b_id": mid, "b_embedding": vector_literal(vec, dim)}
-                for mid, vec in items]
+        user_id, dim = _user(user_id), self.sql.s.dim
+        rows = [{"b_user": user_id, "b_id": mid,
+                 "b_embedding": vector_literal(vec, dim, f"embedding of memory {mid}")}
+                for mid, vec in items or []]
         if rows:
             self._tx("set embeddings", lambda c: c.execute(self.sql.set_embedding(), rows))
 

@@ -6,11 +6,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from memory.store.base import require_text as _text
-from memory.store.base import require_user as _user
+from memory.store.common import message_values, profile_values, thread_values
 from memory.store.tidb.retry import error_code
-from memory.store.tidb.rows import (jsonable, message_from_row, required_time,
-                                    thread_from_row)
+from memory.store.tidb.rows import message_from_row, thread_from_row
 from memory.types import Message, Thread
 
 
@@ -26,8 +24,8 @@ class ThreadsMixin:
 
     def set_profile(self, user_id: str, text: str, at: datetime) -> None:
         """Store (replace) the profile text of ``user_id``."""
-        stmt = self.sql.set_profile(_user(user_id), _text(text, "profile"),
-                                    required_time(at, "profile time"))
+        p = profile_values(user_id, text, at)
+        stmt = self.sql.set_profile(p["user_id"], p["text"], p["updated_at"])
         self._tx("write profile", lambda c: c.execute(stmt))
 
     # ---- threads --------------------------------------------------------------------
@@ -35,9 +33,7 @@ class ThreadsMixin:
         """Insert a thread or update its title, updated_at, summary and
         summarized_upto. Raises ValueError (nothing written) if the id belongs to another
         user's thread."""
-        _user(thread.user_id)
-        _text(thread.title, "title")
-        _text(thread.summary or "", "summary")
+        thread = Thread(**thread_values(thread))
 
         def work(c: Connection) -> None:
             c.execute(self.sql.upsert_thread(thread))
@@ -73,12 +69,8 @@ class ThreadsMixin:
         already stored in the same thread returns the stored message (idempotent). Raises
         ValueError if the thread is not ``message.user_id``'s or the id is used elsewhere."""
         sql = self.sql
-        user_id = _user(message.user_id)
-        stored = Message(id=_text(message.id, "message id"), thread_id=message.thread_id,
-                         user_id=user_id, role=_text(message.role, "role"),
-                         content=_text(message.content, "content"), seq=0,
-                         created_at=required_time(message.created_at, "created_at"),
-                         metadata=jsonable(dict(message.metadata or {}), "metadata"))
+        stored = Message(**message_values(message))
+        user_id = stored.user_id
 
         def work(c: Connection) -> Message:
             if not c.execute(sql.get_thread(user_id, message.thread_id, for_update=True)).first():
