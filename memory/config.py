@@ -70,6 +70,9 @@ class Config(BaseSettings):
     # privacy: True keeps chat messages unredacted (memories, titles, metadata, tags and
     # history are redacted regardless); see memory/sanitize.py
     memory_keep_raw_transcripts: bool = False
+    # the web app asks for the user's API key (memory/api/keys.py) before showing anything;
+    # off = local single-machine mode, which says it is unauthenticated (webui/login.py)
+    memory_web_login: bool = False
 
     @field_validator("openai_base_url", "embedding_base_url")
     @classmethod

@@ -505,3 +505,46 @@ def test_init_error_messages_name_the_fix():
     assert "MEMORY_DATA_DIR" in ui.init_error_message(StoreError("database is locked"))
     assert "pip install -r reqs.txt" in ui.init_error_message(ImportError("No module named x"))
     assert "RuntimeError" in ui.init_error_message(RuntimeError("boom"))
+
+
+# ---- the optional login (issue 10): MEMORY_WEB_LOGIN=1 ---------------------------------------
+
+def _issue_key(data_dir, user_id: str) -> str:
+    from memory.api.keys import open_keystore
+
+    keys = open_keystore(data_dir)
+    try:
+        keys.create_user(user_id)
+        return keys.create_key(user_id, "web")[0]
+    finally:
+        keys.close()
+
+
+def test_local_mode_says_it_is_unauthenticated(app_env):
+    at = new_app("alice")
+    no_exceptions(at)
+    assert any("no login" in c.value for c in at.sidebar.caption)
+
+
+def test_login_mode_shows_nothing_until_a_valid_key_then_only_that_user(app_env, monkeypatch):
+    mem = engine()
+    mem.add("Alice secret: likes plums", "alice", infer=False)
+    mem.add("Bob secret: likes figs", "bob", infer=False)
+    bob_key = _issue_key(app_env.data_dir, "bob")
+    monkeypatch.setenv("MEMORY_WEB_LOGIN", "1")
+    reset_streamlit_caches()
+    at = new_app("alice")  # a stale session user must not be shown without a key
+    no_exceptions(at)
+    page = " ".join(m.value for m in at.markdown) + " ".join(c.value for c in at.caption)
+    assert at.title[0].value.endswith("Sign in to Memory Chat")
+    assert "plums" not in page and "figs" not in page and not at.chat_input
+    assert not at.sidebar.text_input  # no "switch to user" box
+    at.text_input[0].set_value("mk_nope_nope")
+    at.button[0].click().run()
+    assert any("not valid" in e.value for e in at.error) and not at.chat_input
+    at.text_input[0].set_value(bob_key)
+    at.button[0].click().run()
+    no_exceptions(at)
+    assert at.session_state[ui.USER_KEY] == "bob" and at.chat_input
+    assert any("Signed in as **bob**" in m.value for m in at.sidebar.markdown)
+    assert not at.sidebar.text_input

@@ -313,13 +313,24 @@ PAGES = (("app.py", "Chat", ":material/chat:"),
 def sidebar_top(mem: Any) -> str:
     """Render the sidebar head shared by every page: the navigation links (Streamlit's
     own page list is hidden in .streamlit/config.toml so the main page is called
-    "Chat", not "app") and the user box. Returns the current user id."""
+    "Chat", not "app") and the user box — or, with ``MEMORY_WEB_LOGIN`` on, the sign-in
+    form (``webui/login.py``). Returns the current user id."""
     with st.sidebar:
         st.markdown("### :material/psychology: Memory Chat")
         for script, label, icon in PAGES:
             st.page_link(script, label=label, icon=icon)
         st.divider()
-    return user_switcher(mem)
+    from webui import login
+
+    if login.login_required(mem):
+        uid = login.signed_in_user(mem)   # stops the page at the sign-in form until then
+        if st.session_state.get(USER_KEY) != uid:
+            switch_user(mem, uid)
+        login.sign_out_button()
+        return uid
+    uid = user_switcher(mem)
+    login.unauthenticated_note()
+    return uid
 
 
 def page_header(mem: Any, title: str, icon: str = "") -> str:
