@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from memory import local_llm
+from memory import local_llm, local_model
 from memory.config import load_config
 from memory.errors import LocalModelError
 from memory.local_llm import ModelSpec, assemble_model
@@ -56,7 +56,7 @@ def test_assembled_file_is_reused_without_touching_the_parts(fake_model, tmp_pat
 
     def no_parts(name):
         raise AssertionError("parts must not be read again")
-    monkeypatch.setattr(local_llm, "part_paths", no_parts)
+    monkeypatch.setattr(local_model, "part_paths", no_parts)
     assert assemble_model("fake", tmp_path) == path
     assert path.stat().st_ino == inode
 
