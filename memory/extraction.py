@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 #: At most this many KNOWN memories are shown to the extractor.
 MAX_KNOWN = 12
+#: Below this share of the message's content tokens covered by the candidates, the
+#: message is extracted again without KNOWN (see ``extract``).
+RETRY_COVERAGE = 0.5
 #: A user message this short (words, or CJK characters / 2) may be an answer to the
 #: assistant's question, so the assistant's previous message is shown as context.
 SHORT_ANSWER_WORDS = 6
@@ -43,7 +46,9 @@ SHORT_ANSWER_WORDS = 6
 class Candidate:
     """A memory proposed by extraction, before reconciliation: ``text``, ``topic`` (a
     ``memory.topics`` name) and what follows from it (``type``, ``importance``,
-    ``tags``), and ``replaces``: the KNOWN memory it changes, if any."""
+    ``tags``), ``replaces``: the KNOWN memory it changes, if any, and ``saw_known``:
+    False when it came from the second call without KNOWN (see ``extract``), so
+    reconciliation must not assume the extractor already judged the KNOWN memories."""
 
     text: str
     type: str = "fact"
@@ -51,6 +56,7 @@ class Candidate:
     tags: list[str] = field(default_factory=list)
     replaces: MemoryRecord | None = None
     topic: str = "other"
+    saw_known: bool = True
 
 
 def extract(llm, user_text: str, today: datetime, known: list[MemoryRecord] | None = None,
@@ -66,8 +72,42 @@ def extract(llm, user_text: str, today: datetime, known: list[MemoryRecord] | No
     answer. Inputs are cut to ``max_chars``. Returns grounded, de-duplicated candidates
     in the user's language (possibly empty). Raises LLMError when the endpoint fails or
     the model's JSON stays invalid after one retry; the caller then writes nothing.
+
+    With KNOWN shown, the 1.5B model sometimes copies KNOWN lines instead of stating
+    what changed ("I moved to Hong Kong" → only "Works as an accountant" again). When
+    the candidates cover less than ``RETRY_COVERAGE`` of the message's content tokens,
+    the message is extracted once more without KNOWN and the new candidates are added
+    (``saw_known=False``); reconciliation then compares them with the stored memories.
     """
     shown = list(known or [])[:MAX_KNOWN]
+    out = _extract_once(llm, user_text, today, shown, context, max_chars)
+    if shown and coverage(user_text, out) < RETRY_COVERAGE:
+        log.debug("candidates cover too little of the message; extracting without KNOWN")
+        keys = {normalize(c.text) for c in out}
+        try:
+            again = _extract_once(llm, user_text, today, [], context, max_chars)
+        except LLMError as exc:  # keep what the first call found
+            log.warning("second extraction (without KNOWN) failed: %s", exc)
+            again = []
+        for c in again:
+            if normalize(c.text) not in keys:
+                c.saw_known = False
+                out.append(c)
+    return out
+
+
+def coverage(user_text: str, candidates: list[Candidate]) -> float:
+    """Share (0..1) of the content tokens of ``user_text`` that occur in the candidates'
+    texts (1.0 when the message has none)."""
+    from memory.grounding import support
+
+    share = support(user_text, " ".join(c.text for c in candidates))
+    return 1.0 if share is None else share
+
+
+def _extract_once(llm, user_text: str, today: datetime, shown: list[MemoryRecord],
+                  context: str, max_chars: int) -> list[Candidate]:
+    """One extraction call (plus its language retry) and the filters; see ``extract``."""
     lang = language.detect(user_text)
     # a message mixing Chinese and English in earnest: a memory in either script is fine
     check = "" if language.is_mixed(user_text) else lang

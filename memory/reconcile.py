@@ -120,7 +120,8 @@ def reconcile(llm, store, user_id: str, candidates: list[Candidate],
     decisions: list[Decision | None] = []
     pending: list[tuple[int, list[tuple[MemoryRecord, float]]]] = []
     for i, cand in enumerate(candidates):
-        related, decided = find_related(store, user_id, cand, embeddings[i], shown)
+        related, decided = find_related(store, user_id, cand, embeddings[i],
+                                        shown if cand.saw_known else frozenset())
         decisions.append(decided)
         if decided is None:
             pending.append((i, related))

@@ -3,6 +3,7 @@ dates, the language check, grounding, topic-gated replacement, and forgetting th
 public API (real SQLite file, real embedder, scripted OpenAI-compatible server)."""
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timezone
 
 import pytest
@@ -311,3 +312,34 @@ def test_cjk_and_latin_runs_get_a_space():
                               {"text": "在Google工作", "topic": "workplace"},
                               {"text": "名字是陈晨", "topic": "name"}])
     assert [c.text for c in cands] == ["Lives in 深圳", "在 Google 工作", "名字是陈晨"]
+
+
+def test_extraction_retries_without_known_when_the_answer_misses_the_message(scripted_llm):
+    """The 1.5B model copied KNOWN lines instead of the move; the second call (no KNOWN)
+    finds it, and only then (a well-covered first answer costs no second call)."""
+    from memory.extraction import extract
+    from memory.llm import LLM
+    from memory.config import load_config
+
+    seen = []
+
+    def answer(req):
+        user = req["messages"][-1]["content"]
+        seen.append("KNOWN" in user)
+        if "KNOWN" in user:
+            return json.dumps({"memories": [{"text": "Works as an accountant", "topic": "job"}]})
+        return json.dumps({"memories": [{"text": "Moved to Hong Kong", "topic": "home"},
+                                        {"text": "Works as an accountant", "topic": "job"}]})
+    scripted_llm.responder = answer
+    llm = LLM(load_config(env_file=None, openai_base_url=scripted_llm.base_url, openai_api_key="k",
+                          llm_model=scripted_llm.model, llm_max_retries=0))
+    known = [MemoryRecord(id="m1", user_id="u", text="Works as an accountant", tags=["job"]),
+             MemoryRecord(id="m2", user_id="u", text="Lives in Shenzhen", tags=["home"])]
+    now = datetime(2026, 11, 27, tzinfo=timezone.utc)
+    cands = extract(llm, "I moved to Hong Kong, still doing accounting.", now, known)
+    assert [(c.text, c.saw_known) for c in cands] == [("Works as an accountant", True),
+                                                       ("Moved to Hong Kong", False)]
+    assert seen == [True, False]
+    seen.clear()
+    extract(llm, "I work as an accountant.", now, known)
+    assert seen == [True]
