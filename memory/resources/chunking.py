@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from memory.intents import FIRST_PERSON, sentences
+from memory.intents import sentences
 from memory.language import is_surely
 from memory.resources.extract import Block
 
@@ -38,6 +38,12 @@ _FIELDS = re.compile(
     r"姓名|名字|性别|地址|住址|出生|生日|年龄|国籍|电话|手机|邮箱|学历|教育|教育背景|工作经历|"
     r"工作经验|职位|技能|爱好|兴趣|过敏|诊断|用药|血型|目的地|行程|航班|酒店)\s*(?:[:：]|$)",
     re.IGNORECASE | re.MULTILINE)
+
+
+#: The speaker, English or Chinese (the same words ``intents.learnable_text`` looks for
+#: before it lets a chat sentence reach the extractor).
+_SPEAKER = re.compile(r"\b(i|i'm|i've|i'd|i'll|im|me|my|mine|myself|we|we're|our|us)\b|我",
+                      re.IGNORECASE)
 
 
 @dataclass
@@ -100,12 +106,12 @@ def _split(block: Block, max_chars: int) -> list[Block]:
 
 def about_user(text: str) -> bool:
     """True when a chunk may say something about the user, so it is worth an LLM call:
-    it speaks in the first person ("I", "my", "我"; ``intents.FIRST_PERSON``) or has a
+    it speaks in the first person ("I", "my", "我") or has a
     personal field label (:data:`_FIELDS`), or its language is neither surely English
     nor surely Chinese (the word lists cannot judge it, so the extractor does).
     A chunk of a news article or a manual ("The council approved the budget") is
     skipped."""
-    if FIRST_PERSON.search(text) or _FIELDS.search(text):
+    if _SPEAKER.search(text) or _FIELDS.search(text):
         return True
     return not (is_surely(text, "en") or is_surely(text, "zh"))
 

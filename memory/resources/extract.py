@@ -137,7 +137,10 @@ def _html(data: bytes) -> list[Block]:
     if html is None:
         raise ResourceFailed("the HTML could not be decoded")
     main = trafilatura.extract(html, output_format="markdown", include_comments=False,
-                               include_tables=True, favor_recall=True)
+                               include_tables=True, favor_precision=True)
+    if not main or not main.strip():  # a tiny page: precision mode may keep nothing
+        main = trafilatura.extract(html, output_format="markdown", include_comments=False,
+                                   include_tables=True)
     if not main or not main.strip():
         raise ResourceFailed("no main text found in the web page")
     return markdown_blocks(main)

@@ -81,6 +81,7 @@ def add_resource(memory, source: Any, user_id: str, filename: str | None = None,
     digest = hashlib.sha256(data).hexdigest()
     existing = store.find_resource(uid, digest)
     if existing is not None and not _retryable(existing):
+        existing.duplicate = True
         return _counted(memory, existing)
     detected = sniff(data, name, mime)
     kind = kind_of(detected)
@@ -99,6 +100,7 @@ def add_resource(memory, source: Any, user_id: str, filename: str | None = None,
                          size=len(data), sha256=digest)
         res = store.insert_resource(fresh)
         if res.id != fresh.id:  # another upload of the same file got there first
+            res.duplicate = True
             return _counted(memory, res)
     try:
         if detected == EMPTY:

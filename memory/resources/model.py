@@ -33,6 +33,7 @@ class Resource:
     ``chunks_used``, ``llm_calls``, ``pages``, ``seconds``, ``changes``);
     ``deleted_at``: set by a soft delete (the row stays, its memories are gone).
     ``memory_count`` is filled by listings (live memories linked to it), else None.
+    ``duplicate`` marks a repeated upload answered with the existing resource.
     """
 
     id: str
@@ -48,6 +49,9 @@ class Resource:
     updated_at: datetime = field(default_factory=utcnow)
     deleted_at: datetime | None = None
     memory_count: int | None = None
+    #: True when ``add_resource`` returned this existing resource for a repeated upload
+    #: (nothing was learned again); not stored
+    duplicate: bool = False
 
     @property
     def scope(self) -> str:
@@ -68,6 +72,7 @@ class Resource:
             "status": self.status, "error": self.error, "detail": dict(self.detail),
             "created_at": _iso(self.created_at), "updated_at": _iso(self.updated_at),
             "deleted_at": _iso(self.deleted_at), "memory_count": self.memory_count,
+            "duplicate": self.duplicate,
         }
 
     @classmethod
