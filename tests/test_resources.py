@@ -397,3 +397,14 @@ def test_other_users_cannot_see_a_resource(mem, llm):
     assert ingest.resource_memories(mem, "bob", res.id) == []
     with pytest.raises(ValueError):
         ingest.add_resource(mem, b"x", "")
+
+
+def test_bench_resource_cost_on_the_scripted_server(tmp_path):
+    """bench/resource_cost.py: the 10-page PDF costs one extraction call on the scripted
+    server (6 of 10 chunks sent, batched), and its four facts are stored."""
+    from bench.resource_cost import run
+
+    report = run(True, tmp_path)
+    assert report["status"] == "ready" and report["pages"] == 10
+    assert report["chunks_used"] < report["chunks"] and report["llm_calls"] == report["batches"] == 1
+    assert report["memories"] == 4 and report["calls_per_page"] == 0.1
