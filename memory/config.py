@@ -43,6 +43,8 @@ class Config(BaseSettings):
     llm_max_retries: int = Field(default=2, ge=0, le=10)
     llm_temperature: float = Field(default=0.3, ge=0, le=2)
     vision_model: str | None = None
+    # speech-to-text model on the same endpoint (POST /audio/transcriptions) for audio resources
+    transcription_model: str | None = None
     # how complete_json asks for JSON: auto picks per endpoint (see memory/llm.py)
     llm_json_mode: Literal["auto", "json_schema", "json_object", "none"] = "auto"
 
@@ -73,6 +75,8 @@ class Config(BaseSettings):
     # the web app asks for the user's API key (memory/api/keys.py) before showing anything;
     # off = local single-machine mode, which says it is unauthenticated (webui/login.py)
     memory_web_login: bool = False
+    # largest accepted resource upload (documents, images, audio), in MiB
+    memory_max_upload_mb: float = Field(default=20, gt=0, le=1024)
 
     @field_validator("openai_base_url", "embedding_base_url")
     @classmethod
@@ -83,7 +87,7 @@ class Config(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
-    @field_validator("openai_api_key", "llm_model", "vision_model", "tidb_host",
+    @field_validator("openai_api_key", "llm_model", "vision_model", "transcription_model", "tidb_host",
                      "database_url", "embedding_model", "embedding_api_key",
                      "tidb_username", "tidb_password", "tidb_ssl_ca")
     @classmethod

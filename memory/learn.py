@@ -126,11 +126,14 @@ def known_for(mem, uid: str, text: str) -> list[MemoryRecord]:
 
 
 def apply_decisions(mem, uid: str, thread_id: str | None, decisions: list[Decision],
-                    metadata: dict, when: datetime) -> list[Change]:
+                    metadata: dict, when: datetime, *, source: str = "chat",
+                    actor: str = "llm") -> list[Change]:
     """Write the reconciliation ``decisions`` of one turn (each with its history event,
-    actor ``llm``, all stamped with one instant so the turn can be undone as a whole)
-    and refresh the profile if a profile or preference memory changed. Returns one
-    Change per decision (NONE included)."""
+    by ``actor``, all stamped with one instant so the turn can be undone as a whole)
+    and refresh the profile if a profile or preference memory changed. New memories
+    get ``source`` and ``metadata`` (a resource passes ``source="resource"``, its link
+    in ``metadata`` and an actor naming it). Returns one Change per decision (NONE
+    included)."""
     changes: list[Change] = []
     profile_touched = False
     now = utcnow()
@@ -139,11 +142,11 @@ def apply_decisions(mem, uid: str, thread_id: str | None, decisions: list[Decisi
         if d.action == "ADD":
             rec = MemoryRecord(id=new_id(), user_id=uid, text=d.text, type=cand.type,
                                thread_id=thread_id, importance=cand.importance,
-                               tags=cand.tags, source="chat", metadata=dict(metadata),
+                               tags=cand.tags, source=source, metadata=dict(metadata),
                                created_at=when, updated_at=when,
                                embedding=d.embedding.tolist())
             mem.store.insert_memories(
-                [rec], [HistoryEvent(rec.id, uid, "ADD", None, d.text, "llm", at=now)])
+                [rec], [HistoryEvent(rec.id, uid, "ADD", None, d.text, actor, at=now)])
             changes.append(Change("ADD", rec.id, d.text, type=cand.type))
             profile_touched |= cand.type in ("profile", "preference")
         elif d.action == "UPDATE" and d.target is not None:
@@ -154,14 +157,14 @@ def apply_decisions(mem, uid: str, thread_id: str | None, decisions: list[Decisi
                       "tags": tags, "type": cand.type, "updated_at": now}
             ok = mem.store.update_memory(
                 uid, d.target.id, text=text, embedding=vec.tolist(), fields=fields,
-                history=HistoryEvent(d.target.id, uid, "UPDATE", d.target.text, text, "llm", at=now))
+                history=HistoryEvent(d.target.id, uid, "UPDATE", d.target.text, text, actor, at=now))
             if ok:
                 changes.append(Change("UPDATE", d.target.id, text, d.target.text, cand.type))
                 profile_touched |= bool({d.target.type, cand.type} & {"profile", "preference"})
         elif d.action == "DELETE" and d.target is not None:
             ok = mem.store.delete_memory(
                 uid, d.target.id,
-                history=HistoryEvent(d.target.id, uid, "DELETE", d.target.text, None, "llm", at=now))
+                history=HistoryEvent(d.target.id, uid, "DELETE", d.target.text, None, actor, at=now))
             if ok:
                 changes.append(Change("DELETE", d.target.id, d.target.text, type=d.target.type))
                 profile_touched |= d.target.type in ("profile", "preference")

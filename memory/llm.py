@@ -412,6 +412,26 @@ class LLM:
         return self._complete(client, {"model": self.config.vision_model,
                                        "messages": messages, "temperature": 0})
 
+    # ------------------------------------------------------------------ speech
+    def transcribe(self, audio: bytes, filename: str) -> str:
+        """Return ``TRANSCRIPTION_MODEL``'s transcript of ``audio`` (raw bytes of an audio
+        file named ``filename``; the name's extension tells the endpoint the format),
+        from the OpenAI-compatible ``POST /audio/transcriptions`` of the configured
+        endpoint. Raises LLMError when no transcription model is configured, on empty
+        audio, or on transport errors."""
+        if not self.config.transcription_model:
+            raise LLMError("No transcription model configured (set TRANSCRIPTION_MODEL)")
+        if not audio:
+            raise LLMError("The audio file is empty")
+        client = self._get_client()
+        self._count_call()
+        try:
+            resp = client.audio.transcriptions.create(
+                model=self.config.transcription_model, file=(filename, audio))
+        except _FAILURES as exc:
+            raise self._wrap(exc) from None
+        return str(getattr(resp, "text", "") or "")
+
     # ------------------------------------------------------------------ health
     def health(self) -> dict[str, Any]:
         """Probe the endpoint with ``GET /models`` (``HEALTH_TIMEOUT`` s, no retries).

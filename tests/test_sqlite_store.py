@@ -433,7 +433,7 @@ def test_old_schema_gets_vec_versions(db_path):
     s = SQLiteStore(db_path)
     try:
         s.open(EMB, DIM)
-        assert [m.applied_at is not None for m in s.migration_status()] == [True] * 4
+        assert all(m.applied_at is not None for m in s.migration_status())
         s.insert_memories([rec("old", "still works", seed=1)])
         assert len(s.vector_search("old", unit(1), 3)) == 1
     finally:
@@ -484,7 +484,7 @@ def test_schema_2_store_gets_context_column_and_keeps_text_search(db_path):
     s = SQLiteStore(db_path)
     try:
         s.open(EMB, DIM)
-        assert [m.applied_at is not None for m in s.migration_status()] == [True] * 4
+        assert all(m.applied_at is not None for m in s.migration_status())
         assert [m for m, _ in s.text_search("old", "green tea", 5)] == [old[0].id]
         assert [m for m, _ in s.text_search("old", "concert", 5)] == [old[1].id]
         assert [m for m, _ in s.text_search("other", "tea", 5)] == [old[2].id]

@@ -519,6 +519,6 @@ def test_migrations_table_statements_compile():
     record = sql(record_migration(table, "0001_initial", NOW))
     assert record.startswith("INSERT INTO t1_schema_migrations (id, applied_at) VALUES (%s, %s)")
     assert record.endswith("ON DUPLICATE KEY UPDATE id = t1_schema_migrations.id")
-    assert [m.id for m in migrations_for(None)] == ["0001_initial"]
+    assert [m.id for m in migrations_for(None)] == ["0001_initial", "0002_resources"]
     with pytest.raises(ValueError, match="open"):
         migrations_for(None)[0].apply(object())

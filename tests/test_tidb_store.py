@@ -172,17 +172,20 @@ def _migrating_store(conn):
 
 def test_migrate_applies_0001_on_a_new_database_and_records_it():
     conn = RecordingConn()
-    assert _migrating_store(conn).migrate() == ["0001_initial"]
+    assert _migrating_store(conn).migrate() == ["0001_initial", "0002_resources"]
     assert conn.sql[0].startswith("CREATE TABLE IF NOT EXISTS t1_schema_migrations")
     assert any(s.startswith("CREATE TABLE IF NOT EXISTS t1_memories ") and "VECTOR(8)" in s
                for s in conn.sql)
     assert conn.sql[-1].startswith("INSERT INTO t1_schema_migrations (id, applied_at)")
     create_memories = next(i for i, s in enumerate(conn.sql) if "TABLE IF NOT EXISTS t1_memories" in s)
     assert create_memories < len(conn.sql) - 1  # recorded only after its DDL ran
+    create_resources = next(i for i, s in enumerate(conn.sql) if "TABLE IF NOT EXISTS t1_resources" in s)
+    records = [i for i, s in enumerate(conn.sql) if s.startswith("INSERT INTO t1_schema_migrations")]
+    assert records[0] < create_resources < records[1]  # 0002 after 0001 was recorded
 
 
 def test_migrate_is_a_no_op_when_up_to_date_and_refuses_unknown_ids():
-    conn = RecordingConn(applied=["0001_initial"])
+    conn = RecordingConn(applied=["0001_initial", "0002_resources"])
     store = _migrating_store(conn)
     assert store.migrate() == []
     assert not any("t1_memories" in s for s in conn.sql)
@@ -193,11 +196,12 @@ def test_migrate_is_a_no_op_when_up_to_date_and_refuses_unknown_ids():
 def test_migration_status_lists_applied_and_pending():
     store = _migrating_store(RecordingConn(applied=["0001_initial"]))
     store._connect = lambda: None
-    [row] = store.migration_status()
+    row, pending_row = store.migration_status()
     assert row.id == "0001_initial" and row.applied_at.startswith("2025-01-01T00:00:00")
+    assert pending_row.id == "0002_resources" and pending_row.applied_at is None
     store = _migrating_store(RecordingConn())
     store._connect = lambda: None
-    assert [r.applied_at for r in store.migration_status()] == [None]
+    assert [r.applied_at for r in store.migration_status()] == [None, None]
 
 
 # ---- search indexes ------------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from memory.types import HistoryEvent, MemoryRecord, Message, Thread
 
 if TYPE_CHECKING:
+    from memory.resources.model import Resource
     from memory.store.migrations import MigrationStatus
 
 
@@ -266,3 +267,40 @@ class Store(ABC):
     @abstractmethod
     def all_history(self, user_id: str) -> list[HistoryEvent]:
         """Return every history event of ``user_id`` (for export/migration)."""
+
+    # ---- resources (uploaded files; memory.resources) ----------------------------------
+    @abstractmethod
+    def insert_resource(self, resource: "Resource") -> "Resource":
+        """Insert a resource row. When ``resource.user_id`` already has a live (not
+        deleted) resource with the same ``sha256``, nothing is written and that one is
+        returned (the same file twice is one resource); else the inserted row. Raises
+        ValueError for an invalid row."""
+
+    @abstractmethod
+    def update_resource(self, user_id: str, resource_id: str, **fields: Any) -> bool:
+        """Change ``status``, ``error``, ``detail``, ``updated_at`` (default now) or
+        ``deleted_at`` of one resource of ``user_id``. Returns False if it has none."""
+
+    @abstractmethod
+    def get_resource(self, user_id: str, resource_id: str,
+                     include_deleted: bool = False) -> "Resource | None":
+        """One resource of ``user_id`` (a soft-deleted one only with
+        ``include_deleted``) or None."""
+
+    @abstractmethod
+    def find_resource(self, user_id: str, sha256: str) -> "Resource | None":
+        """The live resource of ``user_id`` with this content digest, or None."""
+
+    @abstractmethod
+    def list_resources(self, user_id: str, *, include_deleted: bool = False,
+                       limit: int = 200, offset: int = 0) -> list["Resource"]:
+        """``user_id``'s resources, newest first."""
+
+    @abstractmethod
+    def resource_memory_ids(self, user_id: str, resource_id: str) -> list[str]:
+        """Ids of ``user_id``'s live memories whose ``metadata.resource_id`` is
+        ``resource_id`` (filtered inside the query)."""
+
+    @abstractmethod
+    def resource_memory_counts(self, user_id: str) -> dict[str, int]:
+        """``{resource_id: live memory count}`` over ``user_id``'s memories."""

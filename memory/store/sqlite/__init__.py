@@ -4,7 +4,8 @@ Modules: ``driver`` (sqlite3 module with sqlite-vec, connections, private files)
 ``schema`` (DDL, layout), ``migrations`` (named steps), ``rows`` (row conversion),
 ``cache`` (in-process matrix for large users), ``connection`` (per-thread connections,
 transactions), ``memories``, ``search``, ``threads`` (threads, messages, profiles),
-``admin`` (vector index reset, re-embedding, iteration) and ``store`` (``SQLiteStore``).
+``admin`` (vector index reset, re-embedding, iteration), ``resources`` (uploaded files' rows) and
+``store`` (``SQLiteStore``).
 """
 from __future__ import annotations
 

@@ -89,6 +89,16 @@ def _vec_created_at(conn: Any) -> None:
     conn.execute("DROP TABLE temp.vec_copy")
 
 
+
+@_step("0005_resources")
+def _resources(conn: Any) -> None:
+    """Add resources (uploaded files: one live row per user and sha256) and an index of
+    memories by metadata.resource_id."""
+    from memory.store.sqlite.resources import RESOURCES_DDL
+
+    for stmt in schema.statements(RESOURCES_DDL):
+        conn.execute(stmt)
+
 def _applied(conn: Any) -> dict[str, str]:
     return dict(conn.execute("SELECT id, applied_at FROM schema_migrations"))
 

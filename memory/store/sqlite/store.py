@@ -10,12 +10,13 @@ from memory.store.base import require_text as _text
 from memory.store.migrations import MigrationStatus
 from memory.store.sqlite import migrations
 from memory.store.sqlite.admin import Admin
+from memory.store.sqlite.resources import Resources
 from memory.store.sqlite.schema import create_vec_table, get_meta, set_meta, vec_table_dim
 from memory.store.sqlite.search import Search
 from memory.store.sqlite.threads import Threads
 
 
-class SQLiteStore(Admin, Search, Threads):
+class SQLiteStore(Admin, Search, Threads, Resources):
     """The embedded store: ``SQLiteStore(path)`` opens/creates the SQLite file ``path``
     (its directory created 0700, the file 0600) and applies pending migrations.
 

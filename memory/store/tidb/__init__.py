@@ -12,7 +12,7 @@ Modules, by concern (everything except the network round trip is checked offline
 * ``retry``      retryable TiDB error codes and the tenacity retry
 * ``indexes``    TiFlash detection, opt-in HNSW index, FULLTEXT index and probe
 * ``store``      ``TiDBStore``: connection, ``transaction()``, open/migrate, health, admin
-* ``memories`` / ``threads``  the store's memory and conversation methods (mixins)
+* ``memories`` / ``threads`` / ``resources``  the store's memory, conversation and uploaded-file methods (mixins)
 
 Embeddings are computed on the client by the product's own embedder; the store never
 relies on TiDB Cloud's server-side ``EMBED_TEXT``.

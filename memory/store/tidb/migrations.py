@@ -22,6 +22,14 @@ def _m0001_initial(conn: Any, schema: TiDBSchema) -> None:
         conn.execute(ddl)
 
 
+
+def _m0002_resources(conn: Any, schema: TiDBSchema) -> None:
+    """Create the resources table and its indexes (IF NOT EXISTS: re-runnable)."""
+    from memory.store.tidb.resources import resources_ddl, resources_table
+
+    for ddl in resources_ddl(resources_table(schema.prefix)):
+        conn.execute(ddl)
+
 #: Every migration, in order. Add a step with the next number; never edit or renumber
 #: an applied one. DDL in TiDB commits statement by statement, so a step must be
 #: idempotent (``IF NOT EXISTS`` / ``IF EXISTS``): a crash between its DDL and the
@@ -31,6 +39,10 @@ STEPS: list[Step] = [
      "tables and B-tree indexes of the first release (CREATE ... IF NOT EXISTS, so a "
      "database created before named migrations is adopted unchanged)",
      _m0001_initial),
+    ("0002_resources",
+     "resources table (uploaded files; one live row per user and sha256 through a stored "
+     "generated column with a unique index)",
+     _m0002_resources),
 ]
 
 

@@ -20,6 +20,7 @@ from memory.store.common import check_embedder, embedder_policy
 from memory.store.migrations import MigrationStatus, pending, status
 from memory.store.tidb.indexes import Features, SearchIndexesMixin
 from memory.store.tidb.memories import MemoriesMixin
+from memory.store.tidb.resources import ResourcesMixin
 from memory.store.tidb.migrations import (applied_migrations, create_migrations_table,
                                           migrations_for, record_migration)
 from memory.store.tidb.retry import RETRY_ATTEMPTS, is_write_conflict, run_with_retry
@@ -33,7 +34,7 @@ from memory.types import HistoryEvent, MemoryRecord, new_id, utcnow
 T = TypeVar("T")
 
 
-class TiDBStore(MemoriesMixin, ThreadsMixin, SearchIndexesMixin, Store):
+class TiDBStore(MemoriesMixin, ThreadsMixin, SearchIndexesMixin, ResourcesMixin, Store):
     """``Store`` on TiDB. Build it with ``TiDBStore.from_config(config)`` (no connection
     yet), then ``open(embedder_id, dim)`` connects, creates the database, applies the
     named migrations, checks the recorded embedder and sets up the search indexes. Every

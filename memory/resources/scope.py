@@ -1,0 +1,69 @@
+"""Search scopes: everything, the chat's memories only, or one resource's memories (``"all"``, ``"chat"``, ``"resource:<id>"``).
+
+A memory belongs to a resource when its ``metadata["resource_id"]`` names it (set when
+the resource's ingest ADDed it); every other memory is a chat memory (learned in chat,
+added by hand or imported). The stores' searches filter by user, type and date inside
+their queries; the scope is applied to the ranked hits, so :func:`scoped_search` asks
+for more hits until it has ``limit`` in scope or the user has no more.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from memory.types import MemoryRecord, SearchResult
+
+SCOPES = ("all", "chat", "resource:<id>")
+#: ``scoped_search`` widens the search by this factor per round (at most 1,000 hits,
+#: ``Memory.search``'s limit).
+WIDEN = 4
+
+
+def parse_scope(scope: str | None) -> tuple[str, str | None]:
+    """``"all"``/None → ``("all", None)``, ``"chat"`` → ``("chat", None)``,
+    ``"resource:<id>"`` → ``("resource", id)``. Raises ValueError for anything else."""
+    s = (scope or "all").strip()
+    if s in ("all", "chat"):
+        return s, None
+    if s.startswith("resource:") and s[len("resource:"):].strip():
+        return "resource", s[len("resource:"):].strip()
+    raise ValueError(f"unknown search scope {scope!r}; use all, chat or resource:<id>")
+
+
+def resource_of(record: MemoryRecord) -> str | None:
+    """The id of the resource ``record`` was learned from, or None (a chat memory)."""
+    rid = (record.metadata or {}).get("resource_id") if isinstance(record.metadata, dict) else None
+    return rid if isinstance(rid, str) and rid else None
+
+
+def scope_filter(scope: str | None) -> Callable[[MemoryRecord], bool] | None:
+    """A predicate on MemoryRecord for ``scope`` (see :func:`parse_scope`), or None for
+    ``"all"`` (no filtering). Raises ValueError for an unknown scope."""
+    kind, rid = parse_scope(scope)
+    if kind == "all":
+        return None
+    if kind == "chat":
+        return lambda rec: resource_of(rec) is None
+    return lambda rec: resource_of(rec) == rid
+
+
+def scoped_search(memory, query: str, user_id: str, limit: int = 10, scope: str | None = "all",
+                  **kwargs) -> SearchResult:
+    """``memory.search(query, user_id, limit, **kwargs)`` limited to ``scope``.
+
+    For ``"all"`` it is exactly ``memory.search``. Otherwise it searches ``WIDEN``
+    times deeper per round (up to 1,000 hits) until ``limit`` hits are in scope or the
+    user has no more, and returns those (ranked as the full search ranked them) with
+    the profile. Raises ValueError for an unknown scope, an empty query or a bad limit.
+    """
+    keep = scope_filter(scope)
+    if keep is None:
+        return memory.search(query, user_id, limit=limit, **kwargs)
+    if not 1 <= int(limit) <= 1000:
+        raise ValueError("limit must be between 1 and 1000")
+    depth = min(1000, int(limit) * WIDEN)
+    while True:
+        res = memory.search(query, user_id, limit=depth, **kwargs)
+        hits = [h for h in res.memories if keep(h.record)]
+        if len(hits) >= limit or len(res.memories) < depth or depth >= 1000:
+            return SearchResult(hits[:limit], res.profile)
+        depth = min(1000, depth * WIDEN)
