@@ -10,6 +10,8 @@
     python main.py migrate --to tidb|sqlite        # copy every user's data to the other store
     python main.py migrate --status [--json]       # the store's named schema migrations
     python main.py reembed
+    python main.py resources add FILE --user seven [--json]   # learn from a file
+    python main.py resources list|delete ... --user seven
     python main.py serve [--host 127.0.0.1 --port 8000]   # HTTP API (docs/api.md)
     python main.py mcp --user seven                # MCP server on stdio for desktop agents
 
@@ -220,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--to", choices=["tidb", "sqlite"], help="copy everything to this store")
     what.add_argument("--status", action="store_true", help="list the named schema migrations")
     mg.add_argument("--json", action="store_true")
+    from memory.resources.cli import add_parser as add_resources_parser
+    add_resources_parser(sub)
     sv = sub.add_parser("serve", help="HTTP API + MCP over HTTP (docs/api.md)")
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8000)
@@ -243,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
             return migrate_cmd(args)
         if args.cmd == "reembed":
             return reembed_cmd(args)
+        if args.cmd == "resources":
+            from memory.resources.cli import run as run_resources
+            return run_resources(args, _open_memory)
         if args.cmd == "serve":
             from memory.api.cli import serve
             return serve(args.host, args.port)

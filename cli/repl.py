@@ -14,6 +14,7 @@ HELP = """Commands:
   /history ID        the change history of a memory
   /profile           what the assistant knows about you, in short
   /image PATH [TEXT] send an image (described by VISION_MODEL) with optional text
+  /ingest PATH       learn from a file (text, Markdown, HTML, PDF, DOCX, image, audio)
   /new               start a new chat thread
   /threads           your chat threads (/open N to continue one)
   /user NAME         switch to another user
@@ -133,6 +134,9 @@ def repl(args, open_memory) -> int:
                     except OSError as exc:
                         raise CLIError(f"cannot read {path}: {exc.strerror}") from None
                     thread_id = _chat(mem, user, thread_id, said.strip(), [(path, data)])
+                elif cmd == "/ingest":
+                    from memory.resources.cli import repl_ingest
+                    repl_ingest(mem, user, arg, console)
                 elif cmd == "/profile":
                     console.print(mem.profile(user) or "[dim](no profile yet)[/]")
                 elif cmd == "/new":

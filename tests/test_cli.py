@@ -159,3 +159,14 @@ def test_migrate_status_lists_the_named_migrations(run):
 def test_serve_refuses_a_public_bind_without_an_admin_key(run):
     r = run("serve", "--host", "0.0.0.0", "--port", "8799")
     assert r.returncode == 2 and "MEMORY_ADMIN_KEY" in r.stderr
+
+
+def test_resources_commands_are_wired(run, tmp_path):
+    note = tmp_path / "note.txt"
+    note.write_text("", encoding="utf-8")
+    r = run("resources", "list", "--user", "ana", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout) == [], r.stderr
+    r = run("resources", "add", str(note), "--user", "ana", "--json")
+    assert r.returncode == 1 and json.loads(r.stdout)["status"] == "failed"  # an empty file
+    r = run("resources", "delete", "nope", "--user", "ana")
+    assert r.returncode != 0 and "nope" in r.stderr
