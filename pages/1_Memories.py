@@ -64,10 +64,13 @@ def main() -> None:
         for err in errors:
             st.error(f"Not saved — {err}")
 
-    tab_browse, tab_io = st.tabs([":material/table: Browse & edit",
-                                  ":material/swap_vert: Export / import"])
+    tab_browse, tab_files, tab_io = st.tabs([":material/table: Browse & edit",
+                                             ":material/description: Files",
+                                             ":material/swap_vert: Export / import"])
     with tab_browse:
         browse(mem, user)
+    with tab_files:
+        files(mem, user)
     with tab_io:
         export_import(mem, user)
 
@@ -81,12 +84,20 @@ def browse(mem: Any, user: str) -> None:
                            placeholder="All types")
     since, until = ui.date_range(c3.date_input("Created between", value=[], key="mem_dates",
                                             format="YYYY-MM-DD"))
+    sources = {"all": "Chat and files", "chat": "Chat only"}
+    sources.update({f"resource:{r.id}": f"File: {r.filename}" for r in mem.resources(user)})
+    scope = st.selectbox("From", list(sources), format_func=sources.get, key="mem_scope",
+                         help="Only memories learned from the chat, or from one file.")
 
     rows: list[tuple[Any, float | None]] = []
     more = False
-    if query.strip():
+    if scope.startswith("resource:") and not query.strip():
+        recs = mem.resource_memories(user, scope.split(":", 1)[1])
+        rows = [(r, None) for r in recs if (not types or r.type in types)][:PAGE_SIZE]
+        caption = f"{len(rows)} memories from {sources[scope][6:]}"
+    elif query.strip():
         try:
-            res = mem.search(query, user, limit=PAGE_SIZE,
+            res = mem.search(query, user, limit=PAGE_SIZE, scope=scope,
                              filters={"types": types or None, "since": since, "until": until})
             rows = [(hit.record, round(float(hit.score), 4)) for hit in res.memories]
         except ValueError as exc:
@@ -97,7 +108,8 @@ def browse(mem: Any, user: str) -> None:
         recs = mem.list(user, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE,
                         types=types or None, since=since, until=until)
         more = len(recs) > PAGE_SIZE
-        rows = [(r, None) for r in recs[:PAGE_SIZE]]
+        rows = [(r, None) for r in recs[:PAGE_SIZE]
+                if scope == "all" or r.source != "resource"]
         total = mem.count(user, types or None)
         caption = (f"{total} memories" + (f" · page {page}" if page > 1 or more else "")
                    + (" · filtered by date" if since else ""))
@@ -181,6 +193,53 @@ def browse(mem: Any, user: str) -> None:
             st.json({k: v for k, v in rec.to_dict().items() if k != "user_id"})
         st.button("Delete this memory", key="mem_delete_one", icon=":material/delete:",
                   on_click=_delete_one, args=(mem, user, pick))
+
+
+def files(mem: Any, user: str) -> None:
+    """Upload a file to learn from (with progress), and the list of files with their
+    status, memory counts and a delete button."""
+    st.caption("A CV, a travel plan, a saved web page, a photo: the assistant remembers what "
+               f"the file says about you. Up to {mem.config.memory_max_upload_mb:g} MB; text, "
+               "Markdown, HTML, PDF, DOCX, images (with a vision model), audio (with a "
+               "transcription model).")
+    up = st.file_uploader("File", key="resource_file")
+    if st.button("Learn from this file", key="resource_go", type="primary", disabled=up is None,
+                 icon=":material/upload_file:"):
+        bar = st.progress(0.0, text="Reading the file…")
+
+        def progress(done: int, total: int) -> None:
+            bar.progress(done / max(total, 1), text=f"Learning: part {done} of {total}")
+        try:
+            res = mem.add_resource(up.getvalue(), user, filename=up.name, mime=up.type,
+                                   progress=progress)
+        except ValueError as exc:
+            bar.empty()
+            st.error(f"Not stored: {exc}", icon=":material/block:")
+        else:
+            bar.progress(1.0, text="Done")
+            if res.duplicate:
+                st.info(f"You already gave me {res.filename}; nothing new to learn.")
+            elif res.status == "failed":
+                st.error(f"{res.filename}: {res.error}", icon=":material/error:")
+            else:
+                st.success(f"Learned {res.memory_count or 0} memories from {res.filename}.",
+                           icon=":material/check_circle:")
+    items = mem.resources(user)
+    if not items:
+        st.info("No files yet.", icon=":material/description:")
+        return
+    st.dataframe(pd.DataFrame([{
+        "file": r.filename, "type": r.mime, "size (KB)": round(r.size / 1024, 1),
+        "status": r.status + (f": {r.error}" if r.error else ""),
+        "memories": r.memory_count or 0, "added": r.created_at} for r in items]),
+        hide_index=True, width="stretch",
+        column_config={"added": st.column_config.DatetimeColumn("Added", format="YYYY-MM-DD HH:mm")})
+    names = {r.id: r.filename for r in items}
+    pick = st.selectbox("File", list(names), format_func=names.get, key="resource_pick")
+    if st.button("Delete this file and what was learned from it", key="resource_delete",
+                 icon=":material/delete:"):
+        mem.delete_resource(user, pick)
+        st.rerun()
 
 
 def export_import(mem: Any, user: str) -> None:
