@@ -38,6 +38,7 @@ from memory.types import as_utc
 #: Per-field size limits in characters (code points), applied after NFC and NUL removal.
 LIMITS: dict[str, int] = {
     "message": 20_000,        # a chat message: MEMORY_MAX_MESSAGE_CHARS' default
+    "reply": 100_000,         # an assistant reply (a model may answer at length)
     "text": 20_000,           # a memory's text (a raw add stores a message verbatim)
     "history": 20_000,        # a history event's old_text / new_text (memory texts)
     "metadata_value": 20_000,  # one string value inside metadata (e.g. "context")

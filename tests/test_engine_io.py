@@ -71,28 +71,28 @@ def test_user_id_is_nfc_and_shared_by_the_api(mem):
     ({"memories": [{"text": "x", "importance": -5}]}, "memories[0].importance: must be 1..5"),
     ({"memories": [{"text": "x", "importance": True}]}, "memories[0].importance: must be 1..5"),
     ({"memories": [{"text": "x"}] * 2 + [{"text": "x", "metadata": 5}]},
-     "memories[2].metadata: must be an object"),
+     "memories[2].metadata: must be a JSON object"),
     ({"memories": [{"text": "x", "tags": "abc"}]}, "memories[0].tags: must be a list of strings"),
-    ({"memories": [{"text": "x", "tags": [1]}]}, "memories[0].tags: must be a list of strings"),
-    ({"memories": [{"text": "x", "thread_id": {"a": 1}}]}, "memories[0].thread_id: must be a string"),
-    ({"memories": [{"text": 5}]}, "memories[0].text: must be a string"),
+    ({"memories": [{"text": "x", "tags": [1]}]}, "memories[0].tags[0]: must be text, got int"),
+    ({"memories": [{"text": "x", "thread_id": {"a": 1}}]}, "memories[0].thread_id: must be text, got dict"),
+    ({"memories": [{"text": 5}]}, "memories[0].text: must be text, got int"),
     ({"memories": [{"type": "fact"}]}, "memories[0].text: is missing"),
-    ({"memories": [{"text": "x" * 20001}]}, "memories[0].text: is too long"),
-    ({"memories": [{"text": "a\ud800"}]}, "memories[0].text: contains invalid Unicode"),
+    ({"memories": [{"text": "x" * 20001}]}, "memories[0].text: too long (20,001 characters; the limit is 20,000)"),
+    ({"memories": [{"text": "a\ud800"}]}, "memories[0].text: contains a lone surrogate (U+D800)"),
     ({"memories": [{"text": "x", "type": "gossip"}]}, "memories[0].type: must be one of"),
-    ({"memories": [{"text": "x", "created_at": "yesterday"}]}, "memories[0].created_at: not an ISO date"),
+    ({"memories": [{"text": "x", "created_at": "yesterday"}]}, "memories[0].created_at: not an ISO-8601 date"),
     ({"memories": [{"text": "x", "metadata": {"n": float("nan")}}]}, "memories[0].metadata"),
     ({"memories": [], "history": [{"memory_id": "m", "old_text": 123}]},
-     "history[0].old_text: must be a string"),
+     "history[0].old_text: must be text, got int"),
     ({"memories": [], "history": [{"old_text": "x"}]}, "history[0].memory_id: is missing"),
     ({"memories": [], "threads": [{"id": "t", "created_at": "not a date"}]},
-     "threads[0].created_at: not an ISO date"),
+     "threads[0].created_at: not an ISO-8601 date"),
     ({"memories": [], "threads": [{"id": "t", "messages": [{"content": "x" * 20001}]}]},
-     "threads[0].messages[0].content: is too long"),
+     "threads[0].messages[0].content: too long"),
     ({"memories": [], "threads": [{"id": "t", "messages": [{"content": "x", "role": "bot"}]}]},
      "threads[0].messages[0].role: must be one of"),
     ({"memories": [], "threads": "x"}, "threads: must be a list"),
-    ({"memories": [], "profile": 5}, "profile: must be a string"),
+    ({"memories": [], "profile": 5}, "profile: must be text, got int"),
     ([], "JSON object"),
     ({"memories": {}}, "'memories' list"),
 ])
@@ -127,8 +127,6 @@ def test_restore_with_replace_is_exact(mem):
 
 
 def test_restore_with_replace_failing_midway_keeps_everything(mem, monkeypatch):
-    if not hasattr(mem.store, "transaction"):
-        pytest.skip("Store.transaction() is added in the store branches (interfaces.md 1)")
     mem.add(["Likes tea", "Plays chess"], "seven", infer=False)
     backup = json.loads(json.dumps(mem.export("seven")))
     backup["threads"] = [{"id": "t1", "title": "old chat", "messages": [{"content": "hi"}]}]
