@@ -150,10 +150,12 @@ class Memory:
     def _learn(self, uid: str, thread_id: str | None, user_text: str, context: str,
                metadata: dict, when: datetime) -> "Changes":
         """Run ``memory.learn.learn_turn`` (the write path) for one call; an LLM failure
-        gives an empty result whose ``error`` says why (nothing of it is written)."""
+        or an extracted text that cannot be stored (ValueError, e.g. a redaction
+        failure) gives an empty result whose ``error`` says why (nothing of it is
+        written: the turn's writes are one transaction)."""
         try:
             return Changes(learn_turn(self, uid, thread_id, user_text, context, metadata, when))
-        except LLMError as exc:
+        except (LLMError, ValueError) as exc:
             error = f"Memory extraction skipped: {exc}"
             log.warning("%s", error)
             return Changes(error=error)
