@@ -85,7 +85,7 @@ def validate_export(data: Any, max_chars: int = MAX_TEXT_CHARS, *,
     ``memory.sanitize.LIMITS``. Importance must already be a whole number 1..5 (an
     export never holds another). Raises ValueError ``"<path>: <problem>"``, e.g.
     ``memories[301].importance: must be 1..5``, ``threads[0].created_at: not an
-    ISO-8601 date``, ``memories[4].tags: must be a list of strings, got str``; a
+    ISO date``, ``memories[4].tags: must be a list of strings, got str``; a
     redaction failure is a ``memory.pii.PIIError`` (a ValueError) naming the field."""
     if not isinstance(data, dict):
         raise ValueError("import data must be a JSON object (a Memory Chat export)")

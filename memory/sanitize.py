@@ -58,6 +58,7 @@ MAX_TAGS = 32
 #: Importance scale (README: 1 trivia … 5 identity-level) and the default for None.
 IMPORTANCE_MIN, IMPORTANCE_MAX, IMPORTANCE_DEFAULT = 1, 5, 3
 _INT64 = 2 ** 63 - 1
+_ISO_EXAMPLE = "ISO-8601, e.g. 2024-05-08T10:00:00+00:00"
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -289,12 +290,12 @@ def clean_id(value: Any, field: str = "id") -> str:
 def clean_datetime(value: Any, field: str = "created_at") -> datetime | None:
     """A timestamp: None stays None; a datetime or an ISO-8601 string becomes an aware
     UTC datetime (``memory.types.as_utc``). Raises ValueError naming ``field`` for
-    anything else (``threads[0].created_at: not an ISO-8601 date``)."""
+    anything else (``threads[0].created_at: not an ISO date``)."""
     if value is None:
         return None
     if not isinstance(value, (str, datetime)):
-        raise ValueError(f"{field}: not an ISO-8601 date (got {type(value).__name__})")
+        raise ValueError(f"{field}: not an ISO date (got {type(value).__name__}; {_ISO_EXAMPLE})")
     try:
         return as_utc(value)
     except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"{field}: not an ISO-8601 date") from None
+        raise ValueError(f"{field}: not an ISO date ({_ISO_EXAMPLE})") from None
