@@ -4,16 +4,18 @@ Covers memories, history, profile and threads; restore-with-replace is the same 
 with the delete in its transaction. Every front end (CLI, web app) uses this module."""
 from __future__ import annotations
 
-import contextlib
 import json
 from collections import defaultdict
 from typing import Any
 
 from memory.intents import normalize
-from memory.pii import redact
 from memory.profile import refresh_profile
-from memory.types import (MEMORY_TYPES, HistoryEvent, MemoryRecord, Message, Thread, as_utc,
-                          new_id, utcnow)
+from memory.sanitize import (IMPORTANCE_MAX, IMPORTANCE_MIN, LIMITS, clamp_importance,
+                             clean_datetime, clean_history_text, clean_id, clean_metadata,
+                             clean_summary, clean_tags, clean_text, clean_title,
+                             keep_raw_transcripts, redact)
+from memory.types import (MEMORY_TYPES, HistoryEvent, MemoryRecord, Message, Thread, new_id,
+                          utcnow)
 from memory.users import check_user_id
 
 EXPORT_VERSION = 1
@@ -21,12 +23,10 @@ EXPORT_VERSION = 1
 EMBED_BATCH = 256
 #: largest accepted export file, in bytes (50 MiB)
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
-#: default longest text (memory text, history text, thread message): MEMORY_MAX_MESSAGE_CHARS
-MAX_TEXT_CHARS = 20_000
-#: at most this many tags per memory, each at most TAG_CHARS characters
-MAX_TAGS, TAG_CHARS = 50, 100
-#: longest id, title, summary, actor / source / role in an import
-ID_CHARS, TITLE_CHARS, SUMMARY_CHARS, NAME_CHARS = 128, 200, 20_000, 64
+#: default longest memory text and thread message: MEMORY_MAX_MESSAGE_CHARS' default
+MAX_TEXT_CHARS = LIMITS["message"]
+#: longest actor / source name in an import
+NAME_CHARS = 64
 HISTORY_EVENTS = ("ADD", "UPDATE", "DELETE", "NONE")
 MESSAGE_ROLES = ("user", "assistant", "system")
 _DATES = ("created_at", "updated_at", "expires_at", "last_accessed_at")
@@ -52,12 +52,12 @@ def export_user(mem, user_id: str) -> dict:
             "threads": threads}
 
 
-# ---- validation --------------------------------------------------------------------------
+# ---- validation: the one import validator --------------------------------------------------
 def parse_export(raw: bytes, max_bytes: int = MAX_IMPORT_BYTES,
                  max_chars: int = MAX_TEXT_CHARS) -> dict:
     """Decode an export file's bytes (UTF-8, BOM allowed) and ``validate_export`` it.
-    Returns the dict; raises ValueError naming the problem (size, encoding, JSON
-    position, or the item and field)."""
+    Returns the decoded dict (as in the file; ``import_user`` cleans it again); raises
+    ValueError naming the problem (size, encoding, JSON position, or the item and field)."""
     if len(raw) > max_bytes:
         raise ValueError(f"the file is {len(raw) / 2**20:.1f} MB; the limit is "
                          f"{max_bytes / 2**20:.1f} MB")
@@ -72,154 +72,142 @@ def parse_export(raw: bytes, max_bytes: int = MAX_IMPORT_BYTES,
     return data
 
 
-def validate_export(data: Any, max_chars: int = MAX_TEXT_CHARS) -> None:
-    """Check a whole export dict before anything is written. Raises ValueError
-    ``"<where>: <problem>"``, e.g. ``memories[301].importance: must be 1..5``,
-    ``threads[0].created_at: not an ISO date``, ``memories[2].metadata: must be an
-    object``, ``memories[4].tags: must be a list of strings``. Limits: texts and
-    messages ``max_chars``; tags ``MAX_TAGS`` × ``TAG_CHARS``; ids ``ID_CHARS``."""
+def validate_export(data: Any, max_chars: int = MAX_TEXT_CHARS, *,
+                    keep_raw: bool = False) -> dict:
+    """Check and clean a whole export before anything is written; return the cleaned
+    copy that ``import_user`` writes.
+
+    Every field goes through ``memory.sanitize`` (the one boundary): texts are str only,
+    lone surrogates refused, NUL removed, NFC; memory texts, history texts, tags,
+    metadata string values, thread titles and summaries are PII-redacted, and message
+    contents too unless ``keep_raw`` (``MEMORY_KEEP_RAW_TRANSCRIPTS``). Limits: memory
+    texts and messages ``max_chars`` (assistant replies ``LIMITS["reply"]``), the rest
+    ``memory.sanitize.LIMITS``. Importance must already be a whole number 1..5 (an
+    export never holds another). Raises ValueError ``"<path>: <problem>"``, e.g.
+    ``memories[301].importance: must be 1..5``, ``threads[0].created_at: not an
+    ISO date``, ``memories[4].tags: must be a list of strings, got str``; a
+    redaction failure is a ``memory.pii.PIIError`` (a ValueError) naming the field."""
     if not isinstance(data, dict):
         raise ValueError("import data must be a JSON object (a Memory Chat export)")
     if not isinstance(data.get("memories"), list):
         raise ValueError("import data has no 'memories' list")
-    _opt(data, "profile", "", _text(max_chars))
-    for i, item in enumerate(data["memories"]):
-        _memory(item, f"memories[{i}]", max_chars)
+    out: dict[str, Any] = {"user_id": data.get("user_id")}
+    _opt(data, "profile", "", lambda v, f: clean_text(v, f, MAX_IMPORT_BYTES))
+    out["memories"] = [_memory(item, f"memories[{i}]", max_chars)
+                       for i, item in enumerate(data["memories"])]
     for name, check in (("history", _event), ("threads", _thread)):
         items = data.get(name)
         if items is not None and not isinstance(items, list):
-            raise ValueError(f"{name}: must be a list")
-        for i, item in enumerate(items or []):
-            check(item, f"{name}[{i}]", max_chars)
+            raise ValueError(f"{name}: must be a list, got {type(items).__name__}")
+        out[name] = [check(item, f"{name}[{i}]", max_chars, keep_raw)
+                     for i, item in enumerate(items or [])]
+    return out
 
 
-def _memory(item: Any, where: str, max_chars: int) -> None:
+def _memory(item: Any, where: str, max_chars: int) -> dict:
     _object(item, where)
-    _req(item, "text", where, _text(max_chars))
-    for key in ("id", "thread_id"):
-        _opt(item, key, where, _text(ID_CHARS))
-    _opt(item, "source", where, _text(NAME_CHARS))
-    _opt(item, "type", where, _choice(MEMORY_TYPES))
-    _opt(item, "importance", where, _int(1, 5))
-    _opt(item, "access_count", where, _int(0, 2**62))
-    _opt(item, "tags", where, _tags)
-    _opt(item, "metadata", where, _json_object)
-    for key in _DATES:
-        _opt(item, key, where, _date)
+    out = {"text": _req(item, "text", where, lambda v, f: _text(v, f, max_chars))}
+    for key, check in (("id", clean_id), ("thread_id", clean_id), ("source", _name),
+                       ("type", _choice(MEMORY_TYPES)), ("importance", _importance),
+                       ("access_count", _count), ("tags", clean_tags),
+                       ("metadata", clean_metadata),
+                       *((key, clean_datetime) for key in _DATES)):
+        out[key] = _opt(item, key, where, check)
+    return out
 
 
-def _event(item: Any, where: str, max_chars: int) -> None:
+def _event(item: Any, where: str, max_chars: int, keep_raw: bool) -> dict:
     _object(item, where)
-    _req(item, "memory_id", where, _text(ID_CHARS))
-    _opt(item, "event", where, _choice(HISTORY_EVENTS))
-    for key in ("old_text", "new_text"):
-        _opt(item, key, where, _text(max_chars))
-    _opt(item, "actor", where, _text(NAME_CHARS))
-    _opt(item, "at", where, _date)
+    out = {"memory_id": _req(item, "memory_id", where, clean_id)}
+    for key, check in (("event", _choice(HISTORY_EVENTS)), ("old_text", clean_history_text),
+                       ("new_text", clean_history_text), ("actor", _name),
+                       ("at", clean_datetime)):
+        out[key] = _opt(item, key, where, check)
+    return out
 
 
-def _thread(item: Any, where: str, max_chars: int) -> None:
+def _thread(item: Any, where: str, max_chars: int, keep_raw: bool) -> dict:
     _object(item, where)
-    _opt(item, "id", where, _text(ID_CHARS))
-    _opt(item, "title", where, _text(TITLE_CHARS * 5))
-    _opt(item, "summary", where, _text(SUMMARY_CHARS))
-    _opt(item, "summarized_upto", where, _int(0, 2**62))
-    for key in ("created_at", "updated_at"):
-        _opt(item, key, where, _date)
+    out = {}
+    for key, check in (("id", clean_id), ("title", clean_title), ("summary", clean_summary),
+                       ("summarized_upto", _count), ("created_at", clean_datetime),
+                       ("updated_at", clean_datetime)):
+        out[key] = _opt(item, key, where, check)
     messages = item.get("messages")
     if messages is not None and not isinstance(messages, list):
-        raise ValueError(f"{where}.messages: must be a list")
-    for j, m in enumerate(messages or []):
-        at = f"{where}.messages[{j}]"
-        _object(m, at)
-        _req(m, "content", at, _text(max_chars))
-        _opt(m, "role", at, _choice(MESSAGE_ROLES))
-        _opt(m, "created_at", at, _date)
-        _opt(m, "metadata", at, _json_object)
+        raise ValueError(f"{where}.messages: must be a list, got {type(messages).__name__}")
+    out["messages"] = [_message(m, f"{where}.messages[{j}]", max_chars, keep_raw)
+                       for j, m in enumerate(messages or [])]
+    return out
+
+
+def _message(m: Any, where: str, max_chars: int, keep_raw: bool) -> dict:
+    _object(m, where)
+    role = _opt(m, "role", where, _choice(MESSAGE_ROLES)) or "user"
+    limit = max(max_chars, LIMITS["reply"]) if role == "assistant" else max_chars
+
+    def content(value: Any, field: str) -> str:
+        text = clean_text(value, field, limit, required=True, strip=True)
+        return text if keep_raw else redact(text, field)
+    return {"role": role, "content": _req(m, "content", where, content),
+            "created_at": _opt(m, "created_at", where, clean_datetime),
+            "metadata": _opt(m, "metadata", where, clean_metadata)}
 
 
 def _object(item: Any, where: str) -> None:
     if not isinstance(item, dict):
-        raise ValueError(f"{where}: must be an object")
+        raise ValueError(f"{where}: must be an object, got {type(item).__name__}")
 
 
-def _req(item: dict, key: str, where: str, check) -> None:
+def _req(item: dict, key: str, where: str, check) -> Any:
     if item.get(key) is None:
         raise ValueError(f"{_at(where, key)}: is missing")
-    _opt(item, key, where, check)
+    return _opt(item, key, where, check)
 
 
-def _opt(item: dict, key: str, where: str, check) -> None:
-    if item.get(key) is not None:
-        problem = check(item[key])
-        if problem:
-            raise ValueError(f"{_at(where, key)}: {problem}")
+def _opt(item: dict, key: str, where: str, check) -> Any:
+    """``check(item[key], "<where>.<key>")`` (a memory.sanitize cleaner), or None when
+    the key is absent or null."""
+    return None if item.get(key) is None else check(item[key], _at(where, key))
 
 
 def _at(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
 
-def _text(limit: int):
-    def check(value: Any) -> str | None:
-        if not isinstance(value, str):
-            return "must be a string"
-        if len(value) > limit:
-            return f"is too long ({len(value):,} characters; at most {limit:,})"
-        return _unicode(value)
-    return check
+def _text(value: Any, field: str, limit: int) -> str:
+    """A memory text: cleaned, trimmed, non-empty, at most ``limit``, PII-redacted."""
+    return redact(clean_text(value, field, limit, required=True, strip=True), field)
 
 
-def _unicode(value: str) -> str | None:
+def _name(value: Any, field: str) -> str:
+    return clean_text(value, field, NAME_CHARS, required=True, strip=True)
+
+
+def _importance(value: Any, field: str) -> int:
+    """1..5 exactly (``clamp_importance`` for the type check; an import never clamps)."""
     try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "contains invalid Unicode (a lone surrogate)"
-    return None
+        level = clamp_importance(value, field)
+    except ValueError:
+        level = None
+    if isinstance(value, bool) or not isinstance(value, int) or value != level:
+        shown = repr(value) if isinstance(value, (int, float, str)) else type(value).__name__
+        raise ValueError(f"{field}: must be {IMPORTANCE_MIN}..{IMPORTANCE_MAX}, got {shown[:20]}")
+    return level
 
 
-def _int(low: int, high: int):
-    def check(value: Any) -> str | None:
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            return f"must be {low}..{high}" if high < 1000 else f"must be a whole number ≥ {low}"
-        return None
-    return check
+def _count(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 2**62:
+        raise ValueError(f"{field}: must be a whole number ≥ 0")
+    return value
 
 
 def _choice(options: tuple[str, ...]):
-    def check(value: Any) -> str | None:
-        return None if value in options else f"must be one of {', '.join(options)}"
+    def check(value: Any, field: str) -> str:
+        if not isinstance(value, str) or value not in options:
+            raise ValueError(f"{field}: must be one of {', '.join(options)}")
+        return value
     return check
-
-
-def _tags(value: Any) -> str | None:
-    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
-        return "must be a list of strings"
-    if len(value) > MAX_TAGS or any(len(t) > TAG_CHARS for t in value):
-        return f"at most {MAX_TAGS} tags of at most {TAG_CHARS} characters"
-    return next(filter(None, map(_unicode, value)), None)
-
-
-def _json_object(value: Any) -> str | None:
-    if not isinstance(value, dict):
-        return "must be an object"
-    try:
-        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
-    except (TypeError, ValueError):
-        return "must hold only JSON values (no NaN)"
-    except UnicodeEncodeError:
-        return "contains invalid Unicode (a lone surrogate)"
-    return None
-
-
-def _date(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return "not an ISO date"
-    try:
-        as_utc(value)
-    except (ValueError, OverflowError):
-        return "not an ISO date"
-    return None
 
 
 # ---- import ------------------------------------------------------------------------------
@@ -235,24 +223,20 @@ def import_user(mem, user_id: str, data: dict, *, replace: bool = False) -> dict
     another user are replaced by new ones. Returns ``{"imported", "skipped",
     "threads"}`` (+ ``"deleted"`` when ``replace``)."""
     uid = check_user_id(user_id)
-    validate_export(data, mem.config.memory_max_message_chars)
-    fresh_ids = data.get("user_id") not in (None, uid)   # another user's ids would clash
+    clean = validate_export(data, mem.config.memory_max_message_chars,
+                            keep_raw=keep_raw_transcripts(mem.config))
+    fresh_ids = clean["user_id"] not in (None, uid)   # another user's ids would clash
     try:
-        return _import(mem, uid, data, replace, fresh_ids)
+        return _import(mem, uid, clean, replace, fresh_ids)
     except ValueError as exc:
         if fresh_ids or "another user" not in str(exc):
             raise
-        return _import(mem, uid, data, replace, True)    # rolled back: retry with new ids
-
-
-def transaction(store):
-    """``store.transaction()`` (one all-or-nothing write), or a no-op context for a
-    store that does not offer it yet."""
-    tx = getattr(store, "transaction", None)
-    return tx() if callable(tx) else contextlib.nullcontext()
+        return _import(mem, uid, clean, replace, True)    # rolled back: retry with new ids
 
 
 def _import(mem, uid: str, data: dict, replace: bool, fresh_ids: bool) -> dict:
+    """Write the cleaned export ``data`` (``validate_export``'s result) in ONE
+    ``store.transaction()``; embeddings are computed before it opens."""
     store = mem.store
     have_ids, have_texts = set(), set()
     if not replace:
@@ -262,7 +246,8 @@ def _import(mem, uid: str, data: dict, replace: bool, fresh_ids: bool) -> dict:
                 have_texts.add(normalize(r.text))
     fresh, skipped, renamed = [], 0, {}
     for item in data["memories"]:
-        rec = MemoryRecord.from_dict(item, user_id=uid)
+        rec = MemoryRecord.from_dict({k: v for k, v in item.items() if v is not None},
+                                     user_id=uid)
         key = normalize(rec.text)
         if rec.id in have_ids or key in have_texts or not key:
             skipped += 1
@@ -270,8 +255,6 @@ def _import(mem, uid: str, data: dict, replace: bool, fresh_ids: bool) -> dict:
         if fresh_ids:
             old_id, rec.id = rec.id, new_id()
             renamed[rec.id] = old_id
-        rec.text = redact(rec.text)[0]
-        rec.source = rec.source or "import"
         have_ids.add(rec.id)
         have_texts.add(key)
         fresh.append(rec)
@@ -279,9 +262,9 @@ def _import(mem, uid: str, data: dict, replace: bool, fresh_ids: bool) -> dict:
         chunk = fresh[start:start + EMBED_BATCH]
         for rec, vec in zip(chunk, mem.embedder.embed_documents([r.text for r in chunk])):
             rec.embedding = vec.tolist()
-    events = _history(uid, fresh, data.get("history") or [], renamed)
-    threads = _threads(store, uid, data.get("threads") or [], fresh_ids)
-    with transaction(store):
+    events = _history(uid, fresh, data["history"], renamed)
+    threads = _threads(store, uid, data["threads"], fresh_ids)
+    with store.transaction():
         deleted = store.delete_user_memories(uid) if replace else 0
         for start in range(0, len(fresh), EMBED_BATCH):
             chunk = fresh[start:start + EMBED_BATCH]
@@ -308,7 +291,7 @@ def _history(uid: str, fresh: list[MemoryRecord], items: list[dict],
         past = by_old_id.get(renamed.get(rec.id, rec.id)) or []
         out[rec.id] = [HistoryEvent(rec.id, uid, ev.get("event") or "ADD", ev.get("old_text"),
                                     ev.get("new_text"), ev.get("actor") or "import",
-                                    at=as_utc(ev.get("at")) or utcnow()) for ev in past] \
+                                    at=ev.get("at") or utcnow()) for ev in past] \
             or [HistoryEvent(rec.id, uid, "ADD", None, rec.text, "import")]
     return out
 
@@ -322,20 +305,18 @@ def _threads(store, uid: str, items: list[dict], fresh_ids: bool) -> list[tuple[
     for t in items:
         if not t.get("id") or t["id"] in have:
             continue
-        title = (t.get("title") or "Chat")[:TITLE_CHARS]
-        created = as_utc(t.get("created_at"))
+        title = t.get("title") or "Chat"
+        created = t.get("created_at")
         if created and (title, created.isoformat()) in have:
             continue
         have.add(t["id"])
         thread = Thread(id=new_id() if fresh_ids else t["id"], user_id=uid, title=title,
-                        created_at=created or utcnow(),
-                        updated_at=as_utc(t.get("updated_at")) or utcnow(),
+                        created_at=created or utcnow(), updated_at=t.get("updated_at") or utcnow(),
                         summary=t.get("summary") or "",
                         summarized_upto=int(t.get("summarized_upto") or 0))
-        messages = [Message(id=new_id(), thread_id=thread.id, user_id=uid,
-                            role=m.get("role") or "user", content=m["content"],
-                            created_at=as_utc(m.get("created_at")) or utcnow(),
-                            metadata=dict(m.get("metadata") or {}))
-                    for m in t.get("messages") or []]
+        messages = [Message(id=new_id(), thread_id=thread.id, user_id=uid, role=m["role"],
+                            content=m["content"], created_at=m.get("created_at") or utcnow(),
+                            metadata=m.get("metadata") or {})
+                    for m in t["messages"]]
         out.append((thread, messages))
     return out

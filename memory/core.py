@@ -18,9 +18,10 @@ from memory.backup import EMBED_BATCH, export_user, import_user
 from memory.config import Config, load_config
 from memory.errors import LLMError
 from memory.learn import learn_turn
-from memory.pii import redact
 from memory.profile import refresh_profile
 from memory.retrieval import SearchWeights, hybrid_search
+from memory.sanitize import (clamp_importance, clean_datetime, clean_id, clean_memory_text,
+                             clean_metadata, clean_tags, clean_title)
 from memory.turn import ChatTurn, start_turn
 from memory.types import (MEMORY_TYPES, Change, HistoryEvent, MemoryRecord, Message,
                           SearchResult, Thread, as_utc, new_id, utcnow)
@@ -86,33 +87,41 @@ class Memory:
         (type ``memory_type`` or "fact"), embedded in batches of 256, keeping
         ``metadata`` and ``created_at`` (old chats keep their dates); a message dict may
         carry its own ``metadata`` (merged over the call's) and ``created_at``.
-        Raises ValueError for an empty/invalid message list or user id.
+
+        Everything stored goes through ``memory.sanitize``: texts cleaned and
+        PII-redacted (``clean_memory_text``), every metadata string value redacted
+        (``clean_metadata``), ``tags`` a list of strings (``clean_tags``: ``"abc"`` is
+        refused, not split), ``importance`` clamped to 1..5. All items are checked before
+        the first write. Raises ValueError naming the field for an empty/invalid message
+        list, user id, thread id, metadata, tags or type, and ``memory.pii.PIIError`` (a
+        ValueError) when redaction fails: nothing is written then.
         """
         uid = check_user_id(user_id)
+        thread_id = None if thread_id is None else clean_id(thread_id, "thread_id")
         msgs = normalize_messages(messages, self.config.memory_max_message_chars)
-        when = as_utc(created_at) or utcnow()
+        meta = clean_metadata(metadata)
+        when = clean_datetime(created_at) or utcnow()
         if not infer:
-            items = [(m["content"], {**(metadata or {}), **(m.get("metadata") or {})},
-                      as_utc(m.get("created_at")) or when) for m in msgs]
-            return Changes(self._add_raw(uid, thread_id, items, memory_type or "fact",
-                                         importance or 3, tags or []))
+            mtype = memory_type or "fact"
+            if mtype not in MEMORY_TYPES:
+                raise ValueError(f"unknown memory type {mtype!r}; use one of "
+                                 f"{', '.join(MEMORY_TYPES)}")
+            items = [(clean_memory_text(m["content"], f"messages[{i}].content"),
+                      {**meta, **(m.get("metadata") or {})}, m.get("created_at") or when)
+                     for i, m in enumerate(msgs)]
+            return Changes(self._add_raw(uid, thread_id, items, mtype,
+                                         clamp_importance(importance), clean_tags(tags)))
         user_text = "\n".join(m["content"] for m in msgs if m["role"] == "user")
-        return self._learn(uid, thread_id, user_text, context_before_user(msgs),
-                           metadata or {}, when)
+        return self._learn(uid, thread_id, user_text, context_before_user(msgs), meta, when)
 
     def _add_raw(self, uid, thread_id, items, mtype, importance, tags):
-        """Store ``items`` = ``[(text, metadata, created_at)]`` verbatim, in batches."""
-        if mtype not in MEMORY_TYPES:
-            raise ValueError(f"unknown memory type {mtype!r}; use one of {', '.join(MEMORY_TYPES)}")
+        """Store ``items`` = ``[(text, metadata, created_at)]`` (already cleaned and
+        redacted) verbatim, embedded and written in batches of ``EMBED_BATCH`` (each
+        batch one store write)."""
         def _has_context(meta: dict) -> bool:
             ctx = meta.get("context") if isinstance(meta, dict) else None
             return isinstance(ctx, str) and bool(ctx.strip())
 
-        # metadata["context"] (the conversation around an imported message) is redacted
-        # like the text: it is embedded and full-text indexed with it (store: FTS column
-        # ``context``), while the stored/shown text stays the message itself
-        items = [(redact(t)[0], {**meta, "context": redact(meta["context"])[0]}
-                  if _has_context(meta) else meta, when) for t, meta, when in items]
         changes: list[Change] = []
         for start in range(0, len(items), EMBED_BATCH):
             chunk = items[start:start + EMBED_BATCH]
@@ -123,7 +132,7 @@ class Memory:
             records, events = [], []
             for (text, meta, when), vec in zip(chunk, vectors):
                 rec = MemoryRecord(id=new_id(), user_id=uid, text=text, type=mtype,
-                                   thread_id=thread_id, importance=int(importance),
+                                   thread_id=thread_id, importance=importance,
                                    tags=list(tags), source="raw", metadata=dict(meta),
                                    created_at=when, updated_at=when, embedding=vec.tolist())
                 records.append(rec)
@@ -141,10 +150,12 @@ class Memory:
     def _learn(self, uid: str, thread_id: str | None, user_text: str, context: str,
                metadata: dict, when: datetime) -> "Changes":
         """Run ``memory.learn.learn_turn`` (the write path) for one call; an LLM failure
-        gives an empty result whose ``error`` says why (nothing of it is written)."""
+        or an extracted text that cannot be stored (ValueError, e.g. a redaction
+        failure) gives an empty result whose ``error`` says why (nothing of it is
+        written: the turn's writes are one transaction)."""
         try:
             return Changes(learn_turn(self, uid, thread_id, user_text, context, metadata, when))
-        except LLMError as exc:
+        except (LLMError, ValueError) as exc:
             error = f"Memory extraction skipped: {exc}"
             log.warning("%s", error)
             return Changes(error=error)
@@ -190,19 +201,22 @@ class Memory:
 
     def get(self, memory_id: str, user_id: str) -> MemoryRecord | None:
         """Return one memory of ``user_id`` or None (also for another user's id)."""
-        return self.store.get_memory(check_user_id(user_id), str(memory_id))
+        return self.store.get_memory(check_user_id(user_id), clean_id(memory_id, "memory_id"))
 
     def update(self, memory_id: str, text: str | None, user_id: str, actor: str = "user",
                **fields: Any) -> MemoryRecord | None:
         """Edit one memory (a user edit, recorded in history with ``actor``).
 
-        ``text``: new text (PII-redacted and re-embedded) or None to keep it; ``fields``:
-        any of type, importance, tags, metadata, expires_at. Returns the updated record, or
-        None if ``user_id`` has no such memory. Raises ValueError for empty text or an
-        unknown type/field.
+        ``text``: new text (whitespace collapsed, cleaned and PII-redacted by
+        ``memory.sanitize.clean_memory_text``, re-embedded) or None to keep it;
+        ``fields``: any of type, importance (clamped 1..5), tags (``clean_tags``),
+        metadata (``clean_metadata``), expires_at (``clean_datetime``). Returns the
+        updated record, or None if ``user_id`` has no such memory. Raises ValueError
+        naming the field for bad text or an unknown type/field (PIIError when
+        redaction fails), before anything is written.
         """
         uid = check_user_id(user_id)
-        old = self.store.get_memory(uid, str(memory_id))
+        old = self.store.get_memory(uid, clean_id(memory_id, "memory_id"))
         if old is None:
             return None
         allowed = {"type", "importance", "tags", "metadata", "expires_at"}
@@ -210,21 +224,17 @@ class Memory:
         if bad:
             raise ValueError(f"cannot update field(s): {', '.join(sorted(bad))}")
         if "type" in fields and fields["type"] not in MEMORY_TYPES:
-            raise ValueError(f"unknown memory type {fields['type']!r}")
-        if "importance" in fields:
-            fields["importance"] = min(5, max(1, int(fields["importance"])))
-        if "expires_at" in fields:
-            fields["expires_at"] = as_utc(fields["expires_at"])
+            raise ValueError(f"type: unknown memory type {fields['type']!r}")
+        cleaners = {"importance": clamp_importance, "tags": clean_tags,
+                    "metadata": clean_metadata, "expires_at": clean_datetime}
+        for name, clean in cleaners.items():
+            if name in fields:
+                fields[name] = clean(fields[name], name)
         now = utcnow()
         fields["updated_at"] = now
         new_text, vec = None, None
         if text is not None:
-            new_text = " ".join(str(text).split())
-            if not new_text:
-                raise ValueError("memory text is empty")
-            if len(new_text) > self.config.memory_max_message_chars:
-                raise ValueError("memory text is too long")
-            new_text = redact(new_text)[0]
+            new_text = " ".join(clean_memory_text(text).split())
             if new_text != old.text:
                 vec = self.embedder.embed_documents([new_text])[0].tolist()
             else:
@@ -241,7 +251,7 @@ class Memory:
         """Delete one memory of ``user_id`` (history keeps a DELETE event). Returns False
         if the user has no such memory."""
         uid = check_user_id(user_id)
-        old = self.store.get_memory(uid, str(memory_id))
+        old = self.store.get_memory(uid, clean_id(memory_id, "memory_id"))
         if old is None:
             return False
         ok = self.store.delete_memory(
@@ -257,7 +267,7 @@ class Memory:
 
     def history(self, memory_id: str, user_id: str) -> list[HistoryEvent]:
         """Return the change history of one memory of ``user_id``, oldest first."""
-        return self.store.history(check_user_id(user_id), str(memory_id))
+        return self.store.history(check_user_id(user_id), clean_id(memory_id, "memory_id"))
 
     def profile(self, user_id: str) -> str:
         """Return the profile text of ``user_id`` ("" if none yet)."""
@@ -278,8 +288,11 @@ class Memory:
 
     # ---- threads (short-term memory) ------------------------------------------------------
     def new_thread(self, user_id: str, title: str = "New chat") -> Thread:
-        """Create and return an empty chat thread of ``user_id``."""
-        t = Thread(id=new_id(), user_id=check_user_id(user_id), title=title[:200] or "New chat")
+        """Create and return an empty chat thread of ``user_id``. ``title`` is cleaned
+        and PII-redacted (``memory.sanitize.clean_title``: one line, at most 200
+        characters); ValueError for a bad user id or title."""
+        uid = check_user_id(user_id)
+        t = Thread(id=new_id(), user_id=uid, title=clean_title(title or "New chat"))
         self.store.upsert_thread(t)
         return t
 
@@ -291,16 +304,15 @@ class Memory:
 
     def thread_messages(self, user_id: str, thread_id: str) -> list[Message]:
         """Return all messages of one thread of ``user_id`` in order ([] if unknown)."""
-        return self.store.get_messages(check_user_id(user_id), thread_id)
+        return self.store.get_messages(check_user_id(user_id), clean_id(thread_id, "thread_id"))
 
     def rename_thread(self, user_id: str, thread_id: str, title: str) -> bool:
         """Rename a thread of ``user_id``. Returns False if it does not exist. Raises
-        ValueError for an empty title."""
+        ValueError for an empty or over-long title (``memory.sanitize.clean_title``:
+        one line, at most 200 characters, PII-redacted)."""
         uid = check_user_id(user_id)
-        title = " ".join((title or "").split())[:200]
-        if not title:
-            raise ValueError("thread title is empty")
-        t = self.store.get_thread(uid, thread_id)
+        title = clean_title(title if title is not None else "")
+        t = self.store.get_thread(uid, clean_id(thread_id, "thread_id"))
         if t is None:
             return False
         t.title = title
@@ -309,7 +321,7 @@ class Memory:
 
     def delete_thread(self, user_id: str, thread_id: str) -> bool:
         """Delete a thread of ``user_id`` and its messages (memories stay)."""
-        return self.store.delete_thread(check_user_id(user_id), thread_id)
+        return self.store.delete_thread(check_user_id(user_id), clean_id(thread_id, "thread_id"))
 
     # ---- chat (memory/turn.py) -------------------------------------------------------------
     def chat(self, user_message: str, user_id: str, thread_id: str | None = None,

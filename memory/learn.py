@@ -5,9 +5,11 @@
                        → explicit corrections ("Nantes, not Nancy") fixed (no LLM)
                        → KNOWN memories for the turn (profile + hybrid-search hits)
                        → extract (1 LLM call, memory.extraction)
-                       → PII redaction → embed
+                       → clean each item (memory.sanitize: PII redaction, NUL, size;
+                         an item that fails is dropped, logged) → embed
                        → reconcile (0–1 LLM call per ambiguous candidate)
-                       → apply ADD / UPDATE / DELETE with history → refresh the profile
+                       → apply ADD / UPDATE / DELETE with history → refresh the profile,
+                         all in ONE store.transaction() (no LLM call inside it)
 
 The assistant's reply of the turn is never learned from; the assistant's *previous*
 message is passed as ``context`` so a short answer ("Lyon.") can be understood.
@@ -24,9 +26,10 @@ from memory.corrections import corrected_text, find_corrections
 from memory.extraction import Candidate, extract
 from memory.forget import forget
 from memory.intents import is_forget_request, learnable_text
-from memory.pii import redact
 from memory.profile import refresh_profile
 from memory.reconcile import Decision, reconcile
+from memory.sanitize import clamp_importance, clean_memory_text, clean_tags
+from memory.errors import one_line
 from memory.types import Change, HistoryEvent, MemoryRecord, new_id, utcnow
 
 log = logging.getLogger(__name__)
@@ -55,20 +58,41 @@ def learn_turn(mem, uid: str, thread_id: str | None, user_text: str, context: st
             corrected = _apply_corrections(mem, uid, fixes)
     else:
         corrected = []
-    known = known_for(mem, uid, text)
-    candidates = extract(mem.llm, text, when, known, context=context)
+    known, known_error = known_for(mem, uid, text)
+    candidates = clean_candidates(extract(mem.llm, text, when, known, context=context))
     stale = contradicted(known, text)
     if not candidates and not stale:
         return corrected
-    for cand in candidates:
-        cand.text = redact(cand.text)[0]
     with mem._user_lock(uid):
         embeddings = mem.embedder.embed_documents([c.text for c in candidates]) if candidates \
             else np.zeros((0, mem.embedder.dim), dtype=np.float32)
         decisions = reconcile(mem.llm, mem.store, uid, candidates, embeddings,
                               shown={r.id for r in known})
         decisions += _retire(stale, decisions)
-        return corrected + apply_decisions(mem, uid, thread_id, decisions, metadata, when)
+        changes = apply_decisions(mem, uid, thread_id, decisions, metadata, when)
+    if known_error:
+        for change in changes:
+            if change.event == "ADD":
+                change.reason = "; ".join(filter(None, (change.reason, known_error)))
+    return corrected + changes
+
+
+def clean_candidates(candidates: list[Candidate]) -> list[Candidate]:
+    """The extracted candidates cleaned by ``memory.sanitize`` (text: NUL removed, NFC,
+    at most 20,000 characters, PII-redacted; tags and importance checked), before
+    anything is written. A candidate that fails (a lone surrogate, a redaction failure)
+    is dropped and logged, so a hostile answer never half-applies."""
+    out = []
+    for i, cand in enumerate(candidates):
+        try:
+            cand.text = clean_memory_text(cand.text, f"memories[{i}].text")
+            cand.tags = clean_tags(cand.tags, f"memories[{i}].tags")
+            cand.importance = clamp_importance(cand.importance, f"memories[{i}].importance")
+        except ValueError as exc:
+            log.warning("extracted memory dropped: %s", exc)
+            continue
+        out.append(cand)
+    return out
 
 
 def _apply_corrections(mem, uid: str, fixes) -> list[Change]:
@@ -81,6 +105,11 @@ def _apply_corrections(mem, uid: str, fixes) -> list[Change]:
         for fix in fixes:
             text = corrected_text(text, fix) or text
         if text == rec.text:
+            continue
+        try:
+            text = clean_memory_text(text)
+        except ValueError as exc:
+            log.warning("correction of memory %s skipped: %s", rec.id, exc)
             continue
         vec = mem.embedder.embed_documents([text])[0].tolist()
         if mem.store.update_memory(uid, rec.id, text=text, embedding=vec, fields={"updated_at": now},
@@ -107,9 +136,12 @@ def _asks_question(context: str) -> bool:
     return "?" in tail or "？" in tail
 
 
-def known_for(mem, uid: str, text: str) -> list[MemoryRecord]:
+def known_for(mem, uid: str, text: str) -> tuple[list[MemoryRecord], str | None]:
     """The memories shown to the extractor as KNOWN: the user's profile memories (most
-    important first, ≤ 6) and the best hybrid-search hits for the turn, ≤ 12 in all.
+    important first, ≤ 6) and the best hybrid-search hits for the turn, ≤ 12 in all;
+    and None, or the one-line reason (logged) when the search failed — then a
+    contradiction may be stored next to what it contradicts, so the turn's ADD changes
+    carry the reason in ``Change.reason``.
 
     Searched afresh rather than reusing the hits the reply was given: in the app the
     previous turn's extraction may still have been writing when this turn's reply was
@@ -117,12 +149,14 @@ def known_for(mem, uid: str, text: str) -> list[MemoryRecord]:
     profile = sorted(mem.store.list_memories(uid, limit=50, types=["profile"]),
                      key=lambda r: -r.importance)[:6]
     known = {r.id: r for r in profile}
+    error = None
     try:
         for hit in mem.search(text, uid, limit=8).memories:
             known.setdefault(hit.id, hit.record)
-    except ValueError:
-        pass
-    return list(known.values())[:12]
+    except Exception as exc:  # noqa: BLE001 - learning goes on without the hits
+        error = f"known memories could not be searched ({one_line(exc, 160)})"
+        log.warning("%s", error)
+    return list(known.values())[:12], error
 
 
 def apply_decisions(mem, uid: str, thread_id: str | None, decisions: list[Decision],
@@ -130,47 +164,64 @@ def apply_decisions(mem, uid: str, thread_id: str | None, decisions: list[Decisi
                     actor: str = "llm") -> list[Change]:
     """Write the reconciliation ``decisions`` of one turn (each with its history event,
     by ``actor``, all stamped with one instant so the turn can be undone as a whole)
-    and refresh the profile if a profile or preference memory changed. New memories
-    get ``source`` and ``metadata`` (a resource passes ``source="resource"``, its link
-    in ``metadata`` and an actor naming it). Returns one Change per decision (NONE
-    included)."""
+    and refresh the profile if a profile or preference memory changed — all in ONE
+    ``store.transaction()`` (texts are cleaned and embedded before it opens: a failure
+    writes nothing; a caller's own transaction is joined). New memories get ``source``
+    and ``metadata`` (a resource passes ``source="resource"``, its link in ``metadata``
+    and an actor naming it). Returns one Change per decision (NONE included); a
+    reconcile fallback to ADD says so in ``Change.reason``."""
+    now = utcnow()
+    vectors = {}
+    for i, d in enumerate(decisions):
+        if d.action == "UPDATE" and d.target is not None:
+            text = clean_memory_text(d.text)
+            vectors[i] = (text, d.embedding if text == d.candidate.text
+                          else mem.embedder.embed_documents([text])[0])
     changes: list[Change] = []
     profile_touched = False
-    now = utcnow()
-    for d in decisions:
-        cand: Candidate = d.candidate
-        if d.action == "ADD":
-            rec = MemoryRecord(id=new_id(), user_id=uid, text=d.text, type=cand.type,
-                               thread_id=thread_id, importance=cand.importance,
-                               tags=cand.tags, source=source, metadata=dict(metadata),
-                               created_at=when, updated_at=when,
-                               embedding=d.embedding.tolist())
-            mem.store.insert_memories(
-                [rec], [HistoryEvent(rec.id, uid, "ADD", None, d.text, actor, at=now)])
-            changes.append(Change("ADD", rec.id, d.text, type=cand.type))
-            profile_touched |= cand.type in ("profile", "preference")
-        elif d.action == "UPDATE" and d.target is not None:
-            text = redact(d.text)[0]
-            vec = d.embedding if text == cand.text else mem.embedder.embed_documents([text])[0]
-            tags = list(dict.fromkeys(cand.tags + list(d.target.tags)))[:8]
-            fields = {"importance": max(d.target.importance, cand.importance),
-                      "tags": tags, "type": cand.type, "updated_at": now}
-            ok = mem.store.update_memory(
-                uid, d.target.id, text=text, embedding=vec.tolist(), fields=fields,
-                history=HistoryEvent(d.target.id, uid, "UPDATE", d.target.text, text, actor, at=now))
-            if ok:
-                changes.append(Change("UPDATE", d.target.id, text, d.target.text, cand.type))
-                profile_touched |= bool({d.target.type, cand.type} & {"profile", "preference"})
-        elif d.action == "DELETE" and d.target is not None:
-            ok = mem.store.delete_memory(
-                uid, d.target.id,
-                history=HistoryEvent(d.target.id, uid, "DELETE", d.target.text, None, actor, at=now))
-            if ok:
-                changes.append(Change("DELETE", d.target.id, d.target.text, type=d.target.type))
-                profile_touched |= d.target.type in ("profile", "preference")
-        else:
-            changes.append(Change("NONE", d.target.id if d.target else None, cand.text,
-                                  type=cand.type))
-    if profile_touched:
-        refresh_profile(mem.store, uid, now)
+    with mem.store.transaction():
+        for i, d in enumerate(decisions):
+            change = _apply(mem, uid, thread_id, d, vectors.get(i), metadata, when, now,
+                            source, actor)
+            if change is not None:
+                changes.append(change)
+                profile_touched |= change.event != "NONE" and bool(
+                    {change.type, d.target.type if d.target else None} & {"profile", "preference"})
+        if profile_touched:
+            refresh_profile(mem.store, uid, now)
     return changes
+
+
+_FALLBACK = "the reconciliation call failed, so it was added (nothing lost; it may repeat a memory)"
+
+
+def _apply(mem, uid, thread_id, d: Decision, update, metadata, when, now,
+           source: str = "chat", actor: str = "llm") -> Change | None:
+    """Write one decision; return its Change (None when its target was gone)."""
+    cand: Candidate = d.candidate
+    if d.action == "ADD":
+        rec = MemoryRecord(id=new_id(), user_id=uid, text=d.text, type=cand.type,
+                           thread_id=thread_id, importance=cand.importance,
+                           tags=cand.tags, source=source, metadata=dict(metadata),
+                           created_at=when, updated_at=when, embedding=d.embedding.tolist())
+        mem.store.insert_memories(
+            [rec], [HistoryEvent(rec.id, uid, "ADD", None, d.text, actor, at=now)])
+        if d.reason == "fallback":
+            log.warning("reconciliation fell back to ADD for memory %s", rec.id)
+        return Change("ADD", rec.id, d.text, type=cand.type,
+                      reason=_FALLBACK if d.reason == "fallback" else None)
+    if d.action == "UPDATE" and d.target is not None:
+        text, vec = update
+        tags = list(dict.fromkeys(cand.tags + list(d.target.tags)))[:8]
+        fields = {"importance": max(d.target.importance, cand.importance),
+                  "tags": tags, "type": cand.type, "updated_at": now}
+        ok = mem.store.update_memory(
+            uid, d.target.id, text=text, embedding=vec.tolist(), fields=fields,
+            history=HistoryEvent(d.target.id, uid, "UPDATE", d.target.text, text, actor, at=now))
+        return Change("UPDATE", d.target.id, text, d.target.text, cand.type) if ok else None
+    if d.action == "DELETE" and d.target is not None:
+        ok = mem.store.delete_memory(
+            uid, d.target.id,
+            history=HistoryEvent(d.target.id, uid, "DELETE", d.target.text, None, actor, at=now))
+        return Change("DELETE", d.target.id, d.target.text, type=d.target.type) if ok else None
+    return Change("NONE", d.target.id if d.target else None, cand.text, type=cand.type)

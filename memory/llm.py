@@ -5,10 +5,12 @@ llama.cpp server (``memory.local_llm``) when neither ``OPENAI_BASE_URL`` nor
 
 Every failure surfaces as ``memory.errors.LLMError`` (one user-facing line);
 ``complete_json`` raises ``LLMOutputError`` when the model keeps answering invalid JSON.
-Transient failures (connection errors, timeouts, HTTP 408/409/429/5xx) are retried by
-the SDK ``LLM_MAX_RETRIES`` times with exponential backoff (0.5 s doubling, capped at
-8 s, honouring ``Retry-After``), never forever. Each HTTP attempt is bounded by
-``LLM_TIMEOUT`` seconds (for streams: the gap between two chunks).
+Transient failures (connection errors, HTTP 408/409/429/5xx) are retried
+``LLM_MAX_RETRIES`` times (tenacity; the SDK's own retries are off) with exponential
+backoff (0.5 s doubling, capped at 8 s, honouring ``Retry-After``), never forever. A
+timeout is *not* retried: each request is bounded by ``LLM_TIMEOUT`` seconds (for
+streams: the gap between two chunks), so a slow endpoint is reported after about
+``LLM_TIMEOUT`` s, not ``(LLM_MAX_RETRIES + 1) × LLM_TIMEOUT`` plus back-off.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from urllib.parse import urlparse
 
 import jsonschema
 import openai
+from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from memory.config import Config
 from memory.errors import LLMError, LLMOutputError
@@ -140,16 +143,23 @@ class LLM:
                     base_url=self.base_url,
                     api_key=self.config.openai_api_key or "not-needed",
                     timeout=self._timeout(),
-                    max_retries=self.config.llm_max_retries,
+                    max_retries=0,   # retried by _send (tenacity), timeouts not at all
                 )
             client = self._client
         if self._model is None:
             self._model = self._first_model(client)
         return client
 
+    def _send(self, request, *args: Any, **kwargs: Any) -> Any:
+        """``request(*args, **kwargs)`` (one SDK call), retried ``LLM_MAX_RETRIES``
+        times when :func:`_transient` says so; the last error is re-raised."""
+        return Retrying(stop=stop_after_attempt(self.config.llm_max_retries + 1),
+                        wait=_retry_wait, retry=retry_if_exception(_transient),
+                        reraise=True)(request, *args, **kwargs)
+
     def _first_model(self, client: openai.OpenAI) -> str:
         try:
-            ids = [m.id for m in client.models.list()]
+            ids = [m.id for m in self._send(client.models.list)]
         except _FAILURES as exc:
             raise self._wrap(exc) from None
         if not ids:
@@ -233,7 +243,7 @@ class LLM:
         self._count_call()
         try:
             stream = self._create_stream(client, kwargs)
-            finished = False
+            finished = said = False
             with stream:
                 for chunk in stream:
                     if getattr(chunk, "usage", None):
@@ -241,11 +251,15 @@ class LLM:
                     for choice in chunk.choices or ():
                         piece = choice.delta.content if choice.delta else None
                         if piece:
+                            said = True
                             yield piece
                         if choice.finish_reason:
                             finished = True
         except _FAILURES as exc:
             raise self._wrap(exc) from None
+        if not said and not finished:
+            raise LLMError(f"The language model at {self.base_url} sent an empty answer "
+                           "(the stream held no text). Check the server (or its log).")
         if not finished:
             raise LLMError(f"The language model at {self.base_url} stopped mid-answer "
                            "(the stream ended without a finish reason).")
@@ -253,13 +267,13 @@ class LLM:
     def _create_stream(self, client: openai.OpenAI, kwargs: dict[str, Any]) -> Any:
         if self._stream_usage:
             try:
-                return client.chat.completions.create(
-                    **kwargs, stream_options={"include_usage": True})
+                return self._send(client.chat.completions.create,
+                                  **kwargs, stream_options={"include_usage": True})
             except openai.BadRequestError as exc:
                 if "stream_options" not in str(exc):
                     raise
                 self._stream_usage = False
-        return client.chat.completions.create(**kwargs)
+        return self._send(client.chat.completions.create, **kwargs)
 
     def chat(self, messages: list[dict[str, Any]], *, temperature: float | None = None,
              max_tokens: int | None = None) -> str:
@@ -279,7 +293,7 @@ class LLM:
     def _complete(self, client: openai.OpenAI, kwargs: dict[str, Any]) -> str:
         self._count_call()
         try:
-            resp = client.chat.completions.create(**kwargs)
+            resp = self._send(client.chat.completions.create, **kwargs)
         except _FAILURES as exc:
             raise self._wrap(exc) from None
         self._count(getattr(resp, "usage", None))
@@ -483,6 +497,32 @@ class LLM:
             if self._client is not None:
                 self._client.close()
                 self._client = None
+
+
+def _transient(exc: BaseException) -> bool:
+    """True for a failure worth retrying: a connection error (not a timeout: the
+    endpoint already had ``LLM_TIMEOUT`` seconds) or HTTP 408/409/429/5xx."""
+    if isinstance(exc, openai.APITimeoutError):
+        return False
+    if isinstance(exc, openai.APIConnectionError):
+        return True
+    return isinstance(exc, openai.APIStatusError) and (
+        exc.status_code in (408, 409, 429) or exc.status_code >= 500)
+
+
+def _retry_wait(state) -> float:
+    """Seconds before retry number ``state.attempt_number``: the server's
+    ``Retry-After`` (seconds, at most 60) if given, else 0.5 s doubling, capped at 8 s."""
+    exc = state.outcome.exception() if state.outcome else None
+    response = getattr(exc, "response", None)
+    if response is not None:
+        try:
+            after = float(response.headers.get("retry-after", ""))
+            if 0 <= after <= 60:
+                return after
+        except ValueError:
+            pass
+    return min(0.5 * 2 ** (state.attempt_number - 1), 8.0)
 
 
 def _accepts_connections(url: str, timeout: float = 1.0) -> bool:

@@ -8,6 +8,7 @@ import logging
 
 from memory import prompts
 from memory.errors import LLMError
+from memory.sanitize import LIMITS, clean_summary, clean_title, redact
 from memory.types import Message, SearchResult, Thread, utcnow
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,10 @@ def summarize_thread(store, llm, uid: str, thread_id: str, window: int) -> bool:
     """Fold the messages of ``uid``'s thread that have scrolled out of the last
     ``window`` (``MEMORY_HISTORY_TURNS``) into the thread's summary (one LLM call, at
     most 300 tokens), once at least ``SUMMARY_BATCH`` such messages have accumulated.
-    Returns True if it summarised; an LLM failure is logged and gives False."""
+    The summary is stored through ``memory.sanitize.clean_summary`` (cut to
+    ``LIMITS["summary"]``, PII-redacted). Returns True if it summarised; an LLM failure
+    or a summary that cannot be cleaned (a lone surrogate, a redaction failure) is
+    logged and gives False."""
     thread = store.get_thread(uid, thread_id)
     if thread is None:
         return False
@@ -63,16 +67,19 @@ def summarize_thread(store, llm, uid: str, thread_id: str, window: int) -> bool:
     try:
         summary = llm.chat([{"role": "system", "content": prompts.SUMMARY_SYSTEM},
                             {"role": "user", "content": prev + convo}], max_tokens=300)
-    except LLMError as exc:
+        thread.summary = clean_summary(summary.strip()[:LIMITS["summary"]])
+    except (LLMError, ValueError) as exc:
         log.warning("thread summary skipped: %s", exc)
         return False
-    thread.summary = summary.strip()[:4000]
     thread.summarized_upto = cutoff
     store.upsert_thread(thread)
     return True
 
 
 def title_of(text: str) -> str:
-    """A thread title from its first message: one line, at most 48 characters + "…"."""
-    line = " ".join(text.split())
-    return line[:48] + ("…" if len(line) > 48 else "")
+    """A thread title from its first message: one line, PII-redacted before it is cut
+    (a number cut in half would escape the detectors), at most 48 characters + "…",
+    through ``memory.sanitize.clean_title``. Raises ValueError (PIIError) when
+    redaction fails."""
+    line = redact(" ".join(text.split()), "title")
+    return clean_title((line[:48] + ("…" if len(line) > 48 else "")) or "New chat")

@@ -13,6 +13,8 @@ from typing import Callable, Iterator
 from memory.errors import LLMError, one_line
 from memory.images import attach_images, with_descriptions
 from memory.prompting import build_prompt, summarize_thread, title_of
+from memory.sanitize import (LIMITS, clean_id, clean_message, clean_metadata,
+                             clean_model_text, keep_raw_transcripts)
 from memory.types import Change, Message, SearchResult, Thread, new_id, utcnow
 from memory.users import check_user_id
 from memory.validate import check_message
@@ -47,12 +49,18 @@ def start_turn(mem, user_id: str, text: str, thread_id: str | None = None, *,
                ) -> "ChatTurn":
     """First half of a turn: check the input, attach the images, open the thread, store
     the user message, retrieve memories and build the prompt. Returns the ChatTurn to
-    iterate for the reply. Raises ValueError (bad user id, empty/over-long message, bad
-    image) or LLMError (image not described) before anything is stored."""
+    iterate for the reply. The stored message is PII-redacted unless
+    ``MEMORY_KEEP_RAW_TRANSCRIPTS`` (``memory.sanitize.clean_message``); the model is
+    given the message as typed. Raises ValueError (bad user id, thread id, metadata,
+    empty/over-long message, bad image; ``memory.pii.PIIError`` when redaction fails)
+    or LLMError (image not described) before anything is stored."""
     uid = check_user_id(user_id)
     limit = mem.config.memory_max_message_chars
     said = check_message(text, limit) if (text and str(text).strip()) or not images else ""
-    meta = dict(metadata or {})
+    meta = clean_metadata(metadata)
+    keep_raw = keep_raw_transcripts(mem.config)
+    if said:
+        clean_message(said, keep_raw=keep_raw, max_len=limit)  # fail closed before any write
     attachments = attach_images(mem.llm, mem.config.memory_data_dir, uid, list(images)) \
         if images else []
     if attachments:
@@ -60,9 +68,10 @@ def start_turn(mem, user_id: str, text: str, thread_id: str | None = None, *,
         if len(attachments) > 1:
             meta["image_paths"] = [str(a.path) for a in attachments]
     message = with_descriptions(said, attachments)
+    content = clean_message(message, keep_raw=keep_raw, max_len=max(limit, LIMITS["reply"]))
     thread = open_thread(mem.store, uid, thread_id, said or ("Image" if attachments else message))
     stored = mem.store.add_message(Message(id=new_id(), thread_id=thread.id, user_id=uid,
-                                           role="user", content=message, metadata=meta))
+                                           role="user", content=content, metadata=meta))
     history = recent_messages(mem, uid, thread, stored.id)
     used, retrieval_error = retrieve(mem, uid, message)
     prompt = build_prompt(thread, message, used, history)
@@ -73,8 +82,9 @@ def start_turn(mem, user_id: str, text: str, thread_id: str | None = None, *,
 
 def open_thread(store, uid: str, thread_id: str | None, first_text: str) -> Thread:
     """Return ``uid``'s thread ``thread_id``, created (titled from ``first_text``) when
-    it is None or unknown; an untitled empty thread gets its title now."""
-    thread = store.get_thread(uid, thread_id) if thread_id else None
+    it is None or unknown; an untitled empty thread gets its title now. Raises
+    ValueError for a malformed ``thread_id``."""
+    thread = store.get_thread(uid, clean_id(thread_id, "thread_id")) if thread_id else None
     if thread is None:
         thread = Thread(id=thread_id or new_id(), user_id=uid, title=title_of(first_text))
         store.upsert_thread(thread)
@@ -106,11 +116,15 @@ def retrieve(mem, uid: str, text: str) -> tuple[SearchResult, str | None]:
 
 
 def stream_reply(turn: "ChatTurn") -> Iterator[str]:
-    """Yield the reply's text deltas; when the stream ends (or fails: ``turn.error``),
-    store the reply with what it was given (``used`` ids/texts, profile, errors)."""
+    """Yield the reply's text deltas (``clean_model_text``: no NUL, no lone surrogate);
+    when the stream ends (or fails: ``turn.error``), store the reply — PII-redacted
+    unless ``MEMORY_KEEP_RAW_TRANSCRIPTS`` — with what it was given (``used``
+    ids/texts, profile, errors). A reply that cannot be cleaned (a redaction failure)
+    is not stored and ``turn.error`` says why."""
     parts: list[str] = []
     try:
         for delta in turn.mem.llm.stream_chat(turn.prompt):
+            delta = clean_model_text(delta)
             parts.append(delta)
             yield delta
     except LLMError as exc:
@@ -118,14 +132,27 @@ def stream_reply(turn: "ChatTurn") -> Iterator[str]:
     finally:
         turn.reply = "".join(parts)
         turn.done = True
-        if turn.reply.strip():
-            turn.mem.store.add_message(Message(
-                id=new_id(), thread_id=turn.thread.id, user_id=turn.user_id,
-                role="assistant", content=turn.reply,
-                metadata={"used": [m.id for m in turn.used.memories],
-                          "used_texts": [m.text for m in turn.used.memories],
-                          "profile": turn.used.profile, "error": turn.error,
-                          "retrieval_error": turn.retrieval_error}))
+        _store_reply(turn)
+
+
+def _store_reply(turn: "ChatTurn") -> None:
+    """Store the turn's finished reply (see ``stream_reply``)."""
+    if not turn.reply.strip():
+        return
+    try:
+        content = clean_message(turn.reply, "reply", max_len=LIMITS["reply"],
+                                keep_raw=keep_raw_transcripts(turn.mem.config))
+    except ValueError as exc:
+        turn.error = f"The reply was not saved: {one_line(exc)}"
+        log.warning("%s", turn.error)
+        return
+    turn.mem.store.add_message(Message(
+        id=new_id(), thread_id=turn.thread.id, user_id=turn.user_id, role="assistant",
+        content=content,
+        metadata={"used": [m.id for m in turn.used.memories],
+                  "used_texts": [m.text for m in turn.used.memories],
+                  "profile": turn.used.profile, "error": turn.error,
+                  "retrieval_error": turn.retrieval_error}))
 
 
 def learn_from(turn: "ChatTurn") -> list[Change]:

@@ -262,18 +262,20 @@ class SearchResult:
 class Change:
     """One outcome of ``Memory.add``: ``event`` is ADD/UPDATE/DELETE/NONE, ``id`` the
     memory concerned, ``text`` its new text (old text for DELETE), ``old_text`` the text
-    before an UPDATE."""
+    before an UPDATE; ``reason`` is None, or one line saying why the change may be
+    wrong (a reconcile fallback to ADD, KNOWN memories that could not be searched)."""
 
     event: str
     id: str | None
     text: str
     old_text: str | None = None
     type: str | None = None
+    reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
         return {"event": self.event, "id": self.id, "text": self.text,
-                "old_text": self.old_text, "type": self.type}
+                "old_text": self.old_text, "type": self.type, "reason": self.reason}
 
 
 def _iso(value: datetime | None) -> str | None:

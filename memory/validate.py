@@ -3,25 +3,25 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from memory.types import as_utc
+from memory.sanitize import clean_datetime, clean_metadata, clean_text
 
 #: largest ``limit`` of ``Memory.list`` / ``Memory.threads``, and of ``Memory.search``
 MAX_LIST_LIMIT = 10_000
 MAX_SEARCH_LIMIT = 1_000
 
 
-def check_message(text: Any, max_chars: int) -> str:
-    """Return a chat message stripped and without NUL characters.
+def check_message(text: Any, max_chars: int, field: str = "message") -> str:
+    """Return a chat message cleaned by ``memory.sanitize.clean_text`` (NUL removed, NFC)
+    and stripped; not PII-redacted (the caller redacts what it stores).
 
-    Raises ValueError when it is not a string, is empty, or is longer than ``max_chars``
-    (``MEMORY_MAX_MESSAGE_CHARS``, 20,000 by default)."""
-    if not isinstance(text, str):
-        raise ValueError("message must be text")
-    text = text.replace("\x00", "").strip()
+    Raises ValueError naming ``field`` when it is not a string, holds a lone surrogate,
+    is empty, or is longer than ``max_chars`` (``MEMORY_MAX_MESSAGE_CHARS``, 20,000 by
+    default)."""
+    text = clean_text(text, field, 2**62, strip=True)
     if not text:
-        raise ValueError("message is empty")
+        raise ValueError(f"{field}: is empty")
     if len(text) > max_chars:
-        raise ValueError(f"message is too long ({len(text):,} characters; the limit is "
+        raise ValueError(f"{field}: too long ({len(text):,} characters; the limit is "
                          f"{max_chars:,}, set by MEMORY_MAX_MESSAGE_CHARS)")
     return text
 
@@ -36,11 +36,12 @@ def check_int(value: Any, name: str, low: int, high: int) -> int:
 
 
 def check_query(query: Any, max_chars: int) -> str:
-    """Return a search query stripped and cut to ``max_chars``; raise ValueError when it
-    is not a string or is empty."""
+    """Return a search query cleaned (``clean_text``: NUL removed, NFC), stripped and cut
+    to ``max_chars``; raise ValueError when it is not a string, holds a lone surrogate
+    or is empty."""
     if not isinstance(query, str):
-        raise ValueError("search query must be text")
-    q = query.strip()[:max_chars]
+        raise ValueError(f"search query must be text, got {type(query).__name__}")
+    q = clean_text(query, "query", 2**62, strip=True)[:max_chars]
     if not q:
         raise ValueError("search query is empty")
     return q
@@ -52,28 +53,29 @@ def normalize_messages(messages: str | Iterable[dict], max_chars: int) -> list[d
     are dropped. Raises ValueError for a malformed item or when nothing is left."""
     if isinstance(messages, str):
         return [{"role": "user", "content": check_message(messages, max_chars)}]
+    if isinstance(messages, dict) or not isinstance(messages, Iterable | None):
+        raise ValueError(f"messages must be a string or a list of dicts, got "
+                         f"{type(messages).__name__}")
     out = []
-    for m in messages or []:
+    for i, m in enumerate(messages or []):
         if isinstance(m, str):
             m = {"role": "user", "content": m}
         if not isinstance(m, dict) or "content" not in m:
-            raise ValueError("each message must be a dict with 'role' and 'content'")
-        role = str(m.get("role") or "user")
+            raise ValueError(f"messages[{i}]: must be a dict with 'role' and 'content'")
+        role = m.get("role") or "user"
+        if not isinstance(role, str):
+            raise ValueError(f"messages[{i}].role: must be text, got {type(role).__name__}")
         if role == "system":
             continue  # never learn from system prompts
         content = m["content"]
         if not isinstance(content, str) or not content.strip():
             continue
-        item = {"role": role, "content": check_message(content, max_chars)}
+        item = {"role": role, "content": check_message(content, max_chars,
+                                                       f"messages[{i}].content")}
         if m.get("metadata") is not None:
-            if not isinstance(m["metadata"], dict):
-                raise ValueError("a message's 'metadata' must be a dict")
-            item["metadata"] = m["metadata"]
+            item["metadata"] = clean_metadata(m["metadata"], f"messages[{i}].metadata")
         if m.get("created_at") is not None:
-            try:
-                item["created_at"] = as_utc(m["created_at"])
-            except (TypeError, ValueError):
-                raise ValueError("a message's 'created_at' must be an ISO-8601 date") from None
+            item["created_at"] = clean_datetime(m["created_at"], f"messages[{i}].created_at")
         out.append(item)
     if not out:
         raise ValueError("no message with content to add")

@@ -71,28 +71,28 @@ def test_user_id_is_nfc_and_shared_by_the_api(mem):
     ({"memories": [{"text": "x", "importance": -5}]}, "memories[0].importance: must be 1..5"),
     ({"memories": [{"text": "x", "importance": True}]}, "memories[0].importance: must be 1..5"),
     ({"memories": [{"text": "x"}] * 2 + [{"text": "x", "metadata": 5}]},
-     "memories[2].metadata: must be an object"),
+     "memories[2].metadata: must be a JSON object"),
     ({"memories": [{"text": "x", "tags": "abc"}]}, "memories[0].tags: must be a list of strings"),
-    ({"memories": [{"text": "x", "tags": [1]}]}, "memories[0].tags: must be a list of strings"),
-    ({"memories": [{"text": "x", "thread_id": {"a": 1}}]}, "memories[0].thread_id: must be a string"),
-    ({"memories": [{"text": 5}]}, "memories[0].text: must be a string"),
+    ({"memories": [{"text": "x", "tags": [1]}]}, "memories[0].tags[0]: must be text, got int"),
+    ({"memories": [{"text": "x", "thread_id": {"a": 1}}]}, "memories[0].thread_id: must be text, got dict"),
+    ({"memories": [{"text": 5}]}, "memories[0].text: must be text, got int"),
     ({"memories": [{"type": "fact"}]}, "memories[0].text: is missing"),
-    ({"memories": [{"text": "x" * 20001}]}, "memories[0].text: is too long"),
-    ({"memories": [{"text": "a\ud800"}]}, "memories[0].text: contains invalid Unicode"),
+    ({"memories": [{"text": "x" * 20001}]}, "memories[0].text: too long (20,001 characters; the limit is 20,000)"),
+    ({"memories": [{"text": "a\ud800"}]}, "memories[0].text: contains a lone surrogate (U+D800)"),
     ({"memories": [{"text": "x", "type": "gossip"}]}, "memories[0].type: must be one of"),
     ({"memories": [{"text": "x", "created_at": "yesterday"}]}, "memories[0].created_at: not an ISO date"),
     ({"memories": [{"text": "x", "metadata": {"n": float("nan")}}]}, "memories[0].metadata"),
     ({"memories": [], "history": [{"memory_id": "m", "old_text": 123}]},
-     "history[0].old_text: must be a string"),
+     "history[0].old_text: must be text, got int"),
     ({"memories": [], "history": [{"old_text": "x"}]}, "history[0].memory_id: is missing"),
     ({"memories": [], "threads": [{"id": "t", "created_at": "not a date"}]},
      "threads[0].created_at: not an ISO date"),
     ({"memories": [], "threads": [{"id": "t", "messages": [{"content": "x" * 20001}]}]},
-     "threads[0].messages[0].content: is too long"),
+     "threads[0].messages[0].content: too long"),
     ({"memories": [], "threads": [{"id": "t", "messages": [{"content": "x", "role": "bot"}]}]},
      "threads[0].messages[0].role: must be one of"),
     ({"memories": [], "threads": "x"}, "threads: must be a list"),
-    ({"memories": [], "profile": 5}, "profile: must be a string"),
+    ({"memories": [], "profile": 5}, "profile: must be text, got int"),
     ([], "JSON object"),
     ({"memories": {}}, "'memories' list"),
 ])
@@ -127,8 +127,6 @@ def test_restore_with_replace_is_exact(mem):
 
 
 def test_restore_with_replace_failing_midway_keeps_everything(mem, monkeypatch):
-    if not hasattr(mem.store, "transaction"):
-        pytest.skip("Store.transaction() is added in the store branches (interfaces.md 1)")
     mem.add(["Likes tea", "Plays chess"], "seven", infer=False)
     backup = json.loads(json.dumps(mem.export("seven")))
     backup["threads"] = [{"id": "t1", "title": "old chat", "messages": [{"content": "hi"}]}]
@@ -231,3 +229,170 @@ def test_add_errors_are_per_call(mem, llm):
 def test_api_limits_and_types_are_checked(mem, call):
     with pytest.raises(ValueError):
         call(mem)
+
+
+# ---- PII and the sanitising boundary on every write path ---------------------------------
+PHONE, CARD, RIC = "13812345678", "4111 1111 1111 1111", "110101199003071233"
+
+
+def _no_pii(*texts):
+    for text in texts:
+        assert PHONE not in text and CARD not in text and RIC not in text, text
+
+
+def _backup_with_pii():
+    return {"memories": [{"id": "m1", "text": f"Phone {PHONE}", "tags": [PHONE],
+                          "metadata": {"note": f"ID {RIC}", "n": 3}}],
+            "history": [{"memory_id": "m1", "event": "UPDATE", "old_text": f"card {CARD}",
+                         "new_text": f"Phone {PHONE}", "at": "2024-01-01T00:00:00+00:00"}],
+            "threads": [{"id": "t1", "title": f"call {PHONE}", "summary": f"card {CARD}",
+                         "messages": [{"role": "user", "content": f"Call me at {PHONE}"},
+                                      {"role": "assistant", "content": f"Card {CARD} noted"}]}]}
+
+
+def test_import_redacts_every_stored_text(mem):
+    assert mem.import_(_backup_with_pii(), "seven")["imported"] == 1
+    data = mem.export("seven")
+    [m] = data["memories"]
+    assert m["text"] == "Phone [PHONE]" and m["tags"] == ["[PHONE]"]
+    assert m["metadata"] == {"note": "ID [ID_NUMBER]", "n": 3}
+    [ev] = data["history"]
+    assert ev["old_text"] == "card [BANK_CARD]" and ev["new_text"] == "Phone [PHONE]"
+    [t] = data["threads"]
+    assert t["title"] == "call [PHONE]" and t["summary"] == "card [BANK_CARD]"
+    assert [x["content"] for x in t["messages"]] == ["Call me at [PHONE]", "Card [BANK_CARD] noted"]
+
+
+def test_keep_raw_transcripts_keeps_messages_only(tmp_path, llm, embedder):  # noqa: F811
+    m = Memory(scripted_config(tmp_path, llm, memory_keep_raw_transcripts=True), embedder=embedder)
+    try:
+        m.import_(_backup_with_pii(), "seven")
+        turn = m.chat(f"My number is {PHONE}", "seven")
+        turn.run()
+        [t_old, t_new] = sorted(m.threads("seven"), key=lambda t: t.id != "t1")
+        assert [x.content for x in m.thread_messages("seven", "t1")][0] == f"Call me at {PHONE}"
+        assert m.thread_messages("seven", turn.thread.id)[0].content == f"My number is {PHONE}"
+        _no_pii(t_old.title, t_new.title, m.list("seven")[0].text)
+    finally:
+        m.close()
+
+
+def test_chat_stores_messages_and_titles_redacted(mem):
+    turn = mem.chat(f"call {PHONE} about card {CARD}", "seven")
+    turn.run()
+    turn.changes()
+    stored = mem.thread_messages("seven", turn.thread.id)
+    assert stored[0].content == "call [PHONE] about card [BANK_CARD]"
+    assert mem.threads("seven")[0].title == "call [PHONE] about card [BANK_CARD]"
+    _no_pii(*(m.content for m in stored), *(r.text for r in mem.list("seven")))
+    t = mem.new_thread("seven", f"ring {PHONE}")
+    assert t.title == "ring [PHONE]"
+    assert mem.rename_thread("seven", t.id, f"ID {RIC}") and \
+        {x.title for x in mem.threads("seven")} >= {"ID [ID_NUMBER]"}
+
+
+def test_raw_add_cleans_metadata_tags_and_importance(mem):
+    [c] = mem.add(f"Call {PHONE}", "seven", infer=False, importance=99, tags=[PHONE, "x"],
+                  metadata={"note": f"ID {RIC}", "context": f"card {CARD}", "deep": {"a": [PHONE]}})
+    rec = mem.get(c.id, "seven")
+    assert rec.text == "Call [PHONE]" and rec.importance == 5 and rec.tags == ["[PHONE]", "x"]
+    assert rec.metadata == {"note": "ID [ID_NUMBER]", "context": "card [BANK_CARD]",
+                            "deep": {"a": ["[PHONE]"]}}
+    [low] = mem.add("Likes tea", "seven", infer=False, importance=-5)
+    assert mem.get(low.id, "seven").importance == 1
+    for bad in (dict(tags="abc"), dict(tags=[1]), dict(metadata=5), dict(importance="abc"),
+                dict(metadata={"x": float("nan")})):
+        with pytest.raises(ValueError):
+            mem.add("Likes rain", "seven", infer=False, **bad)
+    with pytest.raises(ValueError, match="lone surrogate"):
+        mem.add(["fine", "bad \ud800"], "seven", infer=False)   # checked before any write
+    assert mem.count("seven") == 2
+
+
+def test_update_cleans_each_field(mem):
+    [c] = mem.add("Likes tea", "seven", infer=False)
+    rec = mem.update(c.id, f"Likes tea, call {PHONE}", "seven", importance=0,
+                     tags=["a"], metadata={"k": f"card {CARD}"}, expires_at="2999-01-01")
+    assert rec.text == "Likes tea, call [PHONE]" and rec.importance == 1
+    assert rec.metadata == {"k": "card [BANK_CARD]"} and rec.expires_at.year == 2999
+    for bad in (dict(tags="abc"), dict(expires_at=12345), dict(expires_at="soon"),
+                dict(metadata=[1])):
+        with pytest.raises(ValueError):
+            mem.update(c.id, None, "seven", **bad)
+    with pytest.raises(ValueError):
+        mem.update(c.id, "bad \ud800", "seven")
+    assert mem.get(c.id, "seven").text == "Likes tea, call [PHONE]"
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: m.get("\ud800", "seven"), lambda m: m.delete("\ud800", "seven"),
+    lambda m: m.update("\ud800", "x", "seven"), lambda m: m.history({"a": 1}, "seven"),
+    lambda m: m.thread_messages("seven", "\ud800"), lambda m: m.search("tea \ud800", "seven"),
+    lambda m: m.add("x", "seven", thread_id="\ud800", infer=False),
+])
+def test_hostile_ids_and_queries_are_value_errors(mem, call):
+    with pytest.raises(ValueError):
+        call(mem)
+
+
+def test_redaction_failure_refuses_the_write(mem, monkeypatch):
+    from memory import pii
+
+    def broken(text):
+        raise RuntimeError("library bug")
+    monkeypatch.setattr(pii, "_DETECTORS", (("phone", broken),))
+    with pytest.raises(pii.PIIError, match="PII check failed"):
+        mem.add(f"Call {PHONE}", "seven", infer=False)
+    with pytest.raises(pii.PIIError):
+        mem.chat(f"Call {PHONE}", "seven")
+    with pytest.raises(pii.PIIError, match=r"memories\[0\]\.text"):
+        mem.import_({"memories": [{"text": f"Call {PHONE}"}]}, "seven")
+    monkeypatch.undo()
+    assert mem.count("seven") == 0 and mem.threads("seven") == []
+
+
+def test_unsearchable_known_memories_are_named_in_the_changes(mem, monkeypatch):
+    def down(*a, **k):
+        raise StoreError("database is locked")
+    monkeypatch.setattr(mem, "search", down)
+    changes = mem.add("Hi, I'm Seven. I work in Shanghai and love football.", "seven")
+    adds = [c for c in changes if c.event == "ADD"]
+    assert adds and all("known memories could not be searched" in c.reason for c in adds)
+    assert "locked" in adds[0].to_dict()["reason"]
+
+
+def test_reconcile_fallback_is_named_in_the_change(mem):
+    from memory.extraction import Candidate
+    from memory.learn import apply_decisions
+    from memory.reconcile import Decision
+    from memory.types import utcnow
+    vec = mem.embedder.embed_documents(["Lives in Paris"])[0]
+    [c] = apply_decisions(mem, "seven", None, [
+        Decision(Candidate("Lives in Paris"), vec, "ADD", None, "Lives in Paris", "fallback")],
+        {}, utcnow())
+    assert c.event == "ADD" and "reconciliation call failed" in c.reason
+    assert mem.count("seven") == 1
+
+
+def test_a_turns_writes_are_one_transaction(mem, monkeypatch):
+    """A failure in the middle of applying a turn's decisions writes none of them."""
+    from memory.extraction import Candidate
+    from memory.learn import apply_decisions
+    from memory.reconcile import Decision
+    from memory.types import utcnow
+    texts = ["Lives in Paris", "Likes tea"]
+    vecs = mem.embedder.embed_documents(texts)
+    decisions = [Decision(Candidate(t), v, "ADD", None, t, "new") for t, v in zip(texts, vecs)]
+    calls = []
+    real = mem.store.insert_memories
+
+    def second_fails(records, events):
+        calls.append(1)
+        if len(calls) == 2:
+            raise StoreError("disk full")
+        return real(records, events)
+    monkeypatch.setattr(mem.store, "insert_memories", second_fails)
+    with pytest.raises(StoreError):
+        apply_decisions(mem, "seven", None, decisions, {}, utcnow())
+    monkeypatch.undo()
+    assert mem.count("seven") == 0

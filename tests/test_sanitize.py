@@ -142,7 +142,7 @@ def test_clean_id_and_datetime():
     assert when.tzinfo == timezone.utc and when.hour == 2
     assert clean_datetime(None) is None
     for bad in ["not a date", 5, ["2024"]]:
-        with pytest.raises(ValueError, match=r"^threads\[0\]\.created_at: not an ISO-8601 date"):
+        with pytest.raises(ValueError, match=r"^threads\[0\]\.created_at: not an ISO date"):
             clean_datetime(bad, "threads[0].created_at")
 
 

@@ -14,7 +14,6 @@ from tests.fake_llm import is_json_request
 from tests.reliability.helpers import open_memory, raw
 
 MESSAGE = "I live in Paris and I like green tea."
-FIX = pytest.mark.xfail(strict=True, reason="issue 9: fixed when memory/sanitize.py is wired")
 
 
 def _item(text, topic="like"):
@@ -23,8 +22,8 @@ def _item(text, topic="like"):
 
 CASES = [
     pytest.param({"memories": [_item("Lives in Paris", "home"), _item("Likes \ud800 tea")]},
-                 None, id="surrogate-in-second-item", marks=FIX),
-    pytest.param({"memories": [_item("Likes\x00green tea")]}, None, id="nul-in-text", marks=FIX),
+                 None, id="surrogate-in-second-item"),
+    pytest.param({"memories": [_item("Likes\x00green tea")]}, None, id="nul-in-text"),
     pytest.param({"memories": "not a list"}, None, id="memories-is-str"),
     pytest.param({"memories": [5, None, True, [1]]}, None, id="items-wrong-types"),
     pytest.param({"memories": [{"text": 5, "topic": "like"}]}, None, id="text-is-int"),
@@ -40,9 +39,9 @@ CASES = [
     pytest.param({"memories": [_item("Likes tea", "no-such-topic") | {"replaces": "abc"}]},
                  None, id="bad-topic-and-replaces"),
     pytest.param({"memories": [_item("Lives in Paris", "home")]}, "Sure \ud800 thing",
-                 id="surrogate-in-reply", marks=FIX),
+                 id="surrogate-in-reply"),
     pytest.param({"memories": [_item("Lives in Paris", "home")]}, "Sure\x00 thing",
-                 id="nul-in-reply", marks=FIX),
+                 id="nul-in-reply"),
 ]
 
 

@@ -13,9 +13,6 @@ import pytest
 
 from tests.reliability.helpers import open_memory, run_cli, snapshot
 
-FIX = pytest.mark.xfail(strict=True, reason="issue 9: fixed when import validation "
-                                            "(memory/sanitize.py) is wired")
-
 
 def _set(path, value):
     """A mutation setting ``data[path...] = value`` (path: keys and indexes)."""
@@ -31,43 +28,43 @@ def _append_memory(item):
     return lambda data: data["memories"].append(item)
 
 
-CASES = [  # (id, mutation or replacement, words the error must contain, fixed-later?)
-    ("not-an-object", lambda d: [1, 2], "object", False),
-    ("a-string", lambda d: "export", "object", False),
-    ("no-memories", lambda d: d.pop("memories"), "memories", False),
-    ("memories-is-dict", _set(["memories"], {"a": 1}), "memories", False),
-    ("item-is-int", _append_memory(5), "memories[300]", False),
-    ("text-is-int", _set(["memories", 299, "text"], 123), "memories[299]", False),
-    ("unknown-type", _set(["memories", 7, "type"], "bogus"), "memories[7]", False),
-    ("created-at-not-date", _set(["memories", 3, "created_at"], "not a date"), "created_at", False),
-    ("expires-at-int", _set(["memories", 3, "expires_at"], 12345), "expires_at", True),
+CASES = [  # (id, mutation or replacement, words the error must contain)
+    ("not-an-object", lambda d: [1, 2], "object"),
+    ("a-string", lambda d: "export", "object"),
+    ("no-memories", lambda d: d.pop("memories"), "memories"),
+    ("memories-is-dict", _set(["memories"], {"a": 1}), "memories"),
+    ("item-is-int", _append_memory(5), "memories[300]"),
+    ("text-is-int", _set(["memories", 299, "text"], 123), "memories[299]"),
+    ("unknown-type", _set(["memories", 7, "type"], "bogus"), "memories[7]"),
+    ("created-at-not-date", _set(["memories", 3, "created_at"], "not a date"), "created_at"),
+    ("expires-at-int", _set(["memories", 3, "expires_at"], 12345), "expires_at"),
     ("importance-huge", _append_memory({"text": "late bad one", "importance": 10 ** 30}),
-     "importance", True),
-    ("importance-abc", _set(["memories", 5, "importance"], "abc"), "memories[5].importance", True),
-    ("importance-list", _set(["memories", 5, "importance"], [3]), "memories[5].importance", True),
-    ("metadata-int", _set(["memories", 2, "metadata"], 5), "memories[2].metadata", True),
-    ("metadata-str", _set(["memories", 2, "metadata"], "x"), "memories[2].metadata", True),
-    ("metadata-nan", _set(["memories", 2, "metadata"], {"x": float("nan")}), "metadata", True),
-    ("tags-str", _set(["memories", 4, "tags"], "abc"), "memories[4].tags", True),
-    ("tags-ints", _set(["memories", 4, "tags"], [1, 2]), "memories[4].tags", True),
-    ("thread-id-dict", _set(["memories", 1, "thread_id"], {"x": 1}), "memories[1].thread_id", True),
-    ("id-dict", _set(["memories", 299, "id"], {"x": 1}), "memories[299].id", True),
-    ("text-surrogate", _set(["memories", 299, "text"], "bad \ud800 text"), "memories[299].text", True),
-    ("text-5mb", _set(["memories", 299, "text"], "x" * 5_000_000), "memories[299].text", True),
-    ("history-not-list", _set(["history"], "x"), "history", True),
-    ("history-old-text-int", _set(["history", 0, "old_text"], 123), "history[0].old_text", True),
-    ("history-at-not-date", _set(["history", 0, "at"], "not a date"), "history[0].at", True),
-    ("threads-not-list", _set(["threads"], "x"), "threads", True),
+     "importance"),
+    ("importance-abc", _set(["memories", 5, "importance"], "abc"), "memories[5].importance"),
+    ("importance-list", _set(["memories", 5, "importance"], [3]), "memories[5].importance"),
+    ("metadata-int", _set(["memories", 2, "metadata"], 5), "memories[2].metadata"),
+    ("metadata-str", _set(["memories", 2, "metadata"], "x"), "memories[2].metadata"),
+    ("metadata-nan", _set(["memories", 2, "metadata"], {"x": float("nan")}), "metadata"),
+    ("tags-str", _set(["memories", 4, "tags"], "abc"), "memories[4].tags"),
+    ("tags-ints", _set(["memories", 4, "tags"], [1, 2]), "memories[4].tags"),
+    ("thread-id-dict", _set(["memories", 1, "thread_id"], {"x": 1}), "memories[1].thread_id"),
+    ("id-dict", _set(["memories", 299, "id"], {"x": 1}), "memories[299].id"),
+    ("text-surrogate", _set(["memories", 299, "text"], "bad \ud800 text"), "memories[299].text"),
+    ("text-5mb", _set(["memories", 299, "text"], "x" * 5_000_000), "memories[299].text"),
+    ("history-not-list", _set(["history"], "x"), "history"),
+    ("history-old-text-int", _set(["history", 0, "old_text"], 123), "history[0].old_text"),
+    ("history-at-not-date", _set(["history", 0, "at"], "not a date"), "history[0].at"),
+    ("threads-not-list", _set(["threads"], "x"), "threads"),
     ("thread-created-not-date", _set(["threads", 0, "created_at"], "not a date"),
-     "threads[0].created_at", True),
-    ("thread-title-dict", _set(["threads", 0, "title"], {"x": 1}), "threads[0].title", True),
-    ("thread-messages-int", _set(["threads", 0, "messages"], 5), "threads[0].messages", True),
+     "threads[0].created_at"),
+    ("thread-title-dict", _set(["threads", 0, "title"], {"x": 1}), "threads[0].title"),
+    ("thread-messages-int", _set(["threads", 0, "messages"], 5), "threads[0].messages"),
     ("message-1mb", _set(["threads", 0, "messages", 0, "content"], "y" * 1_000_000),
-     "threads[0].messages[0].content", True),
+     "threads[0].messages[0].content"),
     ("message-content-int", _set(["threads", 0, "messages", 0, "content"], 5),
-     "threads[0].messages[0].content", True),
+     "threads[0].messages[0].content"),
     ("message-role-bogus", _set(["threads", 0, "messages", 0, "role"], {"r": 1}),
-     "threads[0].messages[0].role", True),
+     "threads[0].messages[0].role"),
 ]
 
 
@@ -86,7 +83,7 @@ def world(tmp_path_factory, llm):
 
 
 @pytest.mark.parametrize("case_id, mutate, words", [
-    pytest.param(c[0], c[1], c[2], id=c[0], marks=[FIX] if c[3] else []) for c in CASES])
+    pytest.param(c[0], c[1], c[2], id=c[0]) for c in CASES])
 def test_malformed_import_writes_nothing(world, case_id, mutate, words):
     mem, data_dir, export = world
     data = copy.deepcopy(export)
@@ -109,8 +106,6 @@ def test_valid_export_imports(world):
     assert mem.delete_all("control") == 300
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: fixed when import validation is wired "
-                                       "and the CLI exits 2 for it")
 def test_cli_malformed_import_exits_2_and_writes_nothing(world, llm, tmp_path):
     mem, data_dir, export = world
     data = copy.deepcopy(export)
