@@ -7,7 +7,7 @@
         skipped (memory.resources.chunking)
       → per batch of chunks: KNOWN memories (learn.known_for) + extract (1 LLM call,
         memory.extraction, in the document's language)
-      → PII redaction, de-duplication inside the document, embed
+      → cleaning + PII redaction (learn.clean_candidates), de-duplication inside the document, embed
       → reconcile against ALL the user's memories, chat ones included (0–1 LLM call
         per ambiguous candidate, memory.reconcile)
       → ONE store transaction: ADD / UPDATE / DELETE with history by
@@ -32,8 +32,7 @@ from memory.errors import LLMError, one_line
 from memory.extraction import Candidate, extract
 from memory.grounding import support
 from memory.intents import normalize
-from memory.learn import apply_decisions, known_for
-from memory.pii import redact
+from memory.learn import apply_decisions, clean_candidates, known_for
 from memory.profile import refresh_profile
 from memory.reconcile import NEAR_DUP, reconcile
 from memory.resources.chunking import BATCH_CHARS, Chunk, about_user, batches, chunk_blocks
@@ -138,7 +137,7 @@ def learn_blocks(memory, res: Resource, blocks, info: dict, *, batch_chars: int 
     groups = batches(used, batch_chars)
     for n, batch in enumerate(groups, start=1):
         text = "\n\n".join(c.text for c in batch)
-        known = known_for(memory, uid, text)
+        known, _ = known_for(memory, uid, text)  # a failed search: extract without KNOWN
         shown |= {r.id for r in known}
         for cand in extract(llm, text, when, known, max_chars=len(text) + 1):
             found.append((cand, origin(cand.text, batch)))
@@ -182,11 +181,14 @@ def origin(text: str, batch: list[Chunk]) -> Chunk:
 
 
 def _distinct(found: list[tuple[Candidate, Chunk]]) -> list[tuple[Candidate, Chunk]]:
-    """PII-redact every candidate and keep the first of equal texts (a document often
-    repeats its author's name on every page)."""
+    """Clean every candidate like a chat turn's (``learn.clean_candidates``: the one
+    sanitising boundary, PII redacted; a failing one is dropped) and keep the first of
+    equal texts (a document often repeats its author's name on every page)."""
     out, seen = [], set()
+    kept = {id(c) for c in clean_candidates([cand for cand, _ in found])}
     for cand, chunk in found:
-        cand.text = redact(cand.text)[0]
+        if id(cand) not in kept:
+            continue
         key = normalize(cand.text)
         if key and key not in seen:
             seen.add(key)
