@@ -162,15 +162,21 @@ class Memory:
 
     # ---- reading ----------------------------------------------------------------------
     def search(self, query: str, user_id: str, limit: int = 10,
-               filters: dict | None = None, *, weights: SearchWeights | None = None
-               ) -> SearchResult:
+               filters: dict | None = None, *, weights: SearchWeights | None = None,
+               scope: str = "all") -> SearchResult:
         """Hybrid search of ``user_id``'s memories.
 
         ``filters``: optional ``{"types": [...], "since": datetime, "until": datetime}``.
-        ``weights``: SearchWeights for ablations (default: the tuned hybrid). Returns a
-        SearchResult with ranked ``memories`` and the ``profile`` text. Raises ValueError
-        for a query that is not text or is empty, or a limit outside 1..1000.
+        ``weights``: SearchWeights for ablations (default: the tuned hybrid). ``scope``:
+        ``"all"``, ``"chat"`` (not learned from a file) or ``"resource:<id>"`` (learned
+        from that file; see ``memory.resources.scope``). Returns a SearchResult with
+        ranked ``memories`` and the ``profile`` text. Raises ValueError for a query that
+        is not text or is empty, a limit outside 1..1000, or an unknown scope.
         """
+        if scope != "all":
+            from memory.resources.scope import scoped_search
+            return scoped_search(self, query, user_id, limit, scope, filters=filters,
+                                 weights=weights)
         uid = check_user_id(user_id)
         q = check_query(query, self.config.memory_max_message_chars)
         limit = check_int(limit, "limit", 1, MAX_SEARCH_LIMIT)
@@ -181,6 +187,39 @@ class Memory:
         hits = hybrid_search(self.store, uid, q, emb, int(limit), types=types,
                              since=as_utc(f.get("since")), until=as_utc(f.get("until")), weights=w)
         return SearchResult(hits, self.store.get_profile(uid)[0])
+
+    # ---- resources: files the user gave (memory/resources/) ----------------------------
+    def add_resource(self, source, user_id: str, filename: str | None = None,
+                     mime: str | None = None, *, progress=None):
+        """Store a file (path, bytes or binary file object) of ``user_id`` as a resource
+        and learn what it says about them; ``progress(done, total)`` after each batch.
+        Returns the ``Resource`` (``ready`` or ``failed`` with its reason; the same file
+        again returns the existing one). Raises ValueError for a file over
+        ``MEMORY_MAX_UPLOAD_MB``, a refused or disguised type; StoreError.
+        See ``memory.resources.ingest.add_resource``."""
+        from memory.resources import ingest
+        return ingest.add_resource(self, source, user_id, filename, mime, progress=progress)
+
+    def resources(self, user_id: str, *, include_deleted: bool = False) -> list:
+        """The user's resources, newest first, with ``memory_count``."""
+        from memory.resources import ingest
+        return ingest.resources(self, user_id, include_deleted=include_deleted)
+
+    def resource(self, user_id: str, resource_id: str):
+        """One resource of the user, or None (unknown or another user's)."""
+        from memory.resources import ingest
+        return ingest.resource(self, user_id, resource_id)
+
+    def resource_memories(self, user_id: str, resource_id: str) -> list[MemoryRecord]:
+        """The live memories learned from one of the user's resources."""
+        from memory.resources import ingest
+        return ingest.resource_memories(self, user_id, resource_id)
+
+    def delete_resource(self, user_id: str, resource_id: str) -> bool:
+        """Soft-delete a resource: its memories leave search and lists (history keeps
+        why); False if the user has no such resource."""
+        from memory.resources import ingest
+        return ingest.delete_resource(self, user_id, resource_id)
 
     def list(self, user_id: str, limit: int = 100, offset: int = 0,
              types: list[str] | None = None, since: datetime | None = None,

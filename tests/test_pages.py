@@ -346,3 +346,23 @@ def test_parse_export_limits():
     assert ui.parse_export('\ufeff{"memories": []}'.encode("utf-8")) == {"memories": []}
     with pytest.raises(ValueError, match=r"memories\[0\]\.importance: must be 1\.\.5"):
         ui.parse_export(b'{"memories": [{"text": "x", "importance": 9}]}')
+
+
+def test_files_tab_lists_resources_and_the_from_filter_shows_one_files_memories(app_env):
+    mem = engine()
+    seed(mem)
+    res = mem.add_resource(b"About me\n\nMy cat is called Mochi. I love her.\n", "alice",
+                           filename="about-me.txt")
+    assert res.status == "ready", res.error
+    mem.add_resource(b"Notes of bob: I live in Oslo.\n", "bob", filename="bob.txt")
+    at = open_page(MEMORIES, "alice")
+    files = next(d.value for d in at.dataframe if "file" in d.value.columns)  # the Files tab
+    assert list(files["file"]) == ["about-me.txt"] and files["memories"][0] >= 1
+    scope = next(s for s in at.selectbox if s.key == "mem_scope")
+    assert list(scope.options) == ["Chat and files", "Chat only", "File: about-me.txt"]
+    scope.set_value(f"resource:{res.id}").run()
+    no_exceptions(at)
+    texts = table_texts(at)
+    assert texts and all("Mochi" in t for t in texts)
+    scope.set_value("chat").run()
+    assert "Lives in Hangzhou" in table_texts(at) and not any("Mochi" in t for t in table_texts(at))
