@@ -26,7 +26,7 @@ from memory import language, prompts, topics
 from memory.dates import resolve_relative_dates
 from memory.errors import LLMError
 from memory.cessation import lost_negation
-from memory.grounding import about_someone_else, attribute
+from memory.grounding import about_someone_else, attribute, content_tokens
 from memory.intents import normalize
 from memory.types import MemoryRecord
 
@@ -37,6 +37,9 @@ MAX_KNOWN = 12
 #: Below this share of the message's content tokens covered by the candidates, the
 #: message is extracted again without KNOWN (see ``extract``).
 RETRY_COVERAGE = 0.5
+#: Only messages with at most this many content tokens are retried (chat turns, not
+#: documents or imported sessions).
+RETRY_MAX_TOKENS = 30
 #: A user message this short (words, or CJK characters / 2) may be an answer to the
 #: assistant's question, so the assistant's previous message is shown as context.
 SHORT_ANSWER_WORDS = 6
@@ -75,13 +78,15 @@ def extract(llm, user_text: str, today: datetime, known: list[MemoryRecord] | No
 
     With KNOWN shown, the 1.5B model sometimes copies KNOWN lines instead of stating
     what changed ("I moved to Hong Kong" → only "Works as an accountant" again). When
-    the candidates cover less than ``RETRY_COVERAGE`` of the message's content tokens,
-    the message is extracted once more without KNOWN and the new candidates are added
+    the candidates cover less than ``RETRY_COVERAGE`` of a chat-sized message's content
+    tokens (at most ``RETRY_MAX_TOKENS``; a document batch or a whole session is never
+    covered that well and is not retried), the message is extracted once more without KNOWN and the new candidates are added
     (``saw_known=False``); reconciliation then compares them with the stored memories.
     """
     shown = list(known or [])[:MAX_KNOWN]
     out = _extract_once(llm, user_text, today, shown, context, max_chars)
-    if shown and coverage(user_text, out) < RETRY_COVERAGE:
+    if shown and len(content_tokens(user_text)) <= RETRY_MAX_TOKENS \
+            and coverage(user_text, out) < RETRY_COVERAGE:
         log.debug("candidates cover too little of the message; extracting without KNOWN")
         keys = {normalize(c.text) for c in out}
         try:
