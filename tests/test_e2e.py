@@ -155,3 +155,21 @@ def test_terminal_chat_remembers_after_restart(mem):
     assert r.returncode == 0, r.stderr
     reply = r.stdout.split("Assistant:", 1)[1]  # the banner names the user too: skip it
     assert "seven" in reply.lower(), r.stdout
+
+
+def test_a_text_file_is_learned_and_answers_in_a_new_chat(mem, tmp_path):
+    """Issue 11 on the real model: a short text file about the user becomes memories
+    linked to the file, and a new chat answers from them."""
+    note = tmp_path / "about-me.txt"
+    note.write_text("About me\n\nMy name is Ines. I live in Porto and I work as a "
+                    "veterinarian. My dog is called Pastel.\n", encoding="utf-8")
+    res = mem.add_resource(note, "ines")
+    assert res.status == "ready", res.error
+    linked = mem.resource_memories("ines", res.id)
+    stored = " | ".join(r.text for r in linked).lower()
+    assert linked and all(r.source == "resource" for r in linked)
+    assert "porto" in stored and "pastel" in stored, stored
+    _, reply, _ = turn(mem, "What is my dog called?", "ines")
+    assert "pastel" in reply.lower(), reply
+    assert mem.delete_resource("ines", res.id)
+    assert mem.resource_memories("ines", res.id) == [] and "pastel" not in current(mem, "ines")
