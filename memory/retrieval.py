@@ -69,8 +69,9 @@ from datetime import datetime
 import numpy as np
 import snowballstemmer
 
+from memory.neighbours import thread_neighbours
 from memory.textsearch import index_text, normalize, query_terms
-from memory.types import ScoredMemory, utcnow
+from memory.types import MemoryRecord, ScoredMemory, utcnow
 
 RRF_K = 60
 OVERFETCH = 4
@@ -98,6 +99,10 @@ class SearchWeights:
     above 3 (0 disables). ``recency``: max relative boost for a memory touched today,
     decaying with ``half_life_days`` (0 disables). Re-scoring multiplies the fused score,
     so it only reorders memories whose fused scores are close.
+    ``context_prev`` / ``context_next``: share of the fused score of a chat message's
+    previous / next message (same thread, :mod:`memory.neighbours`) added to its own,
+    for the ``neighbour_pool`` best candidates and their neighbours (0 and 0 disable;
+    score fusion only).
     """
 
     vector: float = 0.2
@@ -109,6 +114,9 @@ class SearchWeights:
     recency: float = 0.05
     half_life_days: float = 30.0
     rescore: bool = True
+    context_prev: float = 0.0
+    context_next: float = 0.0
+    neighbour_pool: int = 20
 
 
 def rrf_fuse(ranked_lists: list[tuple[list[str], float]], k: int = RRF_K
@@ -267,6 +275,8 @@ def hybrid_search(store, user_id: str, query: str, query_embedding: np.ndarray |
                      if m in records and qs and not (scripts(records[m].text) & qs)}
         fused = score_fuse(vec_hits, txt_hits, w.vector, w.text, coverage, w.coverage_power,
                            cross, w.cross_script)
+        if fused and (w.context_prev > 0 or w.context_next > 0):
+            fused = _with_neighbours(store, user_id, fused, records, w)
     if not fused:
         return []
     vrank = {m: i for i, (m, _) in enumerate(vec_hits, start=1)}
@@ -277,7 +287,8 @@ def hybrid_search(store, user_id: str, query: str, query_embedding: np.ndarray |
         rec = records.get(mid)
         if rec is None:
             continue
-        if since and rec.created_at < since or until and rec.created_at > until:
+        if (since and rec.created_at < since or until and rec.created_at > until
+                or types and rec.type not in types):
             continue
         if w.rescore:
             score *= 1.0 + w.importance * (rec.importance - 3)
@@ -287,3 +298,28 @@ def hybrid_search(store, user_id: str, query: str, query_embedding: np.ndarray |
         hits.append(ScoredMemory(rec, score, vrank.get(mid), trank.get(mid)))
     hits.sort(key=lambda h: -h.score)
     return hits[:limit]
+
+
+def _with_neighbours(store, user_id: str, fused: dict[str, float],
+                     records: dict[str, MemoryRecord], w: SearchWeights) -> dict[str, float]:
+    """Add to each chat message ``w.context_prev`` × the fused score of the message before
+    it and ``w.context_next`` × that of the message after it (same thread), for the
+    ``w.neighbour_pool`` best candidates and their neighbours; neighbours not yet among
+    the candidates join them (their records are added to ``records``). Returns the new
+    ``{id: score}``."""
+    top = sorted(fused, key=lambda m: -fused[m])[:w.neighbour_pool]
+    found = thread_neighbours(store, user_id, [records[m] for m in top if m in records])
+    pairs: set[tuple[str, str]] = set()  # (earlier message, the one right after it)
+    for mid, (prev, nxt) in found.items():
+        for rec in (prev, nxt):
+            if rec is not None:
+                records.setdefault(rec.id, rec)
+        if prev is not None:
+            pairs.add((prev.id, mid))
+        if nxt is not None:
+            pairs.add((mid, nxt.id))
+    out = dict(fused)
+    for first, second in pairs:
+        out[second] = out.get(second, 0.0) + w.context_prev * fused.get(first, 0.0)
+        out[first] = out.get(first, 0.0) + w.context_next * fused.get(second, 0.0)
+    return out
