@@ -70,6 +70,7 @@ import numpy as np
 import snowballstemmer
 
 from memory.neighbours import thread_neighbours
+from memory.querydates import QueryDates, parse_query_dates
 from memory.textsearch import index_text, normalize, query_terms
 from memory.types import MemoryRecord, ScoredMemory, utcnow
 
@@ -102,7 +103,10 @@ class SearchWeights:
     ``context_prev`` / ``context_next``: share of the fused score of a chat message's
     previous / next message (same thread, :mod:`memory.neighbours`) added to its own,
     for the ``neighbour_pool`` best candidates and their neighbours (0 and 0 disable;
-    score fusion only).
+    score fusion only). ``date_boost``: relative boost of a memory created in a period
+    the query names (:mod:`memory.querydates`) or up to ``date_lag_days`` after it; the
+    date words then leave the text query and, with ``date_pool``, a second full-text
+    query restricted to that period adds candidates (0 disables).
     """
 
     vector: float = 0.2
@@ -117,6 +121,9 @@ class SearchWeights:
     context_prev: float = 0.0
     context_next: float = 0.0
     neighbour_pool: int = 20
+    date_boost: float = 0.0
+    date_lag_days: float = 14.0
+    date_pool: bool = True
 
 
 def rrf_fuse(ranked_lists: list[tuple[list[str], float]], k: int = RRF_K
@@ -254,8 +261,14 @@ def hybrid_search(store, user_id: str, query: str, query_embedding: np.ndarray |
     if query_embedding is not None and w.vector > 0:
         vec_hits = store.vector_search(user_id, query_embedding.tolist(), pool, types=types,
                                        **dates)
+    named = parse_query_dates(query) if w.date_boost > 0 else None
+    if named:  # the dates are matched against created_at, not as words
+        query = named.text or query
     if w.text > 0:
         txt_hits = store.text_search(user_id, query, pool, types=types, **dates)
+        if named and w.date_pool:
+            txt_hits = _merge_hits(txt_hits, _dated_text_hits(
+                store, user_id, query, pool, types, since, until, named, w.date_lag_days))
     ids = list(dict.fromkeys([m for m, _ in vec_hits] + [m for m, _ in txt_hits]))
     if not ids:
         return []
@@ -290,6 +303,8 @@ def hybrid_search(store, user_id: str, query: str, query_embedding: np.ndarray |
         if (since and rec.created_at < since or until and rec.created_at > until
                 or types and rec.type not in types):
             continue
+        if named and named.matches(rec.created_at, w.date_lag_days):
+            score *= 1.0 + w.date_boost
         if w.rescore:
             score *= 1.0 + w.importance * (rec.importance - 3)
             seen = rec.last_accessed_at or rec.updated_at or rec.created_at
@@ -323,3 +338,28 @@ def _with_neighbours(store, user_id: str, fused: dict[str, float],
         out[second] = out.get(second, 0.0) + w.context_prev * fused.get(first, 0.0)
         out[first] = out.get(first, 0.0) + w.context_next * fused.get(second, 0.0)
     return out
+
+
+def _merge_hits(a: list[tuple[str, float]], b: list[tuple[str, float]]
+                ) -> list[tuple[str, float]]:
+    """Union of two ``[(id, score)]`` lists of the same scorer, best score per id, best
+    first."""
+    best: dict[str, float] = {}
+    for mid, sc in [*a, *b]:
+        best[mid] = max(sc, best.get(mid, sc))
+    return sorted(best.items(), key=lambda kv: -kv[1])
+
+
+def _dated_text_hits(store, user_id: str, query: str, pool: int, types, since, until,
+                     named: QueryDates, lag_days: float) -> list[tuple[str, float]]:
+    """Full-text hits inside the period ``named`` (plus the lag), within the caller's
+    own ``since``/``until``; [] when the query named only yearless months or the two
+    ranges do not meet."""
+    window = named.window(lag_days)
+    if window is None:
+        return []
+    lo = max(window[0], since) if since else window[0]
+    hi = min(window[1], until) if until else window[1]
+    if lo > hi:
+        return []
+    return store.text_search(user_id, query, pool, types=types, since=lo, until=hi)
