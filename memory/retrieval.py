@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import threading
 import unicodedata
 from dataclasses import dataclass
@@ -70,8 +71,9 @@ import numpy as np
 import snowballstemmer
 
 from memory.neighbours import thread_neighbours
+from memory.owner import is_first_person, owner_of
 from memory.querydates import QueryDates, parse_query_dates
-from memory.textsearch import index_text, normalize, query_terms
+from memory.textsearch import index_text, normalize, query_terms, word_runs
 from memory.types import MemoryRecord, ScoredMemory, utcnow
 
 RRF_K = 60
@@ -96,7 +98,12 @@ class SearchWeights:
     (weighted reciprocal rank fusion). ``coverage_power``: exponent of the query-term
     coverage that scales each BM25 score (0 disables; score fusion only).
     ``cross_script``: extra vector weight of a memory sharing no script with the query
-    (0 disables; score fusion only). ``importance``: relative boost per importance step
+    (0 disables; score fusion only). ``cross_inherit``: share of the best text score
+    of the candidates such a memory beats on the vector side that it inherits
+    (:func:`score_fuse`; 0 disables). ``owner_penalty``: relative cut of a memory about
+    someone else than the person a first-person query asks about ("What am I allergic
+    to?" vs "My daughter is allergic to cats"; :mod:`memory.owner`; 0 disables).
+    ``importance``: relative boost per importance step
     above 3 (0 disables). ``recency``: max relative boost for a memory touched today,
     decaying with ``half_life_days`` (0 disables). Re-scoring multiplies the fused score,
     so it only reorders memories whose fused scores are close.
@@ -112,16 +119,18 @@ class SearchWeights:
     vector: float = 0.2
     text: float = 0.8
     fusion: str = "score"
-    coverage_power: float = 2.0
-    cross_script: float = 0.04
+    coverage_power: float = 1.0
+    cross_script: float = 0.2
+    cross_inherit: float = 1.0
+    owner_penalty: float = 0.6
     importance: float = 0.05
     recency: float = 0.05
     half_life_days: float = 30.0
     rescore: bool = True
-    context_prev: float = 0.0
-    context_next: float = 0.0
+    context_prev: float = 0.5
+    context_next: float = 0.3
     neighbour_pool: int = 20
-    date_boost: float = 0.0
+    date_boost: float = 2.0
     date_lag_days: float = 14.0
     date_pool: bool = True
 
@@ -156,12 +165,21 @@ def _stems(words: list[str]) -> list[str]:
     return [s for s in stems if s]
 
 
-@functools.lru_cache(maxsize=4096)
+_ASCII_WORD = re.compile(r"[A-Za-z0-9]+")
+
+
+@functools.lru_cache(maxsize=1 << 17)
 def _memory_terms(text: str) -> frozenset[str]:
-    """The stemmed terms FTS5 indexes for a memory ``text`` (cached: memories repeat
-    across searches)."""
-    words = ["".join(ch for ch in w if unicodedata.category(ch)[0] in "LNM")
-             for w in index_text(text).split()]
+    """The stemmed terms FTS5 indexes for a memory ``text``, computed once per distinct
+    text and process (a bounded LRU of 131,072 texts, ~40 MB at LoCoMo's turn length):
+    a memory is tokenised and stemmed the first time a search meets it, never again
+    while it stays in the cache, so a user's repeated searches cost set lookups only
+    (``bench/latency_locomo.py``)."""
+    indexed = index_text(text)
+    # the words are split exactly as query_terms splits a query (runs of letters,
+    # digits and marks), with a regex fast path for ASCII text
+    words = (_ASCII_WORD.findall(indexed) if indexed.isascii()
+             else [w for part in indexed.split() for w in word_runs(part)])
     return frozenset(_stems(words))
 
 
@@ -204,8 +222,8 @@ def scripts(text: str) -> frozenset[str]:
 def score_fuse(vector_hits: list[tuple[str, float]], text_hits: list[tuple[str, float]],
                vector_weight: float, text_weight: float,
                coverage: dict[str, float] | None = None, coverage_power: float = 0.0,
-               cross_script: set[str] | None = None, cross_script_weight: float = 0.0
-               ) -> dict[str, float]:
+               cross_script: set[str] | None = None, cross_script_weight: float = 0.0,
+               cross_inherit: float = 0.0) -> dict[str, float]:
     """Weighted sum of normalised scores (formula and measurements: module docstring).
 
     ``vector_hits``: ``[(id, cosine_distance)]`` nearest first; ``text_hits``:
@@ -214,27 +232,42 @@ def score_fuse(vector_hits: list[tuple[str, float]], text_hits: list[tuple[str, 
     scores, maps to 1); BM25 scores are divided by the best one and multiplied by
     ``coverage[id] ** coverage_power`` (coverage in [0, 1]; a missing id counts as 1,
     as does every id when ``coverage`` is None or the power is 0). Ids in
-    ``cross_script`` get ``vector_weight + cross_script_weight`` on their vector score.
+    ``cross_script`` (written in another script than the query, so BM25 cannot see
+    them) get ``vector_weight + cross_script_weight`` on their vector score, and
+    ``cross_inherit`` × the best text score among the other candidates they beat on
+    the vector side (equal or lower scaled cosine): a memory in the other language that
+    means the query more than a same-language one sharing its words ranks above it.
     Returns ``{id: score}``; 0 stands for "absent from that pool".
     """
-    scores: dict[str, float] = {}
     cross = cross_script or set()
-    if vector_hits and (vector_weight > 0 or cross and cross_script_weight > 0):
+    vnorm: dict[str, float] = {}
+    if vector_hits:
         sims = [1.0 - float(d) for _, d in vector_hits]
         hi, lo = max(sims), min(sims)
         span = hi - lo
-        for (mid, _), s in zip(vector_hits, sims):
-            norm = (s - lo) / span if span > 1e-9 else 1.0
-            w = vector_weight + (cross_script_weight if mid in cross else 0.0)
-            if w > 0:
-                scores[mid] = scores.get(mid, 0.0) + w * norm
+        vnorm = {mid: (s - lo) / span if span > 1e-9 else 1.0
+                 for (mid, _), s in zip(vector_hits, sims)}
+    tnorm: dict[str, float] = {}
     if text_hits and text_weight > 0:
         best = max(float(s) for _, s in text_hits)
         for mid, s in text_hits:
             norm = float(s) / best if best > 0 else 1.0
             if coverage is not None and coverage_power > 0:
                 norm *= coverage.get(mid, 1.0) ** coverage_power
-            scores[mid] = scores.get(mid, 0.0) + text_weight * norm
+            tnorm[mid] = norm
+    scores: dict[str, float] = {}
+    for mid, v in vnorm.items():
+        w = vector_weight + (cross_script_weight if mid in cross else 0.0)
+        if w > 0:
+            scores[mid] = w * v
+    for mid, t in tnorm.items():
+        scores[mid] = scores.get(mid, 0.0) + text_weight * t
+    if cross and tnorm and cross_inherit > 0:
+        same = sorted((vnorm.get(m, 0.0), t) for m, t in tnorm.items() if m not in cross)
+        for mid in cross & vnorm.keys():
+            beaten = [t for v, t in same if v <= vnorm[mid]]
+            if beaten:
+                scores[mid] = scores.get(mid, 0.0) + text_weight * cross_inherit * max(beaten)
     return scores
 
 
@@ -261,6 +294,7 @@ def hybrid_search(store, user_id: str, query: str, query_embedding: np.ndarray |
     if query_embedding is not None and w.vector > 0:
         vec_hits = store.vector_search(user_id, query_embedding.tolist(), pool, types=types,
                                        **dates)
+    raw_query = query
     named = parse_query_dates(query) if w.date_boost > 0 else None
     if named:  # the dates are matched against created_at, not as words
         query = named.text or query
@@ -282,12 +316,12 @@ def hybrid_search(store, user_id: str, query: str, query_embedding: np.ndarray |
             coverage = {m: query_coverage(terms, records[m].text)
                         for m, _ in txt_hits if m in records}
         cross: set[str] = set()
-        if vec_hits and w.cross_script > 0:
+        if vec_hits and (w.cross_script > 0 or w.cross_inherit > 0):
             qs = scripts(query)
             cross = {m for m, _ in vec_hits
                      if m in records and qs and not (scripts(records[m].text) & qs)}
         fused = score_fuse(vec_hits, txt_hits, w.vector, w.text, coverage, w.coverage_power,
-                           cross, w.cross_script)
+                           cross, w.cross_script, w.cross_inherit)
         if fused and (w.context_prev > 0 or w.context_next > 0):
             fused = _with_neighbours(store, user_id, fused, records, w)
     if not fused:
@@ -295,6 +329,7 @@ def hybrid_search(store, user_id: str, query: str, query_embedding: np.ndarray |
     vrank = {m: i for i, (m, _) in enumerate(vec_hits, start=1)}
     trank = {m: i for i, (m, _) in enumerate(txt_hits, start=1)}
     now = now or utcnow()
+    asker = owner_of(raw_query) if w.owner_penalty > 0 and is_first_person(raw_query) else None
     hits: list[ScoredMemory] = []
     for mid, score in fused.items():
         rec = records.get(mid)
@@ -303,6 +338,8 @@ def hybrid_search(store, user_id: str, query: str, query_embedding: np.ndarray |
         if (since and rec.created_at < since or until and rec.created_at > until
                 or types and rec.type not in types):
             continue
+        if asker is not None and owner_of(rec.text) != asker:
+            score *= 1.0 - w.owner_penalty
         if named and named.matches(rec.created_at, w.date_lag_days):
             score *= 1.0 + w.date_boost
         if w.rescore:
