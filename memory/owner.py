@@ -48,12 +48,18 @@ _ZH_KEY = {w: k for k, (_, zh) in _RELATIONS.items() for w in zh.split()}
 _EN_WORDS = "|".join(sorted(map(re.escape, _EN_KEY), key=len, reverse=True))
 _ZH_WORDS = "|".join(sorted(map(re.escape, _ZH_KEY), key=len, reverse=True))
 _ADJ = r"(?:best|good|close|old|older|younger|little|big|elder|eldest|oldest|youngest)"
-# "my (best) friend", "our son", "my friend's …" (first relation wins)
-_EN_POSSESSIVE = re.compile(rf"\b(?:my|our)\s+(?:{_ADJ}\s+)?({_EN_WORDS})(?:'s|s)?\b", re.I)
+# the subject position only: "My (best) friend …", "Where does my mother live?" ("… with
+# my sister" is the user's)
+_WH = r"(?:what|where|when|who|whom|which|how|why)(?:\s+\w+)?\s+(?:is|are|was|were|does|do|did|has|have|will|can|would)\s+"
+_EN_POSSESSIVE = re.compile(rf"^\s*(?:{_WH})?(?:my|our)\s+(?:{_ADJ}\s+)?({_EN_WORDS})(?:'s|s)?\b",
+                            re.I)
 _EN_OPENING = re.compile(rf"^\s*(?:{_ADJ}\s+)?({_EN_WORDS})(?:'s)?\b", re.I)
-_ZH_POSSESSIVE = re.compile(rf"我们?(?:的)?(?:最好的|好|亲)?({_ZH_WORDS})")
+_ZH_POSSESSIVE = re.compile(rf"^\s*我们?(?:的)?(?:最好的|好|亲)?({_ZH_WORDS})")
 _ZH_OPENING = re.compile(rf"^\s*({_ZH_WORDS})")
 _EN_WITH_ME = re.compile(rf"\b({_EN_WORDS})\s+and\s+(?:I|me)\b", re.I)
+# the user as subject: "I …" (capital I), "我 …" not opening a possessive ("我妹妹")
+_EN_SELF = re.compile(r"\b(?:I|I'm|I've|I'd|I'll)\b")
+_ZH_SELF = re.compile(rf"我(?!们?(?:的)?(?:最好的|好|亲)?(?:{_ZH_WORDS}))")
 _FIRST_PERSON = re.compile(r"\b(?:i|me|my|mine|myself|i'm|i've|i'd)\b|我", re.I)
 _SPEAKER = re.compile(r"^[A-Z][\w .'-]{0,40}:\s+")
 
@@ -66,15 +72,18 @@ def is_first_person(text: str) -> bool:
 @functools.lru_cache(maxsize=1 << 16)
 def owner_of(text: str) -> str:
     """Who ``text`` is about: a relation key (``"daughter"``, ``"friend"``, …) or
-    :data:`SELF`. Reads the opening clause: a leading ``Name:`` speaker label is skipped;
-    "my wife and I …" is the user's; the first possessive relation ("my friend's
-    girlfriend" → ``friend``) or an opening relation word ("Sister works as …") names
-    the owner. Cached per text."""
+    :data:`SELF`. Reads the opening clause (a leading ``Name:`` speaker label skipped):
+    "my wife and I …" is the user's; otherwise whichever comes first names the owner —
+    the user as subject ("How much do I send my parents?", "我每个月给父母…"), a
+    possessive relation in subject position ("my friend's girlfriend …" → ``friend``,
+    "Where does my mother live?") or an opening relation word ("Sister works as …");
+    none of them ("Went hiking with my sister") → the user. Cached per text."""
     head = _SPEAKER.sub("", (text or "").strip(), count=1)
     head = re.split(r"[.!?。！？;；\n]", head, maxsplit=1)[0]
     if _EN_WITH_ME.search(head) or re.match(r"^\s*我(?:和|跟|与)", head):
         return SELF
-    found = []
+    found: list[tuple[int, str]] = [(m.start(), SELF) for m in
+                                    (_EN_SELF.search(head), _ZH_SELF.search(head)) if m]
     for pattern, table in ((_EN_OPENING, _EN_KEY), (_ZH_OPENING, _ZH_KEY),
                            (_EN_POSSESSIVE, _EN_KEY), (_ZH_POSSESSIVE, _ZH_KEY)):
         m = pattern.search(head)

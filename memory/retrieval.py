@@ -70,7 +70,7 @@ from datetime import datetime
 import numpy as np
 import snowballstemmer
 
-from memory.neighbours import thread_neighbours
+from memory.neighbours import is_message, thread_neighbours
 from memory.owner import is_first_person, owner_of
 from memory.querydates import QueryDates, parse_query_dates
 from memory.textsearch import index_text, normalize, query_terms, word_runs
@@ -110,13 +110,16 @@ class SearchWeights:
     ``context_prev`` / ``context_next``: share of the fused score of a chat message's
     previous / next message (same thread, :mod:`memory.neighbours`) added to its own,
     for the ``neighbour_pool`` best candidates and their neighbours (0 and 0 disable;
-    score fusion only). ``date_boost``: relative boost of a memory created in a period
+    score fusion only). ``thread_share``: share of the best fused score among the other
+    candidates of the same thread added to a chat message (evidence comes in clusters;
+    0 disables). ``overfetch``: each retriever fetches ``limit × overfetch`` candidates
+    (at least ``MIN_POOL``). ``date_boost``: relative boost of a memory created in a period
     the query names (:mod:`memory.querydates`) or up to ``date_lag_days`` after it; the
     date words then leave the text query and, with ``date_pool``, a second full-text
     query restricted to that period adds candidates (0 disables).
     """
 
-    vector: float = 0.2
+    vector: float = 0.15
     text: float = 0.8
     fusion: str = "score"
     coverage_power: float = 1.0
@@ -128,8 +131,10 @@ class SearchWeights:
     half_life_days: float = 30.0
     rescore: bool = True
     context_prev: float = 0.5
-    context_next: float = 0.3
+    context_next: float = 0.45
     neighbour_pool: int = 20
+    thread_share: float = 0.3
+    overfetch: int = OVERFETCH
     date_boost: float = 2.0
     date_lag_days: float = 14.0
     date_pool: bool = True
@@ -286,7 +291,7 @@ def hybrid_search(store, user_id: str, query: str, query_embedding: np.ndarray |
     w = weights or SearchWeights()
     if w.fusion not in FUSIONS:
         raise ValueError(f"unknown fusion {w.fusion!r}; use one of {', '.join(FUSIONS)}")
-    pool = max(MIN_POOL, limit * OVERFETCH)
+    pool = max(MIN_POOL, limit * w.overfetch)
     vec_hits: list[tuple[str, float]] = []
     txt_hits: list[tuple[str, float]] = []
     # dates go to the store only when set: the filters then run inside both queries
@@ -324,6 +329,8 @@ def hybrid_search(store, user_id: str, query: str, query_embedding: np.ndarray |
                            cross, w.cross_script, w.cross_inherit)
         if fused and (w.context_prev > 0 or w.context_next > 0):
             fused = _with_neighbours(store, user_id, fused, records, w)
+        if fused and w.thread_share > 0:
+            fused = _with_thread_share(fused, records, w.thread_share)
     if not fused:
         return []
     vrank = {m: i for i, (m, _) in enumerate(vec_hits, start=1)}
@@ -400,3 +407,25 @@ def _dated_text_hits(store, user_id: str, query: str, pool: int, types, since, u
     if lo > hi:
         return []
     return store.text_search(user_id, query, pool, types=types, since=lo, until=hi)
+
+
+def _with_thread_share(fused: dict[str, float], records: dict[str, MemoryRecord],
+                       share: float) -> dict[str, float]:
+    """Add to each chat message (:func:`memory.neighbours.is_message`) ``share`` × the best
+    fused score of the *other* candidates of its thread. Returns the new ``{id: score}``."""
+    best: dict[str, list[float]] = {}  # thread -> two best scores
+    for mid, sc in fused.items():
+        rec = records.get(mid)
+        if rec is not None and is_message(rec):
+            top = best.setdefault(rec.thread_id, [0.0, 0.0])
+            if sc > top[0]:
+                top[:] = [sc, top[0]]
+            elif sc > top[1]:
+                top[1] = sc
+    out = dict(fused)
+    for mid, sc in fused.items():
+        rec = records.get(mid)
+        if rec is not None and is_message(rec):
+            top = best[rec.thread_id]
+            out[mid] = sc + share * (top[1] if sc >= top[0] else top[0])
+    return out
