@@ -20,10 +20,11 @@ Stored turns (``--format``):
   puts the previous turn (said by the other speaker) in ``metadata["context"]``.
 
 Configurations (``SearchWeights``): ``default`` (the product's hybrid), ``vector`` (vector
-only), ``text`` (full text only), ``no-rescore`` (hybrid without the importance/recency
-re-score), ``rrf`` (equal-weight reciprocal rank fusion: the engine's first default),
-``pool-max`` (score fusion without query-term coverage or cross-script bonus: the
-previous default), ``coverage1`` (coverage to the power 1 instead of 2).
+only), ``text`` (full text only), ``no-rescore`` (without the importance/recency
+re-score), ``no-context`` (without thread neighbours and thread share), ``no-dates``
+(without query dates), ``rrf`` (equal-weight reciprocal rank fusion: the engine's first
+default), ``pool-max`` (score fusion without query-term coverage or cross-script terms),
+``coverage2`` (coverage squared), ``before`` (the default before issue 13).
 Usage::
 
     python bench/locomo.py --configs default     # headline: plain format, both halves
@@ -63,16 +64,22 @@ HALVES = {"tune": range(0, 5), "report": range(5, 10)}
 
 def configs() -> dict[str, SearchWeights]:
     """The measured configurations: name → SearchWeights (ablations start from the
-    product default and switch one part off)."""
+    product default and switch one part off; ``before`` is the default this issue
+    started from)."""
     base = SearchWeights()
     return {
         "default": base,
-        "vector": replace(base, text=0.0, cross_script=0.0),
+        "vector": replace(base, text=0.0, cross_script=0.0, cross_inherit=0.0),
         "text": replace(base, vector=0.0),
         "no-rescore": replace(base, rescore=False),
+        "no-context": replace(base, context_prev=0.0, context_next=0.0, thread_share=0.0),
+        "no-dates": replace(base, date_boost=0.0),
         "rrf": replace(base, fusion="rrf", vector=1.0, text=1.0),
-        "pool-max": replace(base, coverage_power=0.0, cross_script=0.0),
-        "coverage1": replace(base, coverage_power=1.0),
+        "pool-max": replace(base, coverage_power=0.0, cross_script=0.0, cross_inherit=0.0),
+        "coverage2": replace(base, coverage_power=2.0),
+        "before": SearchWeights(vector=0.2, coverage_power=2.0, cross_script=0.04,
+                                cross_inherit=0.0, owner_penalty=0.0, context_prev=0.0,
+                                context_next=0.0, thread_share=0.0, date_boost=0.0),
     }
 
 

@@ -103,7 +103,7 @@ def run(config_names: list[str], splits: tuple[str, ...] = SPLITS,
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit code."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--configs", default="default,vector,text,pool-max,coverage1")
+    ap.add_argument("--configs", default="default,vector,text,pool-max,before")
     ap.add_argument("--splits", default="tune,report")
     ap.add_argument("--embedder", default=None)
     ap.add_argument("--misses", action="store_true", help="print the default's misses")
