@@ -67,3 +67,51 @@ def thread_neighbours(store, user_id: str, records: list[MemoryRecord],
                 nxt = None
             out[rec.id] = (prev, nxt)
     return out
+
+
+def with_neighbours(store, user_id: str, fused: dict[str, float],
+                    records: dict[str, MemoryRecord], prev_share: float, next_share: float,
+                    pool: int = 20) -> dict[str, float]:
+    """Add to each chat message ``prev_share`` × the fused score of the message before
+    it and ``next_share`` × that of the message after it (same thread), for the
+    ``pool`` best candidates and their neighbours; neighbours not yet among
+    the candidates join them (their records are added to ``records``). Returns the new
+    ``{id: score}``."""
+    top = sorted(fused, key=lambda m: -fused[m])[:pool]
+    found = thread_neighbours(store, user_id, [records[m] for m in top if m in records])
+    pairs: set[tuple[str, str]] = set()  # (earlier message, the one right after it)
+    for mid, (prev, nxt) in found.items():
+        for rec in (prev, nxt):
+            if rec is not None:
+                records.setdefault(rec.id, rec)
+        if prev is not None:
+            pairs.add((prev.id, mid))
+        if nxt is not None:
+            pairs.add((mid, nxt.id))
+    out = dict(fused)
+    for first, second in pairs:
+        out[second] = out.get(second, 0.0) + prev_share * fused.get(first, 0.0)
+        out[first] = out.get(first, 0.0) + next_share * fused.get(second, 0.0)
+    return out
+
+
+def with_thread_share(fused: dict[str, float], records: dict[str, MemoryRecord],
+                      share: float) -> dict[str, float]:
+    """Add to each chat message (:func:`memory.neighbours.is_message`) ``share`` × the best
+    fused score of the *other* candidates of its thread. Returns the new ``{id: score}``."""
+    best: dict[str, list[float]] = {}  # thread -> two best scores
+    for mid, sc in fused.items():
+        rec = records.get(mid)
+        if rec is not None and is_message(rec):
+            top = best.setdefault(rec.thread_id, [0.0, 0.0])
+            if sc > top[0]:
+                top[:] = [sc, top[0]]
+            elif sc > top[1]:
+                top[1] = sc
+    out = dict(fused)
+    for mid, sc in fused.items():
+        rec = records.get(mid)
+        if rec is not None and is_message(rec):
+            top = best[rec.thread_id]
+            out[mid] = sc + share * (top[1] if sc >= top[0] else top[0])
+    return out

@@ -22,34 +22,13 @@ Score fusion (default, ``SearchWeights.fusion = "score"``), per candidate ``d`` 
   alphabetic, :func:`scripts`) can never match BM25, so its missing text score says
   nothing; it gets ``cross_script`` more vector weight.
 
-Measurements (``bench/locomo.py``: LoCoMo, 1,536 English questions, R@5/R@10;
-``bench/zh_en_hybrid.py``: 30 memories half Chinese half English, 60 queries, top-1
-same-language/cross-lingual; product default embedder USE-multilingual; see
-``bench/README.md`` for the full tables):
-
-=============================================  ===========  ============
-configuration                                  LoCoMo R@5   zh/en top-1
-                                               / R@10       same / cross
-=============================================  ===========  ============
-BM25 only                                      .604 / .688  .77 / .00
-vector only                                    .311 / .408  .93 / .87
-RRF, equal weights (k = 60)                    .476 / .589  .93 / .50
-score fusion 0.8/0.2, pool-max (old default)   .602 / .692  .93 / .50
-+ coverage (power 1)                           .616 / .700  .93 / .57
-+ coverage², no cross-script bonus             .600 / .684  .97 / .70
-+ coverage² + cross-script 0.04 (default)      .600 / .684  .93 / .80
-=============================================  ===========  ============
-
-(numbers of the offline grid behind the choice, computed from the same candidate pools,
-with turns stored in the ``context`` format; the final runs of both benchmarks are in
-``bench/results/``. Since the SQLite store indexes a memory's conversational context
-(``metadata["context"]``) in its own low-weight full-text column, the benchmark's default
-format is ``context-meta`` and the default fusion scores R@5 .637 / R@10 .723.) Coverage power 1 is best
-on LoCoMo but leaves cross-lingual top-1 at .57; power 2 plus the cross-script bonus
-meets both targets. Also measured and rejected: a larger cross-script bonus (0.08:
-cross .87 but same-language .87), shifting weight to the vector side when the best
-covered BM25 match is weak (cross up to .87, LoCoMo R@5 down to .55-.59), and gating
-BM25 by the candidate's cosine (LoCoMo R@5 .54-.61).
+After fusion, chat messages imported into a thread get a share of their neighbours'
+scores (:mod:`memory.neighbours`), a date the query names is matched against
+``created_at`` (:mod:`memory.querydates`), and a first-person query demotes other
+people's facts (:mod:`memory.owner`). Every default was chosen on the *tune* halves of
+``bench/locomo.py --format plain`` (LoCoMo conversations 0-4) and
+``bench/zh_en_xling.py`` (its tune split); ``bench/README.md`` has the tables for both
+halves, the ablations and the grids (``bench/locomo_tune.py``).
 
 RRF (``fusion = "rrf"``; Cormack, Clarke & Büttcher, SIGIR 2009):
 ``score(d) = Σ_r w_r / (k + rank_r(d))`` with ``k = 60``, kept for comparison.
@@ -70,7 +49,7 @@ from datetime import datetime
 import numpy as np
 import snowballstemmer
 
-from memory.neighbours import is_message, thread_neighbours
+from memory.neighbours import with_neighbours, with_thread_share
 from memory.owner import is_first_person, owner_of
 from memory.querydates import QueryDates, parse_query_dates
 from memory.textsearch import index_text, normalize, query_terms, word_runs
@@ -132,7 +111,7 @@ class SearchWeights:
     rescore: bool = True
     context_prev: float = 0.5
     context_next: float = 0.45
-    neighbour_pool: int = 20
+    neighbour_pool: int = 10
     thread_share: float = 0.3
     overfetch: int = OVERFETCH
     date_boost: float = 2.0
@@ -328,9 +307,10 @@ def hybrid_search(store, user_id: str, query: str, query_embedding: np.ndarray |
         fused = score_fuse(vec_hits, txt_hits, w.vector, w.text, coverage, w.coverage_power,
                            cross, w.cross_script, w.cross_inherit)
         if fused and (w.context_prev > 0 or w.context_next > 0):
-            fused = _with_neighbours(store, user_id, fused, records, w)
+            fused = with_neighbours(store, user_id, fused, records, w.context_prev,
+                                    w.context_next, w.neighbour_pool)
         if fused and w.thread_share > 0:
-            fused = _with_thread_share(fused, records, w.thread_share)
+            fused = with_thread_share(fused, records, w.thread_share)
     if not fused:
         return []
     vrank = {m: i for i, (m, _) in enumerate(vec_hits, start=1)}
@@ -359,31 +339,6 @@ def hybrid_search(store, user_id: str, query: str, query_embedding: np.ndarray |
     return hits[:limit]
 
 
-def _with_neighbours(store, user_id: str, fused: dict[str, float],
-                     records: dict[str, MemoryRecord], w: SearchWeights) -> dict[str, float]:
-    """Add to each chat message ``w.context_prev`` × the fused score of the message before
-    it and ``w.context_next`` × that of the message after it (same thread), for the
-    ``w.neighbour_pool`` best candidates and their neighbours; neighbours not yet among
-    the candidates join them (their records are added to ``records``). Returns the new
-    ``{id: score}``."""
-    top = sorted(fused, key=lambda m: -fused[m])[:w.neighbour_pool]
-    found = thread_neighbours(store, user_id, [records[m] for m in top if m in records])
-    pairs: set[tuple[str, str]] = set()  # (earlier message, the one right after it)
-    for mid, (prev, nxt) in found.items():
-        for rec in (prev, nxt):
-            if rec is not None:
-                records.setdefault(rec.id, rec)
-        if prev is not None:
-            pairs.add((prev.id, mid))
-        if nxt is not None:
-            pairs.add((mid, nxt.id))
-    out = dict(fused)
-    for first, second in pairs:
-        out[second] = out.get(second, 0.0) + w.context_prev * fused.get(first, 0.0)
-        out[first] = out.get(first, 0.0) + w.context_next * fused.get(second, 0.0)
-    return out
-
-
 def _merge_hits(a: list[tuple[str, float]], b: list[tuple[str, float]]
                 ) -> list[tuple[str, float]]:
     """Union of two ``[(id, score)]`` lists of the same scorer, best score per id, best
@@ -407,25 +362,3 @@ def _dated_text_hits(store, user_id: str, query: str, pool: int, types, since, u
     if lo > hi:
         return []
     return store.text_search(user_id, query, pool, types=types, since=lo, until=hi)
-
-
-def _with_thread_share(fused: dict[str, float], records: dict[str, MemoryRecord],
-                       share: float) -> dict[str, float]:
-    """Add to each chat message (:func:`memory.neighbours.is_message`) ``share`` × the best
-    fused score of the *other* candidates of its thread. Returns the new ``{id: score}``."""
-    best: dict[str, list[float]] = {}  # thread -> two best scores
-    for mid, sc in fused.items():
-        rec = records.get(mid)
-        if rec is not None and is_message(rec):
-            top = best.setdefault(rec.thread_id, [0.0, 0.0])
-            if sc > top[0]:
-                top[:] = [sc, top[0]]
-            elif sc > top[1]:
-                top[1] = sc
-    out = dict(fused)
-    for mid, sc in fused.items():
-        rec = records.get(mid)
-        if rec is not None and is_message(rec):
-            top = best[rec.thread_id]
-            out[mid] = sc + share * (top[1] if sc >= top[0] else top[0])
-    return out
