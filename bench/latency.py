@@ -42,7 +42,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (Timer, make_memory, print_table, summarize_ms,  # noqa: E402
+from bench.common import (DEFAULT_LOCOMO, Timer, make_memory, print_table, summarize_ms,  # noqa: E402
                           write_json)
 from memory.retrieval import SearchWeights, hybrid_search  # noqa: E402
 from memory.types import HistoryEvent, MemoryRecord, new_id, utcnow  # noqa: E402
@@ -448,12 +448,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--queries", type=int, default=200, help="timed searches per point")
     ap.add_argument("--chat-repeats", type=int, default=10, help="walk-through repetitions (0 = skip)")
     ap.add_argument("--ingest", type=int, default=2000, help="memories for the ingest throughput run")
+    ap.add_argument("--locomo-sizes", default="10000",
+                    help="realistic corpus: LoCoMo turns of one user (bench/latency_locomo.py; '' = skip)")
     ap.add_argument("--out", default="latency", help="results file name in bench/results/ ('' = none)")
     args = ap.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(",") if s.strip())
     with tempfile.TemporaryDirectory(prefix="latency-bench-") as tmp, Timer() as total:
         res = run(sizes, args.users, args.per_user, args.queries, args.chat_repeats,
                   args.ingest, Path(tmp))
+        locomo_sizes = [int(s) for s in args.locomo_sizes.split(",") if s.strip()]
+        if locomo_sizes and DEFAULT_LOCOMO.exists():
+            from bench.latency_locomo import run as run_locomo
+            res["locomo"] = run_locomo(locomo_sizes, args.queries, folder=str(Path(tmp) / "locomo"))
     res["total_seconds"] = round(total.seconds, 1)
     tables(res)
     print(f"total {res['total_seconds']} s")

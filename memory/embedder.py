@@ -76,6 +76,32 @@ def _one_line(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+_blas_limit: Any = None
+_blas_lock = threading.Lock()
+
+
+def limit_blas_threads(threads: int | None = None) -> int:
+    """Cap this process's BLAS thread pools (OpenBLAS/MKL/BLIS, through threadpoolctl)
+    to ``threads`` (default: ``OPENBLAS_NUM_THREADS`` if set, else 1) and return the
+    cap. Called once by every :class:`Embedder`, so the library no longer depends on
+    ``run.sh``'s environment: OpenBLAS worker threads spin-wait and took the second of
+    2 cores from SQLite in the search benchmarks (bench/README.md). Later calls keep
+    the first cap; a value < 1 raises ValueError."""
+    global _blas_limit
+    with _blas_lock:
+        if _blas_limit is not None:
+            return _blas_limit[1]
+        if threads is None:
+            env = os.environ.get("OPENBLAS_NUM_THREADS", "").strip()
+            threads = int(env) if env.isdigit() and int(env) > 0 else 1
+        if threads < 1:
+            raise ValueError("BLAS threads must be >= 1")
+        from threadpoolctl import threadpool_limits
+
+        _blas_limit = (threadpool_limits(limits=threads, user_api="blas"), threads)
+        return threads
+
+
 class Embedder:
     """Base class of all embedders.
 
@@ -100,6 +126,7 @@ class Embedder:
     cache_size: int = 1024
 
     def __init__(self) -> None:
+        limit_blas_threads()
         self._lock = threading.RLock()          # serialises model calls
         self._cache_lock = threading.Lock()     # guards the query LRU
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()

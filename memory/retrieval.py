@@ -22,34 +22,13 @@ Score fusion (default, ``SearchWeights.fusion = "score"``), per candidate ``d`` 
   alphabetic, :func:`scripts`) can never match BM25, so its missing text score says
   nothing; it gets ``cross_script`` more vector weight.
 
-Measurements (``bench/locomo.py``: LoCoMo, 1,536 English questions, R@5/R@10;
-``bench/zh_en_hybrid.py``: 30 memories half Chinese half English, 60 queries, top-1
-same-language/cross-lingual; product default embedder USE-multilingual; see
-``bench/README.md`` for the full tables):
-
-=============================================  ===========  ============
-configuration                                  LoCoMo R@5   zh/en top-1
-                                               / R@10       same / cross
-=============================================  ===========  ============
-BM25 only                                      .604 / .688  .77 / .00
-vector only                                    .311 / .408  .93 / .87
-RRF, equal weights (k = 60)                    .476 / .589  .93 / .50
-score fusion 0.8/0.2, pool-max (old default)   .602 / .692  .93 / .50
-+ coverage (power 1)                           .616 / .700  .93 / .57
-+ coverage², no cross-script bonus             .600 / .684  .97 / .70
-+ coverage² + cross-script 0.04 (default)      .600 / .684  .93 / .80
-=============================================  ===========  ============
-
-(numbers of the offline grid behind the choice, computed from the same candidate pools,
-with turns stored in the ``context`` format; the final runs of both benchmarks are in
-``bench/results/``. Since the SQLite store indexes a memory's conversational context
-(``metadata["context"]``) in its own low-weight full-text column, the benchmark's default
-format is ``context-meta`` and the default fusion scores R@5 .637 / R@10 .723.) Coverage power 1 is best
-on LoCoMo but leaves cross-lingual top-1 at .57; power 2 plus the cross-script bonus
-meets both targets. Also measured and rejected: a larger cross-script bonus (0.08:
-cross .87 but same-language .87), shifting weight to the vector side when the best
-covered BM25 match is weak (cross up to .87, LoCoMo R@5 down to .55-.59), and gating
-BM25 by the candidate's cosine (LoCoMo R@5 .54-.61).
+After fusion, chat messages imported into a thread get a share of their neighbours'
+scores (:mod:`memory.neighbours`), a date the query names is matched against
+``created_at`` (:mod:`memory.querydates`), and a first-person query demotes other
+people's facts (:mod:`memory.owner`). Every default was chosen on the *tune* halves of
+``bench/locomo.py --format plain`` (LoCoMo conversations 0-4) and
+``bench/zh_en_xling.py`` (its tune split); ``bench/README.md`` has the tables for both
+halves, the ablations and the grids (``bench/locomo_tune.py``).
 
 RRF (``fusion = "rrf"``; Cormack, Clarke & Büttcher, SIGIR 2009):
 ``score(d) = Σ_r w_r / (k + rank_r(d))`` with ``k = 60``, kept for comparison.
@@ -61,6 +40,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import threading
 import unicodedata
 from dataclasses import dataclass
@@ -69,8 +49,11 @@ from datetime import datetime
 import numpy as np
 import snowballstemmer
 
-from memory.textsearch import index_text, normalize, query_terms
-from memory.types import ScoredMemory, utcnow
+from memory.neighbours import with_neighbours, with_thread_share
+from memory.owner import is_first_person, owner_of
+from memory.querydates import QueryDates, parse_query_dates
+from memory.textsearch import index_text, normalize, query_terms, word_runs
+from memory.types import MemoryRecord, ScoredMemory, utcnow
 
 RRF_K = 60
 OVERFETCH = 4
@@ -94,21 +77,46 @@ class SearchWeights:
     (weighted reciprocal rank fusion). ``coverage_power``: exponent of the query-term
     coverage that scales each BM25 score (0 disables; score fusion only).
     ``cross_script``: extra vector weight of a memory sharing no script with the query
-    (0 disables; score fusion only). ``importance``: relative boost per importance step
+    (0 disables; score fusion only). ``cross_inherit``: share of the best text score
+    of the candidates such a memory beats on the vector side that it inherits
+    (:func:`score_fuse`; 0 disables). ``owner_penalty``: relative cut of a memory about
+    someone else than the person a first-person query asks about ("What am I allergic
+    to?" vs "My daughter is allergic to cats"; :mod:`memory.owner`; 0 disables).
+    ``importance``: relative boost per importance step
     above 3 (0 disables). ``recency``: max relative boost for a memory touched today,
     decaying with ``half_life_days`` (0 disables). Re-scoring multiplies the fused score,
     so it only reorders memories whose fused scores are close.
+    ``context_prev`` / ``context_next``: share of the fused score of a chat message's
+    previous / next message (same thread, :mod:`memory.neighbours`) added to its own,
+    for the ``neighbour_pool`` best candidates and their neighbours (0 and 0 disable;
+    score fusion only). ``thread_share``: share of the best fused score among the other
+    candidates of the same thread added to a chat message (evidence comes in clusters;
+    0 disables). ``overfetch``: each retriever fetches ``limit × overfetch`` candidates
+    (at least ``MIN_POOL``). ``date_boost``: relative boost of a memory created in a period
+    the query names (:mod:`memory.querydates`) or up to ``date_lag_days`` after it; the
+    date words then leave the text query and, with ``date_pool``, a second full-text
+    query restricted to that period adds candidates (0 disables).
     """
 
-    vector: float = 0.2
+    vector: float = 0.15
     text: float = 0.8
     fusion: str = "score"
-    coverage_power: float = 2.0
-    cross_script: float = 0.04
+    coverage_power: float = 1.0
+    cross_script: float = 0.2
+    cross_inherit: float = 1.0
+    owner_penalty: float = 0.75
     importance: float = 0.05
     recency: float = 0.05
     half_life_days: float = 30.0
     rescore: bool = True
+    context_prev: float = 0.5
+    context_next: float = 0.45
+    neighbour_pool: int = 10
+    thread_share: float = 0.3
+    overfetch: int = OVERFETCH
+    date_boost: float = 2.0
+    date_lag_days: float = 14.0
+    date_pool: bool = True
 
 
 def rrf_fuse(ranked_lists: list[tuple[list[str], float]], k: int = RRF_K
@@ -141,12 +149,21 @@ def _stems(words: list[str]) -> list[str]:
     return [s for s in stems if s]
 
 
-@functools.lru_cache(maxsize=4096)
+_ASCII_WORD = re.compile(r"[A-Za-z0-9]+")
+
+
+@functools.lru_cache(maxsize=1 << 17)
 def _memory_terms(text: str) -> frozenset[str]:
-    """The stemmed terms FTS5 indexes for a memory ``text`` (cached: memories repeat
-    across searches)."""
-    words = ["".join(ch for ch in w if unicodedata.category(ch)[0] in "LNM")
-             for w in index_text(text).split()]
+    """The stemmed terms FTS5 indexes for a memory ``text``, computed once per distinct
+    text and process (a bounded LRU of 131,072 texts, ~40 MB at LoCoMo's turn length):
+    a memory is tokenised and stemmed the first time a search meets it, never again
+    while it stays in the cache, so a user's repeated searches cost set lookups only
+    (``bench/latency_locomo.py``)."""
+    indexed = index_text(text)
+    # the words are split exactly as query_terms splits a query (runs of letters,
+    # digits and marks), with a regex fast path for ASCII text
+    words = (_ASCII_WORD.findall(indexed) if indexed.isascii()
+             else [w for part in indexed.split() for w in word_runs(part)])
     return frozenset(_stems(words))
 
 
@@ -189,8 +206,8 @@ def scripts(text: str) -> frozenset[str]:
 def score_fuse(vector_hits: list[tuple[str, float]], text_hits: list[tuple[str, float]],
                vector_weight: float, text_weight: float,
                coverage: dict[str, float] | None = None, coverage_power: float = 0.0,
-               cross_script: set[str] | None = None, cross_script_weight: float = 0.0
-               ) -> dict[str, float]:
+               cross_script: set[str] | None = None, cross_script_weight: float = 0.0,
+               cross_inherit: float = 0.0) -> dict[str, float]:
     """Weighted sum of normalised scores (formula and measurements: module docstring).
 
     ``vector_hits``: ``[(id, cosine_distance)]`` nearest first; ``text_hits``:
@@ -199,27 +216,42 @@ def score_fuse(vector_hits: list[tuple[str, float]], text_hits: list[tuple[str, 
     scores, maps to 1); BM25 scores are divided by the best one and multiplied by
     ``coverage[id] ** coverage_power`` (coverage in [0, 1]; a missing id counts as 1,
     as does every id when ``coverage`` is None or the power is 0). Ids in
-    ``cross_script`` get ``vector_weight + cross_script_weight`` on their vector score.
+    ``cross_script`` (written in another script than the query, so BM25 cannot see
+    them) get ``vector_weight + cross_script_weight`` on their vector score, and
+    ``cross_inherit`` × the best text score among the other candidates they beat on
+    the vector side (equal or lower scaled cosine): a memory in the other language that
+    means the query more than a same-language one sharing its words ranks above it.
     Returns ``{id: score}``; 0 stands for "absent from that pool".
     """
-    scores: dict[str, float] = {}
     cross = cross_script or set()
-    if vector_hits and (vector_weight > 0 or cross and cross_script_weight > 0):
+    vnorm: dict[str, float] = {}
+    if vector_hits:
         sims = [1.0 - float(d) for _, d in vector_hits]
         hi, lo = max(sims), min(sims)
         span = hi - lo
-        for (mid, _), s in zip(vector_hits, sims):
-            norm = (s - lo) / span if span > 1e-9 else 1.0
-            w = vector_weight + (cross_script_weight if mid in cross else 0.0)
-            if w > 0:
-                scores[mid] = scores.get(mid, 0.0) + w * norm
+        vnorm = {mid: (s - lo) / span if span > 1e-9 else 1.0
+                 for (mid, _), s in zip(vector_hits, sims)}
+    tnorm: dict[str, float] = {}
     if text_hits and text_weight > 0:
         best = max(float(s) for _, s in text_hits)
         for mid, s in text_hits:
             norm = float(s) / best if best > 0 else 1.0
             if coverage is not None and coverage_power > 0:
                 norm *= coverage.get(mid, 1.0) ** coverage_power
-            scores[mid] = scores.get(mid, 0.0) + text_weight * norm
+            tnorm[mid] = norm
+    scores: dict[str, float] = {}
+    for mid, v in vnorm.items():
+        w = vector_weight + (cross_script_weight if mid in cross else 0.0)
+        if w > 0:
+            scores[mid] = w * v
+    for mid, t in tnorm.items():
+        scores[mid] = scores.get(mid, 0.0) + text_weight * t
+    if cross and tnorm and cross_inherit > 0:
+        same = sorted((vnorm.get(m, 0.0), t) for m, t in tnorm.items() if m not in cross)
+        for mid in cross & vnorm.keys():
+            beaten = [t for v, t in same if v <= vnorm[mid]]
+            if beaten:
+                scores[mid] = scores.get(mid, 0.0) + text_weight * cross_inherit * max(beaten)
     return scores
 
 
@@ -238,7 +270,7 @@ def hybrid_search(store, user_id: str, query: str, query_embedding: np.ndarray |
     w = weights or SearchWeights()
     if w.fusion not in FUSIONS:
         raise ValueError(f"unknown fusion {w.fusion!r}; use one of {', '.join(FUSIONS)}")
-    pool = max(MIN_POOL, limit * OVERFETCH)
+    pool = max(MIN_POOL, limit * w.overfetch)
     vec_hits: list[tuple[str, float]] = []
     txt_hits: list[tuple[str, float]] = []
     # dates go to the store only when set: the filters then run inside both queries
@@ -246,8 +278,15 @@ def hybrid_search(store, user_id: str, query: str, query_embedding: np.ndarray |
     if query_embedding is not None and w.vector > 0:
         vec_hits = store.vector_search(user_id, query_embedding.tolist(), pool, types=types,
                                        **dates)
+    raw_query = query
+    named = parse_query_dates(query) if w.date_boost > 0 else None
+    if named:  # the dates are matched against created_at, not as words
+        query = named.text or query
     if w.text > 0:
         txt_hits = store.text_search(user_id, query, pool, types=types, **dates)
+        if named and w.date_pool:
+            txt_hits = _merge_hits(txt_hits, _dated_text_hits(
+                store, user_id, query, pool, types, since, until, named, w.date_lag_days))
     ids = list(dict.fromkeys([m for m, _ in vec_hits] + [m for m, _ in txt_hits]))
     if not ids:
         return []
@@ -261,24 +300,35 @@ def hybrid_search(store, user_id: str, query: str, query_embedding: np.ndarray |
             coverage = {m: query_coverage(terms, records[m].text)
                         for m, _ in txt_hits if m in records}
         cross: set[str] = set()
-        if vec_hits and w.cross_script > 0:
+        if vec_hits and (w.cross_script > 0 or w.cross_inherit > 0):
             qs = scripts(query)
             cross = {m for m, _ in vec_hits
                      if m in records and qs and not (scripts(records[m].text) & qs)}
         fused = score_fuse(vec_hits, txt_hits, w.vector, w.text, coverage, w.coverage_power,
-                           cross, w.cross_script)
+                           cross, w.cross_script, w.cross_inherit)
+        if fused and (w.context_prev > 0 or w.context_next > 0):
+            fused = with_neighbours(store, user_id, fused, records, w.context_prev,
+                                    w.context_next, w.neighbour_pool)
+        if fused and w.thread_share > 0:
+            fused = with_thread_share(fused, records, w.thread_share)
     if not fused:
         return []
     vrank = {m: i for i, (m, _) in enumerate(vec_hits, start=1)}
     trank = {m: i for i, (m, _) in enumerate(txt_hits, start=1)}
     now = now or utcnow()
+    asker = owner_of(raw_query) if w.owner_penalty > 0 and is_first_person(raw_query) else None
     hits: list[ScoredMemory] = []
     for mid, score in fused.items():
         rec = records.get(mid)
         if rec is None:
             continue
-        if since and rec.created_at < since or until and rec.created_at > until:
+        if (since and rec.created_at < since or until and rec.created_at > until
+                or types and rec.type not in types):
             continue
+        if asker is not None and owner_of(rec.text) != asker:
+            score *= 1.0 - w.owner_penalty
+        if named and named.matches(rec.created_at, w.date_lag_days):
+            score *= 1.0 + w.date_boost
         if w.rescore:
             score *= 1.0 + w.importance * (rec.importance - 3)
             seen = rec.last_accessed_at or rec.updated_at or rec.created_at
@@ -287,3 +337,28 @@ def hybrid_search(store, user_id: str, query: str, query_embedding: np.ndarray |
         hits.append(ScoredMemory(rec, score, vrank.get(mid), trank.get(mid)))
     hits.sort(key=lambda h: -h.score)
     return hits[:limit]
+
+
+def _merge_hits(a: list[tuple[str, float]], b: list[tuple[str, float]]
+                ) -> list[tuple[str, float]]:
+    """Union of two ``[(id, score)]`` lists of the same scorer, best score per id, best
+    first."""
+    best: dict[str, float] = {}
+    for mid, sc in [*a, *b]:
+        best[mid] = max(sc, best.get(mid, sc))
+    return sorted(best.items(), key=lambda kv: -kv[1])
+
+
+def _dated_text_hits(store, user_id: str, query: str, pool: int, types, since, until,
+                     named: QueryDates, lag_days: float) -> list[tuple[str, float]]:
+    """Full-text hits inside the period ``named`` (plus the lag), within the caller's
+    own ``since``/``until``; [] when the query named only yearless months or the two
+    ranges do not meet."""
+    window = named.window(lag_days)
+    if window is None:
+        return []
+    lo = max(window[0], since) if since else window[0]
+    hi = min(window[1], until) if until else window[1]
+    if lo > hi:
+        return []
+    return store.text_search(user_id, query, pool, types=types, since=lo, until=hi)

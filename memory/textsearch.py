@@ -32,7 +32,8 @@ import unicodedata
 
 __all__ = [
     "FTS5_TOKENIZE", "ENGLISH_STOPWORDS", "CHINESE_STOPWORDS", "MAX_QUERY_TERMS",
-    "MAX_QUERY_CHARS", "normalize", "segment", "index_text", "query_terms", "match_query",
+    "MAX_QUERY_CHARS", "normalize", "segment", "index_text", "word_runs", "query_terms",
+    "match_query",
     "quote_term",
 ]
 
@@ -141,7 +142,7 @@ def _is_term_char(ch: str) -> bool:
     return unicodedata.category(ch)[0] in "LNM"
 
 
-def _word_runs(chunk: str) -> list[str]:
+def word_runs(chunk: str) -> list[str]:
     """Maximal runs of letters, digits and combining marks (``L*``, ``N*``, ``M*``)."""
     runs: list[str] = []
     cur: list[str] = []
@@ -173,7 +174,7 @@ def query_terms(text: str) -> list[str]:
         if is_han:
             words = _tokenizer().cut_for_search(chunk)
         else:
-            words = _word_runs(chunk)
+            words = word_runs(chunk)
         for word in words:
             word = word.strip()
             key = word.casefold()

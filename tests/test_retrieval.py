@@ -81,9 +81,138 @@ def test_chinese_memory_is_top1_for_english_query_despite_shared_english_word(tm
         assert ranked[0] == zh
         assert en in ranked[:2]                      # the word match is still found
         # the pool-max fusion (previous default) lets the shared word win
-        old = SearchWeights(coverage_power=0.0, cross_script=0.0)
+        old = SearchWeights(coverage_power=0.0, cross_script=0.0, cross_inherit=0.0,
+                            owner_penalty=0.0)
         assert mem.search(query, "u1", weights=old).memories[0].id == en
         with pytest.raises(ValueError, match="unknown fusion"):
             mem.search("seafood", "u1", weights=SearchWeights(fusion="max"))
+    finally:
+        mem.close()
+
+
+# ---- issue 13: neighbours, query dates, cross-lingual inheritance, owners -------------
+def test_parse_query_dates_reads_days_months_years_in_english_and_chinese():
+    from datetime import datetime, timezone
+
+    from memory.querydates import parse_query_dates
+
+    def utc(*a):
+        return datetime(*a, tzinfo=timezone.utc)
+
+    q = parse_query_dates("What painting did Melanie show on October 13, 2023?")
+    assert q.periods == [(utc(2023, 10, 13), utc(2023, 10, 14))]
+    assert "2023" not in q.text and "October" not in q.text and "painting" in q.text
+    assert parse_query_dates("What did Gina find on 1 February, 2023?").periods == [
+        (utc(2023, 2, 1), utc(2023, 2, 2))]
+    assert parse_query_dates("What did Mel paint in July 2023?").periods == [
+        (utc(2023, 7, 1), utc(2023, 8, 1))]
+    assert parse_query_dates("我2023年12月去了哪里？").periods == [(utc(2023, 12, 1), utc(2024, 1, 1))]
+    assert parse_query_dates("beach trips in 2023").periods == [(utc(2023, 1, 1), utc(2024, 1, 1))]
+    june = parse_query_dates("When did Melanie go camping in June?")
+    assert june.months == {6} and not june.periods and june.window(14) is None
+    assert june.matches(utc(2022, 6, 30), 14) and june.matches(utc(2023, 7, 10), 14)
+    assert not june.matches(utc(2023, 8, 1), 14)
+    assert not parse_query_dates("May I ask what my cat is called?")  # modal, not a month
+    assert not parse_query_dates("on February 30, 2023")             # impossible: ignored
+    jul = parse_query_dates("in July 2023")
+    assert jul.matches(utc(2023, 8, 10), 14) and not jul.matches(utc(2023, 8, 20), 14)
+
+
+def test_owner_of_tells_the_users_facts_from_other_peoples():
+    from memory.owner import SELF, is_first_person, owner_of
+
+    assert owner_of("What am I allergic to?") == SELF
+    assert owner_of("My daughter is allergic to cats.") == "daughter"
+    assert owner_of("我女儿对猫毛过敏。") == "daughter"          # same key across languages
+    assert owner_of("How much money do I send my parents?") == SELF  # I is the subject
+    assert owner_of("我每个月给父母寄两千块钱。") == SELF
+    assert owner_of("我朋友的女朋友是律师。") == "friend"
+    assert owner_of("What does my girlfriend do?") == owner_of("我女朋友是护士。") == "girlfriend"
+    assert owner_of("My wife and I celebrate our anniversary.") == SELF
+    assert owner_of("Sister works as an architect") == "sister"
+    assert owner_of("Caroline: my kids loved the trip") == "child"
+    assert is_first_person("我喜欢喝什么？") and not is_first_person("What did Melanie paint?")
+
+
+def test_owner_penalty_puts_the_users_own_fact_first(tmp_path):
+    from memory import Memory, load_config
+
+    mem = Memory(load_config(env_file=None, memory_data_dir=str(tmp_path)), llm=object())
+    try:
+        mine = mem.add("我喜欢喝不加糖的绿茶。", "u1", infer=False)[0].id
+        son = mem.add("我儿子喜欢喝橙汁。", "u1", infer=False)[0].id
+        got = [m.id for m in mem.search("我喜欢喝什么？", "u1").memories]
+        assert got[0] == mine and son in got
+        # third-person questions are left alone: the same store, no owner check
+        off = mem.search("我喜欢喝什么？", "u1", weights=SearchWeights(owner_penalty=0.0))
+        assert {m.id for m in off.memories} == {mine, son}
+    finally:
+        mem.close()
+
+
+def test_cross_script_memory_inherits_the_text_score_it_beats_semantically():
+    # query in English; "zh" (other script) is the nearest vector, "en" shares words
+    vec = [("zh", 0.1), ("en", 0.5), ("other", 0.9)]
+    txt = [("en", 4.0)]
+    base = score_fuse(vec, txt, 0.2, 0.8, cross_script={"zh"})
+    assert base["en"] > base["zh"]
+    inherit = score_fuse(vec, txt, 0.2, 0.8, cross_script={"zh"}, cross_inherit=1.0)
+    assert inherit["zh"] > inherit["en"]
+    assert inherit["en"] == base["en"]
+    # a cross-script memory further away than the text match inherits nothing
+    far = score_fuse([("en", 0.1), ("zh", 0.5), ("x", 0.9)], txt, 0.2, 0.8,
+                     cross_script={"zh"}, cross_inherit=1.0)
+    assert far["zh"] == pytest.approx(0.2 * 0.5)
+
+
+def test_thread_neighbours_follow_the_import_order_of_one_thread(tmp_path):
+    from datetime import datetime, timezone
+
+    from memory import Memory, load_config
+    from memory.neighbours import thread_neighbours
+
+    mem = Memory(load_config(env_file=None, memory_data_dir=str(tmp_path)), llm=object())
+    try:
+        day = datetime(2023, 5, 8, tzinfo=timezone.utc)
+        msgs = [{"role": "user", "content": t, "created_at": day}
+                for t in ("Ann: What did you do last weekend?", "Bob: Went fishing with Joe!",
+                          "Ann: Nice.")]
+        ids = [c.id for c in mem.add(msgs, "u1", thread_id="t1", infer=False)]
+        other = mem.add([{"role": "user", "content": "Bob: unrelated", "created_at": day}],
+                        "u1", thread_id="t2", infer=False)[0].id
+        loose = mem.add("Likes fishing", "u1", infer=False)[0].id   # no thread
+        recs = {r.id: r for r in mem.store.get_memories("u1", [*ids, other, loose])}
+        found = thread_neighbours(mem.store, "u1", [recs[ids[1]], recs[other], recs[loose]])
+        prev, nxt = found[ids[1]]
+        assert (prev.id, nxt.id) == (ids[0], ids[2])
+        assert found[other] == (None, None)
+        assert loose not in found
+        # the answer shares no word with the question; its neighbour lifts it in
+        hits = [m.id for m in mem.search("what did Bob do last weekend", "u1", limit=3).memories]
+        assert ids[1] in hits
+        off = SearchWeights(context_prev=0.0, context_next=0.0, vector=0.0)
+        assert ids[1] not in [m.id for m in mem.search("last weekend plans", "u1", limit=3,
+                                                       weights=off).memories]
+    finally:
+        mem.close()
+
+
+def test_a_date_in_the_query_prefers_memories_written_then(tmp_path):
+    from datetime import datetime, timezone
+
+    from memory import Memory, load_config
+
+    mem = Memory(load_config(env_file=None, memory_data_dir=str(tmp_path)), llm=object())
+    try:
+        may = mem.add("Went hiking with my sister", "u1", infer=False,
+                      created_at=datetime(2023, 5, 20, tzinfo=timezone.utc))[0].id
+        mem.add("Went hiking in the Alps", "u1", infer=False,
+                created_at=datetime(2022, 9, 2, tzinfo=timezone.utc))
+        got = mem.search("Where did I go hiking in May 2023?", "u1").memories
+        assert got[0].id == may
+        # a filter outside the named period still wins: nothing from May comes back
+        late = mem.search("hiking in May 2023", "u1",
+                          filters={"since": datetime(2023, 6, 1, tzinfo=timezone.utc)})
+        assert late.memories == []
     finally:
         mem.close()

@@ -1,0 +1,119 @@
+"""Calendar dates named in a search query ("in July 2023", "on 13 October, 2023", "2023年5月") as created_at windows, so search can prefer memories written in that period instead of matching the date's words.
+
+A memory is written when something is said, usually on or shortly after the day it is
+about, so a period ``[start, end)`` named by the query matches memories created in
+``[start, end + lag)`` (:meth:`QueryDates.matches`; the lag is a search weight). Only
+absolute dates are read: a day (``October 13, 2023``, ``13 October 2023``,
+``2023-10-13``, ``2023年10月13日``), a month with or without year (``July 2023``,
+``in June``, ``2023年5月``, ``5月``) and a year (``in 2023``, ``2023年``); relative ones
+("last year") depend on when the question is asked and are left to the text.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+_MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august",
+           "september", "october", "november", "december"]
+_MONTH_NO = {m: i for i, m in enumerate(_MONTHS, start=1)}
+_MONTH_NO.update({m[:3]: i for i, m in enumerate(_MONTHS, start=1) if m != "may"})
+_MON = r"(january|february|march|april|may|june|july|august|september|october|november|december|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec)\.?"
+_YEAR = r"((?:19|20)\d\d)"
+_DAY = r"(\d{1,2})(?:st|nd|rd|th)?"
+
+# (pattern, kind) in priority order; groups give the fields named by kind
+_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(rf"\b{_MON}\s+{_DAY},?\s+{_YEAR}\b", re.I), "mdy"),
+    (re.compile(rf"\b{_DAY}\s+(?:of\s+)?{_MON},?\s+{_YEAR}\b", re.I), "dmy"),
+    (re.compile(r"\b((?:19|20)\d\d)-(\d{1,2})-(\d{1,2})\b"), "ymd"),
+    (re.compile(r"((?:19|20)\d\d)\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]"), "ymd"),
+    (re.compile(rf"\b{_MON}\s*,?\s+{_YEAR}\b", re.I), "my"),
+    (re.compile(r"((?:19|20)\d\d)\s*年\s*(\d{1,2})\s*月(?:份)?"), "ym"),
+    (re.compile(rf"\b(?:in|during|of|since|by)\s+(?:early\s+|late\s+|mid-?\s*)?{_YEAR}\b",
+                re.I), "y"),
+    (re.compile(r"((?:19|20)\d\d)\s*年"), "y"),
+    # a month without a year only after a preposition ("in June", not "may I")
+    (re.compile(rf"\b(?:in|during|of)\s+(?:early\s+|late\s+|mid-?\s*)?{_MON}\b", re.I), "m"),
+    (re.compile(r"(?<!\d)(\d{1,2})\s*月(?:份)?(?!\d)"), "m_num"),
+]
+
+
+@dataclass
+class QueryDates:
+    """The dated periods a query names: ``periods`` = ``[(start, end)]`` (aware UTC,
+    end exclusive) and ``months`` = month numbers named without a year. ``text`` is the
+    query with the date expressions removed (what the text search should match)."""
+
+    text: str
+    periods: list[tuple[datetime, datetime]] = field(default_factory=list)
+    months: set[int] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(self.periods or self.months)
+
+    def window(self, lag_days: float) -> tuple[datetime, datetime] | None:
+        """The created_at range ``(since, until)`` covering every dated period plus the
+        lag, or None when only yearless months were named."""
+        if not self.periods:
+            return None
+        lag = timedelta(days=lag_days)
+        return min(s for s, _ in self.periods), max(e for _, e in self.periods) + lag
+
+    def matches(self, created_at: datetime, lag_days: float) -> bool:
+        """True when ``created_at`` lies in a named period or up to ``lag_days`` after
+        it (a yearless month matches that month of any year, and the lag after it)."""
+        lag = timedelta(days=lag_days)
+        if any(s <= created_at < e + lag for s, e in self.periods):
+            return True
+        return any(created_at.month == m or (created_at - lag).month == m
+                   for m in self.months)
+
+
+def _month_span(year: int, month: int) -> tuple[datetime, datetime]:
+    start = datetime(year, month, 1, tzinfo=timezone.utc)
+    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=timezone.utc)
+    return start, end
+
+
+def _month(name: str) -> int | None:
+    name = name.lower().rstrip(".")
+    return _MONTH_NO.get(name) or _MONTH_NO.get(name[:3]) if name != "may" else 5
+
+
+def parse_query_dates(query: str) -> QueryDates:
+    """Find the absolute dates in ``query`` (English or Chinese; see the module
+    docstring). Returns a :class:`QueryDates` (falsy when none was found); impossible
+    dates (``February 30, 2023``) are ignored but still removed from the text."""
+    text = query or ""
+    periods: list[tuple[datetime, datetime]] = []
+    months: set[int] = set()
+    for pattern, kind in _PATTERNS:
+        for m in list(pattern.finditer(text)):
+            g = m.groups()
+            try:
+                if kind in ("mdy", "dmy", "ymd"):
+                    if kind == "mdy":
+                        mon, day, year = _month(g[0]), int(g[1]), int(g[2])
+                    elif kind == "dmy":
+                        day, mon, year = int(g[0]), _month(g[1]), int(g[2])
+                    else:
+                        year, mon, day = int(g[0]), int(g[1]), int(g[2])
+                    start = datetime(year, mon, day, tzinfo=timezone.utc)
+                    periods.append((start, start + timedelta(days=1)))
+                elif kind in ("my", "ym"):
+                    mon, year = (_month(g[0]), int(g[1])) if kind == "my" else (int(g[1]), int(g[0]))
+                    periods.append(_month_span(year, mon))
+                elif kind == "y":
+                    year = int(g[0])
+                    periods.append((datetime(year, 1, 1, tzinfo=timezone.utc),
+                                    datetime(year + 1, 1, 1, tzinfo=timezone.utc)))
+                else:
+                    mon = _month(g[0]) if kind == "m" else int(g[0])
+                    if not 1 <= mon <= 12:
+                        raise ValueError(mon)
+                    months.add(mon)
+            except (TypeError, ValueError):
+                pass
+            text = text.replace(m.group(0), " ", 1)
+    return QueryDates(" ".join(text.split()), periods, months)
