@@ -41,12 +41,15 @@ class AddRequest(_Request):
 
 
 class Change(BaseModel):
-    """What one add did to one memory."""
+    """What one add did to one memory. ``reason``: None, or one line saying why the
+    change may be wrong (the reconciliation call failed so it was added; the known
+    memories could not be searched)."""
     event: Literal["ADD", "UPDATE", "DELETE", "NONE"]
     id: str | None
     text: str
     old_text: str | None = None
     type: str | None = None
+    reason: str | None = None
 
 
 class AddResponse(BaseModel):
