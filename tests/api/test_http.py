@@ -175,7 +175,8 @@ def test_health_ok_then_degraded(api):
 def test_openapi_docs_list_the_routes(api):
     spec = api.client.get("/openapi.json").json()
     for path in ("/v1/memories", "/v1/memories/search", "/v1/memories/{memory_id}/history",
-                 "/v1/chat", "/v1/health", "/v1/admin/users"):
+                 "/v1/chat", "/v1/health", "/v1/admin/users", "/v1/resources",
+                 "/v1/resources/{resource_id}/memories"):
         assert path in spec["paths"]
     assert api.client.get("/docs").status_code == 200
 
