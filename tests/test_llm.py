@@ -12,6 +12,7 @@ import pytest
 from memory.config import load_config
 from memory.errors import LLMError, LLMOutputError
 from memory.llm import LLM, strip_fences
+from memory.llm_json import response_format
 from tests.fake_llm import (Delay, Drop, HTTPError, Malformed, ScriptedLLM, has_image,
                             is_json_request, route)
 
@@ -163,7 +164,7 @@ def test_auto_json_mode_per_endpoint(tmp_path):
     local = LLM(load_config(env_file=None, memory_data_dir=tmp_path, openai_base_url=None,
                             openai_api_key=None))
     assert local.is_local and local.json_mode() == "json_object+schema"
-    assert local._response_format(PERSON, "p") == {"type": "json_object", "schema": PERSON}
+    assert response_format(local.json_mode(), PERSON, "p") == {"type": "json_object", "schema": PERSON}
     openai_llm = LLM(load_config(env_file=None, memory_data_dir=tmp_path,
                                  openai_api_key="sk-x", openai_base_url=None))
     assert openai_llm.json_mode() == "json_schema" and openai_llm.model == "gpt-4o-mini"

@@ -90,9 +90,24 @@ def test_existing_good_file_without_sidecar_is_verified_once(fake_model, tmp_pat
 def test_missing_part_package_names_it(fake_model, tmp_path, monkeypatch):
     spec = ModelSpec(**{**fake_model.__dict__, "modules": fake_model.modules + ("no_such_part9",)})
     monkeypatch.setitem(local_llm.MODELS, "fake", spec)
-    with pytest.raises(LocalModelError, match="'no-such-part9' is not installed"):
+    with pytest.raises(LocalModelError, match="'no-such-part9' is not installed") as info:
         assemble_model("fake", tmp_path)
+    assert "No module named 'no_such_part9'" in str(info.value)
     assert not (tmp_path / "fake.gguf").exists()
+
+
+def test_broken_part_package_keeps_its_import_error(fake_model, tmp_path, monkeypatch):
+    """A part package that is installed but fails to import is not called missing: the
+    LocalModelError carries the import error's own text."""
+    broken = tmp_path / "pkgs" / "fake_model_part2" / "__init__.py"
+    broken.write_text("raise ImportError('libgguf.so.1: cannot open shared object file')\n")
+    monkeypatch.delitem(__import__("sys").modules, "fake_model_part2", raising=False)
+    with pytest.raises(LocalModelError) as info:
+        local_model.part_paths("fake")
+    msg = str(info.value)
+    assert "'fake-model-part2' cannot be imported" in msg and "is not installed" not in msg
+    assert "libgguf.so.1: cannot open shared object file" in msg and "\n" not in msg
+    assert "scripts/install.sh" in msg
 
 
 def test_unknown_model_name(tmp_path):

@@ -180,8 +180,28 @@ def test_threads_share_one_store(store):
 def test_missing_extension_loader_gives_install_hint(monkeypatch, tmp_path):
     monkeypatch.setattr(driver_mod, "_sqlite_module", None)
     monkeypatch.setitem(sys.modules, "sqlite_vec", None)  # import sqlite_vec -> ImportError
-    with pytest.raises(StoreError, match="pip install pysqlite3-binary sqlite-vec"):
+    with pytest.raises(StoreError, match="pip install pysqlite3-binary sqlite-vec") as info:
         SQLiteStore(tmp_path / "x.db")
+    # the real import error is shown next to the hint, not hidden behind it
+    assert "(sqlite_vec: ModuleNotFoundError: import of sqlite_vec halted" in str(info.value)
+
+
+def test_failing_extension_load_shows_each_loaders_error(monkeypatch, tmp_path):
+    """sqlite-vec is installed but cannot be loaded (e.g. built for another platform):
+    the message names what each sqlite3 module reported, then the install hint."""
+    import sqlite_vec
+
+    def broken(conn):
+        raise OSError("vec0.so: wrong ELF class: ELFCLASS32")
+    monkeypatch.setattr(driver_mod, "_sqlite_module", None)
+    monkeypatch.setattr(sqlite_vec, "load", broken)
+    with pytest.raises(StoreError) as info:
+        SQLiteStore(tmp_path / "x.db")
+    msg = str(info.value)
+    assert "\n" not in msg and msg.endswith("(run: pip install pysqlite3-binary sqlite-vec)")
+    assert "pysqlite3: OSError: vec0.so: wrong ELF class" in msg
+    assert "sqlite3: " in msg.split("pysqlite3: ", 1)[1]  # the stdlib module was tried too
+    assert not (tmp_path / "x.db").exists() or (tmp_path / "x.db").stat().st_size == 0
 
 
 def test_open_store_factory_creates_data_dir(tmp_path):

@@ -13,10 +13,10 @@ from memory.api import errors
 from memory.api.deps import authenticate
 from memory.api.engine import Engine
 from memory.api.keys import KeyStore, open_keystore
-from memory.api.limits import BodyGuardMiddleware, max_body_from_env
+from memory.api.limits import BodyGuardMiddleware, max_body_from_env, upload_body_limit
 from memory.api.mcp_server import MCPEndpoint, build_mcp
 from memory.api.requestlog import RequestLog, RequestLogMiddleware, default_log
-from memory.api.routes import account, admin, chat, memories
+from memory.api.routes import account, admin, chat, memories, resources
 
 API_VERSION = "1.0"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -33,8 +33,9 @@ def create_app(engine: Engine | None = None, *, keys: KeyStore | None = None,
     empty: the admin routes answer 403). ``request_log``: default the JSON-lines file in
     ``<MEMORY_DATA_DIR>/logs/`` echoed to stderr. ``host``: the bind address, for the
     MCP transport's DNS-rebinding protection on loopback. ``max_body``: bytes (default
-    ``MEMORY_API_MAX_BODY_BYTES`` or 4 MiB). ``close_on_shutdown``: close the engine and
-    key store when the app stops (the CLI's server owns them).
+    ``MEMORY_API_MAX_BODY_BYTES`` or 4 MiB) of JSON bodies; an upload to
+    ``/v1/resources`` may carry ``MEMORY_MAX_UPLOAD_MB``. ``close_on_shutdown``: close
+    the engine and key store when the app stops (the CLI's server owns them).
     """
     engine = engine or Engine.from_env()
     keys = keys or open_keystore(engine.data_dir)
@@ -56,17 +57,19 @@ def create_app(engine: Engine | None = None, *, keys: KeyStore | None = None,
     max_body = max_body or max_body_from_env()
     app = FastAPI(title="Memory Chat API", version=API_VERSION, lifespan=lifespan,
                   description="Per-user long-term memory: memories, search, profile, "
-                              "threads, streamed chat, export/import, MCP at /mcp. "
+                              "threads, streamed chat, uploaded files (resources), "
+                              "export/import, MCP at /mcp. "
                               "Authenticate with `Authorization: Bearer <key>`.")
     app.state.engine, app.state.keys, app.state.admin_key = engine, keys, admin_key
     app.state.request_log = log
     errors.install(app)
-    for module in (memories, chat, account, admin):
+    for module in (memories, resources, chat, account, admin):
         app.include_router(module.router)
     endpoint = MCPEndpoint(mcp, lambda header: authenticate(keys, header))
     app.router.routes.append(Route("/mcp", endpoint=endpoint,
                                    methods=["GET", "POST", "DELETE"], include_in_schema=False))
-    app.add_middleware(BodyGuardMiddleware, max_body=max_body)
+    uploads = {"/v1/resources": upload_body_limit(engine.max_upload_bytes)}
+    app.add_middleware(BodyGuardMiddleware, max_body=max_body, uploads=uploads)
     app.add_middleware(RequestLogMiddleware, log=log)
     return app
 

@@ -23,6 +23,16 @@ class EngineUnavailable(RuntimeError):
     """A part the request needs (LLM, store) is down; ``str(exc)`` is one line."""
 
 
+class UploadRefused(ValueError):
+    """An upload the engine will not take; ``status`` is the HTTP answer (413: over
+    ``MEMORY_MAX_UPLOAD_MB``; 415: an unsupported or disguised type, or audio without
+    ``TRANSCRIPTION_MODEL``) and ``str(exc)`` the engine's one line."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(one_line(message))
+        self.status = status
+
+
 class Engine:
     """Adapter over one ``memory.Memory`` shared by all requests of a process.
 
@@ -69,9 +79,11 @@ class Engine:
         return [c.to_dict() for c in changes]
 
     def search(self, user_id: str, query: str, limit: int = 10,
-               filters: dict | None = None) -> dict:
-        """Hybrid search; returns ``{"memories": [scored memory dicts], "profile": str}``."""
-        res = _guard(lambda: self.memory.search(query, user_id, limit=limit, filters=filters))
+               filters: dict | None = None, scope: str = "all") -> dict:
+        """Hybrid search; returns ``{"memories": [scored memory dicts], "profile": str}``.
+        ``scope``: ``"all"``, ``"chat"`` or ``"resource:<id>"`` (ValueError otherwise)."""
+        res = _guard(lambda: self.memory.search(query, user_id, limit=limit, filters=filters,
+                                                scope=scope))
         return {"memories": [m.to_dict() for m in res.memories], "profile": res.profile}
 
     def list(self, user_id: str, *, limit: int = 100, offset: int = 0,
@@ -107,6 +119,60 @@ class Engine:
     def profile(self, user_id: str) -> str:
         """The user's profile text."""
         return _guard(lambda: self.memory.profile(user_id))
+
+    # ---- resources (uploaded files) -------------------------------------------------------
+    @property
+    def max_upload_bytes(self) -> int:
+        """The largest file an upload may carry: ``MEMORY_MAX_UPLOAD_MB`` in bytes."""
+        return int(float(self.memory.config.memory_max_upload_mb) * 2**20)
+
+    def add_resource(self, user_id: str, file: Any, *, filename: str | None = None,
+                     mime: str | None = None, size: int | None = None) -> dict:
+        """Store an uploaded file (a binary file object, read from its start) as a
+        resource of ``user_id`` and learn from it (``Memory.add_resource``; blocking,
+        one LLM call per batch of chunks). ``size``: its length in bytes when known,
+        checked before anything is read. Returns the resource dict (``status``
+        ``ready`` or ``failed`` with ``error``; ``duplicate`` true for a file the user
+        already gave, nothing learned again). Raises UploadRefused (413 too large,
+        415 refused type; nothing stored), EngineUnavailable when the store fails."""
+        limit = self.max_upload_bytes
+        if size is not None and size > limit:
+            raise UploadRefused(413, f"{filename or 'the upload'} is too large "
+                                     f"({size / 2**20:.1f} MB; the limit is {limit / 2**20:g} MB, "
+                                     "set by MEMORY_MAX_UPLOAD_MB)")
+        try:
+            res = _guard(lambda: self.memory.add_resource(file, user_id, filename=filename,
+                                                          mime=mime))
+        except UploadRefused:
+            raise
+        except ValueError as exc:  # size checked above: what is left is the type
+            status = 413 if "MEMORY_MAX_UPLOAD_MB" in str(exc) else 415
+            raise UploadRefused(status, str(exc)) from None
+        return res.to_dict()
+
+    def resources(self, user_id: str, include_deleted: bool = False) -> list[dict]:
+        """The user's resources, newest first, each with ``status`` and ``memory_count``;
+        soft-deleted ones only with ``include_deleted``."""
+        rows = _guard(lambda: self.memory.resources(user_id, include_deleted=include_deleted))
+        return [r.to_dict() for r in rows]
+
+    def resource(self, user_id: str, resource_id: str) -> dict | None:
+        """One live resource of ``user_id`` or None (unknown, deleted or another user's)."""
+        res = _guard(lambda: self.memory.resource(user_id, resource_id))
+        return res.to_dict() if res is not None else None
+
+    def resource_memories(self, user_id: str, resource_id: str) -> list[dict] | None:
+        """The live memories learned from one resource, in document order; None when
+        the user has no such live resource."""
+        if self.resource(user_id, resource_id) is None:
+            return None
+        recs = _guard(lambda: self.memory.resource_memories(user_id, resource_id))
+        return [r.to_dict() for r in recs]
+
+    def delete_resource(self, user_id: str, resource_id: str) -> bool:
+        """Soft-delete a resource (its memories leave search and lists; history keeps
+        why); False if the user has no such live resource."""
+        return _guard(lambda: self.memory.delete_resource(user_id, resource_id))
 
     # ---- threads ------------------------------------------------------------------------
     def threads(self, user_id: str, limit: int = 100) -> list[dict]:

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from memory.api.engine import EngineUnavailable
+from memory.api.engine import EngineUnavailable, UploadRefused
 from memory.api.keys import KeyStoreError
 from memory.errors import one_line
 
@@ -84,6 +84,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(EngineUnavailable)
     async def _unavailable(_: Request, exc: EngineUnavailable):
         return error_response(503, str(exc))
+
+    @app.exception_handler(UploadRefused)
+    async def _upload_refused(_: Request, exc: UploadRefused):
+        return error_response(exc.status, str(exc))
 
     @app.exception_handler(KeyStoreError)
     async def _keys(_: Request, exc: KeyStoreError):

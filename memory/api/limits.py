@@ -4,7 +4,9 @@ A declared ``Content-Length`` over the limit is refused before a byte of the bod
 read; a body without one is counted as it arrives and refused (an HTTPException 413
 raised from ``receive``, which FastAPI passes to the API's error handler) the moment it
 passes the limit, so an oversized body is never held whole. The limit is
-``MEMORY_API_MAX_BODY_BYTES`` (default 4 MiB: an export of ~10k memories fits).
+``MEMORY_API_MAX_BODY_BYTES`` (default 4 MiB: an export of ~10k memories fits) for JSON
+routes; an upload route (``/v1/resources``) takes ``multipart/form-data`` up to its
+own limit, ``MEMORY_MAX_UPLOAD_MB`` plus :data:`MULTIPART_SLACK` for the form's framing.
 """
 from __future__ import annotations
 
@@ -15,6 +17,9 @@ from typing import Any
 from starlette.exceptions import HTTPException
 
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
+#: Bytes allowed on top of an upload's file size for the multipart framing (boundaries,
+#: part headers, the file name); a file over the limit itself is refused by the route.
+MULTIPART_SLACK = 64 * 1024
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
@@ -33,6 +38,13 @@ def max_body_from_env() -> int:
     return value
 
 
+def upload_body_limit(max_upload_bytes: int) -> int:
+    """The body limit in bytes of an upload route whose file may have
+    ``max_upload_bytes`` (``MEMORY_MAX_UPLOAD_MB`` in bytes): that plus
+    :data:`MULTIPART_SLACK` for the form's framing."""
+    return int(max_upload_bytes) + MULTIPART_SLACK
+
+
 async def _send_error(send: Any, status: int, code: str, message: str) -> None:
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
     await send({"type": "http.response.start", "status": status,
@@ -42,45 +54,69 @@ async def _send_error(send: Any, status: int, code: str, message: str) -> None:
 
 
 class BodyGuardMiddleware:
-    """ASGI middleware run before any route: 413 for a body over ``max_body`` bytes
-    (declared or counted), 415 for a body that is not ``application/json`` on a JSON
-    route (POST/PUT/PATCH under ``/v1``)."""
+    """ASGI middleware run before any route: 413 for a body over the limit (declared or
+    counted), 415 for a body of the wrong media type.
 
-    def __init__(self, app: Any, max_body: int = DEFAULT_MAX_BODY) -> None:
+    JSON routes (POST/PUT/PATCH under ``/v1``): ``application/json`` up to ``max_body``
+    bytes. ``uploads``: exact paths of upload routes → their body limit in bytes (see
+    :func:`upload_body_limit`); those take ``multipart/form-data`` only.
+    """
+
+    def __init__(self, app: Any, max_body: int = DEFAULT_MAX_BODY,
+                 uploads: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_body = max_body
+        self.uploads = dict(uploads or {})
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope.get("method") in _BODY_METHODS:
             headers = dict(scope.get("headers") or [])
+            path = scope.get("path", "")
+            upload = path.rstrip("/") in self.uploads
+            limit = self.uploads[path.rstrip("/")] if upload else self.max_body
+            too_large = (f"the upload is larger than the limit of {limit:,} bytes "
+                         "(MEMORY_MAX_UPLOAD_MB plus the form's framing)" if upload else
+                         f"request body is larger than the limit of {limit:,} bytes")
             declared = headers.get(b"content-length", b"0")
             if not declared.isdigit():
                 await _send_error(send, 400, "bad_request", "Content-Length is not a number")
                 return
-            if int(declared) > self.max_body:
-                await _send_error(send, 413, "payload_too_large",
-                                  f"request body is larger than the limit of {self.max_body:,} bytes")
+            if int(declared) > limit:
+                await _send_error(send, 413, "payload_too_large", too_large)
                 return
             has_body = declared != b"0" or b"transfer-encoding" in headers
             ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-            if (has_body and scope.get("path", "").startswith("/v1/") and ctype
-                    and ctype != b"application/json" and not ctype.endswith(b"+json")):
-                await _send_error(send, 415, "unsupported_media_type",
-                                  f"send the body as application/json, not {ctype.decode('latin-1')}")
+            wrong = _wrong_media_type(ctype, upload) if has_body and path.startswith("/v1/") else None
+            if wrong:
+                await _send_error(send, 415, "unsupported_media_type", wrong)
                 return
-            receive = self._counting(receive)
+            receive = _counting(receive, limit, too_large)
         await self.app(scope, receive, send)
 
-    def _counting(self, receive: Any) -> Any:
-        seen = 0
 
-        async def limited() -> dict:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_body:
-                    raise HTTPException(413, f"request body is larger than the limit of "
-                                             f"{self.max_body:,} bytes")
-            return message
-        return limited
+def _wrong_media_type(ctype: bytes, upload: bool) -> str | None:
+    """The 415 message for a body of media type ``ctype`` (lower-case, no parameters),
+    or None when it is right for the route."""
+    shown = ctype.decode("latin-1")
+    if upload:
+        return None if ctype == b"multipart/form-data" else (
+            f"send the file as multipart/form-data (field 'file'), not {shown or 'no content type'}")
+    if ctype and ctype != b"application/json" and not ctype.endswith(b"+json"):
+        return f"send the body as application/json, not {shown}"
+    return None
+
+
+def _counting(receive: Any, limit: int, message: str) -> Any:
+    """``receive`` that raises HTTPException 413 (``message``) once more than ``limit``
+    body bytes have arrived."""
+    seen = 0
+
+    async def limited() -> dict:
+        nonlocal seen
+        msg = await receive()
+        if msg["type"] == "http.request":
+            seen += len(msg.get("body", b""))
+            if seen > limit:
+                raise HTTPException(413, message)
+        return msg
+    return limited

@@ -66,10 +66,14 @@ def build_mcp(engine: Engine, user_id: str | None = None) -> MCPServer:
         query: Annotated[str, Field(description="What to look for, any language")],
         ctx: Context,
         limit: Annotated[int, Field(ge=1, le=50, description="How many memories at most")] = 5,
+        scope: Annotated[str, Field(max_length=200, description=(
+            "all (default); chat: only memories not learned from a file; "
+            "resource:<id>: only those learned from that uploaded file"))] = "all",
     ) -> dict[str, Any]:
         """Find the user's memories most relevant to a query (hybrid vector + keyword
-        search). Returns the memories (id, text, type, score) and the user's profile."""
-        res = call(engine.search, who(ctx), query, limit)
+        search), optionally limited to a scope. Returns the memories (id, text, type,
+        score) and the user's profile."""
+        res = call(engine.search, who(ctx), query, limit, scope=scope)
         return {"profile": res["profile"], "memories": [_short(m) for m in res["memories"]]}
 
     @server.tool()

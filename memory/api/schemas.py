@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MemoryType = Literal["profile", "preference", "fact", "task", "summary", "episode"]
 Order = Literal["created_desc", "created_asc", "accessed_desc"]
@@ -41,12 +41,15 @@ class AddRequest(_Request):
 
 
 class Change(BaseModel):
-    """What one add did to one memory."""
+    """What one add did to one memory. ``reason``: None, or one line saying why the
+    change may be wrong (the reconciliation call failed so it was added; the known
+    memories could not be searched)."""
     event: Literal["ADD", "UPDATE", "DELETE", "NONE"]
     id: str | None
     text: str
     old_text: str | None = None
     type: str | None = None
+    reason: str | None = None
 
 
 class AddResponse(BaseModel):
@@ -81,6 +84,16 @@ class SearchRequest(_Request):
     types: list[MemoryType] | None = None
     since: datetime | None = None
     until: datetime | None = None
+    scope: str = Field(default="all", max_length=200,
+                       description="all; chat (not learned from a file); or resource:<id> "
+                                   "(learned from that uploaded file)")
+
+    @field_validator("scope")
+    @classmethod
+    def _known_scope(cls, value: str) -> str:
+        from memory.resources.scope import parse_scope
+        kind, rid = parse_scope(value)  # ValueError → 422 naming the field
+        return f"resource:{rid}" if rid else kind
 
 
 class SearchResponse(BaseModel):
@@ -165,6 +178,34 @@ class ChatRequest(_Request):
     thread_id: str | None = Field(default=None, max_length=64,
                                   description="continue this thread; omitted: a new one")
     learn: bool = Field(default=True, description="extract memories after the reply")
+
+
+class Resource(BaseModel):
+    """An uploaded file and what became of it (``memory.resources.Resource``)."""
+    id: str
+    filename: str
+    mime: str = Field(description="detected from the content, never from the name")
+    size: int = Field(description="bytes")
+    sha256: str
+    status: Literal["pending", "ready", "failed"]
+    error: str | None = Field(default=None, description="one line, when failed")
+    memory_count: int | None = Field(default=None, description="live memories learned from it")
+    duplicate: bool = Field(default=False, description="this upload was a file already given; "
+                                                       "nothing was learned again")
+    detail: dict[str, Any] = Field(default_factory=dict,
+                                   description="pages, chunks, chunks_used, batches, "
+                                               "llm_calls, seconds, changes")
+    created_at: str | None = None
+    updated_at: str | None = None
+    deleted_at: str | None = None
+
+
+class ResourceList(BaseModel):
+    resources: list[Resource]
+
+
+class ResourceMemories(BaseModel):
+    memories: list[Memory]
 
 
 class ImportResult(BaseModel):

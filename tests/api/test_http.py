@@ -175,6 +175,26 @@ def test_health_ok_then_degraded(api):
 def test_openapi_docs_list_the_routes(api):
     spec = api.client.get("/openapi.json").json()
     for path in ("/v1/memories", "/v1/memories/search", "/v1/memories/{memory_id}/history",
-                 "/v1/chat", "/v1/health", "/v1/admin/users"):
+                 "/v1/chat", "/v1/health", "/v1/admin/users", "/v1/resources",
+                 "/v1/resources/{resource_id}/memories"):
         assert path in spec["paths"]
     assert api.client.get("/docs").status_code == 200
+
+
+def test_changes_carry_the_engines_reason(api, monkeypatch):
+    """A change that may be wrong says why (Change.reason): here the KNOWN memories
+    could not be searched, so the extraction could not compare against them."""
+    from memory.store.base import StoreError
+
+    h = api.user("seven")
+
+    def down(*a, **k):
+        raise StoreError("database is locked")
+    monkeypatch.setattr(api.engine.memory, "search", down)
+    r = api.client.post("/v1/memories", json={"messages": "Hi, I'm Seven"}, headers=h)
+    assert r.status_code == 201, r.text
+    [change] = r.json()["changes"]
+    assert change["event"] == "ADD" and "known memories could not be searched" in change["reason"]
+    monkeypatch.undo()
+    raw = api.client.post("/v1/memories", json={"messages": "tea", "infer": False}, headers=h)
+    assert raw.json()["changes"][0]["reason"] is None

@@ -39,9 +39,11 @@ def add_memories(body: s.AddRequest, user: User, eng: Eng):
 
 @router.post("/search", response_model=s.SearchResponse)
 def search_memories(body: s.SearchRequest, user: User, eng: Eng):
-    """Hybrid search (vector + full text, fused and re-scored) of the caller's memories."""
+    """Hybrid search (vector + full text, fused and re-scored) of the caller's memories;
+    ``scope`` limits it to the chat's (``chat``) or one uploaded file's
+    (``resource:<id>``) memories."""
     filters = {"types": body.types, "since": body.since, "until": body.until}
-    return eng.search(user.user_id, body.query, body.limit, filters)
+    return eng.search(user.user_id, body.query, body.limit, filters, scope=body.scope)
 
 
 @router.get("", response_model=s.MemoryPage)

@@ -16,8 +16,7 @@ from memory.store.base import StoreError
 
 __all__ = ["load_sqlite_module", "connect", "Holder", "private_dir", "private_file"]
 
-_INSTALL_HINT = ("SQLite store unavailable: sqlite-vec cannot be loaded "
-                 "(run: pip install pysqlite3-binary sqlite-vec)")
+_INSTALL_HINT = "run: pip install pysqlite3-binary sqlite-vec"
 
 _sqlite_module: Any = None
 _sqlite_lock = threading.Lock()
@@ -27,8 +26,9 @@ def load_sqlite_module() -> Any:
     """Return a DB-API ``sqlite3`` module whose connections can load sqlite-vec.
 
     Tries ``pysqlite3.dbapi2`` first, then the stdlib ``sqlite3``; each candidate is
-    checked by loading sqlite-vec into an in-memory connection. Raises StoreError with
-    an install hint when neither works.
+    checked by loading sqlite-vec into an in-memory connection. Raises StoreError when
+    neither works, naming each loader's real import/load error next to the install
+    hint (a sqlite-vec built for another platform is not "missing").
     """
     global _sqlite_module
     if _sqlite_module is not None:
@@ -38,17 +38,17 @@ def load_sqlite_module() -> Any:
             return _sqlite_module
         try:
             import sqlite_vec
-        except ImportError:
-            raise StoreError(_INSTALL_HINT) from None
-        candidates = []
+        except ImportError as exc:
+            raise _unavailable([f"sqlite_vec: {_why(exc)}"]) from None
+        candidates, problems = [], []
         try:
             import pysqlite3.dbapi2 as pysqlite3_dbapi2
-            candidates.append(pysqlite3_dbapi2)
-        except ImportError:
-            pass
+            candidates.append(("pysqlite3", pysqlite3_dbapi2))
+        except ImportError as exc:
+            problems.append(f"pysqlite3: {_why(exc)}")
         import sqlite3 as stdlib_sqlite3
-        candidates.append(stdlib_sqlite3)
-        for module in candidates:
+        candidates.append(("sqlite3", stdlib_sqlite3))
+        for name, module in candidates:
             try:
                 conn = module.connect(":memory:")
                 try:
@@ -57,11 +57,23 @@ def load_sqlite_module() -> Any:
                     conn.execute("SELECT vec_version()")
                 finally:
                     conn.close()
-            except Exception:  # noqa: BLE001 - try the next loader
+            except Exception as exc:  # noqa: BLE001 - try the next loader
+                problems.append(f"{name}: {_why(exc)}")
                 continue
             _sqlite_module = module
             return module
-        raise StoreError(_INSTALL_HINT)
+        raise _unavailable(problems)
+
+
+def _why(exc: BaseException) -> str:
+    """``ExcType: message`` of an import or load error, on one line."""
+    return one_line(f"{type(exc).__name__}: {exc}", 200)
+
+
+def _unavailable(problems: list[str]) -> StoreError:
+    """The StoreError for no usable loader: each loader's real error, then the hint."""
+    return StoreError(one_line("SQLite store unavailable: sqlite-vec cannot be loaded ("
+                               + "; ".join(problems) + f") ({_INSTALL_HINT})", 1000))
 
 
 def private_dir(path: Path) -> None:
