@@ -53,6 +53,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from memory.errors import one_line
+
 log = logging.getLogger(__name__)
 
 #: characters embedded per text by local models. A LoCoMo turn is < 1,000 chars; USE
@@ -69,11 +71,6 @@ _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 class EmbedderError(RuntimeError):
     """An embedder could not be loaded or could not embed (missing package, dead or
     misbehaving endpoint, wrong dimension). The message is one line meant for the user."""
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 _blas_limit: Any = None
@@ -199,7 +196,7 @@ class Embedder:
             ok = vec.shape == (self.dim,) and bool(np.isfinite(vec).all())
             detail = self.id if ok else f"{self.id}: bad vector shape {vec.shape}"
         except Exception as exc:  # noqa: BLE001 - health must not raise
-            ok, detail = False, _one_line(f"{self.id}: {exc}")
+            ok, detail = False, one_line(f"{self.id}: {exc}")
         try:
             dim: int | None = self.dim
         except Exception:  # noqa: BLE001 - a remote dim probe may fail too
@@ -216,7 +213,7 @@ class Embedder:
             except EmbedderError:
                 raise
             except Exception as exc:  # library-specific errors -> one line
-                raise EmbedderError(_one_line(f"{self.id}: embedding failed: "
+                raise EmbedderError(one_line(f"{self.id}: embedding failed: "
                                               f"{type(exc).__name__}: {exc}")) from exc
         arr = np.asarray(raw, dtype=np.float32)
         if arr.ndim != 2 or arr.shape != (len(texts), self.dim):
@@ -440,10 +437,10 @@ class OpenAIEmbedder(Embedder):
                                                   input=[t if t.strip() else " " for t in texts],
                                                   encoding_format="float")
         except openai.APIStatusError as exc:
-            raise EmbedderError(_one_line(f"embedding endpoint {where}: HTTP {exc.status_code}: "
+            raise EmbedderError(one_line(f"embedding endpoint {where}: HTTP {exc.status_code}: "
                                           f"{exc.message}")) from exc
         except openai.APIError as exc:
-            raise EmbedderError(_one_line(f"embedding endpoint {where}: {type(exc).__name__}: "
+            raise EmbedderError(one_line(f"embedding endpoint {where}: {type(exc).__name__}: "
                                           f"{exc}")) from exc
         data = sorted(resp.data or [], key=lambda d: d.index)
         if len(data) != len(texts):
