@@ -143,7 +143,9 @@ def _is_term_char(ch: str) -> bool:
 
 
 def word_runs(chunk: str) -> list[str]:
-    """Maximal runs of letters, digits and combining marks (``L*``, ``N*``, ``M*``)."""
+    """Return the maximal runs of letters, digits and combining marks (Unicode categories
+    ``L*``, ``N*``, ``M*``) of ``chunk``, in order; everything else separates runs. The one
+    word splitter of query terms, retrieval overlap and the TiDB full-text query."""
     runs: list[str] = []
     cur: list[str] = []
     for ch in chunk:

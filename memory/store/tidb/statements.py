@@ -1,7 +1,6 @@
 """TiDB statement builder: every query and write of the store as a SQLAlchemy statement (pure; compile with the MySQL dialect to read the SQL)."""
 from __future__ import annotations
 
-import unicodedata
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +13,7 @@ from memory.store.common import check_order
 from memory.store.tidb.rows import vector_literal
 from memory.store.tidb.schema import TiDBSchema
 from memory.textsearch import (ENGLISH_STOPWORDS, MAX_QUERY_CHARS, normalize, query_terms,
-                               segment)
+                               segment, word_runs)
 from memory.types import Message, Thread
 
 
@@ -33,7 +32,7 @@ def fulltext_terms(query: str) -> str:
     words: list[str] = []
     seen: set[str] = set()
     for chunk, is_han in segment(normalize((query or "")[:MAX_QUERY_CHARS])):
-        runs = [chunk] if is_han else _word_runs(chunk)
+        runs = [chunk] if is_han else word_runs(chunk)
         for word in runs:
             key = word.casefold()
             if key in seen or key in ENGLISH_STOPWORDS:
@@ -41,20 +40,6 @@ def fulltext_terms(query: str) -> str:
             seen.add(key)
             words.append(word)
     return " ".join(words)
-
-
-def _word_runs(text: str) -> list[str]:
-    """Maximal runs of letters, digits and combining marks in ``text``."""
-    runs, cur = [], []
-    for ch in text:
-        if unicodedata.category(ch)[0] in "LNM":
-            cur.append(ch)
-        elif cur:
-            runs.append("".join(cur))
-            cur = []
-    if cur:
-        runs.append("".join(cur))
-    return runs
 
 
 class TiDBSQL:
