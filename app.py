@@ -21,7 +21,7 @@ import webui as ui
 from memory.errors import LLMError, one_line
 from memory.images import IMAGE_MARK
 from webui.panel import extract_changes, render_panel
-from webui.session import flash
+from webui.session import flash, flash_outcome
 
 st.set_page_config(page_title="Memory Chat", page_icon=":material/psychology:", layout="wide")
 
@@ -93,24 +93,16 @@ def _rename_thread(mem: Any, user: str, thread_id: str) -> None:
     if not title:
         flash("A chat title cannot be empty.", ":material/warning:")
         return
-    try:
-        ok = mem.rename_thread(user, thread_id, title[:80])
-    except Exception as exc:  # noqa: BLE001 - shown to the user
-        flash(f"Could not rename the chat: {exc}", ":material/warning:")
-        return
-    flash("Chat renamed." if ok else "That chat no longer exists.",
-           ":material/check_circle:" if ok else ":material/warning:")
+    flash_outcome(lambda: mem.rename_thread(user, thread_id, title[:80]),
+                  "Could not rename the chat", "Chat renamed.", "That chat no longer exists.",
+                  icon=":material/check_circle:", gone_icon=":material/warning:")
 
 
 def _delete_thread(mem: Any, user: str, thread_id: str) -> None:
-    try:
-        ok = mem.delete_thread(user, thread_id)
-    except Exception as exc:  # noqa: BLE001
-        flash(f"Could not delete the chat: {exc}", ":material/warning:")
-        return
-    if st.session_state.get(ui.THREAD_KEY) == thread_id:
+    ok = flash_outcome(lambda: mem.delete_thread(user, thread_id), "Could not delete the chat",
+                       "Chat deleted.", "That chat no longer exists.")
+    if ok is not None and st.session_state.get(ui.THREAD_KEY) == thread_id:
         st.session_state[ui.THREAD_KEY] = None
-    flash("Chat deleted." if ok else "That chat no longer exists.", ":material/delete:")
 
 
 def _restore_input(text: str) -> None:

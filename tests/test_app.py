@@ -296,11 +296,13 @@ def test_threads_open_rename_delete(app_env):
     at.button(key=f"ren_{first}").click().run()
     assert [t.title for t in engine().threads("alice") if t.id == first] == ["Tea talk"]
     assert at.button(key=f"open_{first}").label == "Tea talk"
+    assert any("Chat renamed." in t.value for t in at.toast)
     # delete it: the open chat closes, the other remains
     at.button(key=f"delt_{first}").click().run()
     no_exceptions(at)
     assert [t.id for t in engine().threads("alice")] == [second]
     assert at.session_state[ui.THREAD_KEY] is None
+    assert any("Chat deleted." in t.value for t in at.toast)
 
 
 def test_switching_user_hides_previous_users_memories_and_threads(app_env):

@@ -8,7 +8,7 @@ import streamlit as st
 from memory.images import image_path_of_user
 from webui.format import (EVENT_LABELS, ago, changes_summary, event_badge, importance_stars,
                           md_escape, profile_markdown, type_badge)
-from webui.session import flash
+from webui.session import flash, flash_outcome
 
 #: memories shown in the live panel (the Memories page shows everything)
 PANEL_LIMIT = 50
@@ -17,12 +17,8 @@ PANEL_LIST_HEIGHT = 380
 
 
 def _delete_memory(mem: Any, user: str, memory_id: str) -> None:
-    try:
-        ok = mem.delete(memory_id, user)
-    except Exception as exc:  # noqa: BLE001
-        flash(f"Could not delete the memory: {exc}", ":material/warning:")
-        return
-    flash("Memory deleted." if ok else "That memory was already gone.", ":material/delete:")
+    flash_outcome(lambda: mem.delete(memory_id, user), "Could not delete the memory",
+                  "Memory deleted.", "That memory was already gone.")
 
 
 def extract_changes(turn: Any) -> tuple[list[Any], str | None]:

@@ -16,7 +16,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import streamlit as st
 
@@ -348,3 +348,19 @@ def page_header(mem: Any, title: str, icon: str = "") -> str:
 def flash(text: str, icon: str = ":material/check_circle:") -> None:
     """Queue a toast shown on the next run of the page (callbacks cannot draw)."""
     st.session_state.setdefault("_flash", []).append((text, icon))
+
+
+def flash_outcome(action: Callable[[], Any], failed: str, done: str, gone: str,
+                  icon: str = ":material/delete:", gone_icon: str | None = None) -> bool | None:
+    """Run ``action()`` (a ``Memory`` call that returns truthy when it changed something,
+    falsy when the row was already gone) from a widget callback and queue its toast:
+    ``"{failed}: {error}"`` with a warning icon if it raises (the error is shown, not
+    re-raised), ``done`` with ``icon`` if truthy, else ``gone`` with ``gone_icon``
+    (default ``icon``). Returns ``bool(result)``, or None when the action raised."""
+    try:
+        ok = bool(action())
+    except Exception as exc:  # noqa: BLE001 - shown to the user
+        flash(f"{failed}: {exc}", ":material/warning:")
+        return None
+    flash(done if ok else gone, icon if ok else (gone_icon or icon))
+    return ok
