@@ -178,6 +178,15 @@ def reembed_cmd(args) -> int:
     return 0
 
 
+def script_options(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the options every script subcommand (``memories ...``, ``resources ...``) takes:
+    ``--user`` (required), ``--json``, ``--data-dir``. Returns ``sp``."""
+    sp.add_argument("--user", required=True, help="user id")
+    sp.add_argument("--json", action="store_true", help="print JSON")
+    sp.add_argument("--data-dir", help="override MEMORY_DATA_DIR")
+    return sp
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argparse parser for the chat and every subcommand."""
     p = Parser(prog="main.py", description="Memory Chat: a chat assistant that remembers you.")
@@ -191,29 +200,23 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("memories", help="manage memories from scripts")
     msub = m.add_subparsers(dest="action", required=True)
 
-    def common(sp):
-        sp.add_argument("--user", required=True, help="user id")
-        sp.add_argument("--json", action="store_true", help="print JSON")
-        sp.add_argument("--data-dir", help="override MEMORY_DATA_DIR")
-        return sp
-
-    sp = common(msub.add_parser("list", help="list memories, newest first"))
+    sp = script_options(msub.add_parser("list", help="list memories, newest first"))
     sp.add_argument("--limit", type=_limit, default=100)
     sp.add_argument("--type", choices=MEMORY_TYPES)
-    sp = common(msub.add_parser("search", help="hybrid search"))
+    sp = script_options(msub.add_parser("search", help="hybrid search"))
     sp.add_argument("query")
     sp.add_argument("--limit", type=_limit, default=10)
     sp.add_argument("--type", choices=MEMORY_TYPES)
-    sp = common(msub.add_parser("add", help="add a memory (LLM extraction, or --raw verbatim)"))
+    sp = script_options(msub.add_parser("add", help="add a memory (LLM extraction, or --raw verbatim)"))
     sp.add_argument("text")
     sp.add_argument("--raw", action="store_true", help="store the text verbatim, no LLM")
     sp.add_argument("--type", choices=MEMORY_TYPES)
     sp.add_argument("--importance", type=int, choices=[1, 2, 3, 4, 5], default=3)
-    sp = common(msub.add_parser("delete", help="delete a memory by id (or unique id prefix)"))
+    sp = script_options(msub.add_parser("delete", help="delete a memory by id (or unique id prefix)"))
     sp.add_argument("id")
-    sp = common(msub.add_parser("export", help="export all of a user's data as JSON"))
+    sp = script_options(msub.add_parser("export", help="export all of a user's data as JSON"))
     sp.add_argument("--out", help="write to this file instead of stdout")
-    sp = common(msub.add_parser("import", help="import a JSON export (duplicates skipped)"))
+    sp = script_options(msub.add_parser("import", help="import a JSON export (duplicates skipped)"))
     sp.add_argument("file")
 
     mg = sub.add_parser("migrate", help="copy all data to the other store (TiDB <-> SQLite), "
@@ -223,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--status", action="store_true", help="list the named schema migrations")
     mg.add_argument("--json", action="store_true")
     from memory.resources.cli import add_parser as add_resources_parser
-    add_resources_parser(sub)
+    add_resources_parser(sub, script_options)
     sv = sub.add_parser("serve", help="HTTP API + MCP over HTTP (docs/api.md)")
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8000)

@@ -13,19 +13,13 @@ from memory.resources.model import Resource
 USAGE = "/ingest PATH      learn from a file (text, Markdown, HTML, PDF, DOCX, image)"
 
 
-def add_parser(sub: Any) -> Any:
+def add_parser(sub: Any, common: Callable[[Any], Any]) -> Any:
     """Register ``resources`` with actions ``add FILE``, ``list``, ``delete ID`` on
-    ``sub`` (main.py's ``add_subparsers`` object); each takes ``--user`` (required),
-    ``--json`` and ``--data-dir``. Returns the ``resources`` parser."""
+    ``sub`` (main.py's ``add_subparsers`` object). ``common(parser)`` adds the options
+    every script action takes and returns the parser (main.py's ``script_options``:
+    ``--user`` (required), ``--json``, ``--data-dir``). Returns the ``resources`` parser."""
     r = sub.add_parser("resources", help="files the assistant learned from (add, list, delete)")
     rsub = r.add_subparsers(dest="action", required=True)
-
-    def common(sp):
-        sp.add_argument("--user", required=True, help="user id")
-        sp.add_argument("--json", action="store_true", help="print JSON")
-        sp.add_argument("--data-dir", help="override MEMORY_DATA_DIR")
-        return sp
-
     sp = common(rsub.add_parser("add", help="learn from a file (text, Markdown, HTML, PDF, DOCX, image, audio)"))
     sp.add_argument("file")
     sp = common(rsub.add_parser("list", help="your resources, newest first, with status and memory counts"))
