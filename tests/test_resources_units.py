@@ -175,11 +175,12 @@ def test_tidb_resources_ddl_and_statements():
 
 # ---- CLI ---------------------------------------------------------------------------------------
 def test_cli_parser_and_run(tmp_path, capsys, monkeypatch):
+    from main import script_options
     from memory.resources import cli
 
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd")
-    cli.add_parser(sub)
+    cli.add_parser(sub, script_options)
     args = p.parse_args(["resources", "add", "cv.pdf", "--user", "u", "--json"])
     assert (args.cmd, args.action, args.file, args.user, args.json) == ("resources", "add", "cv.pdf", "u", True)
     assert p.parse_args(["resources", "list", "--user", "u", "--all"]).all
