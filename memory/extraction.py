@@ -101,6 +101,14 @@ def extract(llm, user_text: str, today: datetime, known: list[MemoryRecord] | No
     return out
 
 
+def answer_tokens(text: str) -> int:
+    """Token budget of one extraction answer for input ``text``: 400 for a chat message
+    (a dozen short memories fit), growing with longer input (a document batch of 2,400
+    characters → 1,000) up to 1,200, so a long answer is not cut into invalid JSON
+    (the 1.5B model's answer for a 10-page PDF batch ran past 400 tokens)."""
+    return 400 if len(text) <= 1000 else min(1200, 400 + len(text) // 4)
+
+
 def coverage(user_text: str, candidates: list[Candidate]) -> float:
     """Share (0..1) of the content tokens of ``user_text`` that occur in the candidates'
     texts (1.0 when the message has none)."""
@@ -120,13 +128,14 @@ def _extract_once(llm, user_text: str, today: datetime, shown: list[MemoryRecord
     ctx = context.strip()[-300:] if context and latin + cjk / 2 <= SHORT_ANSWER_WORDS else ""
     messages = build_messages(user_text[:max_chars], lang, shown, ctx)
     schema = prompts.extract_schema(topics.TOPIC_NAMES, with_replaces=bool(shown))
-    data = llm.complete_json(messages, schema, name="memories", max_tokens=400)
+    budget = answer_tokens(user_text[:max_chars])
+    data = llm.complete_json(messages, schema, name="memories", max_tokens=budget)
     items = data.get("memories") or []
     if any(_wrong_language(item, check) for item in items if isinstance(item, dict)):
         retry = messages + [{"role": "system", "content":
                              f"Write every memory text in {_language_label(lang)}."}]
         try:
-            items = llm.complete_json(retry, schema, name="memories", max_tokens=400).get("memories") or []
+            items = llm.complete_json(retry, schema, name="memories", max_tokens=budget).get("memories") or []
         except LLMError:
             pass  # keep the first answer; wrong-language items are dropped below
     log.debug("extraction answer: %s", items)
