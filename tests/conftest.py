@@ -1,6 +1,7 @@
 """Shared fixtures: a scripted OpenAI-compatible server and a Config pointed at it.
 
 ``scripted_llm``: a started ``tests.fake_llm.ScriptedLLM`` (stopped after the test).
+``embedder``: the default embedder (USE-multilingual), loaded and warmed once per session.
 ``make_config``: a factory; ``make_config(**overrides)`` or
 ``make_config(tmp_path, scripted_llm, **overrides)`` returns a ``Config`` with its data in
 ``tmp_path`` and its LLM at ``scripted_llm`` (see ``tests.fake_llm.scripted_config``).
@@ -28,3 +29,15 @@ def make_config(tmp_path, scripted_llm):
     def factory(data_dir=None, llm=None, **overrides):
         return scripted_config(data_dir or tmp_path, llm or scripted_llm, **overrides)
     return factory
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The product's default embedder, built from a default Config and warmed up once for
+    the whole run (loading it costs seconds; it holds no per-test state)."""
+    from memory.config import load_config
+    from memory.embedder import make_embedder
+
+    emb = make_embedder(load_config(env_file=None))
+    emb.embed_query("warm up")
+    return emb

@@ -55,14 +55,6 @@ def brain(req: dict):
     return f"I know {knows}. " + " | ".join(line for line in system.splitlines() if line.startswith("- "))
 
 
-@pytest.fixture(scope="module")
-def embedder():
-    from memory.embedder import make_embedder
-    from memory.config import load_config
-
-    emb = make_embedder(load_config(env_file=None))
-    emb.embed_query("warm up")
-    return emb
 
 
 @pytest.fixture()

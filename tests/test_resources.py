@@ -58,14 +58,6 @@ def brain(req: dict):
     return "ok"
 
 
-@pytest.fixture(scope="module")
-def embedder():
-    from memory.config import load_config
-    from memory.embedder import make_embedder
-
-    emb = make_embedder(load_config(env_file=None))
-    emb.embed_query("warm up")
-    return emb
 
 
 @pytest.fixture()

@@ -79,13 +79,6 @@ class ApiHarness:
         return [json.loads(line) for line in self.log.getvalue().splitlines() if line]
 
 
-@pytest.fixture(scope="module")
-def embedder():
-    from memory.config import load_config
-    from memory.embedder import make_embedder
-    emb = make_embedder(load_config(env_file=None))
-    emb.embed_query("warm up")
-    return emb
 
 
 @pytest.fixture()
