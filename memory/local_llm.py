@@ -160,6 +160,21 @@ def ensure_server(config: Config, deadline: float = SERVER_START_DEADLINE) -> st
     return url
 
 
+def server_env(environ) -> dict[str, str]:
+    """The environment for the llama.cpp server process: ``environ`` without the
+    variables llama-cpp-python's settings read (``PORT``, ``HOST``, ``MODEL``, ``N_CTX`` …,
+    the field names of its ``ServerSettings``/``ModelSettings``, case-insensitive).
+    They override the command line: ``PORT=8502 ./run.sh`` (the web app's port) made the
+    model server bind 8502 instead of 8766."""
+    try:
+        from llama_cpp.server.settings import ModelSettings, ServerSettings
+        names = set(ServerSettings.model_fields) | set(ModelSettings.model_fields)
+    except ImportError:  # llama-cpp-python missing: the spawn fails with its own error
+        names = {"port", "host", "model", "model_alias", "n_ctx", "config_file"}
+    names.add("config_file")
+    return {k: v for k, v in environ.items() if k.lower() not in names}
+
+
 def _spawn(config: Config, path: Path, log: Path, pid_file: Path) -> int:
     cmd = [sys.executable, "-m", "llama_cpp.server",
            "--model", str(path),
@@ -178,7 +193,7 @@ def _spawn(config: Config, path: Path, log: Path, pid_file: Path) -> int:
         out.flush()
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True,
-                                close_fds=True)
+                                close_fds=True, env=server_env(os.environ))
     pid_file.write_text(f"{proc.pid}\n")
     return proc.pid
 

@@ -266,3 +266,11 @@ def test_real_server_start_json_completion_and_stop(tmp_path):
     assert local_llm.served_models(config) is None
     assert not (tmp_path / "llama-server.pid").exists()
     assert os.path.exists(config.memory_model_dir)
+
+
+def test_the_model_server_ignores_the_web_apps_port_variables():
+    # PORT=8502 ./run.sh is the web app's port: llama-cpp-python's settings read PORT/HOST
+    # from the environment over the command line, so they must not reach the server
+    env = local_llm.server_env({"PORT": "8502", "host": "0.0.0.0", "N_CTX": "99",
+                                "PATH": "/usr/bin", "OPENAI_API_KEY": "k"})
+    assert env == {"PATH": "/usr/bin", "OPENAI_API_KEY": "k"}
