@@ -16,7 +16,7 @@ from memory.turn import ChatTurn
 from memory.types import SearchResult
 from memory.users import check_user_id
 from tests.fake_llm import HTTPError, ScriptedLLM, has_image, is_json_request, scripted_config
-from tests.test_memory import brain, embedder  # noqa: F401  (module-scoped fixture)
+from tests.test_memory import brain
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
