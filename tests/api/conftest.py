@@ -42,6 +42,19 @@ def brain(req: dict):
     return "Hello friend, nice to talk"
 
 
+def is_error(resp, status: int, code: str | None = None) -> dict:
+    """Assert ``resp`` is the API's one error shape with ``status`` (and ``code`` when
+    given): ``{"error": {"code", "message"}}``, a one-line message, no traceback.
+    Returns the ``error`` object."""
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
+    assert "Traceback" not in resp.text and "\n" not in body["error"]["message"]
+    if code:
+        assert body["error"]["code"] == code
+    return body["error"]
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     with socket.socket() as s:

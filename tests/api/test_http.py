@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from tests.api.conftest import is_error
 from tests.fake_llm import HTTPError
 
 
@@ -15,16 +16,6 @@ def _sse(text: str) -> list[tuple[str, dict]]:
         if name and data is not None:
             events.append((name, json.loads(data)))
     return events
-
-
-def _is_error(resp, status: int, code: str | None = None) -> dict:
-    assert resp.status_code == status, resp.text
-    body = resp.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
-    assert "Traceback" not in resp.text and "\n" not in body["error"]["message"]
-    if code:
-        assert body["error"]["code"] == code
-    return body["error"]
 
 
 def test_memory_lifecycle(api):
@@ -51,11 +42,11 @@ def test_memory_lifecycle(api):
     assert upd.status_code == 200 and upd.json()["importance"] == 5
     assert "Saturdays" in c.get("/v1/profile", headers=h).json()["profile"]
     assert c.delete(f"/v1/memories/{raw['id']}", headers=h).status_code == 204
-    _is_error(c.get(f"/v1/memories/{raw['id']}", headers=h), 404, "not_found")
+    is_error(c.get(f"/v1/memories/{raw['id']}", headers=h), 404, "not_found")
     events = c.get(f"/v1/memories/{raw['id']}/history", headers=h).json()["events"]
     assert [e["event"] for e in events] == ["ADD", "UPDATE", "DELETE"]
     assert events[1]["old_text"] == "Plays chess on Sundays" and events[1]["actor"] == "api"
-    _is_error(c.delete("/v1/memories", headers=h), 400)
+    is_error(c.delete("/v1/memories", headers=h), 400)
     assert c.delete("/v1/memories", params={"confirm": "true"}, headers=h).json() == {"deleted": 2}
     assert c.get("/v1/memories", headers=h).json()["total"] == 0
 
@@ -86,7 +77,7 @@ def test_threads_chat_stream_and_learning(api):
     new = c.post("/v1/threads", json={"title": "Empty"}, headers=h).json()
     assert {t["title"] for t in c.get("/v1/threads", headers=h).json()["threads"]} == {"Names", "Empty"}
     assert c.delete(f"/v1/threads/{new['id']}", headers=h).status_code == 204
-    _is_error(c.post("/v1/chat", json={"message": "hi", "thread_id": new["id"]}, headers=h), 404)
+    is_error(c.post("/v1/chat", json={"message": "hi", "thread_id": new["id"]}, headers=h), 404)
 
 
 def test_export_import_round_trip(api):
@@ -100,18 +91,18 @@ def test_export_import_round_trip(api):
     assert r.status_code == 200 and r.json()["imported"] == 2
     assert c.post("/v1/import", json=dump, headers=b).json() == {"imported": 0, "skipped": 2, "threads": 0}
     assert {m["text"] for m in c.get("/v1/memories", headers=b).json()["memories"]} == {"Owns a cat", "Lives in Nantes"}
-    _is_error(c.post("/v1/import", json={"memories": [{"text": 5}]}, headers=b), 400)
+    is_error(c.post("/v1/import", json={"memories": [{"text": 5}]}, headers=b), 400)
 
 
 def test_auth_errors(api):
     c = api.client
-    _is_error(c.get("/v1/memories"), 401, "unauthorized")
+    is_error(c.get("/v1/memories"), 401, "unauthorized")
     assert c.get("/v1/memories").headers["www-authenticate"] == "Bearer"
-    _is_error(c.get("/v1/memories", headers={"Authorization": "Bearer nope"}), 401)
+    is_error(c.get("/v1/memories", headers={"Authorization": "Bearer nope"}), 401)
     h = api.user("x")
     forged = h["Authorization"][:-4] + "AAAA"
-    _is_error(c.get("/v1/memories", headers={"Authorization": forged}), 401)
-    _is_error(c.get("/v1/memories", headers={"Authorization": h["Authorization"].replace("Bearer", "Basic")}), 401)
+    is_error(c.get("/v1/memories", headers={"Authorization": forged}), 401)
+    is_error(c.get("/v1/memories", headers={"Authorization": h["Authorization"].replace("Bearer", "Basic")}), 401)
     assert c.get("/v1/me", headers=h).json()["user_id"] == "x"
 
 
@@ -119,23 +110,23 @@ def test_bad_input_shapes(api):
     h = api.user("seven")
     c = api.client
     j = {**h, "content-type": "application/json"}
-    err = _is_error(c.post("/v1/memories/search", content=b'{"query": "tea",', headers=j), 422)
+    err = is_error(c.post("/v1/memories/search", content=b'{"query": "tea",', headers=j), 422)
     assert "malformed JSON" in err["message"]
-    assert "query" in _is_error(c.post("/v1/memories/search", json={"limit": 2}, headers=h), 422)["message"]
-    assert "limit" in _is_error(c.post("/v1/memories/search", json={"query": "x", "limit": 0}, headers=h), 422)["message"]
+    assert "query" in is_error(c.post("/v1/memories/search", json={"limit": 2}, headers=h), 422)["message"]
+    assert "limit" in is_error(c.post("/v1/memories/search", json={"query": "x", "limit": 0}, headers=h), 422)["message"]
     # the user never comes from the body
-    err = _is_error(c.post("/v1/memories", json={"messages": "hi", "user_id": "other"}, headers=h), 422)
+    err = is_error(c.post("/v1/memories", json={"messages": "hi", "user_id": "other"}, headers=h), 422)
     assert "user_id" in err["message"]
-    _is_error(c.post("/v1/memories/search", content=b"query=tea",
+    is_error(c.post("/v1/memories/search", content=b"query=tea",
                      headers={**h, "content-type": "application/x-www-form-urlencoded"}), 415)
-    _is_error(c.get("/v1/nothing-here", headers=h), 404)
-    _is_error(c.patch("/v1/memories/abc", json={}, headers=h), 422)
+    is_error(c.get("/v1/nothing-here", headers=h), 404)
+    is_error(c.patch("/v1/memories/abc", json={}, headers=h), 422)
 
 
 def test_oversized_body_is_refused_before_it_is_read(api):
     h = {**api.user("seven"), "content-type": "application/json"}
     big = b'{"query": "' + b"x" * (80 * 1024) + b'"}'
-    err = _is_error(api.client.post("/v1/memories/search", content=big, headers=h), 413)
+    err = is_error(api.client.post("/v1/memories/search", content=big, headers=h), 413)
     assert "65,536" in err["message"]
 
     def chunks():  # no Content-Length: counted as it arrives
@@ -143,17 +134,17 @@ def test_oversized_body_is_refused_before_it_is_read(api):
         for _ in range(100):
             yield b"y" * 1024
         yield b'"}'
-    _is_error(api.client.post("/v1/memories/search", content=chunks(), headers=h), 413)
+    is_error(api.client.post("/v1/memories/search", content=chunks(), headers=h), 413)
 
 
 def test_llm_down_on_write_path_stores_nothing(api):
     h = api.user("seven")
     c = api.client
     api.llm.responder = lambda req: HTTPError(500, "boom")
-    err = _is_error(c.post("/v1/memories", json={"messages": "I'm Seven and I love tea"}, headers=h), 503)
+    err = is_error(c.post("/v1/memories", json={"messages": "I'm Seven and I love tea"}, headers=h), 503)
     assert "extraction" in err["message"].lower()
     assert c.get("/v1/memories", headers=h).json()["total"] == 0
-    _is_error(c.post("/v1/chat", json={"message": "Hello"}, headers=h), 503)
+    is_error(c.post("/v1/chat", json={"message": "Hello"}, headers=h), 503)
     # raw adds need no LLM and still work
     assert c.post("/v1/memories", json={"messages": "tea", "infer": False}, headers=h).status_code == 201
 

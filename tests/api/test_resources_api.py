@@ -9,20 +9,10 @@ import io
 import anyio
 import pytest
 
-from tests.api.conftest import ADMIN_KEY
+from tests.api.conftest import ADMIN_KEY, is_error
 from tests.fake_llm import HTTPError, scripted_config
 
 ABOUT = b"Hi, my name is Seven.\n\nI love green tea in the morning.\n"
-
-
-def _is_error(resp, status: int, code: str | None = None) -> dict:
-    assert resp.status_code == status, resp.text
-    body = resp.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
-    assert "Traceback" not in resp.text and "\n" not in body["error"]["message"]
-    if code:
-        assert body["error"]["code"] == code
-    return body["error"]
 
 
 def _upload(client, headers, data: bytes = ABOUT, name: str = "about.txt",
@@ -67,9 +57,9 @@ def test_upload_list_get_scope_and_soft_delete(api):
     assert len(_search(c, h, "all")) == 3
     # soft delete: its memories leave search and lists, the row stays with include_deleted
     assert c.delete(f"/v1/resources/{rid}", headers=h).status_code == 204
-    _is_error(c.get(f"/v1/resources/{rid}", headers=h), 404, "not_found")
-    _is_error(c.get(f"/v1/resources/{rid}/memories", headers=h), 404)
-    _is_error(c.delete(f"/v1/resources/{rid}", headers=h), 404)
+    is_error(c.get(f"/v1/resources/{rid}", headers=h), 404, "not_found")
+    is_error(c.get(f"/v1/resources/{rid}/memories", headers=h), 404)
+    is_error(c.delete(f"/v1/resources/{rid}", headers=h), 404)
     assert c.get("/v1/resources", headers=h).json()["resources"] == []
     [gone] = c.get("/v1/resources", params={"include_deleted": "true"}, headers=h).json()["resources"]
     assert gone["id"] == rid and gone["deleted_at"] is not None
@@ -81,7 +71,7 @@ def test_upload_list_get_scope_and_soft_delete(api):
 def test_bad_scope_is_422_naming_the_field(api):
     h = api.user("seven")
     for scope in ("everything", "resource:", "resource: ", "CHAT"):
-        err = _is_error(api.client.post("/v1/memories/search", json={"query": "tea", "scope": scope},
+        err = is_error(api.client.post("/v1/memories/search", json={"query": "tea", "scope": scope},
                                         headers=h), 422, "invalid_request")
         assert err["message"].startswith("scope:") and "resource:<id>" in err["message"]
     # an unknown (or another user's) resource id is a valid scope with no hits
@@ -92,19 +82,19 @@ def test_refused_and_disguised_types_store_nothing(api):
     h = api.user("seven")
     c = api.client
     program = b"MZ\x90\x00" + b"\x00" * 400
-    err = _is_error(_upload(c, h, program, "cv.pdf", "application/pdf"), 415, "unsupported_media_type")
+    err = is_error(_upload(c, h, program, "cv.pdf", "application/pdf"), 415, "unsupported_media_type")
     assert "refused" in err["message"] and "cv.pdf" in err["message"]
-    err = _is_error(_upload(c, h, b"I love green tea.", "notes.txt", "application/pdf"), 415)
+    err = is_error(_upload(c, h, b"I love green tea.", "notes.txt", "application/pdf"), 415)
     assert "declared type" in err["message"]
-    err = _is_error(_upload(c, h, b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 64, "voice.wav",
+    err = is_error(_upload(c, h, b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 64, "voice.wav",
                             "audio/wav"), 415)
     assert "TRANSCRIPTION_MODEL" in err["message"]
     # not a form at all, or a form without the file field
-    err = _is_error(c.post("/v1/resources", json={"file": "about.txt"}, headers=h), 415)
+    err = is_error(c.post("/v1/resources", json={"file": "about.txt"}, headers=h), 415)
     assert "multipart/form-data" in err["message"]
-    assert "file" in _is_error(c.post("/v1/resources", data={"name": "x"},
+    assert "file" in is_error(c.post("/v1/resources", data={"name": "x"},
                                       files={"other": ("a.txt", b"x")}, headers=h), 422)["message"]
-    _is_error(c.post("/v1/resources", files={"file": ("a.txt", ABOUT)}), 401)
+    is_error(c.post("/v1/resources", files={"file": ("a.txt", ABOUT)}), 401)
     assert c.get("/v1/resources", params={"include_deleted": "true"}, headers=h).json()["resources"] == []
     assert c.get("/v1/memories", headers=h).json()["total"] == 0
 
@@ -153,10 +143,10 @@ def test_upload_over_the_limit_is_413(small, llm):
     assert limit == 52428
     # a body far over the limit: refused on its declared Content-Length
     big = b"I love green tea. " * 10000  # 180,000 bytes
-    err = _is_error(_upload(client, h, big), 413, "payload_too_large")
+    err = is_error(_upload(client, h, big), 413, "payload_too_large")
     assert "MEMORY_MAX_UPLOAD_MB" in err["message"]
     # just over the file limit but within the form's framing slack: the route refuses it
-    err = _is_error(_upload(client, h, b"x" * (limit + 10)), 413)
+    err = is_error(_upload(client, h, b"x" * (limit + 10)), 413)
     assert "too large" in err["message"] and "MEMORY_MAX_UPLOAD_MB" in err["message"]
 
     def chunks():  # no Content-Length: counted as it arrives
@@ -164,7 +154,7 @@ def test_upload_over_the_limit_is_413(small, llm):
         for _ in range(200):
             yield b"y" * 1024
         yield b"\r\n--b--\r\n"
-    err = _is_error(client.post("/v1/resources", content=chunks(),
+    err = is_error(client.post("/v1/resources", content=chunks(),
                                 headers={**h, "content-type": "multipart/form-data; boundary=b"}), 413)
     assert client.get("/v1/resources", params={"include_deleted": "true"},
                       headers=h).json()["resources"] == []
