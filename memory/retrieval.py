@@ -273,8 +273,8 @@ def hybrid_search(store, user_id: str, query: str, query_embedding: np.ndarray |
     pool = max(MIN_POOL, limit * w.overfetch)
     vec_hits: list[tuple[str, float]] = []
     txt_hits: list[tuple[str, float]] = []
-    # dates go to the store only when set: the filters then run inside both queries
-    dates = {k: v for k, v in (("since", since), ("until", until)) if v is not None}
+    # the filters run inside both store queries (None = no bound)
+    dates = {"since": since, "until": until}
     if query_embedding is not None and w.vector > 0:
         vec_hits = store.vector_search(user_id, query_embedding.tolist(), pool, types=types,
                                        **dates)
@@ -324,7 +324,7 @@ def hybrid_search(store, user_id: str, query: str, query_embedding: np.ndarray |
             continue
         if (since and rec.created_at < since or until and rec.created_at > until
                 or types and rec.type not in types):
-            continue
+            continue  # a thread neighbour joins unfiltered; the store's hits already are
         if asker is not None and owner_of(rec.text) != asker:
             score *= 1.0 - w.owner_penalty
         if named and named.matches(rec.created_at, w.date_lag_days):
