@@ -57,3 +57,27 @@ def lost_negation(candidate: str, text: str) -> bool:
         return False
     cand = content_tokens(candidate)
     return any(_overlaps(cand, content_tokens(c)) for c in ceased_clauses(text))
+
+
+_GRADUATED = re.compile(
+    r"\b(?:graduated|finished (?:my |the )?(?:degree|studies|master'?s|phd|doctorate|"
+    r"university|college|school|course))\b|毕业|毕了业", re.IGNORECASE)
+_NOT_YET = re.compile(r"\b(?:not|never|yet|soon|will|going to|next|after|once|when|if)\b"
+                      r"|n't|还没|没有|未|快|将|要|后|想|如果", re.IGNORECASE)
+_STUDYING = re.compile(
+    r"\b(?:student|studying|studies|enrolled|undergrad\w*|grad school|"
+    r"(?:is )?doing (?:a |an |my |the )?(?:master'?s|phd|doctorate|degree|bachelor'?s)|"
+    r"in (?:the |my )?(?:first|second|third|fourth|final|last) year)\b"
+    r"|在读|读研|读博|读大学|读本科|上大学|念书|正在读|大学生|博士生|研究生在读", re.IGNORECASE)
+
+
+def finished_studies(records: list, text: str) -> list:
+    """Return the ``records`` (anything with ``.text``) that say the user is still
+    studying ("在浙江大学读研究生", "Is a PhD student") when the user's ``text`` says they
+    graduated ("我已经毕业了", "I graduated in June"); ``[]`` when it does not, or says
+    it only as not yet / soon ("I haven't graduated yet", "快毕业了")."""
+    done = [c for c in _CLAUSE.split(text) if c and _GRADUATED.search(c) and not _NOT_YET.search(c)]
+    if not done:
+        return []
+    return [r for r in records if _STUDYING.search(r.text) and not is_negated(r.text)
+            and not _GRADUATED.search(r.text)]

@@ -4,10 +4,14 @@
                   └─ learnable statements (memory.intents; none → no LLM call)
                        → explicit corrections ("Nantes, not Nancy") fixed (no LLM)
                        → KNOWN memories for the turn (profile + hybrid-search hits)
-                       → extract (1 LLM call, memory.extraction)
+                       → extract (1 LLM call, memory.extraction), split into atomic
+                         facts and a stated age added (memory.atomic)
                        → clean each item (memory.sanitize: PII redaction, NUL, size;
                          an item that fails is dropped, logged) → embed
-                       → reconcile (0–1 LLM call per ambiguous candidate)
+                       → reconcile (0–1 LLM call per ambiguous candidate); memories
+                         the message ends are retired: a stopped habit
+                         (memory.cessation), a graduation, a move's old workplace
+                         (memory.moves)
                        → apply ADD / UPDATE / DELETE with history → refresh the profile,
                          all in ONE store.transaction() (no LLM call inside it)
 
@@ -21,11 +25,14 @@ from datetime import datetime
 
 import numpy as np
 
-from memory.cessation import contradicted
+from memory import language
+from memory.atomic import atomize
+from memory.cessation import contradicted, finished_studies
 from memory.corrections import corrected_text, find_corrections
 from memory.extraction import Candidate, extract
 from memory.forget import forget
 from memory.intents import is_forget_request, learnable_text
+from memory.moves import left_behind
 from memory.profile import refresh_profile
 from memory.reconcile import Decision, reconcile
 from memory.sanitize import clamp_importance, clean_memory_text, clean_tags
@@ -59,8 +66,11 @@ def learn_turn(mem, uid: str, thread_id: str | None, user_text: str, context: st
     else:
         corrected = []
     known, known_error = known_for(mem, uid, text)
-    candidates = clean_candidates(extract(mem.llm, text, when, known, context=context))
-    stale = contradicted(known, text)
+    candidates = clean_candidates(atomize(extract(mem.llm, text, when, known, context=context),
+                                          text, language.detect(text)))
+    profile = mem.store.list_memories(uid, limit=200, types=["profile"])
+    stale = [(r, "ceased") for r in contradicted(known, text)] \
+        + [(r, "graduated") for r in finished_studies(profile, text)]
     if not candidates and not stale:
         return corrected
     with mem._user_lock(uid):
@@ -68,6 +78,7 @@ def learn_turn(mem, uid: str, thread_id: str | None, user_text: str, context: st
             else np.zeros((0, mem.embedder.dim), dtype=np.float32)
         decisions = reconcile(mem.llm, mem.store, uid, candidates, embeddings,
                               shown={r.id for r in known})
+        stale += [(r, "moved") for r in left_behind(profile, text, decisions)]
         decisions += _retire(stale, decisions)
         changes = apply_decisions(mem, uid, thread_id, decisions, metadata, when)
     if known_error:
@@ -120,13 +131,19 @@ def _apply_corrections(mem, uid: str, fixes) -> list[Change]:
     return changes
 
 
-def _retire(stale: list[MemoryRecord], decisions: list[Decision]) -> list[Decision]:
-    """DELETE decisions for memories a cessation clause contradicts ("I don't drink
-    coffee anymore" → "Drinks coffee"), unless this turn already updates them."""
+def _retire(stale: list[tuple[MemoryRecord, str]], decisions: list[Decision]) -> list[Decision]:
+    """DELETE decisions for the ``(memory, reason)`` pairs the message ends: a cessation
+    clause ("I don't drink coffee anymore" → "Drinks coffee", ``ceased``), a graduation
+    (→ "在读研究生", ``graduated``), a move (→ "Works in Denver", ``moved``); each memory
+    once, and not when this turn already updates or deletes it."""
     touched = {d.target.id for d in decisions if d.target is not None and d.action != "NONE"}
-    return [Decision(Candidate(rec.text, rec.type), np.zeros(0, dtype=np.float32), "DELETE",
-                     rec, rec.text, "ceased")
-            for rec in stale if rec.id not in touched]
+    out = []
+    for rec, reason in stale:
+        if rec.id not in touched:
+            touched.add(rec.id)
+            out.append(Decision(Candidate(rec.text, rec.type), np.zeros(0, dtype=np.float32),
+                                "DELETE", rec, rec.text, reason))
+    return out
 
 
 def _asks_question(context: str) -> bool:

@@ -6,7 +6,9 @@ Cheap checks first, the LLM only for the ambiguous rest (one small constrained c
 2. near duplicate (cosine similarity ≥ ``NEAR_DUP``) → NONE, no LLM — unless it holds a
    content word or number the stored one lacks (a correction: "周四" for "周三", "43" for
    "34"), then UPDATE, no LLM;
-3. the extraction call marked it as replacing a KNOWN memory → UPDATE, no LLM;
+3. the extraction call marked it as replacing a KNOWN memory → UPDATE, no LLM; a topic
+   whose new value always replaces the old (an age, ``Topic.replace``) → UPDATE of the
+   stored one, no LLM;
 4. no related memory → ADD, no LLM. "Related" means cosine ≥ ``RELATED`` (and not
    already judged by the extractor, see ``find_related``), or — for a topic with one
    current value (home, job, name …, see ``memory.topics``) — a stored memory of the
@@ -95,6 +97,10 @@ def find_related(store, user_id: str, cand: Candidate, emb: np.ndarray,
             return ranked, Decision(cand, emb, "NONE", rec, cand.text, "near-dup")
     if cand.replaces is not None:
         return [], Decision(cand, emb, "UPDATE", cand.replaces, cand.text, "extract")
+    if topics.get(cand.topic).replace:  # "Is 30 years old" replaces "Is 29 years old"
+        for rec, _ in ranked:
+            if topics.topic_of(rec.tags) == cand.topic and same_owner(cand.text, rec.text):
+                return [], Decision(cand, emb, "UPDATE", rec, cand.text, "one value")
     related = [(r, s) for r, s in ranked
                if (s >= RELATED and (r.id not in shown or s >= SHOWN_RECHECK))
                or (single and topics.topic_of(r.tags) == cand.topic)]

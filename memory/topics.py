@@ -14,18 +14,21 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Topic:
-    """One topic: its memory ``type``, default ``importance`` (1..5) and whether the
-    user has a single current value of it (``single``)."""
+    """One topic: its memory ``type``, default ``importance`` (1..5), whether the
+    user has a single current value of it (``single``) and whether a new value replaces
+    the stored one without asking the LLM (``replace``: an age has no "both true")."""
 
     name: str
     type: str
     importance: int
     single: bool = False
+    #: a new value always replaces the stored one without an LLM call (an age)
+    replace: bool = False
 
 
 TOPICS: dict[str, Topic] = {t.name: t for t in (
     Topic("name", "profile", 5, single=True),
-    Topic("age", "profile", 4, single=True),
+    Topic("age", "profile", 4, single=True, replace=True),
     Topic("home", "profile", 4, single=True),
     Topic("job", "profile", 4, single=True),
     Topic("workplace", "profile", 4, single=True),

@@ -343,3 +343,50 @@ def test_extraction_retries_without_known_when_the_answer_misses_the_message(scr
     seen.clear()
     extract(llm, "I work as an accountant.", now, known)
     assert seen == [True]
+
+
+def _with_facts(facts: dict):
+    """Temporarily add scripted extraction answers (key: a phrase of the message)."""
+    class _Ctx:
+        def __enter__(self):
+            FACTS.update(facts)
+
+        def __exit__(self, *exc):
+            for key in facts:
+                FACTS.pop(key, None)
+    return _Ctx()
+
+
+def test_a_move_keeps_the_job_and_retires_the_old_city_workplace(mem):
+    with _with_facts({"firefighter in Denver": [{"text": "Is a firefighter in Denver", "topic": "job"}],
+                      "moved to Portland": [{"text": "Moved to Portland over the summer",
+                                                 "topic": "event"}]}):
+        mem.add("I'm Dana, a firefighter in Denver.", "dana")
+        assert texts(mem, "dana") == ["Is a firefighter", "Works in Denver"]
+        changes = mem.add("We moved to Portland over the summer.", "dana")  # "relocated" holds a FACTS key
+    assert texts(mem, "dana") == ["Is a firefighter", "Moved to Portland over the summer"]
+    gone = [c for c in changes if c.event == "DELETE"]
+    assert [c.text for c in gone] == ["Works in Denver"]
+    assert [e.event for e in mem.history(gone[0].id, "dana")] == ["ADD", "DELETE"]
+
+
+def test_a_new_age_replaces_the_old_one_without_an_llm_call(mem):
+    with _with_facts({"I'm 29": [{"text": "Name is Sam", "topic": "name"}],
+                      "turned 30": [{"text": "Turned 30 on November 26, 2026", "topic": "event"}]}):
+        mem.add("Hi, I'm Sam, I'm 29 and I like tea.", "sam")
+        assert "Is 29 years old" in texts(mem, "sam")
+        changes = mem.add("Guess what, I turned 30 yesterday!", "sam")
+    asked = [r for r in mem.llm_server.requests if "memory list correct" in system_text(r.body)]
+    assert asked == []  # no reconciliation call: an age has one current value
+    assert ("UPDATE", "Is 30 years old", "Is 29 years old") in \
+        [(c.event, c.text, c.old_text) for c in changes]
+    assert "Is 29 years old" not in texts(mem, "sam")
+
+
+def test_a_graduation_retires_the_current_studies(mem):
+    with _with_facts({"浙江大学": [{"text": "在浙江大学读研究生", "topic": "education"}],
+                      "毕业": [{"text": "现在在杭州的一家药企做研发", "topic": "job"}]}):
+        mem.add("我叫陈晨，在浙江大学读研究生。", "chen")
+        changes = mem.add("我已经毕业了，现在在杭州的一家药企做研发。", "chen")
+    assert texts(mem, "chen") == ["现在在杭州的一家药企做研发"]
+    assert [(c.event, c.text) for c in changes if c.event == "DELETE"] == [("DELETE", "在浙江大学读研究生")]

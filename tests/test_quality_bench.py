@@ -214,7 +214,7 @@ def test_selection_splits(data):
 MINI = {"id": "en-mini", "lang": "en", "turns": [
     {"user": "I'm Ana, a baker in Porto.", "assistant": "Hi Ana!", "category": "intro",
      "expect": {"present": [{"all": [r"\bana\b"], "lang": "en"},
-                            {"all": ["baker", "porto"], "lang": "en"}]}},
+                            {"all": ["baker"], "lang": "en"}, {"all": ["porto"], "lang": "en"}]}},
     {"user": "Who am I?", "assistant": "You're Ana, a baker in Porto.", "category": "question",
      "expect": {"present": [{"all": ["baker"], "lang": "en"}], "max_new": 0}},
     {"user": "Haha, I love talking to you, you're funny.", "assistant": "Thanks!",
@@ -298,11 +298,12 @@ def test_runner_loop_on_scripted_llm(make_config, scripted_llm, data):
     finally:
         mem.close()
     t0, t1, t2 = rec["turns"]
-    assert [c["action"] for c in t0["changes"]] == ["ADD", "ADD"]
-    assert len(t0["added"]) == 2 and len(t0["active"]) == 2
-    assert [e["event"] for e in t0["history"]] == ["ADD", "ADD"]
+    # "Works as a baker in Porto" is split into the job and the workplace (memory.atomic)
+    assert [c["action"] for c in t0["changes"]] == ["ADD", "ADD", "ADD"]
+    assert len(t0["added"]) == 3 and len(t0["active"]) == 3
+    assert [e["event"] for e in t0["history"]] == ["ADD", "ADD", "ADD"]
     assert t0["llm_calls"] >= 1 and t0["seconds"] > 0 and t0["error"] is None
-    assert t1["added"] == [] and len(t1["active"]) == 2
+    assert t1["added"] == [] and len(t1["active"]) == 3
     res = evaluate([MINI], [rec])
     assert res["all"]["recall"] == 1 and res["all"]["junk"] == 0 and res["all"]["lang"] == 1
     # the file's own scenarios run through (nothing is extracted by this script)

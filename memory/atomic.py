@@ -1,0 +1,142 @@
+"""Atomic facts: candidates the small model combined are split, mis-labelled moves get
+their topic, and an age the user states is never lost — all LLM-free.
+
+Why: the extraction prompt asks for "Works as a data engineer" and "Works in Zurich" as
+two items, but the 1.5B default model often writes one ("Is a firefighter in Denver",
+"Teaches high-school history in Boston"). A combined memory breaks every later change:
+a new job takes the city with it, a move keeps the old city inside the job. So a job or
+workplace candidate of the form "<job> in <Place>" / "Works in <Place> as <job>" /
+"在<地方>做<职业>" becomes a job fact and a "Works in <Place>" / "在<地方>工作" workplace
+fact — the place piece only when the place is in the user's own words (a model copying
+a KNOWN line must not re-state the old city).
+
+The model also drops a bare age ("Hi, I'm Sam, I'm 29 and …") or stores "Turned 30" as
+an event, so a stated age ("I'm 29", "I just turned 30", "我今年29岁") is added as an
+``age`` fact when the model gave none; age has one current value, so reconciliation
+replaces the old one without an LLM call.
+
+English and Chinese patterns only (the product's languages); other languages pass
+through unchanged.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from memory import topics
+from memory.extraction import Candidate
+from memory.intents import normalize
+
+#: a place name in English: up to three capitalised words ("Boston", "New York City")
+PLACE = r"[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*){0,2}"
+#: "Teaches high-school history in Boston", "Is a nurse in Paris, part-time"
+_JOB_IN_PLACE = re.compile(rf"^(?P<job>.+?)\s+in\s+(?P<place>{PLACE})(?P<tail>\s*,.*)?$")
+#: "Works in Shanghai as a product designer"
+_PLACE_AS_JOB = re.compile(rf"^(?:Works|Working|Is working|Based)\s+in\s+(?P<place>{PLACE})"
+                           rf"\s*,?\s+as\s+(?P<job>.+)$")
+#: "在西安做程序员", "在杭州当护士"
+_ZH_PLACE_JOB = re.compile(r"^(?:我)?(?:现在)?在(?P<place>[\u4e00-\u9fff]{2,4}?)"
+                           r"(?P<job>(?:做|当|担任|从事)[\u4e00-\u9fff\w]+)$")
+#: a head that is only the scaffold of a place fact: "Works in Boston" is atomic already
+_BARE_HEAD = re.compile(r"^(works|working|lives|living|is based|based|is working|is)$", re.I)
+
+_MOVE_EN = re.compile(r"^(?:(?:has |have |just |recently )*(?:moved|relocated|moving)\s+(?:back\s+)?to\b"
+                      r"|now (?:lives|living) in\b|lives in\b|is living in\b)", re.I)
+_MOVE_ZH = re.compile(r"搬(?:去|到|回|来)|迁(?:居|往)|住在|定居")
+
+_AGE_EN = re.compile(
+    r"\bI(?:'m|’m| am)\s+(?:now\s+)?(?P<n>\d{1,3})(?=\s*(?:years?[\s-]+old\b|y/?o\b|[,.!;)]|\s+and\b|\s+now\b|$))"
+    r"|\bI(?:'ve| have)?\s+(?:just\s+)?turned\s+(?P<t>\d{1,3})\b", re.I)
+_AGE_ZH = re.compile(r"我(?:今年|现在|已经|刚)?(?:满|刚满)?(?P<n>\d{1,3})(?:周)?岁")
+
+
+def split_combined(cand: Candidate, source: str) -> list[Candidate]:
+    """Return ``[cand]``, or the job and the workplace fact ``cand`` combines (see the
+    module docstring). ``source``: the user's own words; a place not in it is dropped
+    (the job piece stays). Only job and workplace candidates are split; the job piece
+    keeps ``cand.replaces``."""
+    if cand.topic not in ("job", "workplace"):
+        return [cand]
+    text = cand.text.strip().rstrip(".。")
+    job = place = None
+    zh = False
+    m = _PLACE_AS_JOB.match(text)
+    if m:
+        job, place = "Works as " + m["job"], m["place"]
+    elif (m := _JOB_IN_PLACE.match(text)) and not _BARE_HEAD.match(m["job"]):
+        job, place = m["job"] + (m["tail"] or ""), m["place"]
+    elif (m := _ZH_PLACE_JOB.match(text)):
+        job, place, zh = m["job"], m["place"], True
+    if not job or not place:
+        return [cand]
+    pieces = [replace(cand, text=job, topic="job", type=topics.get("job").type,
+                      importance=topics.get("job").importance, tags=["job"])]
+    if place.casefold() in source.casefold():
+        work = topics.get("workplace")
+        pieces.append(Candidate(text=f"在{place}工作" if zh else f"Works in {place}",
+                                type=work.type, importance=work.importance,
+                                tags=["workplace"], topic="workplace",
+                                saw_known=cand.saw_known))
+    return pieces
+
+
+def is_move(text: str) -> bool:
+    """True when memory text ``text`` states where the user lives or moved to ("Moved to
+    Portland", "Relocated to Lyon last week", "搬去了厦门", "住在成都")."""
+    return bool(_MOVE_EN.search(text) or _MOVE_ZH.search(text))
+
+
+def fix_topic(cand: Candidate) -> Candidate:
+    """A move the model labelled ``event`` or ``other`` becomes topic ``home`` (one
+    current value: it may then replace the stored home)."""
+    if cand.topic in ("event", "other", "plan") and is_move(cand.text):
+        home = topics.get("home")
+        return replace(cand, topic="home", type=home.type, importance=home.importance,
+                       tags=["home"] + [t for t in cand.tags if t != cand.topic])
+    return cand
+
+
+def stated_age(text: str) -> int | None:
+    """The age the user states about themselves in ``text`` ("I'm 29", "I am 41 years
+    old", "I just turned 30", "我今年29岁"), or None; ages outside 1..120 are ignored."""
+    for rx in (_AGE_EN, _AGE_ZH):
+        m = rx.search(text)
+        if m:
+            n = int(m.group("t") if "t" in rx.groupindex and m.group("t") else m.group("n"))
+            if 1 <= n <= 120:
+                return n
+    return None
+
+
+def age_candidate(text: str, lang: str) -> Candidate | None:
+    """An ``age`` Candidate for the age stated in the user's ``text`` ("Is 29 years
+    old" / "29岁", by ``lang``, an ISO 639-1 code), or None when no age is stated."""
+    n = stated_age(text)
+    if n is None:
+        return None
+    age = topics.get("age")
+    return Candidate(text=f"{n}岁" if lang == "zh" else f"Is {n} years old", type=age.type,
+                     importance=age.importance, tags=["age"], topic="age")
+
+
+def atomize(candidates: list[Candidate], user_text: str, lang: str) -> list[Candidate]:
+    """The candidates split into atomic facts, moves labelled ``home``, and the stated
+    age added (an age candidate the model wrote with another number is replaced by
+    the stated one); duplicates by normalised text removed, order kept."""
+    out: list[Candidate] = []
+    for cand in candidates:
+        out.extend(fix_topic(p) for p in split_combined(cand, user_text))
+    age = age_candidate(user_text, lang)
+    if age is not None:
+        number = re.compile(rf"(?<!\d){stated_age(user_text)}(?!\d)")
+        out = [c for c in out if c.topic != "age" or number.search(c.text)]
+        if not any(c.topic == "age" for c in out):
+            out.append(age)
+    seen: set[str] = set()
+    unique = []
+    for cand in out:
+        key = normalize(cand.text)
+        if key not in seen:
+            seen.add(key)
+            unique.append(cand)
+    return unique

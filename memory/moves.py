@@ -1,0 +1,54 @@
+"""Moves: a user who moves to another city no longer works in the old one, unless they
+say so — LLM-free.
+
+"I'm Dana, a firefighter in Denver" stores "Is a firefighter" and "Works in Denver"
+(``memory.atomic``). "We relocated to Portland over the summer. I still fight fires,
+just for a new department now." replaces the home, but the workplace has its own topic
+and would stay "Works in Denver" forever. So when a turn moves the user (a candidate
+says "moved/relocated to …", "搬去/搬到 …", or replaces the stored home), a stored
+workplace that is only a city ("Works in Denver", "在西安工作") is retired (DELETE with
+history) — unless the user's message names that city again ("… but I still work in
+Denver"). A workplace that names an employer ("Works at Google") is never touched.
+"""
+from __future__ import annotations
+
+import re
+
+from memory import topics
+from memory.atomic import PLACE
+from memory.grounding import mentions_someone_else
+
+_MOVED = re.compile(r"\b(?:moved|moving|relocated|relocating)\b|搬(?:去|到|回|来|家)|迁(?:居|往|到)",
+                    re.IGNORECASE)
+_WORKS_IN_EN = re.compile(rf"^(?:Works|Working|Is working|Is based|Based)\s+in\s+(?P<place>{PLACE})\s*\.?$")
+_WORKS_IN_ZH = re.compile(r"^(?:我)?(?:现在)?在(?P<place>[\u4e00-\u9fff]{2,4}?)(?:工作|上班)。?$")
+
+
+def moves_home(decisions) -> bool:
+    """True when a turn's reconciliation ``decisions`` (``memory.reconcile.Decision``)
+    move the user: a kept candidate says the user moved, or one updates the stored
+    home."""
+    for d in decisions:
+        text = d.candidate.text
+        if d.action in ("ADD", "UPDATE") and _MOVED.search(text) and not mentions_someone_else(text):
+            return True
+        if d.action == "UPDATE" and d.target is not None and topics.topic_of(d.target.tags) == "home":
+            return True
+    return False
+
+
+def left_behind(records, user_text: str, decisions) -> list:
+    """Return the ``records`` (stored memories) a move in this turn leaves behind: the
+    user's own workplace memories that are only a city the message does not name;
+    ``[]`` when the turn moves nobody (see ``moves_home``)."""
+    if not moves_home(decisions):
+        return []
+    out = []
+    said = user_text.casefold()
+    for rec in records:
+        if topics.topic_of(rec.tags) != "workplace" or mentions_someone_else(rec.text):
+            continue
+        m = _WORKS_IN_EN.match(rec.text.strip()) or _WORKS_IN_ZH.match(rec.text.strip())
+        if m and m["place"].casefold() not in said:
+            out.append(rec)
+    return out

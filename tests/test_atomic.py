@@ -1,0 +1,116 @@
+"""Atomic facts, moves and graduations: the LLM-free rules that keep a change from
+taking unchanged details with it (memory.atomic, memory.moves, memory.cessation)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from memory.atomic import age_candidate, atomize, fix_topic, split_combined, stated_age
+from memory.cessation import finished_studies
+from memory.extraction import Candidate
+from memory.moves import left_behind, moves_home
+from memory.reconcile import Decision
+from memory.types import MemoryRecord
+
+
+def cand(text, topic="job", **kw):
+    return Candidate(text=text, topic=topic, tags=[topic], **kw)
+
+
+def rec(text, topic=None, id_="m1"):
+    return MemoryRecord(id=id_, user_id="u", text=text, type="profile",
+                        tags=[topic] if topic else [])
+
+
+@pytest.mark.parametrize("text,source,want", [
+    ("Is a firefighter in Denver", "I'm Dana, a firefighter in Denver",
+     ["Is a firefighter", "Works in Denver"]),
+    ("Teaches high-school history in Boston", "I teach high-school history in Boston",
+     ["Teaches high-school history", "Works in Boston"]),
+    ("Works in Shanghai as a product designer", "I work in Shanghai as a product designer",
+     ["Works as a product designer", "Works in Shanghai"]),
+    ("Works as a barista in New York", "barista in New York", ["Works as a barista", "Works in New York"]),
+    ("Is a nurse in Paris, part-time", "a nurse in Paris, part-time", ["Is a nurse, part-time", "Works in Paris"]),
+    ("在杭州当护士", "我在杭州当护士", ["当护士", "在杭州工作"]),
+    # the place is not in the user's words (copied from a KNOWN line): only the job stays
+    ("Fights fires in Denver, now for a new department", "I still fight fires, just for a new department now",
+     ["Fights fires, now for a new department"]),
+    # atomic already, or not a place
+    ("Works in Boston", "I work in Boston", ["Works in Boston"]),
+    ("Works as an engineer at Google", "engineer at Google", ["Works as an engineer at Google"]),
+    ("Works in marketing", "I work in marketing", ["Works in marketing"]),
+])
+def test_split_combined_job_and_place(text, source, want):
+    pieces = split_combined(cand(text), source)
+    assert [p.text for p in pieces] == want
+    assert [p.topic for p in pieces] == ["job", "workplace"][:len(want)] or len(want) == 1
+
+
+def test_split_keeps_replaces_on_the_job_and_leaves_other_topics():
+    old = rec("Is a firefighter in Denver", "job")
+    job, place = split_combined(cand("Is a paramedic in Denver", replaces=old), "a paramedic in Denver")
+    assert job.replaces is old and place.replaces is None and place.tags == ["workplace"]
+    assert [c.text for c in split_combined(cand("Loves hiking in Norway", "like"), "hiking in Norway")] \
+        == ["Loves hiking in Norway"]
+
+
+@pytest.mark.parametrize("text,age", [
+    ("Hi, I'm Sam, I'm 29 and I work as a barista.", 29), ("I am 41 years old", 41),
+    ("Guess what, I turned 30 yesterday!", 30), ("I've just turned 18", 18),
+    ("我今年29岁，在上海工作", 29), ("我刚满30岁了", 30),
+    ("I'm 5 minutes late", None), ("I have 3 cats", None), ("My son is 7", None),
+    ("I'm 300 years old", None),
+])
+def test_stated_age(text, age):
+    assert stated_age(text) == age
+
+
+def test_atomize_adds_the_stated_age_once_and_in_the_users_language():
+    out = atomize([cand("Name is Sam", "name"), cand("Works as a barista in Seattle")],
+                  "Hi, I'm Sam, I'm 29 and I work as a barista in Seattle.", "en")
+    assert [c.text for c in out] == ["Name is Sam", "Works as a barista", "Works in Seattle",
+                                     "Is 29 years old"]
+    assert age_candidate("我今年29岁", "zh").text == "29岁"
+    # the model's own age fact with the right number is kept, a wrong one replaced
+    kept = atomize([cand("Is 29", "age")], "I'm 29", "en")
+    assert [c.text for c in kept] == ["Is 29"]
+    fixed = atomize([cand("Is 92", "age")], "I'm 29", "en")
+    assert [c.text for c in fixed] == ["Is 29 years old"]
+
+
+def test_a_move_labelled_event_becomes_home():
+    assert fix_topic(cand("Relocated to Portland over the summer", "event")).topic == "home"
+    assert fix_topic(cand("2026年春天我们全家搬去了厦门", "other")).type == "profile"
+    assert fix_topic(cand("Went to Portland for a concert", "event")).topic == "event"
+
+
+def _decision(text, action="ADD", target=None):
+    return Decision(cand(text, "home"), np.zeros(0, dtype=np.float32), action, target, text)
+
+
+def test_a_move_retires_the_old_city_workplace_only():
+    stored = [rec("Works in Denver", "workplace", "w1"), rec("Works at Google", "workplace", "w2"),
+              rec("Is a firefighter", "job", "j1"), rec("在西安工作", "workplace", "w3"),
+              rec("Sister works in Denver", "workplace", "w4")]
+    moved = [_decision("Relocated to Portland over the summer")]
+    assert [r.id for r in left_behind(stored, "We relocated to Portland.", moved)] == ["w1", "w3"]
+    # the user still works in the old city: nothing retired
+    assert [r.id for r in left_behind(stored, "Moved to Portland but I still work in Denver and 西安",
+                                      moved)] == []
+    # updating the stored home is a move too; a plain new fact is not
+    home = rec("Lives in Austin", "home", "h1")
+    assert moves_home([_decision("Lives in Houston", "UPDATE", home)])
+    assert not moves_home([_decision("Loves salsa dancing")])
+    assert left_behind(stored, "I love salsa", [_decision("Loves salsa dancing")]) == []
+
+
+@pytest.mark.parametrize("text,ends", [
+    ("我已经毕业了，现在在杭州的一家药企做研发。", True), ("I graduated in June!", True),
+    ("I've finally finished my PhD", True), ("I haven't graduated yet", False),
+    ("快毕业了", False), ("我毕业后想去北京", False), ("I love my classes", False),
+])
+def test_a_graduation_ends_current_studies(text, ends):
+    stored = [rec("在浙江大学读研究生", "education", "e1"), rec("学的是化学", "education", "e2"),
+              rec("Is a PhD student at MIT", "education", "e3"), rec("Not a student anymore", "education", "e4")]
+    got = [r.id for r in finished_studies(stored, text)]
+    assert got == (["e1", "e3"] if ends else [])
