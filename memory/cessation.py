@@ -7,12 +7,17 @@ A *cessation clause* says something stopped ("anymore", "no longer", "stopped", 
 content words (one Latin word, or two CJK characters) and is not itself negated is
 contradicted and gets deleted (history keeps it); an extracted candidate drawn from the
 clause that lost the negation is dropped.
+
+Two changes share no words with what they end, so each has its own small rule: a
+graduation ("我已经毕业了") ends "在读研究生" / "Is a PhD student", and eating meat or fish
+again ends "Vegan" / "吃素". Another person's memories ("Sister is vegan") are never
+touched.
 """
 from __future__ import annotations
 
 import re
 
-from memory.grounding import content_tokens
+from memory.grounding import content_tokens, mentions_someone_else
 
 _CEASED = re.compile(
     r"\b(any ?more|no longer|stopped|quit|quitting|gave up|given up|give up|gone off|"
@@ -80,4 +85,24 @@ def finished_studies(records: list, text: str) -> list:
     if not done:
         return []
     return [r for r in records if _STUDYING.search(r.text) and not is_negated(r.text)
-            and not _GRADUATED.search(r.text)]
+            and not _GRADUATED.search(r.text) and not mentions_someone_else(r.text)]
+
+
+_EATS_MEAT = re.compile(
+    r"\b(?:eat(?:s|ing)?|ate|started eating|back to eating)\s+(?:\w+\s+){0,2}?"
+    r"(?:meat|fish|chicken|beef|pork|steak|seafood|burgers?)\b|吃肉|开荤|吃鱼|吃荤", re.IGNORECASE)
+_MEAT_FREE = re.compile(r"\b(?:vegan|vegetarian|plant-based|pescatarian)\b|素食|吃素|不吃肉|不吃荤",
+                        re.IGNORECASE)
+
+
+def diet_changed(records: list, text: str) -> list:
+    """Return the ``records`` stating a meat-free diet ("Vegan for five years", "吃素")
+    that the user's ``text`` contradicts by eating meat or fish again ("I'm eating meat
+    again these days", "我又开始吃肉了"); ``[]`` when no clause says so, or only negated
+    / as a wish ("I don't eat meat", "I'd never eat fish")."""
+    eats = [c for c in _CLAUSE.split(text) if c and _EATS_MEAT.search(c)
+            and not _NEGATED.search(_EATS_MEAT.sub("", c)) and not _NOT_YET.search(c)]
+    if not eats:
+        return []
+    return [r for r in records if _MEAT_FREE.search(r.text) and not is_negated(r.text)
+            and not mentions_someone_else(r.text)]

@@ -9,8 +9,8 @@
                        → clean each item (memory.sanitize: PII redaction, NUL, size;
                          an item that fails is dropped, logged) → embed
                        → reconcile (0–1 LLM call per ambiguous candidate); memories
-                         the message ends are retired: a stopped habit
-                         (memory.cessation), a graduation, a move's old workplace
+                         the message ends are retired: a stopped habit, a
+                         graduation, a meat-free diet (memory.cessation), a move's old workplace
                          (memory.moves)
                        → apply ADD / UPDATE / DELETE with history → refresh the profile,
                          all in ONE store.transaction() (no LLM call inside it)
@@ -27,7 +27,7 @@ import numpy as np
 
 from memory import language
 from memory.atomic import atomize
-from memory.cessation import contradicted, finished_studies
+from memory.cessation import contradicted, diet_changed, finished_studies
 from memory.corrections import corrected_text, find_corrections
 from memory.extraction import Candidate, extract
 from memory.forget import forget
@@ -68,9 +68,10 @@ def learn_turn(mem, uid: str, thread_id: str | None, user_text: str, context: st
     known, known_error = known_for(mem, uid, text)
     candidates = clean_candidates(atomize(extract(mem.llm, text, when, known, context=context),
                                           text, language.detect(text)))
-    profile = mem.store.list_memories(uid, limit=200, types=["profile"])
+    stored = mem.store.list_memories(uid, limit=500)  # the rules below read every memory
     stale = [(r, "ceased") for r in contradicted(known, text)] \
-        + [(r, "graduated") for r in finished_studies(profile, text)]
+        + [(r, "graduated") for r in finished_studies(stored, text)] \
+        + [(r, "diet") for r in diet_changed(stored, text)]
     if not candidates and not stale:
         return corrected
     with mem._user_lock(uid):
@@ -78,7 +79,7 @@ def learn_turn(mem, uid: str, thread_id: str | None, user_text: str, context: st
             else np.zeros((0, mem.embedder.dim), dtype=np.float32)
         decisions = reconcile(mem.llm, mem.store, uid, candidates, embeddings,
                               shown={r.id for r in known})
-        stale += [(r, "moved") for r in left_behind(profile, text, decisions)]
+        stale += [(r, "moved") for r in left_behind(stored, text, decisions)]
         decisions += _retire(stale, decisions)
         changes = apply_decisions(mem, uid, thread_id, decisions, metadata, when)
     if known_error:
@@ -134,7 +135,8 @@ def _apply_corrections(mem, uid: str, fixes) -> list[Change]:
 def _retire(stale: list[tuple[MemoryRecord, str]], decisions: list[Decision]) -> list[Decision]:
     """DELETE decisions for the ``(memory, reason)`` pairs the message ends: a cessation
     clause ("I don't drink coffee anymore" → "Drinks coffee", ``ceased``), a graduation
-    (→ "在读研究生", ``graduated``), a move (→ "Works in Denver", ``moved``); each memory
+    (→ "在读研究生", ``graduated``), eating meat again (→ "Vegan", ``diet``), a move (→
+    "Works in Denver", ``moved``); each memory
     once, and not when this turn already updates or deletes it."""
     touched = {d.target.id for d in decisions if d.target is not None and d.action != "NONE"}
     out = []

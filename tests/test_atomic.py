@@ -114,3 +114,17 @@ def test_a_graduation_ends_current_studies(text, ends):
               rec("Is a PhD student at MIT", "education", "e3"), rec("Not a student anymore", "education", "e4")]
     got = [r.id for r in finished_studies(stored, text)]
     assert got == (["e1", "e3"] if ends else [])
+
+
+@pytest.mark.parametrize("text,ends", [
+    ("Update on the food front: I'm eating meat again these days.", True), ("我又开始吃肉了", True),
+    ("I started eating fish again", True), ("I don't eat meat", False), ("I'd never eat fish", False),
+    ("If I ate meat I'd feel bad", False), ("I love chicken", False),
+])
+def test_eating_meat_again_ends_a_meat_free_diet(text, ends):
+    from memory.cessation import diet_changed
+
+    stored = [rec("Vegan for five years", "habit", "v1"), rec("吃素三年了", "habit", "v2"),
+              rec("Sister is vegan", "family", "v3"), rec("No longer vegetarian", "habit", "v4")]
+    assert [r.id for r in diet_changed(stored, text)] == (["v1", "v2"] if ends else [])
+    assert finished_studies([rec("Brother is a PhD student", "family")], "I graduated!") == []
