@@ -18,10 +18,16 @@ from memory import topics
 from memory.atomic import PLACE
 from memory.grounding import mentions_someone_else
 
-_MOVED = re.compile(r"\b(?:moved|moving|relocated|relocating)\b|搬(?:去|到|回|来|家)|迁(?:居|往|到)",
-                    re.IGNORECASE)
+_MOVED = re.compile(r"\b(?:moved|moving|relocated|relocating|now (?:lives|living|based))\b"
+                    r"|搬(?:去|到|回|来|家)|迁(?:居|往|到)|现在住在", re.IGNORECASE)
 _WORKS_IN_EN = re.compile(rf"^(?:Works|Working|Is working|Is based|Based)\s+in\s+(?P<place>{PLACE})\s*\.?$")
 _WORKS_IN_ZH = re.compile(r"^(?:我)?(?:现在)?在(?P<place>[\u4e00-\u9fff]{2,4}?)(?:工作|上班)。?$")
+
+
+def says_moved(text: str) -> bool:
+    """True when memory text ``text`` says the user moved ("Moved to Lyon last week",
+    "Now living in Houston", "搬去了厦门"), not just where they live."""
+    return bool(_MOVED.search(text)) and not mentions_someone_else(text)
 
 
 def moves_home(decisions) -> bool:
@@ -30,7 +36,7 @@ def moves_home(decisions) -> bool:
     home."""
     for d in decisions:
         text = d.candidate.text
-        if d.action in ("ADD", "UPDATE") and _MOVED.search(text) and not mentions_someone_else(text):
+        if d.action in ("ADD", "UPDATE") and says_moved(text):
             return True
         if d.action == "UPDATE" and d.target is not None and topics.topic_of(d.target.tags) == "home":
             return True

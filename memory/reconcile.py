@@ -8,7 +8,8 @@ Cheap checks first, the LLM only for the ambiguous rest (one small constrained c
    "34"), then UPDATE, no LLM;
 3. the extraction call marked it as replacing a KNOWN memory → UPDATE, no LLM; a topic
    whose new value always replaces the old (an age, ``Topic.replace``) → UPDATE of the
-   stored one, no LLM;
+   stored one, no LLM; a move ("Moved to Lyon", topic home) with exactly one stored
+   home of the user's → UPDATE of it, no LLM;
 4. no related memory → ADD, no LLM. "Related" means cosine ≥ ``RELATED`` (and not
    already judged by the extractor, see ``find_related``), or — for a topic with one
    current value (home, job, name …, see ``memory.topics``) — a stored memory of the
@@ -38,6 +39,7 @@ from memory import topics
 from memory.extraction import Candidate
 from memory.grounding import content_tokens, mentions_someone_else
 from memory.intents import normalize
+from memory.moves import says_moved
 from memory.types import MemoryRecord
 
 log = logging.getLogger(__name__)
@@ -101,6 +103,11 @@ def find_related(store, user_id: str, cand: Candidate, emb: np.ndarray,
         for rec, _ in ranked:
             if topics.topic_of(rec.tags) == cand.topic and same_owner(cand.text, rec.text):
                 return [], Decision(cand, emb, "UPDATE", rec, cand.text, "one value")
+    if cand.topic == "home" and says_moved(cand.text):  # "Moved to Lyon" → "Lives in Paris"
+        homes = [rec for rec, _ in ranked if topics.topic_of(rec.tags) == "home"
+                 and not mentions_someone_else(rec.text)]
+        if len(homes) == 1:
+            return [], Decision(cand, emb, "UPDATE", homes[0], cand.text, "moved")
     related = [(r, s) for r, s in ranked
                if (s >= RELATED and (r.id not in shown or s >= SHOWN_RECHECK))
                or (single and topics.topic_of(r.tags) == cand.topic)]

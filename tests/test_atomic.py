@@ -128,3 +128,29 @@ def test_eating_meat_again_ends_a_meat_free_diet(text, ends):
               rec("Sister is vegan", "family", "v3"), rec("No longer vegetarian", "habit", "v4")]
     assert [r.id for r in diet_changed(stored, text)] == (["v1", "v2"] if ends else [])
     assert finished_studies([rec("Brother is a PhD student", "family")], "I graduated!") == []
+
+
+def test_a_move_replaces_the_one_stored_home_without_an_llm_call(tmp_path):
+    from memory import Memory
+    from tests.fake_llm import ScriptedLLM, scripted_config, system_text
+
+    def brain(req):
+        if "You extract memories" in system_text(req):
+            said = req["messages"][-1]["content"].split("User: ")[-1]
+            if "Paris" in said:
+                return {"memories": [{"text": "Lives in Paris", "topic": "home"}]}
+            if "Lyon" in said:
+                return {"memories": [{"text": "Moved to Lyon last week", "topic": "event"}]}
+            return {"memories": []}
+        return {"action": "ADD", "id": "none"}  # a reconciliation call would keep both
+
+    with ScriptedLLM(brain) as llm:
+        mem = Memory(scripted_config(tmp_path, llm))
+        try:
+            mem.add("I live in Paris.", "tom")
+            changes = mem.add("Actually I moved to Lyon last week.", "tom")
+            assert [(c.event, c.old_text) for c in changes] == [("UPDATE", "Lives in Paris")]
+            assert [r.text for r in mem.list("tom")] == [changes[0].text]
+            assert not [r for r in llm.requests if "memory list correct" in system_text(r.body)]
+        finally:
+            mem.close()
