@@ -336,6 +336,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default=None, help="model name (default: the server's first alias)")
     ap.add_argument("--pin-today", action="store_true",
                     help="make Mem0's prompt date the set's 'today' instead of the machine's")
+    ap.add_argument("--resume", type=Path, default=None, metavar="JSON",
+                    help="a previous (interrupted) results file of the same split: its scenarios "
+                         "are kept, not run again, and scored together with the new ones")
     ap.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -352,6 +355,17 @@ def main(argv: list[str] | None = None) -> int:
     data = load_data(args.data)
     scenarios = select(data["scenarios"], args.split, args.limit)
     today = data["today"]
+    done: list[dict[str, Any]] = []
+    if args.resume:
+        previous = json.loads(args.resume.read_text(encoding="utf-8"))
+        wanted = {s["id"] for s in scenarios}
+        done = [r for r in previous.get("runs", []) if r.get("id") in wanted]
+        seconds_before = float(previous.get("seconds") or 0)
+        log(f"resuming {args.resume}: {len(done)} scenarios kept")
+    else:
+        seconds_before = 0.0
+    kept = {r["id"] for r in done}
+    all_scenarios, scenarios = scenarios, [s for s in scenarios if s["id"] not in kept]
     try:
         model = args.model or model_alias(args.base_url)
     except OSError as exc:
@@ -393,8 +407,9 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             worker_error = "interrupted"
         got = json.loads(res_file.read_text(encoding="utf-8")) if res_file.exists() else {}
-    records = got.get("records", [])
+    records = done + got.get("records", [])
     info = got.get("info", {})
+    scenarios = all_scenarios
     if worker_error:
         log(f"{worker_error}; scoring the {len(records)} scenarios it finished")
     if not records:
@@ -405,7 +420,8 @@ def main(argv: list[str] | None = None) -> int:
     turns = [t for r in records for t in r["turns"]]
     errors = [t["error"] for t in turns if t.get("error")]
     final = {
-        **meta, "mem0": info, "seconds": round(time.time() - started, 1),
+        **meta, "mem0": info, "seconds": round(seconds_before + time.time() - started, 1),
+        "resumed_from": str(args.resume) if args.resume else None,
         "scenarios_run": len(records), "worker_error": worker_error,
         "relative_date_comparable": dates_ok,
         "turn_errors": len(errors), "first_error": errors[0] if errors else None,
