@@ -31,14 +31,21 @@ from memory.intents import normalize
 PLACE = r"[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*){0,2}"
 #: "Teaches high-school history in Boston", "Is a nurse in Paris, part-time"
 _JOB_IN_PLACE = re.compile(rf"^(?P<job>.+?)\s+in\s+(?P<place>{PLACE})(?P<tail>\s*,.*)?$")
-#: "Works in Shanghai as a product designer"
-_PLACE_AS_JOB = re.compile(rf"^(?:Works|Working|Is working|Based)\s+in\s+(?P<place>{PLACE})"
+#: "Works in Shanghai as a product designer", "Works at Google as a data engineer"
+_PLACE_AS_JOB = re.compile(rf"^(?:Works|Working|Is working|Based)\s+(?P<prep>in|at)\s+(?P<place>{PLACE})"
                            rf"\s*,?\s+as\s+(?P<job>.+)$")
 #: "在西安做程序员", "在杭州当护士"
 _ZH_PLACE_JOB = re.compile(r"^(?:我)?(?:现在)?在(?P<place>[\u4e00-\u9fff]{2,4}?)"
                            r"(?P<job>(?:做|当|担任|从事)[\u4e00-\u9fff\w]+)$")
-#: a head that is only the scaffold of a place fact: "Works in Boston" is atomic already
-_BARE_HEAD = re.compile(r"^(works|working|lives|living|is based|based|is working|is)$", re.I)
+#: a head that is only the scaffold of a place fact ("Works in Boston" is atomic already)
+#: or an event ("Left teaching in September")
+_BARE_HEAD = re.compile(r"^(works|working|lives|living|is based|based|is working|is)$"
+                        r"|^(left|quit|stopped|started|starting|finished|retired|moved|joined|"
+                        r"graduated|was|used to)\b", re.I)
+#: capitalised words that are times, not places ("in September", "in Spring 2025")
+_NOT_PLACE = re.compile(r"^(january|february|march|april|may|june|july|august|september|"
+                        r"october|november|december|monday|tuesday|wednesday|thursday|friday|"
+                        r"saturday|sunday|spring|summer|autumn|fall|winter|christmas|easter)\b", re.I)
 
 _MOVE_EN = re.compile(r"^(?:(?:has |have |just |recently )*(?:moved|relocated|moving)\s+(?:back\s+)?to\b"
                       r"|now (?:lives|living) in\b|lives in\b|is living in\b)", re.I)
@@ -61,19 +68,20 @@ def split_combined(cand: Candidate, source: str) -> list[Candidate]:
     job = place = None
     zh = False
     m = _PLACE_AS_JOB.match(text)
+    prep = "in"
     if m:
-        job, place = "Works as " + m["job"], m["place"]
+        job, place, prep = "Works as " + m["job"], m["place"], m["prep"]
     elif (m := _JOB_IN_PLACE.match(text)) and not _BARE_HEAD.match(m["job"]):
         job, place = m["job"] + (m["tail"] or ""), m["place"]
     elif (m := _ZH_PLACE_JOB.match(text)):
         job, place, zh = m["job"], m["place"], True
-    if not job or not place:
+    if not job or not place or _NOT_PLACE.match(place):
         return [cand]
     pieces = [replace(cand, text=job, topic="job", type=topics.get("job").type,
                       importance=topics.get("job").importance, tags=["job"])]
     if place.casefold() in source.casefold():
         work = topics.get("workplace")
-        pieces.append(Candidate(text=f"在{place}工作" if zh else f"Works in {place}",
+        pieces.append(Candidate(text=f"在{place}工作" if zh else f"Works {prep} {place}",
                                 type=work.type, importance=work.importance,
                                 tags=["workplace"], topic="workplace",
                                 saw_known=cand.saw_known))
@@ -121,17 +129,15 @@ def age_candidate(text: str, lang: str) -> Candidate | None:
 
 def atomize(candidates: list[Candidate], user_text: str, lang: str) -> list[Candidate]:
     """The candidates split into atomic facts, moves labelled ``home``, and the stated
-    age added (an age candidate the model wrote with another number is replaced by
-    the stated one); duplicates by normalised text removed, order kept."""
+    age as one canonical ``age`` fact (replacing the model's own age items, whose text
+    may be "2026年 28 岁" or another number); duplicates by normalised text removed,
+    order kept."""
     out: list[Candidate] = []
     for cand in candidates:
         out.extend(fix_topic(p) for p in split_combined(cand, user_text))
     age = age_candidate(user_text, lang)
-    if age is not None:
-        number = re.compile(rf"(?<!\d){stated_age(user_text)}(?!\d)")
-        out = [c for c in out if c.topic != "age" or number.search(c.text)]
-        if not any(c.topic == "age" for c in out):
-            out.append(age)
+    if age is not None:  # one canonical age fact ("2026年 28 岁" → "28岁")
+        out = [c for c in out if c.topic != "age"] + [age]
     seen: set[str] = set()
     unique = []
     for cand in out:

@@ -8,7 +8,8 @@ A correction names a wrong value Y ("not Y", "不是Y") and the right value X ju
 researcher, not just UX researcher"; in Chinese the span of the preceding clause as long
 as Y that shares the most characters with it, rightmost on a tie: 周四 for 周三). Every
 active memory of the user that contains Y (a whole word in Latin script) and not X gets Y
-replaced by X.
+replaced by X. "not Y — X" (the wrong value first) is read the same way. Extracted
+candidates that mention Y are dropped: they restate the correction.
 """
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from dataclasses import dataclass
 
 _EN = re.compile(r"([^.!?;,—]*?)\s*[,—]\s*(?:and\s+)?not\s+(?:just\s+|only\s+|simply\s+)?"
                  r"([\w' -]{1,40}?)\s*(?:[.!?;]|$)", re.IGNORECASE)
+#: "not Dallas — Austin", "not 34 – 43" (the wrong value first; names or numbers only)
+_EN_NOT_FIRST = re.compile(r"\b[Nn]ot\s+((?:[A-Z][\w'-]*|\d+)(?:\s+[A-Z][\w'-]*){0,2})\s*[—–]+\s*"
+                           r"((?:[A-Z][\w'-]*|\d+)(?:\s+[A-Z][\w'-]*){0,2})(?![\w'-])")
 _ZH = re.compile(r"([^。！？；]*?)[，,]\s*(?:而)?不是([^，,。！？；]{1,12})")
 _WORD = re.compile(r"[\w'-]+")
 
@@ -45,6 +49,10 @@ def find_corrections(text: str) -> list[Correction]:
         right = " ".join(right_words)
         if right.casefold() != wrong.casefold():
             out.append(Correction(wrong, right))
+    for m in _EN_NOT_FIRST.finditer(text):
+        wrong, right = (" ".join(_WORD.findall(g)) for g in m.groups())
+        if wrong.casefold() != right.casefold():
+            out.append(Correction(wrong, right))
     for m in _ZH.finditer(text):
         wrong, clause = m.group(2).strip(), m.group(1).strip()
         if not wrong or len(clause) < len(wrong):
@@ -54,6 +62,20 @@ def find_corrections(text: str) -> list[Correction]:
         if windows[best] != wrong:
             out.append(Correction(wrong, windows[best]))
     return out
+
+
+def states_wrong_value(memory_text: str, fixes: list[Correction]) -> bool:
+    """True when ``memory_text`` mentions the wrong value of one of ``fixes`` (a word in
+    Latin script, a substring in Chinese): an extracted candidate like "陶艺课是每周四晚上，
+    不是周三" or "Not Dallas — Austin!" restates the correction itself, which the
+    correction rule has already applied."""
+    for fix in fixes:
+        if re.search(r"[\u4e00-\u9fff]", fix.wrong):
+            if fix.wrong in memory_text:
+                return True
+        elif re.search(r"(?<![\w-])" + re.escape(fix.wrong) + r"(?![\w-])", memory_text, re.IGNORECASE):
+            return True
+    return False
 
 
 def corrected_text(memory_text: str, fix: Correction) -> str | None:

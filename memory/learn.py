@@ -28,7 +28,7 @@ import numpy as np
 from memory import language
 from memory.atomic import atomize
 from memory.cessation import contradicted, diet_changed, finished_studies
-from memory.corrections import corrected_text, find_corrections
+from memory.corrections import corrected_text, find_corrections, states_wrong_value
 from memory.extraction import Candidate, extract
 from memory.forget import forget
 from memory.intents import is_forget_request, learnable_text
@@ -68,6 +68,8 @@ def learn_turn(mem, uid: str, thread_id: str | None, user_text: str, context: st
     known, known_error = known_for(mem, uid, text)
     candidates = clean_candidates(atomize(extract(mem.llm, text, when, known, context=context),
                                           text, language.detect(text)))
+    if fixes:  # "陶艺课是每周四晚上，不是周三" restates the correction applied above
+        candidates = [c for c in candidates if not states_wrong_value(c.text, fixes)]
     stored = mem.store.list_memories(uid, limit=500)  # the rules below read every memory
     stale = [(r, "ceased") for r in contradicted(known, text)] \
         + [(r, "graduated") for r in finished_studies(stored, text)] \

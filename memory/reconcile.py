@@ -140,7 +140,34 @@ def reconcile(llm, store, user_id: str, candidates: list[Candidate],
             pending.append((i, related))
     if pending:
         _ask_llm(llm, candidates, embeddings, pending, decisions)
-    return [d for d in decisions if d is not None]
+    return one_change_per_memory([d for d in decisions if d is not None])
+
+
+def one_change_per_memory(decisions: list[Decision]) -> list[Decision]:
+    """Make a turn's decisions consistent, in order: a memory the turn restates (an
+    exact or near duplicate, NONE) is not also rewritten by another candidate ("Is a
+    dentist" confirmed, then "I'm a dentist" would replace it); a memory is updated or
+    deleted at most once (the first decision wins; a later UPDATE that adds a value
+    becomes an ADD: "Turned 30 on …" after the age went 29 → 30); and an LLM UPDATE
+    whose text adds nothing the old one lacks ("火锅是我的最爱" for "喜欢吃火锅") is NONE.
+    Returns the decisions (same length and order)."""
+    confirmed = {d.target.id for d in decisions if d.action == "NONE" and d.target is not None
+                 and d.reason in ("exact", "near-dup")}
+    changed: set[str] = set()
+    out = []
+    for d in decisions:
+        if d.action in ("UPDATE", "DELETE") and d.target is not None:
+            tid = d.target.id
+            adds = changes_a_value(d.candidate.text, d.target.text)
+            if tid in confirmed or (d.action == "UPDATE" and d.reason == "llm" and not adds):
+                d = Decision(d.candidate, d.embedding, "NONE", d.target, d.candidate.text, "restated")
+            elif tid in changed:
+                d = Decision(d.candidate, d.embedding, "ADD" if adds and d.action == "UPDATE" else "NONE",
+                             None if adds else d.target, d.candidate.text, "already changed")
+            else:
+                changed.add(tid)
+        out.append(d)
+    return out
 
 
 def _ask_llm(llm, candidates, embeddings, pending, decisions) -> None:

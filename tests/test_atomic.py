@@ -39,6 +39,11 @@ def rec(text, topic=None, id_="m1"):
     ("Works in Boston", "I work in Boston", ["Works in Boston"]),
     ("Works as an engineer at Google", "engineer at Google", ["Works as an engineer at Google"]),
     ("Works in marketing", "I work in marketing", ["Works in marketing"]),
+    ("Works at Google as a data engineer", "I work at Google as a data engineer",
+     ["Works as a data engineer", "Works at Google"]),
+    # times and events are not places
+    ("Left teaching in September", "I left teaching in September", ["Left teaching in September"]),
+    ("Is a lifeguard in Summer", "I'm a lifeguard in Summer", ["Is a lifeguard in Summer"]),
 ])
 def test_split_combined_job_and_place(text, source, want):
     pieces = split_combined(cand(text), source)
@@ -71,11 +76,10 @@ def test_atomize_adds_the_stated_age_once_and_in_the_users_language():
     assert [c.text for c in out] == ["Name is Sam", "Works as a barista", "Works in Seattle",
                                      "Is 29 years old"]
     assert age_candidate("我今年29岁", "zh").text == "29岁"
-    # the model's own age fact with the right number is kept, a wrong one replaced
-    kept = atomize([cand("Is 29", "age")], "I'm 29", "en")
-    assert [c.text for c in kept] == ["Is 29"]
-    fixed = atomize([cand("Is 92", "age")], "I'm 29", "en")
-    assert [c.text for c in fixed] == ["Is 29 years old"]
+    # the model's own age facts give way to the one canonical text
+    assert [c.text for c in atomize([cand("2026年 28 岁", "age")], "我今年28岁", "zh")] == ["28岁"]
+    assert [c.text for c in atomize([cand("Is 92", "age")], "I'm 29", "en")] == ["Is 29 years old"]
+    assert [c.text for c in atomize([cand("Is 29", "age")], "I like tea", "en")] == ["Is 29"]
 
 
 def test_a_move_labelled_event_becomes_home():
@@ -154,3 +158,37 @@ def test_a_move_replaces_the_one_stored_home_without_an_llm_call(tmp_path):
             assert not [r for r in llm.requests if "memory list correct" in system_text(r.body)]
         finally:
             mem.close()
+
+
+def test_one_change_per_memory():
+    from memory.reconcile import one_change_per_memory
+
+    dentist, age = rec("Is a dentist", "job", "d1"), rec("Is 29 years old", "age", "a1")
+    z = np.zeros(0, dtype=np.float32)
+
+    def d(text, action, target, reason):
+        return Decision(cand(text), z, action, target, text, reason)
+
+    out = one_change_per_memory([
+        d("Is a dentist", "NONE", dentist, "exact"),
+        d("I'm a dentist", "UPDATE", dentist, "llm"),                      # restates a confirmed one
+        d("Is 30 years old", "UPDATE", age, "one value"),
+        d("Turned 30 on November 26, 2026", "UPDATE", age, "llm"),        # second change: a new fact
+        d("Is 29", "UPDATE", age, "llm"),                                  # adds nothing: NONE
+    ])
+    assert [(x.action, x.reason) for x in out] == [
+        ("NONE", "exact"), ("NONE", "restated"), ("UPDATE", "one value"),
+        ("ADD", "already changed"), ("NONE", "restated")]
+    assert out[3].target is None
+
+
+def test_a_candidate_restating_a_correction_is_dropped():
+    from memory.corrections import find_corrections, states_wrong_value
+
+    fixes = find_corrections("No no, not Dallas — Austin! I've never lived in Dallas.")
+    assert [(f.wrong, f.right) for f in fixes] == [("Dallas", "Austin")]
+    assert states_wrong_value("Not Dallas — Austin! I've never lived in Dallas", fixes)
+    assert not states_wrong_value("Works in Austin", fixes)
+    zh = find_corrections("陶艺课是每周四晚上，不是周三")
+    assert states_wrong_value("陶艺课是每周四晚上，不是周三", zh) and not states_wrong_value("每周四晚上去学陶艺", zh)
+    assert find_corrections("I am not happy: the food was cold.") == []
