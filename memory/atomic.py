@@ -54,7 +54,9 @@ _MOVE_ZH = re.compile(r"搬(?:去|到|回|来)|迁(?:居|往)|住在|定居")
 _AGE_EN = re.compile(
     r"\bI(?:'m|’m| am)\s+(?:now\s+)?(?P<n>\d{1,3})(?=\s*(?:years?[\s-]+old\b|y/?o\b|[,.!;)]|\s+and\b|\s+now\b|$))"
     r"|\bI(?:'ve| have)?\s+(?:just\s+)?turned\s+(?P<t>\d{1,3})\b", re.I)
-_AGE_ZH = re.compile(r"我(?:今年|现在|已经|刚)?(?:满|刚满)?(?P<n>\d{1,3})(?:周)?岁")
+_AGE_ZH = re.compile(r"(?:我|^|[，,。；;\s])(?:今年|现在|已经|刚)?(?:满|刚满)?(?P<n>\d{1,3})(?:周)?岁(?!的)")
+#: "I'm Ravi, 34, a bike mechanic": an age in apposition to the speaker's name
+_AGE_APPOSITION = re.compile(r"\bI(?:'m|’m| am)\s+[A-Z][\w'-]+,\s*(?P<n>\d{1,2})\s*(?=[,.;!]|\s+and\b|$)")
 
 
 def split_combined(cand: Candidate, source: str) -> list[Candidate]:
@@ -106,8 +108,9 @@ def fix_topic(cand: Candidate) -> Candidate:
 
 def stated_age(text: str) -> int | None:
     """The age the user states about themselves in ``text`` ("I'm 29", "I am 41 years
-    old", "I just turned 30", "我今年29岁"), or None; ages outside 1..120 are ignored."""
-    for rx in (_AGE_EN, _AGE_ZH):
+    old", "I just turned 30", "I'm Ravi, 34, …", "我今年29岁", "我叫唐欣，34岁"), or None;
+    ages outside 1..120 are ignored, and "5岁的儿子" is someone else's."""
+    for rx in (_AGE_EN, _AGE_APPOSITION, _AGE_ZH):
         m = rx.search(text)
         if m:
             n = int(m.group("t") if "t" in rx.groupindex and m.group("t") else m.group("n"))
@@ -127,14 +130,56 @@ def age_candidate(text: str, lang: str) -> Candidate | None:
                      importance=age.importance, tags=["age"], topic="age")
 
 
+_ZH_CLAUSE = re.compile(r"[，,。！!？?；;\n]")
+_ZH_WORK_VERBS = ("做", "当", "担任")
+
+
+def dropped_work_facts(candidates: list[Candidate], user_text: str) -> list[Candidate]:
+    """Chinese "在<地方>[…]做/当<职业>" clauses of the user's own (jieba-segmented:
+    "在武汉一家银行做客户经理", "在石家庄做兽医") whose place or job no candidate
+    mentions: the 1.5B model often keeps one of the two and drops the other. Returns
+    the missing pieces ("在武汉工作" workplace, "做客户经理" job); [] for other text."""
+    from memory.grounding import mentions_someone_else
+    from memory.textsearch import _tokenizer
+
+    said = " ".join(c.text for c in candidates)
+    out: list[Candidate] = []
+    for clause in _ZH_CLAUSE.split(user_text):
+        if "在" not in clause or not any(v in clause for v in _ZH_WORK_VERBS) \
+                or mentions_someone_else(clause):
+            continue
+        words = _tokenizer().lcut(clause)
+        if "在" not in words:
+            continue
+        i = words.index("在")
+        verb = next((j for j in range(i + 2, min(i + 6, len(words))) if words[j] in _ZH_WORK_VERBS), None)
+        place = words[i + 1] if i + 1 < len(words) else ""
+        if verb is None or len(place) < 2 or not re.fullmatch(r"[\u4e00-\u9fff]+", place):
+            continue
+        job = "".join(words[verb + 1:]).strip()
+        if place not in said and not place.endswith(("大学", "学院", "学校")):
+            out.append(_piece(f"在{place}工作", "workplace"))
+        if 2 <= len(job) <= 10 and re.fullmatch(r"[\u4e00-\u9fff]+", job) and job not in said:
+            out.append(_piece(f"{words[verb]}{job}", "job"))
+    return out
+
+
+def _piece(text: str, topic: str) -> Candidate:
+    t = topics.get(topic)
+    return Candidate(text=text, type=t.type, importance=t.importance, tags=[topic], topic=topic)
+
+
 def atomize(candidates: list[Candidate], user_text: str, lang: str) -> list[Candidate]:
-    """The candidates split into atomic facts, moves labelled ``home``, and the stated
+    """The candidates split into atomic facts, moves labelled ``home``, a Chinese
+    workplace or job the model dropped added back (``dropped_work_facts``), and the stated
     age as one canonical ``age`` fact (replacing the model's own age items, whose text
     may be "2026年 28 岁" or another number); duplicates by normalised text removed,
     order kept."""
     out: list[Candidate] = []
     for cand in candidates:
         out.extend(fix_topic(p) for p in split_combined(cand, user_text))
+    if lang == "zh" or re.search(r"[\u4e00-\u9fff]", user_text):
+        out.extend(dropped_work_facts(out, user_text))
     age = age_candidate(user_text, lang)
     if age is not None:  # one canonical age fact ("2026年 28 岁" → "28岁")
         out = [c for c in out if c.topic != "age"] + [age]

@@ -192,3 +192,26 @@ def test_a_candidate_restating_a_correction_is_dropped():
     zh = find_corrections("陶艺课是每周四晚上，不是周三")
     assert states_wrong_value("陶艺课是每周四晚上，不是周三", zh) and not states_wrong_value("每周四晚上去学陶艺", zh)
     assert find_corrections("I am not happy: the food was cold.") == []
+
+
+@pytest.mark.parametrize("said,have,added", [
+    ("我叫陈雨桐，在武汉一家银行做客户经理，周末喜欢爬山。", ["名字是陈雨桐", "在武汉工作"], ["做客户经理"]),
+    ("我叫唐欣，在长沙当幼儿园老师，每天早上都要喝一杯咖啡。", ["是一名幼儿园老师"], ["在长沙工作"]),
+    ("我叫钱多多，在石家庄做兽医", [], ["在石家庄工作", "做兽医"]),
+    ("我叫钱多多，在石家庄做兽医", ["做兽医", "在石家庄工作"], []),
+    ("我妹妹在深圳做护士。", [], []),                      # someone else's job
+    ("今年春天我们全家搬去了厦门，我还是做程序员。", [], []),  # no 在<地方>
+    ("I work in Boston as a nurse", [], []),
+])
+def test_a_dropped_chinese_workplace_or_job_is_added_back(said, have, added):
+    from memory.atomic import dropped_work_facts
+
+    got = dropped_work_facts([Candidate(text=t) for t in have], said)
+    assert [c.text for c in got] == added
+    assert [c.topic for c in got] == [("workplace" if t.endswith("工作") else "job") for t in added]
+
+
+def test_age_in_apposition_and_chinese_clause():
+    assert stated_age("I'm Ravi, 34, a bike mechanic in Austin.") == 34
+    assert stated_age("我叫唐欣，34岁") == 34
+    assert stated_age("我有个5岁的儿子") is None and stated_age("他今年5岁") is None
