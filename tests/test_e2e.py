@@ -116,6 +116,21 @@ def test_a_move_keeps_the_job_and_dates_the_move(mem):
     assert any(c.event == "UPDATE" and "paris" in (c.old_text or "").lower() for c in changes), changes
 
 
+def test_a_job_in_a_city_survives_a_move_and_a_new_job_keeps_the_city(mem):
+    """Issue 12 B on the real model: "a <job> in <City>" is stored as two facts, so a move
+    retires only the old city and a new job replaces only the job."""
+    mem.add("I'm Ines, a pharmacist in Leeds.", "ines-move", infer=True)
+    now = current(mem, "ines-move")
+    assert "pharmacist" in now and "leeds" in now, now
+    mem.add("I moved to Bristol last month. Still a pharmacist, new pharmacy though.", "ines-move")
+    now = current(mem, "ines-move")
+    assert "pharmacist" in now and "bristol" in now and "leeds" not in now, now
+    mem.add("我叫老周，在青岛做厨师。", "zhou-job")
+    mem.add("我现在不做厨师了，改行当摄影师。", "zhou-job")
+    now = current(mem, "zhou-job")
+    assert "摄影师" in now and "青岛" in now, now
+
+
 def test_chinese_is_stored_in_chinese(mem):
     """Issue 12 #5: no "Lives in成都" half-English memories for a Chinese user."""
     turn(mem, "我叫小王，住在成都。", "xiaowang")
