@@ -80,7 +80,7 @@ def learn_turn(mem, uid: str, thread_id: str | None, user_text: str, context: st
         embeddings = mem.embedder.embed_documents([c.text for c in candidates]) if candidates \
             else np.zeros((0, mem.embedder.dim), dtype=np.float32)
         decisions = reconcile(mem.llm, mem.store, uid, candidates, embeddings,
-                              shown={r.id for r in known})
+                              shown={r.id for r in known}, message=text)
         stale += [(r, "moved") for r in left_behind(stored, text, decisions)]
         decisions += _retire(stale, decisions)
         changes = apply_decisions(mem, uid, thread_id, decisions, metadata, when)

@@ -8,8 +8,9 @@ Cheap checks first, the LLM only for the ambiguous rest (one small constrained c
    "34"), then UPDATE, no LLM;
 3. the extraction call marked it as replacing a KNOWN memory → UPDATE, no LLM; a topic
    whose new value always replaces the old (an age, ``Topic.replace``) → UPDATE of the
-   stored one, no LLM; a move ("Moved to Lyon", topic home) with exactly one stored
-   home of the user's → UPDATE of it, no LLM;
+   stored one, no LLM; a move ("Moved to Lyon", topic home), or a job / workplace when
+   the message says it changed ("I'm a tester now", "现在在…做"), with exactly one stored
+   memory of that topic → UPDATE of it, no LLM;
 4. no related memory → ADD, no LLM. "Related" means cosine ≥ ``RELATED`` (and not
    already judged by the extractor, see ``find_related``), or — for a topic with one
    current value (home, job, name …, see ``memory.topics``) — a stored memory of the
@@ -65,15 +66,33 @@ class Decision:
     reason: str = ""
 
 
+#: the message says a job or workplace changed ("I work as a tester now", "现在在…做")
+_CHANGED = re.compile(r"\b(?:now|nowadays|these days|switched|changed|new job|joined|left|quit|"
+                      r"started (?:a|my) new|no longer|any ?more)\b|现在|如今|目前|换了?工作|改行|跳槽|"
+                      r"辞职|离职|不再|已经不", re.IGNORECASE)
+#: ... unless it adds a second one ("I also teach yoga", "兼职做翻译")
+_ALSO = re.compile(r"\b(?:also|too|as well|side (?:job|gig|hustle)|part[- ]time|second job|"
+                   r"in addition)\b|兼职|副业|也在|也是|还在|还做|同时", re.IGNORECASE)
+
+
+def signals_change(message: str) -> bool:
+    """True when the user's ``message`` says a job or workplace changed and does not
+    add a second one ("I left the bank, I'm a tester now" yes; "I also teach yoga" no)."""
+    return bool(_CHANGED.search(message)) and not _ALSO.search(message)
+
+
 def find_related(store, user_id: str, cand: Candidate, emb: np.ndarray,
-                 shown: set[str] | frozenset = frozenset()
+                 shown: set[str] | frozenset = frozenset(), message: str = ""
                  ) -> tuple[list[tuple[MemoryRecord, float]], Decision | None]:
     """Return the candidate's related existing memories ``[(record, cosine_sim)]`` (most
     similar first) and, when the cheap checks already settle it, the Decision.
 
     ``shown``: ids of the memories the extraction call already saw as KNOWN; the
     extractor judged those (it would have set ``replaces``), so only a very close one
-    (cosine ≥ ``SHOWN_RECHECK``, a likely restatement) still goes to the LLM."""
+    (cosine ≥ ``SHOWN_RECHECK``, a likely restatement) still goes to the LLM.
+    ``message``: the user's words; when they say a job or workplace changed
+    (``signals_change``) a job / workplace candidate replaces the one stored memory of
+    its topic without an LLM call."""
     hits = store.vector_search(user_id, emb.tolist(), NEIGHBOURS)
     sims: dict[str, float] = {}
     for mid, dist in hits:
@@ -103,11 +122,13 @@ def find_related(store, user_id: str, cand: Candidate, emb: np.ndarray,
         for rec, _ in ranked:
             if topics.topic_of(rec.tags) == cand.topic and same_owner(cand.text, rec.text):
                 return [], Decision(cand, emb, "UPDATE", rec, cand.text, "one value")
-    if cand.topic == "home" and says_moved(cand.text):  # "Moved to Lyon" → "Lives in Paris"
-        homes = [rec for rec, _ in ranked if topics.topic_of(rec.tags) == "home"
-                 and not mentions_someone_else(rec.text)]
-        if len(homes) == 1:
-            return [], Decision(cand, emb, "UPDATE", homes[0], cand.text, "moved")
+    changed = (cand.topic == "home" and says_moved(cand.text)) \
+        or (cand.topic in ("job", "workplace") and signals_change(message))
+    if changed and not mentions_someone_else(cand.text):  # "Moved to Lyon" → "Lives in Paris"
+        same = [rec for rec, _ in ranked if topics.topic_of(rec.tags) == cand.topic
+                and not mentions_someone_else(rec.text)]
+        if len(same) == 1:
+            return [], Decision(cand, emb, "UPDATE", same[0], cand.text, "changed")
     related = [(r, s) for r, s in ranked
                if (s >= RELATED and (r.id not in shown or s >= SHOWN_RECHECK))
                or (single and topics.topic_of(r.tags) == cand.topic)]
@@ -117,13 +138,14 @@ def find_related(store, user_id: str, cand: Candidate, emb: np.ndarray,
 
 
 def reconcile(llm, store, user_id: str, candidates: list[Candidate],
-              embeddings: np.ndarray, shown: set[str] | frozenset = frozenset()
-              ) -> list[Decision]:
+              embeddings: np.ndarray, shown: set[str] | frozenset = frozenset(),
+              message: str = "") -> list[Decision]:
     """Decide what to do with each candidate.
 
     Takes the LLM client, the store, the user, the candidates and their embeddings
     (float32 array of shape (len(candidates), dim), rows aligned with candidates).
-    ``shown``: ids the extraction call saw as KNOWN (see ``find_related``). A candidate
+    ``shown``: ids the extraction call saw as KNOWN, ``message``: the user's words (see
+    ``find_related``; a document batch passes none). A candidate
     the extractor marked ``replaces`` becomes an UPDATE of that memory without a call.
     Returns one Decision per candidate, in order. Makes one small enum-constrained LLM
     call per ambiguous candidate (most turns have none); if a call fails, that candidate
@@ -134,7 +156,7 @@ def reconcile(llm, store, user_id: str, candidates: list[Candidate],
     pending: list[tuple[int, list[tuple[MemoryRecord, float]]]] = []
     for i, cand in enumerate(candidates):
         related, decided = find_related(store, user_id, cand, embeddings[i],
-                                        shown if cand.saw_known else frozenset())
+                                        shown if cand.saw_known else frozenset(), message)
         decisions.append(decided)
         if decided is None:
             pending.append((i, related))
@@ -148,8 +170,9 @@ def one_change_per_memory(decisions: list[Decision]) -> list[Decision]:
     exact or near duplicate, NONE) is not also rewritten by another candidate ("Is a
     dentist" confirmed, then "I'm a dentist" would replace it); a memory is updated or
     deleted at most once (the first decision wins; a later UPDATE that adds a value
-    becomes an ADD: "Turned 30 on …" after the age went 29 → 30); and an LLM UPDATE
-    whose text adds nothing the old one lacks ("火锅是我的最爱" for "喜欢吃火锅") is NONE.
+    becomes an ADD: "Turned 30 on …" after the age went 29 → 30); and an UPDATE by the
+    LLM or the job-change rule whose text adds nothing the old one lacks ("火锅是我的最爱"
+    for "喜欢吃火锅") is NONE.
     Returns the decisions (same length and order)."""
     confirmed = {d.target.id for d in decisions if d.action == "NONE" and d.target is not None
                  and d.reason in ("exact", "near-dup")}
@@ -159,7 +182,7 @@ def one_change_per_memory(decisions: list[Decision]) -> list[Decision]:
         if d.action in ("UPDATE", "DELETE") and d.target is not None:
             tid = d.target.id
             adds = changes_a_value(d.candidate.text, d.target.text)
-            if tid in confirmed or (d.action == "UPDATE" and d.reason == "llm" and not adds):
+            if tid in confirmed or (d.action == "UPDATE" and d.reason in ("llm", "changed") and not adds):
                 d = Decision(d.candidate, d.embedding, "NONE", d.target, d.candidate.text, "restated")
             elif tid in changed:
                 d = Decision(d.candidate, d.embedding, "ADD" if adds and d.action == "UPDATE" else "NONE",

@@ -215,3 +215,42 @@ def test_age_in_apposition_and_chinese_clause():
     assert stated_age("I'm Ravi, 34, a bike mechanic in Austin.") == 34
     assert stated_age("我叫唐欣，34岁") == 34
     assert stated_age("我有个5岁的儿子") is None and stated_age("他今年5岁") is None
+
+
+@pytest.mark.parametrize("message,changed", [
+    ("I left the bank. I work as a software tester now.", True),
+    ("我最近换工作了，现在在一家保险公司做培训讲师。", True), ("我改行当摄影师了", True),
+    ("I also teach yoga on weekends now.", False), ("我现在兼职做翻译", False),
+    ("I love my job as a nurse.", False),
+])
+def test_a_message_that_changes_the_job(message, changed):
+    from memory.reconcile import signals_change
+
+    assert signals_change(message) is changed
+
+
+def test_a_changed_job_replaces_the_one_stored_job_without_an_llm_call(tmp_path):
+    from memory import Memory
+    from tests.fake_llm import ScriptedLLM, scripted_config, system_text
+
+    answers = {"nurse": [{"text": "Is a nurse", "topic": "job"}, {"text": "Loves tennis", "topic": "like"}],
+               "tester": [{"text": "Works as a software tester", "topic": "job"}],
+               "yoga": [{"text": "Teaches yoga on weekends", "topic": "job"}]}
+
+    def brain(req):
+        if "You extract memories" in system_text(req):
+            said = req["messages"][-1]["content"].split("User: ")[-1]
+            return {"memories": next((v for k, v in answers.items() if k in said), [])}
+        return {"action": "ADD", "id": "none"}
+
+    with ScriptedLLM(brain) as llm:
+        mem = Memory(scripted_config(tmp_path, llm))
+        try:
+            mem.add("I'm a nurse and I love tennis.", "kim")
+            changes = mem.add("I quit nursing. I work as a software tester now.", "kim")
+            assert [(c.event, c.old_text) for c in changes if c.event != "NONE"] == [("UPDATE", "Is a nurse")]
+            mem.add("I also teach yoga on weekends.", "kim")   # a second job: added, not replaced
+            assert sorted(r.text for r in mem.list("kim")) == [
+                "Loves tennis", "Teaches yoga on weekends", "Works as a software tester"]
+        finally:
+            mem.close()
