@@ -21,7 +21,14 @@ from memory.grounding import mentions_someone_else
 _MOVED = re.compile(r"\b(?:moved|moving|relocated|relocating|now (?:lives|living|based))\b"
                     r"|搬(?:去|到|回|来|家)|迁(?:居|往|到)|现在住在", re.IGNORECASE)
 _WORKS_IN_EN = re.compile(rf"^(?:Works|Working|Is working|Is based|Based)\s+in\s+(?P<place>{PLACE})\s*\.?$")
-_WORKS_IN_ZH = re.compile(r"^(?:我)?(?:现在)?在(?P<place>[\u4e00-\u9fff]{2,4}?)(?:工作|上班)。?$")
+_WORKS_IN_ZH = re.compile(r"^(?:我)?(?:现在)?在(?P<place>(?![一二三两几某这那本])[\u4e00-\u9fff]{2,4}?)(?:工作|上班)。?$")
+
+
+def city_of(text: str) -> str | None:
+    """The city of a workplace memory that is only a city ("Works in Denver" → "Denver",
+    "在西安工作" → "西安"), or None ("Works at Google", "在一所小学工作")."""
+    m = _WORKS_IN_EN.match(text.strip()) or _WORKS_IN_ZH.match(text.strip())
+    return m["place"] if m else None
 
 
 def says_moved(text: str) -> bool:
@@ -54,7 +61,7 @@ def left_behind(records, user_text: str, decisions) -> list:
     for rec in records:
         if topics.topic_of(rec.tags) != "workplace" or mentions_someone_else(rec.text):
             continue
-        m = _WORKS_IN_EN.match(rec.text.strip()) or _WORKS_IN_ZH.match(rec.text.strip())
-        if m and m["place"].casefold() not in said:
+        place = city_of(rec.text)
+        if place and place.casefold() not in said:
             out.append(rec)
     return out

@@ -40,7 +40,7 @@ from memory import topics
 from memory.extraction import Candidate
 from memory.grounding import content_tokens, mentions_someone_else
 from memory.intents import normalize
-from memory.moves import says_moved
+from memory.moves import city_of, says_moved
 from memory.types import MemoryRecord
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,8 @@ def find_related(store, user_id: str, cand: Candidate, emb: np.ndarray,
     (cosine ≥ ``SHOWN_RECHECK``, a likely restatement) still goes to the LLM.
     ``message``: the user's words; when they say a job or workplace changed
     (``signals_change``) a job / workplace candidate replaces the one stored memory of
-    its topic without an LLM call."""
+    its topic without an LLM call (a workplace only one of its kind: a city for a city,
+    an employer for an employer)."""
     hits = store.vector_search(user_id, emb.tolist(), NEIGHBOURS)
     sims: dict[str, float] = {}
     for mid, dist in hits:
@@ -126,7 +127,9 @@ def find_related(store, user_id: str, cand: Candidate, emb: np.ndarray,
         or (cand.topic in ("job", "workplace") and signals_change(message))
     if changed and not mentions_someone_else(cand.text):  # "Moved to Lyon" → "Lives in Paris"
         same = [rec for rec, _ in ranked if topics.topic_of(rec.tags) == cand.topic
-                and not mentions_someone_else(rec.text)]
+                and not mentions_someone_else(rec.text)
+                # a city never replaces an employer or the other way round
+                and (city_of(rec.text) is None) == (city_of(cand.text) is None)]
         if len(same) == 1:
             return [], Decision(cand, emb, "UPDATE", same[0], cand.text, "changed")
     related = [(r, s) for r, s in ranked

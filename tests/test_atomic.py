@@ -254,3 +254,10 @@ def test_a_changed_job_replaces_the_one_stored_job_without_an_llm_call(tmp_path)
                 "Loves tennis", "Teaches yoga on weekends", "Works as a software tester"]
         finally:
             mem.close()
+
+
+def test_a_city_workplace_is_never_replaced_by_an_employer():
+    from memory.moves import city_of
+
+    assert city_of("Works in Denver") == "Denver" and city_of("现在在北京工作") == "北京"
+    assert city_of("在一所小学工作") is None and city_of("Works at Google") is None
