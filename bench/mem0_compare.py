@@ -55,13 +55,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (DEFAULT_LOCOMO, REPO, Timer, load_locomo, make_memory,  # noqa: E402
                           print_table, recall_at, summarize_ms, write_json)
 from bench.latency import insert_synthetic, synthetic_queries, timed  # noqa: E402
-from bench.mem0_side import SEARCHES  # noqa: E402
+from bench.mem0_side import HALVES, SEARCHES, pick  # noqa: E402
 
 DEFAULT_VENV = Path.home() / ".cache" / "memory-chat" / "mem0-venv"
 KS = (1, 5, 10)
 FORMATS = ("plain", "context-meta")
-#: conversations (by index) of each half, as in bench/locomo.py
-HALVES = {"tune": range(0, 5), "report": range(5, 10)}
 LABELS = {"ours": "ours (product default hybrid)",
           "dense": "Mem0 dense-only (our USE)",
           "hybrid": "Mem0 hybrid (its BM25 + our USE dense)"}
@@ -89,27 +87,28 @@ def recall_report(rows: list[tuple]) -> dict[str, Any]:
 
 # ---- our side -----------------------------------------------------------------------
 def run_ours(data: Path, conversations: int | None, formats: list[str], sizes: list[int],
-             queries: int, folder: Path, max_questions: int | None = None) -> dict[str, Any]:
+             queries: int, folder: Path, max_questions: int | None = None,
+             half: str = "both") -> dict[str, Any]:
     """LoCoMo recall per format (``bench.locomo.ingest``/``evaluate``, default weights)
     and search latency of the product. ``locomo[fmt]["rows"]`` as in
     :func:`recall_summary`."""
     from bench.locomo import configs, evaluate, ingest
     from memory.retrieval import hybrid_search
 
-    convs = load_locomo(data)[:conversations]
+    convs = pick(load_locomo(data), half, conversations)
     out: dict[str, Any] = {"locomo": {}}
     for fmt in formats:
         mem = make_memory(folder / f"ours-{fmt}")
         try:
             mem.embedder.embed_query("warm up")
             with Timer() as t_ingest:
-                ids = [ingest(mem, conv, fmt) for conv in convs]
+                ids = {i: ingest(mem, conv, fmt) for i, conv in convs}
             with Timer() as t_search:
-                rows = [(i, r["category"], r["evidence"], r["ranked"]) for i, conv in enumerate(convs)
+                rows = [(i, r["category"], r["evidence"], r["ranked"]) for i, conv in convs
                         for r in evaluate(mem, conv, configs()["default"], max_questions, ids=ids[i])]
             out["locomo"][fmt] = {
                 "rows": rows,
-                "ingest_per_s": round(sum(len(c.turns) for c in convs) / t_ingest.seconds, 1),
+                "ingest_per_s": round(sum(len(c.turns) for _, c in convs) / t_ingest.seconds, 1),
                 "search_ms_mean": round(1000 * t_search.seconds / max(1, len(rows)), 2)}
         finally:
             mem.close()
@@ -223,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mem0-search", default=",".join(SEARCHES),
                     help="Mem0 modes to run: dense, hybrid or both (comma-separated)")
     ap.add_argument("--formats", default=",".join(FORMATS), help="LoCoMo turn formats to run")
+    ap.add_argument("--half", default="both", choices=["both", *HALVES],
+                    help="LoCoMo conversations 0-4 (tune), 5-9 (report) or both")
     ap.add_argument("--conversations", type=int, default=None, help="first N conversations only")
     ap.add_argument("--questions", type=int, default=None, help="first N questions per conversation")
     ap.add_argument("--sizes", default="1000,10000", help="memories of one user for latency")
@@ -248,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         from bench import mem0_side
         with tempfile.TemporaryDirectory(prefix="mem0-bench-") as tmp:
             res = mem0_side.run(args.worker, args.data, args.conversations, formats, sizes,
-                                args.queries, Path(tmp), args.questions)
+                                args.queries, Path(tmp), args.questions, args.half)
         args.worker_out.write_text(json.dumps(res))
         return 0
     python = args.venv / "bin" / "python"
@@ -265,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
                    "MEM0_DIR": str(Path(tmp) / f"mem0-home-{search}")}
             cmd = [str(python), str(Path(__file__).resolve()), "--worker", search, "--worker-out",
                    str(out_file), "--data", str(args.data), "--sizes", args.sizes,
-                   "--queries", str(args.queries), "--formats", ",".join(formats)]
+                   "--queries", str(args.queries), "--formats", ",".join(formats),
+                   "--half", args.half]
             cmd += ["--conversations", str(args.conversations)] if args.conversations else []
             cmd += ["--questions", str(args.questions)] if args.questions else []
             procs.append((search, out_file, time.perf_counter(),
@@ -274,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
         with Timer() as t_ours:
             ours = run_ours(args.data, args.conversations, formats, sizes, args.queries,
-                            Path(tmp), args.questions)
+                            Path(tmp), args.questions, args.half)
         seconds["ours"] = round(t_ours.seconds, 1)
         for proc in procs:
             if not _wait(proc, seconds):
@@ -300,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     seconds["total"] = round(total.seconds, 1)
     res = {"rows": {name: LABELS[name] for name in systems}, "systems": systems, "tables": tables,
            "seconds": seconds,
-           "settings": {"conversations": args.conversations, "questions": args.questions,
+           "settings": {"half": args.half, "conversations": args.conversations,
+                        "questions": args.questions,
                         "formats": formats, "mem0_search": searches, "sizes": sizes,
                         "queries": args.queries, "venv": str(args.venv),
                         "parallel": args.parallel}}

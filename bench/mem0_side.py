@@ -47,6 +47,17 @@ BM25_LANGUAGES = ("arabic", "danish", "dutch", "english", "finnish", "french", "
 BM25_REVISION = "0" * 40
 SEARCHES = ("dense", "hybrid")
 KS = (1, 5, 10)
+#: conversations (by index in locomo10.json) of each half, as in bench/locomo.py
+HALVES = {"tune": range(0, 5), "report": range(5, 10)}
+
+
+def pick(convs: list, half: str = "both", conversations: int | None = None) -> list[tuple[int, Any]]:
+    """``[(index in the file, conversation)]`` of ``half`` (``"both"``, ``"tune"`` or
+    ``"report"``, :data:`HALVES`), the first ``conversations`` of them if set. Raises
+    ValueError for another half."""
+    if half != "both" and half not in HALVES:
+        raise ValueError(f"unknown half {half!r} (both, {', '.join(HALVES)})")
+    return [(i, c) for i, c in enumerate(convs) if half == "both" or i in HALVES[half]][:conversations]
 
 
 def write_bm25_model(cache_dir: str | os.PathLike, english: Iterable[str]) -> Path:
@@ -178,16 +189,16 @@ def _versions() -> dict[str, str | None]:
 
 
 def run_locomo(m, data: Path, conversations: int | None, fmt: str,
-               max_questions: int | None = None) -> dict[str, Any]:
+               max_questions: int | None = None, half: str = "both") -> dict[str, Any]:
     """Store every LoCoMo turn (``mem0_text``) with ``infer=False``, one ``add`` per turn,
     then ask every question (``top_k=10``, ``threshold=0``). The turns' vectors are
     computed first in batches (the same vectors, far less CPU than one call per turn),
     so ``add_per_s`` is Mem0's store path without the embedding (``embed_seconds``).
     Returns ``{"rows": [(conversation index, category, evidence, ranked dia ids)],
     "embed_seconds", "add_per_s", "search_ms_mean"}``."""
-    convs = load_locomo(data)[:conversations]
+    convs = pick(load_locomo(data), half, conversations)
     turns = []
-    for conv in convs:
+    for _, conv in convs:
         prev = None
         for t in conv.turns:
             turns.append((f"locomo-{conv.sample_id}", t.dia_id, mem0_text(t, prev, fmt)))
@@ -203,7 +214,7 @@ def run_locomo(m, data: Path, conversations: int | None, fmt: str,
                   metadata={"dia_id": dia})
     emb.lookup = {}
     with Timer() as t_search:
-        for i, conv in enumerate(convs):
+        for i, conv in convs:
             for q in conv.questions[:max_questions]:
                 res = m.search(q.question, top_k=max(KS), filters={"user_id": f"locomo-{conv.sample_id}"},
                                threshold=0.0)
@@ -252,7 +263,7 @@ def run_latency(m, sizes: list[int], queries: int) -> list[dict[str, Any]]:
 
 def run(search: str, data: Path, conversations: int | None, formats: list[str],
         sizes: list[int], queries: int, folder: Path,
-        max_questions: int | None = None) -> dict[str, Any]:
+        max_questions: int | None = None, half: str = "both") -> dict[str, Any]:
     """Everything Mem0 runs for one ``search`` mode: LoCoMo per format (fresh store each)
     and the latency sizes. Returns JSON-ready results (rows unsummarised)."""
     out: dict[str, Any] = {"search": search, **prepare(search, folder), "versions": _versions(),
@@ -260,7 +271,7 @@ def run(search: str, data: Path, conversations: int | None, formats: list[str],
     for fmt in formats:
         m = build(folder, f"locomo-{fmt}", search)
         m.embedding_model.e.embed_query("warm up")
-        out["locomo"][fmt] = run_locomo(m, data, conversations, fmt, max_questions)
+        out["locomo"][fmt] = run_locomo(m, data, conversations, fmt, max_questions, half)
         m.close()
     m = build(folder, "scale", search)
     out["latency"] = run_latency(m, sizes, queries)

@@ -24,7 +24,9 @@ PY = VENV / "bin" / "python"
 def _venv_has_hybrid() -> bool:
     if not PY.exists():
         return False
-    probe = subprocess.run([str(PY), "-c", "import fastembed, bm25s, mem0"], capture_output=True)
+    code = ("import sys, importlib.util as u; "
+            "sys.exit(not all(u.find_spec(m) for m in ('fastembed', 'bm25s', 'mem0')))")
+    probe = subprocess.run([str(PY), "-c", code], capture_output=True)
     return probe.returncode == 0
 
 
