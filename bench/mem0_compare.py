@@ -35,8 +35,13 @@ gates the cosine before fusion and can only lower its recall@k).
 
 Usage::
 
-    nice -n 19 python bench/mem0_compare.py      # ~40-60 min; bench/results/mem0_compare.json
+    python bench/mem0_compare.py           # everything: both formats and halves, latency at 1k/10k
+    nice -n 19 python bench/mem0_compare.py --formats plain --half report --sizes '' --parallel
     python bench/mem0_compare.py --conversations 1 --questions 20 --sizes 500 --queries 10 --out ''
+
+The second line is recall only (``--sizes ''``), with the Mem0 workers and ours running at
+the same time (``--parallel``: fine for recall, wrong for timings). Local Qdrant filters
+payloads in Python, so Mem0's searches are the slow part (hybrid: two queries each).
 """
 from __future__ import annotations
 

@@ -69,6 +69,15 @@ def test_mem0_text_matches_what_ours_stores():
         ms.mem0_text(a, q, "context")
 
 
+def test_pick_keeps_file_indices_of_a_half():
+    convs = [f"c{i}" for i in range(10)]
+    assert ms.pick(convs) == list(enumerate(convs))
+    assert ms.pick(convs, "report", 2) == [(5, "c5"), (6, "c6")]
+    assert [i for i, _ in ms.pick(convs, "tune")] == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError):
+        ms.pick(convs, "test")
+
+
 def test_recall_report_splits_halves_by_conversation():
     rows = [(0, 4, ["D1:1"], ["D1:1", "x"]),         # tune, hit at 1
             (1, 2, ["D1:1", "D1:2"], ["x", "D1:2"]),  # tune, half at 5
