@@ -20,7 +20,7 @@ exactly like ``bench/mem0_compare.py``)::
 * Embedder: Mem0 has no offline embedder that ships its weights in a package and no
   custom-embedder provider, so (as in ``bench/mem0_compare.py``) its ``embedding_model``
   attribute is replaced by a wrapper around OUR USE-multilingual embedder (512 dims;
-  ``bench.mem0_compare._USEForMem0`` plus a batched ``embed_batch``).
+  ``bench.mem0_side._USEForMem0`` plus a batched ``embed_batch``).
 * spaCy is not installed in the venv (its model is a download), so Mem0's entity linking
   and BM25 lemmatisation are off — what ``pip install mem0ai`` gives offline. Neither is
   on the ``add`` decision path (they only feed search).
@@ -172,11 +172,11 @@ def build_mem0(folder: Path, model: str, base_url: str):
     :class:`_Counter` attached. Returns ``(memory, counter, embedder_id)``."""
     from mem0 import Memory as Mem0Memory
 
-    from bench.mem0_compare import _USEForMem0
+    from bench.mem0_side import _USEForMem0
     from memory.embedder import make_embedder
 
     class USEForMem0(_USEForMem0):
-        """``bench.mem0_compare``'s wrapper plus a batched ``embed_batch`` (Mem0 2.x
+        """``bench.mem0_side``'s wrapper plus a batched ``embed_batch`` (Mem0 2.x
         embeds all extracted facts of a turn in one call)."""
 
         def embed_batch(self, texts, memory_action="add"):
