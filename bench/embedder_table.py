@@ -27,6 +27,7 @@ Candidates that were looked at and need a hub download (or do not run here) are 
     nice -n 19 python bench/embedder_table.py --setup                  # make the venvs
     nice -n 19 python bench/embedder_table.py                          # all candidates
     nice -n 19 python bench/embedder_table.py --candidates static-10k --conversations 1 --questions 20
+    nice -n 19 python bench/embedder_table.py --speed-only         # re-measure speed side by side
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,8 @@ from memory.embedder import Embedder, EmbedderError  # noqa: E402
 
 OUT_NAME = "embedder_table"
 CONFIGS = ("default", "vector")
+#: ``SearchWeights.vector`` values tried on the LoCoMo tune half (the default is 0.15)
+VECTOR_WEIGHTS = (0.15, 0.3, 0.5, 0.8)
 
 #: name -> how to run it. ``venv``: None = the product's environment; ``pip``: pinned
 #: requirement installed by ``--setup``; ``dists``: distributions whose files make the install size.
@@ -187,20 +191,30 @@ def query_latency(emb: Embedder, questions: list[str]) -> dict[str, float]:
             "p95_ms": round(percentile(ms, 95), 2)}
 
 
-def run_xling(emb: Embedder) -> dict[str, Any]:
-    """zh/en set through Memory with ``emb``: ``{split: {kind: top-1}}`` (hybrid)."""
+def run_xling(emb: Embedder, tuned_vector: float | None = None) -> dict[str, Any]:
+    """zh/en set through Memory with ``emb``: ``{split: {kind: top-1}}`` with the default
+    weights, and under ``"tuned"`` the same with ``vector=tuned_vector`` (if given)."""
     from bench import zh_en_xling as zx
     from bench.locomo import configs
     cases = zx.load_cases()
+    base = configs()["default"]
     with tempfile.TemporaryDirectory(prefix="embtab-xl-") as folder:
         mem = make_memory(folder, embedder=emb)
         try:
             targets = zx.ingest(mem, cases)
-            res = zx.evaluate(mem, cases, targets, configs()["default"])
+            res = zx.evaluate(mem, cases, targets, base)
+            res2 = (zx.evaluate(mem, cases, targets, replace(base, vector=tuned_vector))
+                    if tuned_vector is not None else None)
         finally:
             mem.close()
-    return {s: {k: res[s][k]["top1"] for k in zx.KINDS} | {"n": res[s]["cross"]["n"]}
-            for s in zx.SPLITS}
+
+    def flat(r: dict[str, Any]) -> dict[str, Any]:
+        return {s: {k: r[s][k]["top1"] for k in zx.KINDS} | {"n": r[s]["cross"]["n"]}
+                for s in zx.SPLITS}
+    out = flat(res)
+    if res2 is not None:
+        out["tuned"] = {"vector": tuned_vector, **flat(res2)}
+    return out
 
 
 def run_locomo(emb: Embedder, data: Path, conversations: int | None,
@@ -237,9 +251,42 @@ def run_locomo(emb: Embedder, data: Path, conversations: int | None,
                     out["search_ms"] = {"p50": round(percentile(ms, 50), 2),
                                         "p95": round(percentile(ms, 95), 2)}
                 print(f"  {emb.id} {name}: {out[name]}", file=sys.stderr, flush=True)
+            out["tuned"] = tune_vector_weight(mem, convs, ids, out, questions)
+            print(f"  {emb.id} tuned: {out['tuned']}", file=sys.stderr, flush=True)
         finally:
             mem.close()
     return out
+
+
+def tune_vector_weight(mem, convs: list, ids: dict, out: dict[str, Any],
+                       questions: int | None) -> dict[str, Any]:
+    """Pick ``SearchWeights.vector`` from ``VECTOR_WEIGHTS`` by R@5 + R@10 on the tune half
+    only (the default 0.15 was chosen for USE; a stronger dense side may want more), then
+    measure the pick on the report half. Returns ``{"vector", "grid", "tune", "report"}``."""
+    from bench import locomo as lb
+    base = lb.configs()["default"]
+    grid = {str(base.vector): out["default"].get("tune")}
+    for w in VECTOR_WEIGHTS:
+        if w == base.vector or grid[str(base.vector)] is None:
+            continue
+        rows = [r for i, c in convs if lb.half_of(i) == "tune"
+                for r in lb.evaluate(mem, c, replace(base, vector=w), questions, ids=ids[i])]
+        a = lb.summarize(rows)["all"]
+        grid[str(w)] = {"n": a["n"], "r@5": a["r@5"], "r@10": a["r@10"]}
+    if grid[str(base.vector)] is None:
+        return {}
+    best = max(grid, key=lambda w: (grid[w]["r@5"] + grid[w]["r@10"], -float(w)))
+    res = {"vector": float(best), "grid": grid, "tune": grid[best]}
+    if float(best) == base.vector:
+        res["report"] = out["default"].get("report")
+    else:
+        rows = [r for i, c in convs if lb.half_of(i) == "report"
+                for r in lb.evaluate(mem, c, replace(base, vector=float(best)), questions,
+                                     ids=ids[i])]
+        if rows:
+            a = lb.summarize(rows)["all"]
+            res["report"] = {"n": a["n"], "r@5": a["r@5"], "r@10": a["r@10"]}
+    return res
 
 
 def worker(name: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -253,17 +300,19 @@ def worker(name: str, args: argparse.Namespace) -> dict[str, Any]:
         raise EmbedderError(health["detail"])
     data = json.loads(ZH_EN_SET.read_text(encoding="utf-8"))
     res: dict[str, Any] = {"id": emb.id, "dim": emb.dim, "what": spec["what"],
-                           "python": sys.executable}
+                           "python": sys.executable, "loadavg_start": os.getloadavg()}
     res["speed"] = bench_speed(emb, data, repeats=3)
     res["rss_mb"] = round(vm_rss_mb() - base_rss, 1)
     convs = load_locomo(args.data)
     qs = list(dict.fromkeys(q.question for c in convs[5:] for q in c.questions))[:100]
     res["query"] = query_latency(emb, qs)
     res["install"] = install_mb(spec["dists"], spec["venv"])
-    res["zh_en"] = run_xling(emb)
-    if not args.skip_locomo:
+    if not args.speed_only:
         res["locomo"] = run_locomo(emb, args.data, args.conversations, args.questions)
+        tuned = (res["locomo"].get("tuned") or {}).get("vector")
+        res["zh_en"] = run_xling(emb, tuned)
     res["settings"] = {"conversations": args.conversations, "questions": args.questions}
+    res["loadavg_end"] = os.getloadavg()  # the machine is shared: speeds depend on it
     return res
 
 
@@ -294,8 +343,8 @@ def run_child(name: str, args: argparse.Namespace) -> dict[str, Any]:
     for flag in ("conversations", "questions"):
         if getattr(args, flag):
             cmd += [f"--{flag}", str(getattr(args, flag))]
-    if args.skip_locomo:
-        cmd.append("--skip-locomo")
+    if args.speed_only:
+        cmd.append("--speed-only")
     env = dict(os.environ, RAYON_NUM_THREADS="1", OMP_NUM_THREADS="1")
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, cwd=str(REPO))
@@ -323,6 +372,7 @@ def table_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             "candidate": name, "dim": r["dim"],
             "tune R@5": rc("default", "tune", 5), "tune R@10": rc("default", "tune", 10),
             "report R@5": rc("default", "report", 5), "report R@10": rc("default", "report", 10),
+            "tuned w: R@5/R@10 t | r": _tuned(lo.get("tuned") or {}),
             "dense R@5 t/r": f"{_f(rc('vector', 'tune', 5))}/{_f(rc('vector', 'report', 5))}",
             "zh/en cross t/r": f"{_f(z.get('tune', {}).get('cross'))}/"
                                f"{_f(z.get('report', {}).get('cross'))}",
@@ -337,6 +387,13 @@ def table_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _tuned(t: dict[str, Any]) -> str:
+    if not t or not t.get("report"):
+        return ""
+    return (f"{t['vector']:g}: {_f(t['tune']['r@5'])}/{_f(t['tune']['r@10'])} | "
+            f"{_f(t['report']['r@5'])}/{_f(t['report']['r@10'])}")
+
+
 def _f(x: Any) -> str:
     return "-" if x is None else f"{x:.3f}"
 
@@ -349,7 +406,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--conversations", type=int, default=None,
                     help="first N conversations of each half only (quick run)")
     ap.add_argument("--questions", type=int, default=None, help="first N questions per conversation")
-    ap.add_argument("--skip-locomo", action="store_true")
+    ap.add_argument("--speed-only", action="store_true",
+                    help="only docs/s, query ms, RSS and size (keeps earlier recall results)")
     ap.add_argument("--setup", action="store_true", help="make the candidates' venvs and exit")
     ap.add_argument("--out", default=OUT_NAME, help="results file in bench/results/ ('' = none)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -374,8 +432,13 @@ def main(argv: list[str] | None = None) -> int:
     path = RESULTS / f"{OUT_NAME}.json"
     if args.out and path.exists():
         old = json.loads(path.read_text(encoding="utf-8")).get("results", {})
-        merged = {**old, **{n: r for n, r in results.items()
-                            if "error" not in r or "error" in old.get(n, {"error": 1})}}
+        merged = dict(old)
+        for n, r in results.items():  # a --speed-only run keeps the earlier recall parts
+            before = old.get(n) or {"error": "none"}
+            if "error" not in r:
+                merged[n] = r if "error" in before else {**before, **r}
+            elif "error" in before:
+                merged[n] = r
     print("Embedder candidates (LoCoMo plain, hybrid unless 'dense'; zh/en top-1 hybrid; "
           "t/r = tune/report)")
     print(markdown_table(table_rows(merged)))
