@@ -301,10 +301,12 @@ def worker(name: str, args: argparse.Namespace) -> dict[str, Any]:
     data = json.loads(ZH_EN_SET.read_text(encoding="utf-8"))
     res: dict[str, Any] = {"id": emb.id, "dim": emb.dim, "what": spec["what"],
                            "python": sys.executable, "loadavg_start": os.getloadavg()}
-    res["speed"] = bench_speed(emb, data, repeats=3)
+    import bench.embedders as be
+    be.SPEED_SENTENCES = args.speed_sentences
+    res["speed"] = bench_speed(emb, data, repeats=args.speed_repeats)
     res["rss_mb"] = round(vm_rss_mb() - base_rss, 1)
     convs = load_locomo(args.data)
-    qs = list(dict.fromkeys(q.question for c in convs[5:] for q in c.questions))[:100]
+    qs = list(dict.fromkeys(q.question for c in convs[5:] for q in c.questions))[:args.query_n]
     res["query"] = query_latency(emb, qs)
     res["install"] = install_mb(spec["dists"], spec["venv"])
     if not args.speed_only:
@@ -345,6 +347,8 @@ def run_child(name: str, args: argparse.Namespace) -> dict[str, Any]:
             cmd += [f"--{flag}", str(getattr(args, flag))]
     if args.speed_only:
         cmd.append("--speed-only")
+    cmd += ["--speed-sentences", str(args.speed_sentences), "--speed-repeats",
+            str(args.speed_repeats), "--query-n", str(args.query_n)]
     env = dict(os.environ, RAYON_NUM_THREADS="1", OMP_NUM_THREADS="1")
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, cwd=str(REPO))
@@ -408,6 +412,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--questions", type=int, default=None, help="first N questions per conversation")
     ap.add_argument("--speed-only", action="store_true",
                     help="only docs/s, query ms, RSS and size (keeps earlier recall results)")
+    ap.add_argument("--speed-sentences", type=int, default=600,
+                    help="sentences of the docs/s run (default 600, as bench/embedders.py)")
+    ap.add_argument("--speed-repeats", type=int, default=3, help="docs/s runs; the best counts")
+    ap.add_argument("--query-n", type=int, default=100, help="distinct queries timed (default 100)")
     ap.add_argument("--setup", action="store_true", help="make the candidates' venvs and exit")
     ap.add_argument("--out", default=OUT_NAME, help="results file in bench/results/ ('' = none)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -429,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         if "error" in r:
             print(f"{n}: {r['error']}", file=sys.stderr)
     merged = dict(results)
-    path = RESULTS / f"{OUT_NAME}.json"
+    path = RESULTS / f"{args.out}.json"
     if args.out and path.exists():
         old = json.loads(path.read_text(encoding="utf-8")).get("results", {})
         merged = dict(old)
