@@ -64,6 +64,10 @@ def test_scripts_separates_han_from_alphabetic_letters():
     assert scripts("Привет, world") == {"alpha"}
     assert scripts("海鲜过敏。") == {"han"}
     assert scripts("123 !?") == frozenset()
+    # ASCII texts take a fast path: the same answer as the per-character one
+    for text in ("Ann: hi!", "42 \t\x7f", "x"):
+        assert scripts(text) == scripts(text + "\u00b7") == (
+            {"alpha"} if any(c.isalpha() for c in text) else frozenset())
 
 
 def test_chinese_memory_is_top1_for_english_query_despite_shared_english_word(tmp_path):

@@ -1,4 +1,4 @@
-"""SQLite-specific message neighbours: insertion order for equal timestamps, seeks of the thread index, and the migration that adds it to an older file."""
+"""SQLite-specific message neighbours (insertion order for equal timestamps, seeks of the thread index, the migration that adds it) and the record decoding search relies on."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -74,3 +74,12 @@ def test_a_file_from_before_the_thread_index_upgrades(tmp_path, monkeypatch):
                              (THREAD_INDEX,)).fetchone() is not None
     finally:
         store.close()
+
+
+def test_empty_json_columns_decode_to_fresh_objects():
+    from memory.store.common import json_value
+
+    a, b = json_value("{}", None), json_value("{}", None)
+    assert a == {} and b == {} and a is not b
+    assert json_value(b"[]", None) == [] and json_value("[1]", None) == [1]
+    assert json_value("not json", {"d": 1}) == {"d": 1} and json_value({"x": 1}, {}) == {"x": 1}
