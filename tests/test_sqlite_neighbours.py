@@ -83,3 +83,36 @@ def test_empty_json_columns_decode_to_fresh_objects():
     assert a == {} and b == {} and a is not b
     assert json_value(b"[]", None) == [] and json_value("[1]", None) == [1]
     assert json_value("not json", {"d": 1}) == {"d": 1} and json_value({"x": 1}, {}) == {"x": 1}
+
+
+def test_text_search_without_the_user_token_when_alone_gives_the_same_hits(tmp_path,
+                                                                           monkeypatch):
+    from memory.store.sqlite import search as search_mod
+
+    store = SQLiteStore(tmp_path / "memory.db")
+    store.open("e", DIM)
+    try:
+        vec = (np.ones(DIM) / np.sqrt(DIM)).tolist()
+        texts = ["I play chess with my brother", "Chess club on Tuesdays", "My brother Tom",
+                 "Tea with Tom's chess club", "nothing to see"] * 8
+        store.insert_memories([MemoryRecord(id=new_id(), user_id="u1", text=t, embedding=vec)
+                               for t in texts])
+        with store._read() as conn:
+            assert search_mod._sole_owner(conn, "u1") and not search_mod._sole_owner(conn, "u2")
+        alone = [store.text_search("u1", "chess brother Tom", k) for k in (3, 40)]
+        dated = store.text_search("u1", "chess brother", 10, since=DAY.replace(year=2000))
+        monkeypatch.setattr(search_mod, "_sole_owner", lambda conn, user: False)
+        assert [store.text_search("u1", "chess brother Tom", k) for k in (3, 40)] == alone
+        assert store.text_search("u1", "chess brother", 10, since=DAY.replace(year=2000)) == dated
+        assert len(alone[1]) == 32 and alone[0] == alone[1][:3]
+        monkeypatch.undo()
+        gone = DAY.replace(year=2001)  # another user's expired row still counts as theirs
+        store.insert_memories([MemoryRecord(id=new_id(), user_id="u2", text="chess",
+                                            embedding=vec, expires_at=gone)])
+        with store._read() as conn:
+            assert not search_mod._sole_owner(conn, "u1")
+        mine = {m for m, _ in alone[1]}
+        assert {m for m, _ in store.text_search("u1", "chess", 40)} <= mine
+        assert store.text_search("u2", "chess", 40) == []  # expired
+    finally:
+        store.close()
