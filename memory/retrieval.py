@@ -188,11 +188,17 @@ def stem_terms(query: str) -> list[str]:
     return list(dict.fromkeys(_stems(query_terms(query))))
 
 
+_ASCII_LETTER = re.compile(r"[A-Za-z]")
+_ALPHA, _NO_SCRIPT = frozenset({"alpha"}), frozenset()
+
+
 @functools.lru_cache(maxsize=4096)
 def scripts(text: str) -> frozenset[str]:
     """The writing systems of ``text``'s letters: ``"han"`` (CJK ideographs, which the
     index segments with jieba) and/or ``"alpha"`` (every other letter: Latin, Cyrillic,
     kana, Hangul...). Digits and symbols count for neither; ``""`` gives an empty set."""
+    if text.isascii():  # the common case, without a per-character loop
+        return _ALPHA if _ASCII_LETTER.search(text) else _NO_SCRIPT
     found: set[str] = set()
     for ch in normalize(text):
         if unicodedata.category(ch)[0] != "L":

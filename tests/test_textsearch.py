@@ -127,6 +127,15 @@ def test_normalize_removes_controls_and_invisibles():
     assert normalize("ｆｕｌｌ") == "full"
 
 
+def test_normalize_of_ascii_text_equals_the_general_path():
+    import unicodedata
+
+    every = "".join(map(chr, range(128)))
+    general = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in every)
+    assert normalize(every) == general
+    assert normalize(every + "é")[:-1] == general  # the per-character path
+
+
 def test_huge_input_is_bounded():
     words = [f"w{i}" for i in range(3000)]
     terms = query_terms(" ".join(words))

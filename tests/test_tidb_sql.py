@@ -121,6 +121,25 @@ def test_vector_search_rejects_wrong_dimension_and_nan(q):
         q.vector_search("u", [float("nan")] * 384, 3, NOW)
 
 
+def test_message_neighbours_are_correlated_seeks_inside_the_users_thread(q):
+    stmt = q.message_neighbours("bob", ["m1", "m2"], NOW, 1.5)
+    text = sql(stmt)
+    outer = text[text.rindex(" FROM memories WHERE "):]
+    assert "memories.user_id = %s" in outer and "memories.id IN (" in outer
+    assert "memories.source = %s" in outer and "memories.thread_id != %s" in outer
+    for side, cmp, fn, order in (("prev_id", "<", "date_sub", "DESC"),
+                                 ("next_id", ">", "date_add", "ASC")):
+        sub = text[:text.index(f"AS {side}")]
+        sub = sub[sub.rindex("(SELECT n.id"):]
+        assert "n.user_id = memories.user_id AND n.thread_id = memories.thread_id" in sub
+        assert (f"(n.created_at {cmp} memories.created_at OR n.created_at = "
+                f"memories.created_at AND n.id {cmp} memories.id)") in sub
+        assert f"{fn}(memories.created_at, INTERVAL 1500000 MICROSECOND)" in sub
+        assert sub.rstrip().endswith(f"ORDER BY n.created_at {order}, n.id {order} LIMIT %s)")
+    params = stmt.compile(dialect=DIALECT).construct_params()
+    assert params["user_id_1"] == "bob" and "raw" in params.values()
+
+
 def test_text_search_uses_fts_match_word_scoped_by_user(q):
     stmt = q.text_search("bob", fulltext_terms('coffee "AND" tea*'), 4, NOW)
     text = sql(stmt)
@@ -163,6 +182,7 @@ def _statements(q: TiDBSQL) -> dict[str, list]:
         "vector_search": [q.vector_search("u1", [0.1] * 384, 3, NOW, types=["fact"], since=NOW,
                                           until=NOW)],
         "text_search": [q.text_search("u1", "x", 3, NOW, types=["fact"], since=NOW, until=NOW)],
+        "message_neighbours": [q.message_neighbours("u1", ["a", "b"], NOW, 3600)],
         "touch": [q.touch("u1", ["a"], NOW)],
         "set_embedding": [q.set_embedding()],
         "iter_page": [q.iter_page("u1", "", 10, True)],

@@ -192,6 +192,19 @@ class Store(ABC):
         Returns [] when the query has no searchable term."""
 
     @abstractmethod
+    def message_neighbours(self, user_id: str, ids: list[str], window_s: float
+                           ) -> dict[str, tuple[str | None, str | None]]:
+        """The chat messages right before and right after some of ``user_id``'s.
+
+        A message is a live memory with ``source == "raw"`` and a non-empty
+        ``thread_id`` (``Memory.add(..., thread_id=..., infer=False)``). For each message
+        among ``ids`` returns ``{id: (previous_id, next_id)}``: the adjacent live message
+        of the same thread in the order ``created_at``, then storage order (SQLite:
+        insertion order; TiDB: id), each None when there is none or it lies more than
+        ``window_s`` seconds away. Ids that are not live messages of ``user_id`` are
+        absent. Only ids come back (search fetches the records it needs itself)."""
+
+    @abstractmethod
     def touch_memories(self, user_id: str, ids: list[str], at: datetime) -> None:
         """Record that these memories were given to the model: set last_accessed_at and
         increment access_count."""

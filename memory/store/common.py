@@ -272,12 +272,17 @@ def embedder_policy(where: str, stored_id: str | None, stored_dim: int | None,
 
 
 # ---- row → dataclass mappers -----------------------------------------------------------------
+_EMPTY_JSON: dict[Any, Any] = {"{}": dict, "[]": list, b"{}": dict, b"[]": list}
+
+
 def json_value(value: Any, default: Any) -> Any:
     """A JSON column's value: text/bytes are parsed (unparseable → ``default``), None →
     ``default``, anything else (a driver that already decoded it) is returned as is."""
     if value is None:
         return default
     if isinstance(value, (str, bytes)):
+        if value in _EMPTY_JSON:  # most tags and metadata: no parser call
+            return _EMPTY_JSON[value]()
         try:
             return json.loads(value)
         except ValueError:

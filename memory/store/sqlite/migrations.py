@@ -99,6 +99,14 @@ def _resources(conn: Any) -> None:
     for stmt in schema.statements(RESOURCES_DDL):
         conn.execute(stmt)
 
+
+@_step("0006_thread_index")
+def _thread_index(conn: Any) -> None:
+    """Add the (user_id, thread_id, created_at) index of memories, so search finds a chat
+    message's neighbours in its thread by one seek each."""
+    conn.execute(schema.THREAD_INDEX_DDL)
+
+
 def _applied(conn: Any) -> dict[str, str]:
     return dict(conn.execute("SELECT id, applied_at FROM schema_migrations"))
 

@@ -22,6 +22,8 @@ Layout (all in one database file, WAL mode):
   ``user_tok : "u…" AND {body context} : ("term" OR …)``: FTS5 intersects the user's
   doclist with the terms' doclists instead of ranking every user's rows. BM25 weights are
   ``(0, 1, CONTEXT_WEIGHT)``.
+  Indexes ``(user_id, created_at)``, ``(user_id, type)`` and ``(user_id, thread_id,
+  created_at)`` (:data:`THREAD_INDEX`).
 * ``history``, ``profiles``, ``threads``, ``messages``.
 * ``vec_versions(user_id, version)`` — bumped in every write transaction that changes a
   user's vectors, types, dates or expiries; ``meta.vec_epoch`` is bumped when the vector
@@ -126,6 +128,14 @@ CREATE TABLE IF NOT EXISTS vec_versions (
     version INTEGER NOT NULL
 ) WITHOUT ROWID
 """
+
+#: The index that finds a chat message's neighbours in its thread (migration
+#: ``0006_thread_index``): ``(user_id, thread_id, created_at)`` plus the rowid, so the
+#: message before / after one is a single seek even when a whole imported chat shares
+#: one timestamp (``memories.Memories.message_neighbours``).
+THREAD_INDEX = "memories_user_thread"
+THREAD_INDEX_DDL = (f"CREATE INDEX IF NOT EXISTS {THREAD_INDEX} "
+                    "ON memories(user_id, thread_id, created_at)")
 
 #: The full-text table with the ``context`` column (schema_version 3).
 FTS_DDL = ("CREATE VIRTUAL TABLE memories_fts USING fts5(user_tok, body, context, "

@@ -13,8 +13,39 @@ from typing import Any
 
 from memory.store.sqlite import cache, rows
 from memory.store.sqlite.memories import Memories, dates_clause, live, types_clause
-from memory.store.sqlite.schema import CONTEXT_WEIGHT, MAX_K, user_token
+from memory.store.sqlite.schema import CONTEXT_WEIGHT, MAX_K, THREAD_INDEX, user_token
 from memory.textsearch import match_query
+
+
+def _adjacent(side: str) -> str:
+    """SQL of the id of the live chat message right before (``side="prev"``) or after
+    (``"next"``) message ``f`` in its thread, within ``:w`` µs: first among the messages
+    sharing ``f``'s timestamp (storage order), else the nearest earlier / later one.
+    Both halves are seeks of :data:`THREAD_INDEX` (a range over ``(created_at, rid)``
+    would walk every message of a chat imported with one timestamp)."""
+    if side == "prev":
+        lt, desc, bound = "<", "DESC", "p.created_at >= f.created_at - :w"
+    else:
+        lt, desc, bound = ">", "ASC", "p.created_at <= f.created_at + :w"
+    base = (f"SELECT p.id FROM memories p INDEXED BY {THREAD_INDEX} WHERE p.user_id = "
+            "f.user_id AND p.thread_id = f.thread_id AND p.source = 'raw' AND "
+            "(p.expires_at IS NULL OR p.expires_at > :now) AND ")
+    same = f"{base}p.created_at = f.created_at AND p.rid {lt} f.rid ORDER BY p.rid {desc} LIMIT 1"
+    near = (f"{base}p.created_at {lt} f.created_at AND {bound} "
+            f"ORDER BY p.created_at {desc}, p.rid {desc} LIMIT 1")
+    return f"COALESCE(({same}), ({near}))"
+
+
+_NEIGHBOURS = (f"SELECT f.id, {_adjacent('prev')}, {_adjacent('next')} FROM memories f "
+               "WHERE +f.user_id = :user AND f.id IN ({ids}) AND f.source = 'raw' AND "
+               "f.thread_id <> '' AND (f.expires_at IS NULL OR f.expires_at > :now)")
+
+
+def _sole_owner(conn: Any, user_id: str) -> bool:
+    """True when no other user owns a memory row (expired ones included): two seeks of
+    the ``(user_id, …)`` index, whatever the table's size."""
+    return not conn.execute("SELECT EXISTS (SELECT 1 FROM memories WHERE user_id < ? OR "
+                            "user_id > ?)", (user_id, user_id)).fetchone()[0]
 
 
 class Search(Memories):
@@ -63,6 +94,23 @@ class Search(Memories):
         found = conn.execute(sql, (data, k, user_id, now, *filter_args, user_id)).fetchall()
         return [(mid, float(dist)) for mid, dist in found]
 
+    def message_neighbours(self, user_id: str, ids: list[str], window_s: float
+                           ) -> dict[str, tuple[str | None, str | None]]:
+        """``{id: (previous_id, next_id)}`` for the chat messages among ``ids`` (see
+        ``Store.message_neighbours``): one query, two seeks of the thread index per
+        neighbour (~0.1 ms for 10 messages at 10k memories), no records built."""
+        ids = list(dict.fromkeys(ids or []))
+        out: dict[str, tuple[str | None, str | None]] = {}
+        args: dict[str, Any] = {"user": user_id, "now": self._now(),
+                                "w": int(round(float(window_s) * 1e6))}
+        with self._read() as conn:
+            for chunk in rows.chunks(ids):
+                names = [f"i{i}" for i in range(len(chunk))]
+                sql = _NEIGHBOURS.replace("{ids}", ", ".join(f":{n}" for n in names))
+                found = conn.execute(sql, {**args, **dict(zip(names, chunk))})
+                out.update((mid, (prev, nxt)) for mid, prev, nxt in found)
+        return out
+
     def text_search(self, user_id: str, query: str, k: int,
                     *, types: list[str] | None = None, since: datetime | None = None,
                     until: datetime | None = None) -> list[tuple[str, float]]:
@@ -77,6 +125,13 @@ class Search(Memories):
         10k memories than joining every match); if expired rows leave fewer than ``k``
         while more candidates exist, the exact full join runs instead. With a filter the
         full join runs directly. Both give the same result.
+
+        The user's FTS token (``user_tok``) narrows the match to the user's rows, but
+        BM25 then also counts the token's rows for its IDF (weight 0, so no score): a
+        scan of every row of the user per query, ~35% of the query's instructions at
+        10k memories. When no other user owns a memory (one probe of the user index,
+        in the same read transaction) the token is left out: the same rows, the same
+        scores (its term added exactly 0.0), less work.
         """
         if k <= 0:
             return []
@@ -84,11 +139,13 @@ class Search(Memories):
         if terms is None:
             return []
         k = int(k)
-        expr = f'user_tok : "{user_token(user_id)}" AND {{body context}} : ({terms})'
         now = self._now()
         type_sql, type_args = types_clause(types, "m.type")
         date_sql, date_args = dates_clause(since, until, "m.created_at")
         with self._read() as conn:
+            expr = f"{{body context}} : ({terms})"
+            if not _sole_owner(conn, user_id):
+                expr = f'user_tok : "{user_token(user_id)}" AND {expr}'
             if not type_sql and not date_sql:
                 pool = 2 * k + 16
                 found = conn.execute(

@@ -166,6 +166,17 @@ class MemoriesMixin:
                                     since=as_utc(since), until=as_utc(until))
         return self._tx("text search", lambda c: [(r[0], float(r[1])) for r in c.execute(stmt)])
 
+    def message_neighbours(self, user_id: str, ids: list[str], window_s: float
+                           ) -> dict[str, tuple[str | None, str | None]]:
+        """``{id: (previous_id, next_id)}`` of the chat messages among ``ids`` (see
+        ``Store.message_neighbours``; ties of ``created_at`` broken by id)."""
+        ids = list(dict.fromkeys(ids or []))
+        if not ids:
+            return {}
+        stmt = self.sql.message_neighbours(_user(user_id), ids, utcnow(), window_s)
+        return self._tx("read neighbours",
+                        lambda c: {r[0]: (r[1], r[2]) for r in c.execute(stmt)})
+
     def touch_memories(self, user_id: str, ids: list[str], at: datetime) -> None:
         """Increment access_count (in SQL, so concurrent touches add up) and set
         last_accessed_at for these memories of ``user_id``."""

@@ -1,0 +1,118 @@
+"""SQLite-specific message neighbours (insertion order for equal timestamps, seeks of the thread index, the migration that adds it) and the record decoding search relies on."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import numpy as np
+
+from memory.store.sqlite import SQLiteStore, load_sqlite_module
+from memory.store.sqlite import migrations as migrations_mod
+from memory.store.sqlite.schema import THREAD_INDEX
+from memory.store.sqlite.search import _NEIGHBOURS
+from memory.types import MemoryRecord, new_id
+
+DIM = 4
+DAY = datetime(2024, 3, 1, tzinfo=timezone.utc)
+
+
+def chat(user: str, thread: str, n: int) -> list[MemoryRecord]:
+    """``n`` raw messages of one thread, all with the same timestamp (an imported chat
+    without per-message dates), in insertion order."""
+    vec = (np.ones(DIM) / np.sqrt(DIM)).tolist()
+    return [MemoryRecord(id=new_id(), user_id=user, text=f"message {i}", thread_id=thread,
+                         source="raw", created_at=DAY, updated_at=DAY, embedding=vec)
+            for i in range(n)]
+
+
+def test_equal_timestamps_keep_insertion_order_by_index_seeks(tmp_path):
+    store = SQLiteStore(tmp_path / "memory.db")
+    store.open("e", DIM)
+    try:
+        msgs = chat("u1", "t1", 1500)
+        store.insert_memories(msgs)
+        ids = [m.id for m in msgs]
+        got = store.message_neighbours("u1", [ids[0], ids[700], ids[-1]], 60)
+        assert got == {ids[0]: (None, ids[1]), ids[700]: (ids[699], ids[701]),
+                       ids[-1]: (ids[-2], None)}
+        with store._read() as conn:
+            plan = [r[3] for r in conn.execute(
+                "EXPLAIN QUERY PLAN " + _NEIGHBOURS.replace("{ids}", ":i0"),
+                {"user": "u1", "now": 0, "w": 1, "i0": ids[0]})]
+        seeks = [p for p in plan if p.startswith("SEARCH p USING INDEX")]
+        assert len(seeks) == 4 and all(THREAD_INDEX in p for p in seeks), plan
+        assert any("created_at=? AND rowid<?" in p for p in seeks), plan
+    finally:
+        store.close()
+
+
+def test_a_file_from_before_the_thread_index_upgrades(tmp_path, monkeypatch):
+    path = tmp_path / "memory.db"
+    before = [m for m in migrations_mod.MIGRATIONS if m.id < "0006"]
+    assert len(before) == 5
+    monkeypatch.setattr(migrations_mod, "MIGRATIONS", before)
+    old = SQLiteStore(path)
+    old.open("e", DIM)
+    msgs = chat("u1", "t1", 3)
+    old.insert_memories(msgs)
+    old.close()
+    conn = load_sqlite_module().connect(str(path))
+    try:
+        assert conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?",
+                            (THREAD_INDEX,)).fetchone() is None
+    finally:
+        conn.close()
+    monkeypatch.undo()
+    store = SQLiteStore(path)
+    try:
+        assert {m.id: m.applied_at is not None for m in store.migration_status()
+                }["0006_thread_index"]
+        store.open("e", DIM)
+        ids = [m.id for m in msgs]
+        assert store.message_neighbours("u1", [ids[1]], 60) == {ids[1]: (ids[0], ids[2])}
+        with store._read() as c:
+            assert c.execute("SELECT 1 FROM sqlite_master WHERE name = ?",
+                             (THREAD_INDEX,)).fetchone() is not None
+    finally:
+        store.close()
+
+
+def test_empty_json_columns_decode_to_fresh_objects():
+    from memory.store.common import json_value
+
+    a, b = json_value("{}", None), json_value("{}", None)
+    assert a == {} and b == {} and a is not b
+    assert json_value(b"[]", None) == [] and json_value("[1]", None) == [1]
+    assert json_value("not json", {"d": 1}) == {"d": 1} and json_value({"x": 1}, {}) == {"x": 1}
+
+
+def test_text_search_without_the_user_token_when_alone_gives_the_same_hits(tmp_path,
+                                                                           monkeypatch):
+    from memory.store.sqlite import search as search_mod
+
+    store = SQLiteStore(tmp_path / "memory.db")
+    store.open("e", DIM)
+    try:
+        vec = (np.ones(DIM) / np.sqrt(DIM)).tolist()
+        texts = ["I play chess with my brother", "Chess club on Tuesdays", "My brother Tom",
+                 "Tea with Tom's chess club", "nothing to see"] * 8
+        store.insert_memories([MemoryRecord(id=new_id(), user_id="u1", text=t, embedding=vec)
+                               for t in texts])
+        with store._read() as conn:
+            assert search_mod._sole_owner(conn, "u1") and not search_mod._sole_owner(conn, "u2")
+        alone = [store.text_search("u1", "chess brother Tom", k) for k in (3, 40)]
+        dated = store.text_search("u1", "chess brother", 10, since=DAY.replace(year=2000))
+        monkeypatch.setattr(search_mod, "_sole_owner", lambda conn, user: False)
+        assert [store.text_search("u1", "chess brother Tom", k) for k in (3, 40)] == alone
+        assert store.text_search("u1", "chess brother", 10, since=DAY.replace(year=2000)) == dated
+        assert len(alone[1]) == 32 and alone[0] == alone[1][:3]
+        monkeypatch.undo()
+        gone = DAY.replace(year=2001)  # another user's expired row still counts as theirs
+        store.insert_memories([MemoryRecord(id=new_id(), user_id="u2", text="chess",
+                                            embedding=vec, expires_at=gone)])
+        with store._read() as conn:
+            assert not search_mod._sole_owner(conn, "u1")
+        mine = {m for m, _ in alone[1]}
+        assert {m for m, _ in store.text_search("u1", "chess", 40)} <= mine
+        assert store.text_search("u2", "chess", 40) == []  # expired
+    finally:
+        store.close()
