@@ -588,3 +588,35 @@ def test_cached_matrix_follows_committed_and_rolled_back_transactions(big):
             big.delete_memory("big", big.list_memories("big", limit=1)[0].id)
     assert_same_as_vec0(big, "big", seed=63, n_queries=1)
     assert big.count_memories("big") > 0
+
+
+def test_close_waits_for_a_statement_another_thread_is_running(db_path):
+    """Closing the store while a background thread (the app's memory extraction) is in
+    a read used to close that thread's connection under it and crash the process."""
+    store = SQLiteStore(db_path)
+    store.open(EMB, DIM)
+    inside, release, closed = threading.Event(), threading.Event(), threading.Event()
+    seen: list = []
+
+    def reader():
+        with store._read() as conn:
+            inside.set()
+            release.wait(10)
+            seen.append(conn.execute("SELECT 1").fetchone()[0])  # still open here
+
+    def closer():
+        store.close()
+        closed.set()
+
+    t = threading.Thread(target=reader)
+    t.start()
+    assert inside.wait(10)
+    c = threading.Thread(target=closer)
+    c.start()
+    assert not closed.wait(0.2)  # close() waits for the running read …
+    release.set()
+    t.join(10)
+    assert closed.wait(10) and seen == [1]  # … which finished on an open connection
+    c.join(10)
+    with pytest.raises(StoreError):
+        store.list_memories("u")

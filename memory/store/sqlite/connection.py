@@ -32,6 +32,10 @@ from memory.store.sqlite.schema import get_meta, vec_table_dim
 from memory.types import utcnow
 
 
+#: How long ``close`` waits for another thread's running statement (seconds).
+CLOSE_WAIT_S = 10.0
+
+
 class Connections(Store):
     """The connection and transaction half of ``SQLiteStore`` (see its docstring for
     the constructor arguments)."""
@@ -83,14 +87,21 @@ class Connections(Store):
         return StoreError(f"SQLite error on {self.path}: {msg}")
 
     def close(self) -> None:
-        """Close every connection this store opened (all threads). Safe to call twice;
-        later calls on the store raise StoreError."""
+        """Close every connection this store opened (all threads), each once its thread
+        has finished the statement it is running (at most ``CLOSE_WAIT_S`` seconds
+        each). Safe to call twice; later calls on the store raise StoreError."""
         self._closed = True
         with self._conns_lock:
             holders = list(self._conns)
             self._conns = weakref.WeakSet()
         for holder in holders:
-            holder.close()
+            # wait for a statement another thread is running on it (a background
+            # extraction); one still busy after CLOSE_WAIT_S is left to its thread's exit
+            if holder.busy.acquire(timeout=CLOSE_WAIT_S):
+                try:
+                    holder.close()
+                finally:
+                    holder.busy.release()
 
     # ---- transactions -----------------------------------------------------------------
     @contextmanager
@@ -112,6 +123,10 @@ class Connections(Store):
         transaction of this thread); rollback on any error. SQLite errors become
         StoreError; other exceptions (ValueError…) propagate unchanged."""
         holder = self._holder()
+        with holder.busy:
+            yield from self._write_body(holder)
+
+    def _write_body(self, holder: driver.Holder) -> Iterator[Any]:
         conn = holder.conn
         outer = holder.depth == 0
         name = f"sp{holder.depth}"
@@ -181,7 +196,11 @@ class Connections(Store):
     def _read(self) -> Iterator[Any]:
         """A deferred read transaction (one consistent snapshot), or the open write
         transaction of this thread; errors -> StoreError."""
-        conn = self._conn()
+        holder = self._holder()
+        with holder.busy:
+            yield from self._read_body(holder.conn)
+
+    def _read_body(self, conn: Any) -> Iterator[Any]:
         if conn.in_transaction:
             try:
                 yield conn

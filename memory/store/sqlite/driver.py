@@ -151,13 +151,17 @@ class Holder:
     matrix-cache changes of the open transaction). Closing happens when the thread's
     local storage is released (thread exit) or when the store is closed."""
 
-    __slots__ = ("conn", "pid", "depth", "patches", "__weakref__")
+    __slots__ = ("conn", "pid", "depth", "patches", "busy", "__weakref__")
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
         self.pid = os.getpid()
         self.depth = 0
         self.patches: list[tuple] = []
+        #: held by the owning thread while it uses ``conn`` (re-entrant: a read inside a
+        #: write); ``close`` from another thread waits for it, because closing a SQLite
+        #: connection while another thread runs a statement on it crashes the process
+        self.busy = threading.RLock()
 
     def close(self) -> None:
         """Close the connection (never one inherited from the parent across fork())."""
