@@ -25,7 +25,9 @@ from dataclasses import replace
 
 from memory import topics
 from memory.extraction import Candidate
+from memory.grounding import mentions_someone_else
 from memory.intents import normalize
+from memory.textsearch import cut_words
 
 #: a place name in English: up to three capitalised words ("Boston", "New York City")
 PLACE = r"[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*){0,2}"
@@ -139,16 +141,13 @@ def dropped_work_facts(candidates: list[Candidate], user_text: str) -> list[Cand
     "在武汉一家银行做客户经理", "在石家庄做兽医") whose place or job no candidate
     mentions: the 1.5B model often keeps one of the two and drops the other. Returns
     the missing pieces ("在武汉工作" workplace, "做客户经理" job); [] for other text."""
-    from memory.grounding import mentions_someone_else
-    from memory.textsearch import _tokenizer
-
     said = " ".join(c.text for c in candidates)
     out: list[Candidate] = []
     for clause in _ZH_CLAUSE.split(user_text):
         if "在" not in clause or not any(v in clause for v in _ZH_WORK_VERBS) \
                 or mentions_someone_else(clause):
             continue
-        words = _tokenizer().lcut(clause)
+        words = cut_words(clause)
         if "在" not in words:
             continue
         i = words.index("在")

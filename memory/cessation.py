@@ -76,14 +76,17 @@ _STUDYING = re.compile(
     r"|在读|读研|读博|读大学|读本科|上大学|念书|正在读|大学生|博士生|研究生在读", re.IGNORECASE)
 
 
-def finished_studies(records: list, text: str) -> list:
-    """Return the ``records`` (anything with ``.text``) that say the user is still
-    studying ("在浙江大学读研究生", "Is a PhD student") when the user's ``text`` says they
-    graduated ("我已经毕业了", "I graduated in June"); ``[]`` when it does not, or says
-    it only as not yet / soon ("I haven't graduated yet", "快毕业了")."""
-    done = [c for c in _CLAUSE.split(text) if c and _GRADUATED.search(c) and not _NOT_YET.search(c)]
-    if not done:
-        return []
+def graduated(text: str) -> bool:
+    """True when the user's ``text`` says they graduated ("我已经毕业了", "I graduated in
+    June", "I've finished my PhD"), not only that they will ("I haven't graduated yet",
+    "快毕业了", "我毕业后想去北京")."""
+    return any(c and _GRADUATED.search(c) and not _NOT_YET.search(c) for c in _CLAUSE.split(text))
+
+
+def still_studying(records: list) -> list:
+    """The ``records`` (anything with ``.text``) saying the user is still studying
+    ("在浙江大学读研究生", "Is a PhD student"): what a graduation (``graduated``) ends.
+    Negated ones and another person's ("Brother is a PhD student") are left out."""
     return [r for r in records if _STUDYING.search(r.text) and not is_negated(r.text)
             and not _GRADUATED.search(r.text) and not mentions_someone_else(r.text)]
 
@@ -95,14 +98,17 @@ _MEAT_FREE = re.compile(r"\b(?:vegan|vegetarian|plant-based|pescatarian)\b|素�
                         re.IGNORECASE)
 
 
-def diet_changed(records: list, text: str) -> list:
-    """Return the ``records`` stating a meat-free diet ("Vegan for five years", "吃素")
-    that the user's ``text`` contradicts by eating meat or fish again ("I'm eating meat
-    again these days", "我又开始吃肉了"); ``[]`` when no clause says so, or only negated
-    / as a wish ("I don't eat meat", "I'd never eat fish")."""
-    eats = [c for c in _CLAUSE.split(text) if c and _EATS_MEAT.search(c)
-            and not _NEGATED.search(_EATS_MEAT.sub("", c)) and not _NOT_YET.search(c)]
-    if not eats:
-        return []
+def eats_meat_again(text: str) -> bool:
+    """True when a clause of the user's ``text`` says they eat meat or fish ("I'm eating
+    meat again these days", "我又开始吃肉了"), not negated or as a wish ("I don't eat
+    meat", "I'd never eat fish", "If I ate meat …")."""
+    return any(c and _EATS_MEAT.search(c) and not _NEGATED.search(_EATS_MEAT.sub("", c))
+               and not _NOT_YET.search(c) for c in _CLAUSE.split(text))
+
+
+def meat_free(records: list) -> list:
+    """The ``records`` (anything with ``.text``) stating the user's meat-free diet
+    ("Vegan for five years", "吃素"): what eating meat again (``eats_meat_again``) ends.
+    Negated ones and another person's ("Sister is vegan") are left out."""
     return [r for r in records if _MEAT_FREE.search(r.text) and not is_negated(r.text)
             and not mentions_someone_else(r.text)]

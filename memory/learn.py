@@ -20,6 +20,7 @@ message is passed as ``context`` so a short answer ("Lyon.") can be understood.
 """
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import datetime
 
@@ -27,12 +28,13 @@ import numpy as np
 
 from memory import language
 from memory.atomic import atomize
-from memory.cessation import contradicted, diet_changed, finished_studies
+from memory.cessation import (contradicted, eats_meat_again, graduated, meat_free,
+                              still_studying)
 from memory.corrections import corrected_text, find_corrections, states_wrong_value
 from memory.extraction import Candidate, extract
 from memory.forget import forget
 from memory.intents import is_forget_request, learnable_text
-from memory.moves import left_behind
+from memory.moves import left_behind, moves_home
 from memory.profile import refresh_profile
 from memory.reconcile import Decision, reconcile
 from memory.sanitize import clamp_importance, clean_memory_text, clean_tags
@@ -70,10 +72,13 @@ def learn_turn(mem, uid: str, thread_id: str | None, user_text: str, context: st
                                           text, language.detect(text)))
     if fixes:  # "陶艺课是每周四晚上，不是周三" restates the correction applied above
         candidates = [c for c in candidates if not states_wrong_value(c.text, fixes)]
-    stored = mem.store.list_memories(uid, limit=500)  # the rules below read every memory
-    stale = [(r, "ceased") for r in contradicted(known, text)] \
-        + [(r, "graduated") for r in finished_studies(stored, text)] \
-        + [(r, "diet") for r in diet_changed(stored, text)]
+    # the user's memories, read only when a rule below needs them (not on most turns)
+    stored = functools.cache(lambda: mem.store.list_memories(uid, limit=500))
+    stale = [(r, "ceased") for r in contradicted(known, text)]
+    if graduated(text):
+        stale += [(r, "graduated") for r in still_studying(stored())]
+    if eats_meat_again(text):
+        stale += [(r, "diet") for r in meat_free(stored())]
     if not candidates and not stale:
         return corrected
     with mem._user_lock(uid):
@@ -81,7 +86,8 @@ def learn_turn(mem, uid: str, thread_id: str | None, user_text: str, context: st
             else np.zeros((0, mem.embedder.dim), dtype=np.float32)
         decisions = reconcile(mem.llm, mem.store, uid, candidates, embeddings,
                               shown={r.id for r in known}, message=text)
-        stale += [(r, "moved") for r in left_behind(stored, text, decisions)]
+        if moves_home(decisions):
+            stale += [(r, "moved") for r in left_behind(stored(), text)]
         decisions += _retire(stale, decisions)
         changes = apply_decisions(mem, uid, thread_id, decisions, metadata, when)
     if known_error:
@@ -138,8 +144,8 @@ def _retire(stale: list[tuple[MemoryRecord, str]], decisions: list[Decision]) ->
     """DELETE decisions for the ``(memory, reason)`` pairs the message ends: a cessation
     clause ("I don't drink coffee anymore" → "Drinks coffee", ``ceased``), a graduation
     (→ "在读研究生", ``graduated``), eating meat again (→ "Vegan", ``diet``), a move (→
-    "Works in Denver", ``moved``); each memory
-    once, and not when this turn already updates or deletes it."""
+    "Works in Denver", ``moved``); each memory once, and not when this turn already
+    updates or deletes it."""
     touched = {d.target.id for d in decisions if d.target is not None and d.action != "NONE"}
     out = []
     for rec, reason in stale:

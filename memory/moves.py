@@ -50,14 +50,12 @@ def moves_home(decisions) -> bool:
     return False
 
 
-def left_behind(records, user_text: str, decisions) -> list:
-    """Return the ``records`` (stored memories) a move in this turn leaves behind: the
-    user's own workplace memories that are only a city the message does not name;
-    ``[]`` when the turn moves nobody (see ``moves_home``)."""
-    if not moves_home(decisions):
-        return []
-    out = []
+def left_behind(records, user_text: str) -> list:
+    """Return the ``records`` (stored memories) a move leaves behind: the user's own
+    workplace memories that are only a city ``user_text`` does not name. Call it for a
+    turn that moves the user (``moves_home``)."""
     said = user_text.casefold()
+    out = []
     for rec in records:
         if topics.topic_of(rec.tags) != "workplace" or mentions_someone_else(rec.text):
             continue

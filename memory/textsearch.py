@@ -97,6 +97,13 @@ def _tokenizer():
     return _jieba
 
 
+def cut_words(text: str) -> list[str]:
+    """jieba's word segmentation of ``text`` (``jieba.lcut``, precise mode): a list of
+    strings that join back to ``text`` ("在武汉一家银行做客户经理" → "在", "武汉", "一家",
+    "银行", "做", "客户经理"). Loads the dictionary on first use."""
+    return _tokenizer().lcut(text)
+
+
 def normalize(text: str) -> str:
     """Return ``text`` NFKC-normalised with unsafe characters neutralised.
 

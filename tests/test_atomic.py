@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from memory.atomic import age_candidate, atomize, fix_topic, split_combined, stated_age
-from memory.cessation import finished_studies
+from memory.cessation import eats_meat_again, graduated, meat_free, still_studying
 from memory.extraction import Candidate
 from memory.moves import left_behind, moves_home
 from memory.reconcile import Decision
@@ -48,7 +48,7 @@ def rec(text, topic=None, id_="m1"):
 def test_split_combined_job_and_place(text, source, want):
     pieces = split_combined(cand(text), source)
     assert [p.text for p in pieces] == want
-    assert [p.topic for p in pieces] == ["job", "workplace"][:len(want)] or len(want) == 1
+    assert [p.topic for p in pieces] == ["job", "workplace"][:len(want)]
 
 
 def test_split_keeps_replaces_on_the_job_and_leaves_other_topics():
@@ -97,15 +97,14 @@ def test_a_move_retires_the_old_city_workplace_only():
               rec("Is a firefighter", "job", "j1"), rec("在西安工作", "workplace", "w3"),
               rec("Sister works in Denver", "workplace", "w4")]
     moved = [_decision("Relocated to Portland over the summer")]
-    assert [r.id for r in left_behind(stored, "We relocated to Portland.", moved)] == ["w1", "w3"]
+    assert moves_home(moved)
+    assert [r.id for r in left_behind(stored, "We relocated to Portland.")] == ["w1", "w3"]
     # the user still works in the old city: nothing retired
-    assert [r.id for r in left_behind(stored, "Moved to Portland but I still work in Denver and 西安",
-                                      moved)] == []
+    assert left_behind(stored, "Moved to Portland but I still work in Denver and 西安") == []
     # updating the stored home is a move too; a plain new fact is not
     home = rec("Lives in Austin", "home", "h1")
     assert moves_home([_decision("Lives in Houston", "UPDATE", home)])
     assert not moves_home([_decision("Loves salsa dancing")])
-    assert left_behind(stored, "I love salsa", [_decision("Loves salsa dancing")]) == []
 
 
 @pytest.mark.parametrize("text,ends", [
@@ -116,8 +115,8 @@ def test_a_move_retires_the_old_city_workplace_only():
 def test_a_graduation_ends_current_studies(text, ends):
     stored = [rec("在浙江大学读研究生", "education", "e1"), rec("学的是化学", "education", "e2"),
               rec("Is a PhD student at MIT", "education", "e3"), rec("Not a student anymore", "education", "e4")]
-    got = [r.id for r in finished_studies(stored, text)]
-    assert got == (["e1", "e3"] if ends else [])
+    assert graduated(text) is ends
+    assert [r.id for r in still_studying(stored)] == ["e1", "e3"]
 
 
 @pytest.mark.parametrize("text,ends", [
@@ -126,12 +125,11 @@ def test_a_graduation_ends_current_studies(text, ends):
     ("If I ate meat I'd feel bad", False), ("I love chicken", False),
 ])
 def test_eating_meat_again_ends_a_meat_free_diet(text, ends):
-    from memory.cessation import diet_changed
-
     stored = [rec("Vegan for five years", "habit", "v1"), rec("吃素三年了", "habit", "v2"),
               rec("Sister is vegan", "family", "v3"), rec("No longer vegetarian", "habit", "v4")]
-    assert [r.id for r in diet_changed(stored, text)] == (["v1", "v2"] if ends else [])
-    assert finished_studies([rec("Brother is a PhD student", "family")], "I graduated!") == []
+    assert eats_meat_again(text) is ends
+    assert [r.id for r in meat_free(stored)] == ["v1", "v2"]
+    assert still_studying([rec("Brother is a PhD student", "family")]) == []
 
 
 def test_a_move_replaces_the_one_stored_home_without_an_llm_call(tmp_path):

@@ -613,7 +613,8 @@ def test_close_waits_for_a_statement_another_thread_is_running(db_path):
     assert inside.wait(10)
     c = threading.Thread(target=closer)
     c.start()
-    assert not closed.wait(0.2)  # close() waits for the running read …
+    # close() is still waiting for the running read (a bounded check of a non-event) …
+    assert not closed.wait(0.2)
     release.set()
     t.join(10)
     assert closed.wait(10) and seen == [1]  # … which finished on an open connection
