@@ -34,13 +34,13 @@ i i'm me my mine you your he she it its they them their we our us this that thes
 user user's name named called lives live living lived works work working worked job
 likes like liked loves love loved enjoys enjoy enjoyed prefers prefer preferred favourite
 favorite has have had having does do did doesn't don't didn't not no never anymore now
-currently recently just also very really since until moved move moving went go goes going
+currently recently just also still very really since until moved move moving went go goes going
 got get gets started start starts stopped stop used usually often always sometimes
 wants want wanted plans plan planning planned will would can could should about there
 here who what when where why how which week month year day years months weeks days old
 new lot lots much many some any all more most other another same one ones two time
 """.split())
-_CJK_FUNCTION = frozenset("的了是在我你他她它们有个一这那和与及也都就不很还要会想把被对于吗呢吧啊")
+_CJK_FUNCTION = frozenset("的了是在我你他她它们有个一这那和与及也都就不很还仍要会想把被对于吗呢吧啊")
 
 
 @lru_cache(maxsize=1)
@@ -87,7 +87,8 @@ _OTHERS_EN = re.compile(
     r"grandmother|grandfather|roommate|niece|nephew|fianc[ée]e?|sibling|parents?)\b", re.IGNORECASE)
 _OTHERS_ZH = re.compile(
     r"他|她|哥哥|姐姐|弟弟|妹妹|妈妈|爸爸|母亲|父亲|老婆|老公|妻子|丈夫|儿子|女儿|孩子|朋友|同事|老板|"
-    r"女朋友|男朋友|女友|男友|邻居|表哥|表姐|表妹|表弟|爷爷|奶奶|外公|外婆|室友|父母|爸妈|舅舅|叔叔|阿姨")
+    r"女朋友|男朋友|女友|男友|邻居|表哥|表姐|表妹|表弟|爷爷|奶奶|外公|外婆|室友|父母|爸妈|舅舅|叔叔|阿姨|"
+    r"我妈|我爸|我哥|我姐|我弟|我妹")
 #: The user as the subject: "I …", "I'm …", "我 …" (not "我的"/"我哥哥").
 #: Relation words that name the person a clause is about ("my sister …", "我哥哥 …").
 _KIN_EN = re.compile(

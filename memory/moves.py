@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 
 from memory import topics
-from memory.atomic import PLACE
+from memory.stated import PLACE
 from memory.grounding import mentions_someone_else
 
 _MOVED = re.compile(r"\b(?:moved|moving|relocated|relocating|now (?:lives|living|based))\b"

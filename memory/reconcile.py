@@ -8,16 +8,18 @@ Cheap checks first, the LLM only for the ambiguous rest (one small constrained c
    "34"), then UPDATE, no LLM;
 3. the extraction call marked it as replacing a KNOWN memory → UPDATE, no LLM; a topic
    whose new value always replaces the old (an age, ``Topic.replace``) → UPDATE of the
-   stored one, no LLM; a move ("Moved to Lyon", topic home), or a job / workplace when
-   the message says it changed ("I'm a tester now", "现在在…做"), with exactly one stored
-   memory of that topic → UPDATE of it, no LLM;
+   stored one, no LLM; a move ("Moved to Lyon", topic home), or a home / job / workplace
+   when the message says it changed ("based in Munich these days", "I'm a tester now",
+   "现在在…做"), with exactly one stored memory of that topic → UPDATE of it, no LLM;
 4. no related memory → ADD, no LLM. "Related" means cosine ≥ ``RELATED`` (and not
    already judged by the extractor, see ``find_related``), or — for a topic with one
    current value (home, job, name …, see ``memory.topics``) — a stored memory of the
    same topic, because a change of home ("Lives in Shanghai" → "Moved to Beijing") is
    semantically far apart (cosine ≈ 0.26 with USE-multilingual) yet must replace the
    old fact, while a memory of another topic (the job) must not be touched;
-5. otherwise the candidate and its related memories go to the LLM.
+5. otherwise the candidate and its related memories go to the LLM; an UPDATE/DELETE it
+   picks across topics where one side holds a single value (a home "replacing" a pet,
+   ``same_subject``) or across owners (``same_owner``) becomes an ADD.
 
 Existing memories are shown with letter labels ([a], [b]…) and the answer's ``id`` is an
 enum of those labels, so the model cannot invent an id.
@@ -123,13 +125,14 @@ def find_related(store, user_id: str, cand: Candidate, emb: np.ndarray,
         for rec, _ in ranked:
             if topics.topic_of(rec.tags) == cand.topic and same_owner(cand.text, rec.text):
                 return [], Decision(cand, emb, "UPDATE", rec, cand.text, "one value")
-    changed = (cand.topic == "home" and says_moved(cand.text)) \
+    changed = (cand.topic == "home" and (says_moved(cand.text) or signals_change(message))) \
         or (cand.topic in ("job", "workplace") and signals_change(message))
     if changed and not mentions_someone_else(cand.text):  # "Moved to Lyon" → "Lives in Paris"
         same = [rec for rec, _ in ranked if topics.topic_of(rec.tags) == cand.topic
                 and not mentions_someone_else(rec.text)
-                # a city never replaces an employer or the other way round
-                and (city_of(rec.text) is None) == (city_of(cand.text) is None)]
+                # a workplace city never replaces an employer or the other way round
+                and (cand.topic != "workplace"
+                     or (city_of(rec.text) is None) == (city_of(cand.text) is None))]
         if len(same) == 1:
             return [], Decision(cand, emb, "UPDATE", same[0], cand.text, "changed")
     related = [(r, s) for r, s in ranked
@@ -171,7 +174,8 @@ def reconcile(llm, store, user_id: str, candidates: list[Candidate],
 def one_change_per_memory(decisions: list[Decision]) -> list[Decision]:
     """Make a turn's decisions consistent, in order: a memory the turn restates (an
     exact or near duplicate, NONE) is not also rewritten by another candidate ("Is a
-    dentist" confirmed, then "I'm a dentist" would replace it); a memory is updated or
+    dentist" confirmed, then "I'm a dentist" would replace it; a candidate with a value
+    of its own, "Joined Spotify" for the restated "Works in Zurich", is added); a memory is updated or
     deleted at most once (the first decision wins; a later UPDATE that adds a value
     becomes an ADD: "Turned 30 on …" after the age went 29 → 30); and an UPDATE by the
     LLM or the job-change rule whose text adds nothing the old one lacks ("火锅是我的最爱"
@@ -185,7 +189,10 @@ def one_change_per_memory(decisions: list[Decision]) -> list[Decision]:
         if d.action in ("UPDATE", "DELETE") and d.target is not None:
             tid = d.target.id
             adds = changes_a_value(d.candidate.text, d.target.text)
-            if tid in confirmed or (d.action == "UPDATE" and d.reason in ("llm", "changed") and not adds):
+            if tid in confirmed and adds and d.action == "UPDATE":
+                # "Joined Spotify" picked to replace the "Works in Zurich" the turn restates
+                d = Decision(d.candidate, d.embedding, "ADD", None, d.candidate.text, "restated, new value")
+            elif tid in confirmed or (d.action == "UPDATE" and d.reason in ("llm", "changed") and not adds):
                 d = Decision(d.candidate, d.embedding, "NONE", d.target, d.candidate.text, "restated")
             elif tid in changed:
                 d = Decision(d.candidate, d.embedding, "ADD" if adds and d.action == "UPDATE" else "NONE",
@@ -215,7 +222,8 @@ def _ask_llm(llm, candidates, embeddings, pending, decisions) -> None:
             item = {}
         action = str(item.get("action", "")).upper()
         target = letters.get(str(item.get("id", "")).strip("[] "))
-        if target is not None and (target.id in claimed or not same_owner(cand.text, target.text)):
+        if target is not None and (target.id in claimed or not same_owner(cand.text, target.text)
+                                   or not same_subject(cand.topic, target.tags)):
             target = None  # "妈妈住在福州" never replaces the user's "住在福州"
         if action == "NONE":
             decisions[i] = Decision(cand, emb, "NONE", target, cand.text, "llm")
@@ -233,6 +241,22 @@ def changes_a_value(new: str, old: str) -> bool:
     its own ("Is 43" vs "Is 34", "周四" vs "周三"), not just other wording."""
     digits = set(re.findall(r"\d+", new)) - set(re.findall(r"\d+", old))
     return bool(digits or content_tokens(new) - content_tokens(old))
+
+
+#: topics one fact may move between: a job, where it is done, and what is studied
+_WORK = frozenset({"job", "workplace", "education"})
+
+
+def same_subject(topic: str | None, target_tags: list[str] | None) -> bool:
+    """True when a candidate of ``topic`` may replace a stored memory with
+    ``target_tags``: the same topic, a topic of the work group (job / workplace /
+    education), an unknown topic on either side, or two topics that both hold many values.
+    A one-value topic never replaces another topic ("Momo and I are based in Munich",
+    a home, never replaces "Has a cat named Momo")."""
+    other = topics.topic_of(target_tags)
+    if topic is None or other is None or topic == other or {topic, other} <= _WORK:
+        return True
+    return not (topics.get(topic).single or topics.get(other).single)
 
 
 def same_owner(a: str, b: str) -> bool:

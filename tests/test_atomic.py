@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from memory.atomic import age_candidate, atomize, fix_topic, split_combined, stated_age
+from memory.atomic import atomize, fix_topic, split_combined
+from memory.stated import age_candidate, moved_to, stated_age, stated_name
 from memory.cessation import eats_meat_again, graduated, meat_free, still_studying
 from memory.extraction import Candidate
 from memory.moves import left_behind, moves_home
@@ -32,12 +33,13 @@ def rec(text, topic=None, id_="m1"):
     ("Works as a barista in New York", "barista in New York", ["Works as a barista", "Works in New York"]),
     ("Is a nurse in Paris, part-time", "a nurse in Paris, part-time", ["Is a nurse, part-time", "Works in Paris"]),
     ("在杭州当护士", "我在杭州当护士", ["当护士", "在杭州工作"]),
+    # an employer is split like a city: "I joined Spotify" must replace Google, not the job
+    ("Works as an engineer at Google", "engineer at Google", ["Works as an engineer", "Works at Google"]),
     # the place is not in the user's words (copied from a KNOWN line): only the job stays
     ("Fights fires in Denver, now for a new department", "I still fight fires, just for a new department now",
      ["Fights fires, now for a new department"]),
     # atomic already, or not a place
     ("Works in Boston", "I work in Boston", ["Works in Boston"]),
-    ("Works as an engineer at Google", "engineer at Google", ["Works as an engineer at Google"]),
     ("Works in marketing", "I work in marketing", ["Works in marketing"]),
     ("Works at Google as a data engineer", "I work at Google as a data engineer",
      ["Works as a data engineer", "Works at Google"]),
@@ -202,7 +204,7 @@ def test_a_candidate_restating_a_correction_is_dropped():
     ("I work in Boston as a nurse", [], []),
 ])
 def test_a_dropped_chinese_workplace_or_job_is_added_back(said, have, added):
-    from memory.atomic import dropped_work_facts
+    from memory.stated import dropped_work_facts
 
     got = dropped_work_facts([Candidate(text=t) for t in have], said)
     assert [c.text for c in got] == added

@@ -362,9 +362,9 @@ def test_a_move_keeps_the_job_and_retires_the_old_city_workplace(mem):
                       "moved to Portland": [{"text": "Moved to Portland over the summer",
                                                  "topic": "event"}]}):
         mem.add("I'm Dana, a firefighter in Denver.", "dana")
-        assert texts(mem, "dana") == ["Is a firefighter", "Works in Denver"]
+        assert texts(mem, "dana") == ["Is a firefighter", "Name is Dana", "Works in Denver"]
         changes = mem.add("We moved to Portland over the summer.", "dana")  # "relocated" holds a FACTS key
-    assert texts(mem, "dana") == ["Is a firefighter", "Moved to Portland over the summer"]
+    assert texts(mem, "dana") == ["Is a firefighter", "Moved to Portland over the summer", "Name is Dana"]
     gone = [c for c in changes if c.event == "DELETE"]
     assert [c.text for c in gone] == ["Works in Denver"]
     assert [e.event for e in mem.history(gone[0].id, "dana")] == ["ADD", "DELETE"]
@@ -388,5 +388,5 @@ def test_a_graduation_retires_the_current_studies(mem):
                       "毕业": [{"text": "现在在杭州的一家药企做研发", "topic": "job"}]}):
         mem.add("我叫陈晨，在浙江大学读研究生。", "chen")
         changes = mem.add("我已经毕业了，现在在杭州的一家药企做研发。", "chen")
-    assert texts(mem, "chen") == ["现在在杭州的一家药企做研发"]
+    assert texts(mem, "chen") == ["名字是陈晨", "现在在杭州的一家药企做研发"]
     assert [(c.event, c.text) for c in changes if c.event == "DELETE"] == [("DELETE", "在浙江大学读研究生")]

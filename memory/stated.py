@@ -1,0 +1,198 @@
+"""Stated facts: what a user says in a fixed form (a name, an age, a move, a Chinese
+"在<地方>做<职业>" clause) is never lost when the small model drops it — LLM-free.
+
+The 1.5B default model keeps the salient part of a message with several facts and drops
+the rest: "I'm Wei, 我在北京做律师" stores the job but not the name; "I just moved to
+Singapore for a new job at a law firm" stores the law firm but not the move; "Hi, I'm Sam,
+I'm 29 and …" loses the age or stores "Turned 30" as an event. Each rule here reads the
+user's own words, and its fact is added only when no candidate of the turn already holds
+it. A stated age replaces the model's own age items (one canonical ``age`` fact: "Is 29
+years old" / "29岁"), so reconciliation can replace the old age without an LLM call.
+
+English and Chinese patterns only (the product's languages); other languages pass
+through unchanged. ``stated_facts`` is the one entry point (``memory.atomic.atomize``).
+"""
+from __future__ import annotations
+
+import re
+
+from memory import topics
+from memory.extraction import Candidate
+from memory.grounding import mentions_someone_else
+from memory.textsearch import cut_words
+
+#: a place name in English: up to three capitalised words ("Boston", "New York City")
+PLACE = r"[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*){0,2}"
+
+_AGE_EN = re.compile(
+    r"\bI(?:'m|’m| am)\s+(?:now\s+)?(?P<n>\d{1,3})(?=\s*(?:years?[\s-]+old\b|y/?o\b|[,.!;)]|\s+and\b|\s+now\b|$))"
+    r"|\bI(?:'ve| have)?\s+(?:just\s+)?turned\s+(?P<t>\d{1,3})\b", re.I)
+_AGE_ZH = re.compile(r"(?:我|^|[，,。；;\s])(?:今年|现在|已经|刚)?(?:满|刚满)?(?P<n>\d{1,3})(?:周)?岁(?!的)")
+#: "I'm Ravi, 34, a bike mechanic": an age in apposition to the speaker's name
+_AGE_APPOSITION = re.compile(r"\bI(?:'m|’m| am)\s+[A-Z][\w'-]+,\s*(?P<n>\d{1,2})\s*(?=[,.;!]|\s+and\b|$)")
+
+
+def stated_age(text: str) -> int | None:
+    """The age the user states about themselves in ``text`` ("I'm 29", "I am 41 years
+    old", "I just turned 30", "I'm Ravi, 34, …", "我今年29岁", "我叫唐欣，34岁"), or None;
+    ages outside 1..120 are ignored, and "5岁的儿子" is someone else's."""
+    for rx in (_AGE_EN, _AGE_APPOSITION, _AGE_ZH):
+        m = rx.search(text)
+        if m:
+            n = int(m.group("t") if "t" in rx.groupindex and m.group("t") else m.group("n"))
+            if 1 <= n <= 120:
+                return n
+    return None
+
+
+def age_candidate(text: str, lang: str) -> Candidate | None:
+    """An ``age`` Candidate for the age stated in the user's ``text`` ("Is 29 years
+    old" / "29岁", by ``lang``, an ISO 639-1 code), or None when no age is stated."""
+    n = stated_age(text)
+    if n is None:
+        return None
+    age = topics.get("age")
+    return Candidate(text=f"{n}岁" if lang == "zh" else f"Is {n} years old", type=age.type,
+                     importance=age.importance, tags=["age"], topic="age")
+
+
+#: "Hi, I'm Wei, …", "Hey! I'm Dana and …", "My name is Ravi.": a capitalised name at the
+#: start of the message (after a greeting), followed by a clause boundary
+_NAME_EN = re.compile(
+    r"^(?:(?:hi|hello|hey|hiya|greetings)(?:\s+there)?\s*[,!.]*\s*)?"
+    r"(?:I(?:'m|’m| am)|my name(?:'s| is))\s+(?P<name>[A-Z][a-z'’-]{1,20})"
+    r"(?=\s*(?:[,.!;—–-]|\s+and\b|\s+from\b|$))", re.I)
+#: "我叫小王", "我的名字是陈晨"
+_NAME_ZH = re.compile(r"(?:^|[，,。！!\s])(?:你好|嗨|大家好)?[，,！!\s]*(?:我叫|我的名字(?:是|叫))"
+                      r"(?P<name>[\u4e00-\u9fff]{2,3}?)(?=[，,。！!；;\s]|$)")
+#: words that follow "I'm" but are not names ("I'm Sorry, …", "I'm Back!", "I'm Italian")
+_NOT_NAME = frozenset("""sorry fine good great ok okay back here home done tired happy sad glad
+sure new just so not really very also still now busy free ready late early excited confused
+afraid bored hungry sick well alright vegan vegetarian italian french german spanish chinese
+japanese korean american british english canadian australian indian brazilian mexican russian
+polish dutch swedish norwegian danish finnish irish scottish welsh greek turkish swiss austrian
+belgian portuguese vietnamese thai filipino egyptian nigerian muslim jewish buddhist hindu
+catholic""".split())
+
+
+def stated_name(text: str) -> str | None:
+    """The name the user introduces themselves with at the start of ``text`` ("Hi,
+    I'm Wei, …" → "Wei", "My name is Ravi." → "Ravi", "我叫小王，…" → "小王"), or None.
+    English names must be capitalised and are checked against words that follow "I'm"
+    without being names ("I'm Sorry, …")."""
+    m = _NAME_EN.match(text.strip())
+    if m and m["name"][0].isupper() and m["name"].casefold() not in _NOT_NAME:
+        return m["name"]
+    m = _NAME_ZH.search(text.strip())
+    return m["name"] if m else None
+
+
+def name_candidate(text: str, candidates: list[Candidate]) -> Candidate | None:
+    """A ``name`` Candidate ("Name is Wei" / "名字是小王") for the name stated in the
+    user's ``text`` when no candidate already holds it, else None."""
+    name = stated_name(text)
+    if name is None or any(name.casefold() in c.text.casefold() for c in candidates):
+        return None
+    return _piece(f"名字是{name}" if re.match(r"[\u4e00-\u9fff]", name) else f"Name is {name}", "name")
+
+
+_ZH_CLAUSE = re.compile(r"[，,。！!？?；;\n]")
+_ZH_WORK_VERBS = ("做", "当", "担任")
+
+
+def dropped_work_facts(candidates: list[Candidate], user_text: str) -> list[Candidate]:
+    """Chinese "在<地方>[…]做/当<职业>" clauses of the user's own (jieba-segmented:
+    "在武汉一家银行做客户经理", "在石家庄做兽医") whose place or job no candidate
+    mentions: the 1.5B model often keeps one of the two and drops the other. Returns
+    the missing pieces ("在武汉工作" workplace, "做客户经理" job); [] for other text."""
+    said = " ".join(c.text for c in candidates)
+    out: list[Candidate] = []
+    for clause in _ZH_CLAUSE.split(user_text):
+        if "在" not in clause or not any(v in clause for v in _ZH_WORK_VERBS) \
+                or mentions_someone_else(clause):
+            continue
+        words = cut_words(clause)
+        if "在" not in words:
+            continue
+        i = words.index("在")
+        verb = next((j for j in range(i + 2, min(i + 6, len(words))) if words[j] in _ZH_WORK_VERBS), None)
+        place = words[i + 1] if i + 1 < len(words) else ""
+        if verb is None or len(place) < 2 or not re.fullmatch(r"[\u4e00-\u9fff]+", place):
+            continue
+        job = "".join(words[verb + 1:]).strip()
+        if place not in said and not place.endswith(("大学", "学院", "学校")):
+            out.append(_piece(f"在{place}工作", "workplace"))
+        if 2 <= len(job) <= 10 and re.fullmatch(r"[\u4e00-\u9fff]+", job) and job not in said:
+            out.append(_piece(f"{words[verb]}{job}", "job"))
+    return out
+
+
+def _piece(text: str, topic: str) -> Candidate:
+    t = topics.get(topic)
+    return Candidate(text=text, type=t.type, importance=t.importance, tags=[topic], topic=topic)
+
+
+#: "I just moved to Singapore", "We've relocated back to Leeds": the speaker (I / we) moved
+_MOVED_TO_EN = re.compile(
+    rf"\b(?:I|[Ww]e)(?:'ve|’ve| have| had)?\s+(?:just\s+|recently\s+|finally\s+|also\s+)*"
+    rf"(?:moved|relocated)\s+(?:back\s+)?to\s+(?P<place>{PLACE})")
+#: "搬到北京", "搬去了深圳", "搬回成都": the word after the verb is the place
+_MOVE_VERBS_ZH = ("搬到", "搬去", "搬回", "迁到", "迁往")
+_CLAUSE = re.compile(r"[，,。！!？?；;\n—–]|\s-\s")
+#: capitalised words that are times, not places ("moved to … in September")
+NOT_PLACE = re.compile(r"^(january|february|march|april|may|june|july|august|september|"
+                        r"october|november|december|monday|tuesday|wednesday|thursday|friday|"
+                        r"saturday|sunday|spring|summer|autumn|fall|winter|christmas|easter)\b", re.I)
+
+
+def moved_to(text: str) -> str | None:
+    """The place the speaker says they moved to ("I just moved to Singapore for a new
+    job" → "Singapore", "我们全家搬去深圳了" → "深圳"), or None — also None when the clause
+    is about someone else ("My sister moved to Paris", "我妈搬到了福州")."""
+    for clause in _CLAUSE.split(text):
+        if mentions_someone_else(clause):
+            continue
+        m = _MOVED_TO_EN.search(clause)
+        if m and not NOT_PLACE.match(m["place"]):
+            return m["place"]
+        if any(v in clause for v in _MOVE_VERBS_ZH) or "搬" in clause:
+            words = cut_words(clause)
+            for i, w in enumerate(words):
+                verb = w if w in _MOVE_VERBS_ZH else (w + words[i + 1] if w == "搬" and i + 1 < len(words)
+                                                       and words[i + 1] in ("到", "去", "回") else "")
+                if not verb:
+                    continue
+                j = i + (1 if w in _MOVE_VERBS_ZH else 2)
+                while j < len(words) and words[j] in ("了", "到"):
+                    j += 1
+                if j < len(words) and re.fullmatch(r"[\u4e00-\u9fff]{2,4}", words[j]) \
+                        and words[j] not in ("这里", "那里", "这边", "那边", "新家", "外地"):
+                    return words[j]
+    return None
+
+
+def move_candidate(text: str, candidates: list[Candidate]) -> Candidate | None:
+    """A ``home`` Candidate ("Moved to Singapore" / "搬到深圳") for the move stated in the
+    user's ``text`` when no candidate names the new place, else None."""
+    place = moved_to(text)
+    if place is None or any(place.casefold() in c.text.casefold() for c in candidates):
+        return None
+    return _piece(f"搬到{place}" if re.match(r"[\u4e00-\u9fff]", place) else f"Moved to {place}", "home")
+
+
+def stated_facts(candidates: list[Candidate], user_text: str, lang: str) -> list[Candidate]:
+    """``candidates`` with the facts stated in ``user_text`` that the model dropped added:
+    a Chinese workplace or job (``dropped_work_facts``), a name (``name_candidate``), a
+    move (``move_candidate``); and the stated age as one canonical ``age`` fact, replacing
+    the model's own age items ("2026年 28 岁" → "28岁"). ``lang``: ISO 639-1 code of the
+    message. Order kept; nothing is removed except age items."""
+    out = list(candidates)
+    if lang == "zh" or re.search(r"[\u4e00-\u9fff]", user_text):
+        out.extend(dropped_work_facts(out, user_text))
+    for found in (name_candidate(user_text, out), move_candidate(user_text, out)):
+        if found is not None:
+            out.append(found)
+    age = age_candidate(user_text, lang)
+    if age is not None:
+        out = [c for c in out if c.topic != "age"] + [age]
+    return out

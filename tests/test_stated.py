@@ -1,0 +1,124 @@
+"""Facts stated in fixed forms survive a model that drops them (memory.stated), and the
+reconciliation guards that keep a change from landing on the wrong memory
+(memory.reconcile: same_subject, a home changed "these days", a restated memory's
+new value)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from memory.atomic import atomize
+from memory.extraction import Candidate
+from memory.reconcile import Decision, one_change_per_memory, same_subject
+from memory.stated import moved_to, stated_facts, stated_name
+from memory.types import MemoryRecord
+from tests.test_learning_rules import _with_facts, mem, texts  # noqa: F401  (fixture)
+
+
+def cand(text, topic="other"):
+    return Candidate(text=text, type="fact", importance=3, tags=[topic], topic=topic)
+
+
+@pytest.mark.parametrize("text,name", [
+    ("I'm Wei, 我在北京做律师。", "Wei"),
+    ("Hi, I'm Seven. I work in Shanghai", "Seven"),
+    ("Hey! I'm Dana and I fight fires", "Dana"),
+    ("My name is Ravi.", "Ravi"),
+    ("I'm Ravi, 34, a bike mechanic", "Ravi"),
+    ("我叫小王，住在成都。", "小王"),
+    ("你好，我叫陈晨，住在广州", "陈晨"),
+    # not a name
+    ("I'm Sorry, I forgot", None),
+    ("I'm tired.", None),
+    ("I'm going to Paris", None),
+    ("I'm Italian, from Rome", None),
+    ("Yesterday I'm told Bob, my friend, called", None),
+    ("我是程序员", None),
+])
+def test_stated_name(text, name):
+    assert stated_name(text) == name
+
+
+@pytest.mark.parametrize("text,place", [
+    ("I just moved to Singapore for a new job at a law firm here.", "Singapore"),
+    ("We relocated to Portland over the summer.", "Portland"),
+    ("We've just moved back to Leeds", "Leeds"),
+    ("I have moved to New York City", "New York City"),
+    ("Actually I moved to Lyon last week.", "Lyon"),
+    ("我们全家搬去深圳了，我也调到了深圳的分行。", "深圳"),
+    ("我上个月搬到北京了，现在在北京工作。", "北京"),
+    ("上个月我带着豆豆搬到重庆了", "重庆"),
+    # someone else moved, or no place
+    ("My sister moved to Paris.", None),
+    ("我妈搬到了福州", None),
+    ("I moved to a new flat", None),
+    ("我搬家了", None),
+    ("I moved here in May", None),
+    ("I moved to September's schedule", None),
+])
+def test_moved_to(text, place):
+    assert moved_to(text) == place
+
+
+def test_a_dropped_name_and_move_are_added_only_when_missing():
+    got = stated_facts([cand("Works at a law firm here", "workplace")],
+                       "I'm Wei. I just moved to Singapore for a job at a law firm.", "en")
+    assert [(c.text, c.topic) for c in got] == [("Works at a law firm here", "workplace"),
+                                                ("Name is Wei", "name"), ("Moved to Singapore", "home")]
+    kept = [cand("Name is Wei", "name"), cand("Moved to Singapore last week", "home")]
+    assert stated_facts(kept, "I'm Wei. I moved to Singapore last week.", "en") == kept
+    zh = atomize([cand("调到了深圳的分行", "workplace")], "我叫陈晨。我们全家搬去深圳了。", "zh")
+    assert [c.text for c in zh] == ["调到了深圳的分行", "名字是陈晨"]  # 深圳 is named already
+
+
+def test_a_whole_family_move_is_the_users_home():
+    fixed = atomize([cand("全家搬去深圳了", "family"), cand("父母搬到了福州", "family")], "…", "zh")
+    assert [c.topic for c in fixed] == ["home", "family"]
+
+
+def test_an_employer_and_a_city_in_one_job_are_three_facts():
+    pieces = atomize([cand("Works as a software engineer at Google in Zurich", "job")],
+                     "I'm a software engineer at Google in Zurich.", "en")
+    assert [(c.text, c.topic) for c in pieces] == [("Works as a software engineer", "job"),
+                                                   ("Works at Google", "workplace"),
+                                                   ("Works in Zurich", "workplace")]
+
+
+@pytest.mark.parametrize("topic,target,ok", [
+    ("home", ["home"], True),
+    ("home", ["pet"], False),  # "Momo and I are based in Munich" vs "Has a cat named Momo"
+    ("pet", ["home"], False),
+    ("workplace", ["job"], True),  # "Joined Spotify" may replace "Works as an engineer at Google"
+    ("education", ["job"], True),
+    ("like", ["habit"], True),  # many-valued on both sides: the LLM decides
+    ("home", [], True),  # a memory stored before topics existed
+    (None, ["name"], True),
+])
+def test_same_subject(topic, target, ok):
+    assert same_subject(topic, target) is ok
+
+
+def _rec(text, topic, id_):
+    return MemoryRecord(id=id_, user_id="u", text=text, type="profile", tags=[topic])
+
+
+def test_a_restated_memory_is_not_rewritten_but_a_new_value_is_kept():
+    zurich = _rec("Works in Zurich", "workplace", "z")
+    emb = np.zeros(4, dtype=np.float32)
+    decisions = [Decision(cand("Works in Zurich", "workplace"), emb, "NONE", zurich, "Works in Zurich", "exact"),
+                 Decision(cand("Joined Spotify", "workplace"), emb, "UPDATE", zurich, "Joined Spotify", "llm"),
+                 Decision(cand("Still in Zurich", "workplace"), emb, "UPDATE", zurich, "Still in Zurich", "llm")]
+    out = one_change_per_memory(decisions)
+    assert [(d.action, d.target.id if d.target else None) for d in out] == \
+        [("NONE", "z"), ("ADD", None), ("NONE", "z")]  # "still" adds no value
+
+
+def test_a_home_said_to_be_current_replaces_the_stored_one_without_an_llm_call(mem):  # noqa: F811
+    with _with_facts({"Berlin": [{"text": "Lives in Berlin", "topic": "home"}],
+                      "Munich": [{"text": "Based in Munich", "topic": "home"}]}):
+        mem.add("I live in Berlin.", "jonas")
+        n = len(mem.llm_server.requests)
+        changes = mem.add("I'm based in Munich these days.", "jonas")
+    assert len(mem.llm_server.requests) == n + 1  # the extraction call only
+    assert [(c.event, c.text, c.old_text) for c in changes] == [("UPDATE", "Based in Munich", "Lives in Berlin")]
+    assert texts(mem, "jonas") == ["Based in Munich"]
