@@ -76,6 +76,12 @@ _FORGET = re.compile(
     r"|\bplease (forget|delete|remove|erase)\b(?!\s+(to|it)\b)"
     r"|(别|不要|不用|不必|无需)(再)?(记|记住|保存|存)|忘(掉|记掉)(吧|了吧)?[。！!.~\s]*$|(删掉|删除|去掉)(这|那|我的|关于)",
     re.IGNORECASE)
+#: "as I said", "like I told you", "I mentioned", "我之前说过", "跟你说过的": the user repeats
+_ALREADY_SAID = re.compile(
+    r"\b(?:as|like) I (?:said|told you|mentioned)\b|\bI (?:already|just) (?:told you|said|mentioned)\b|"
+    r"\bI(?:'ve| have)? (?:already )?(?:told you|said|mentioned)(?: (?:this|that|it))? (?:before|already|earlier)\b|"
+    r"\bI told you(?: that)? I\b|"
+    r"(?:我(?![妈爸哥姐弟妹的])|之前|以前|已经|早就)[^，,。！!？?]{0,4}(?:说过|讲过|提过)|跟你说过|跟你讲过|告诉过你", re.IGNORECASE)
 _CLAUSE = re.compile(r"[,，、—–]|\s-\s")
 _SENTENCE = re.compile(r"[^.!?。！？;；\n]+[.!?。！？;；]*")
 
@@ -126,6 +132,13 @@ def is_forget_request(text: str) -> bool:
     t = unicodedata.normalize("NFKC", text).strip()
     clauses = [c for s in sentences(t) or [t] for c in re.split(r"[,，;；:：—]", s)]
     return any(_FORGET.search(c.strip()) for c in clauses if c.strip())
+
+
+def says_already_told(text: str) -> bool:
+    """True when the user's ``text`` marks what it says as a repeat ("Oh and I'm learning
+    piano, like I told you", "我之前说过，我是教语文的"): its facts are meant to be stored
+    already, so reconciliation keeps the stored wording instead of adding a reworded copy."""
+    return bool(_ALREADY_SAID.search(text))
 
 
 def learnable_text(user_text: str, answering: bool = False) -> str:

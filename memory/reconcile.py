@@ -6,7 +6,10 @@ Cheap checks first, the LLM only for the ambiguous rest (one small constrained c
 2. near duplicate (cosine similarity ≥ ``NEAR_DUP``) → NONE, no LLM — unless it holds a
    content word or number the stored one lacks (a correction: "周四" for "周三", "43" for
    "34"), then UPDATE, no LLM;
-3. the extraction call marked it as replacing a KNOWN memory → UPDATE, no LLM; a topic
+3. the user says they are repeating themselves ("like I told you", "我之前说过") and a
+   stored memory is related (cosine ≥ ``RELATED`` or a shared content word) → NONE, no
+   LLM (a reworded copy is not a new fact);
+3b. the extraction call marked it as replacing a KNOWN memory → UPDATE, no LLM; a topic
    whose new value always replaces the old (an age, ``Topic.replace``) → UPDATE of the
    stored one, no LLM; a move ("Moved to Lyon", topic home), or a home / job / workplace
    when the message says it changed ("based in Munich these days", "I'm a tester now",
@@ -18,8 +21,8 @@ Cheap checks first, the LLM only for the ambiguous rest (one small constrained c
    semantically far apart (cosine ≈ 0.26 with USE-multilingual) yet must replace the
    old fact, while a memory of another topic (the job) must not be touched;
 5. otherwise the candidate and its related memories go to the LLM; an UPDATE/DELETE it
-   picks across topics where one side holds a single value (a home "replacing" a pet,
-   ``same_subject``) or across owners (``same_owner``) becomes an ADD.
+   picks that ``may_replace`` forbids (across owners, across one-value topics such as
+   a home "replacing" a pet, a workplace city for an employer) becomes an ADD.
 
 Existing memories are shown with letter labels ([a], [b]…) and the answer's ``id`` is an
 enum of those labels, so the model cannot invent an id.
@@ -40,8 +43,8 @@ from memory import prompts
 from memory.errors import LLMError
 from memory import topics
 from memory.extraction import Candidate
-from memory.grounding import content_tokens, mentions_someone_else
-from memory.intents import normalize
+from memory.grounding import content_tokens, mentions_someone_else, shares_content
+from memory.intents import normalize, says_already_told
 from memory.moves import city_of, says_moved
 from memory.types import MemoryRecord
 
@@ -119,6 +122,10 @@ def find_related(store, user_id: str, cand: Candidate, emb: np.ndarray,
                 # "每周四晚上去学陶艺" after "每周三晚上去学陶艺": the same fact, corrected
                 return ranked, Decision(cand, emb, "UPDATE", rec, cand.text, "near-dup changed")
             return ranked, Decision(cand, emb, "NONE", rec, cand.text, "near-dup")
+    if says_already_told(message):  # "like I told you": a reworded copy is not a new fact
+        for rec, sim in ranked:
+            if (sim >= RELATED or shares_content(cand.text, rec.text)) and same_owner(cand.text, rec.text):
+                return ranked, Decision(cand, emb, "NONE", rec, cand.text, "told before")
     if cand.replaces is not None:
         return [], Decision(cand, emb, "UPDATE", cand.replaces, cand.text, "extract")
     if topics.get(cand.topic).replace:  # "Is 30 years old" replaces "Is 29 years old"
@@ -129,10 +136,7 @@ def find_related(store, user_id: str, cand: Candidate, emb: np.ndarray,
         or (cand.topic in ("job", "workplace") and signals_change(message))
     if changed and not mentions_someone_else(cand.text):  # "Moved to Lyon" → "Lives in Paris"
         same = [rec for rec, _ in ranked if topics.topic_of(rec.tags) == cand.topic
-                and not mentions_someone_else(rec.text)
-                # a workplace city never replaces an employer or the other way round
-                and (cand.topic != "workplace"
-                     or (city_of(rec.text) is None) == (city_of(cand.text) is None))]
+                and not mentions_someone_else(rec.text) and may_replace(cand, rec)]
         if len(same) == 1:
             return [], Decision(cand, emb, "UPDATE", same[0], cand.text, "changed")
     related = [(r, s) for r, s in ranked
@@ -222,8 +226,7 @@ def _ask_llm(llm, candidates, embeddings, pending, decisions) -> None:
             item = {}
         action = str(item.get("action", "")).upper()
         target = letters.get(str(item.get("id", "")).strip("[] "))
-        if target is not None and (target.id in claimed or not same_owner(cand.text, target.text)
-                                   or not same_subject(cand.topic, target.tags)):
+        if target is not None and (target.id in claimed or not may_replace(cand, target)):
             target = None  # "妈妈住在福州" never replaces the user's "住在福州"
         if action == "NONE":
             decisions[i] = Decision(cand, emb, "NONE", target, cand.text, "llm")
@@ -257,6 +260,18 @@ def same_subject(topic: str | None, target_tags: list[str] | None) -> bool:
     if topic is None or other is None or topic == other or {topic, other} <= _WORK:
         return True
     return not (topics.get(topic).single or topics.get(other).single)
+
+
+def may_replace(cand: Candidate, target: MemoryRecord) -> bool:
+    """True when candidate ``cand`` may UPDATE or DELETE the stored ``target``: both are
+    the user's own facts or both another person's (``same_owner``), their topics allow it
+    (``same_subject``), and a workplace city replaces only a city, an employer or a
+    school only one of those ("在一所小学工作" never replaces "在厦门工作")."""
+    if not same_owner(cand.text, target.text) or not same_subject(cand.topic, target.tags):
+        return False
+    if "workplace" in (cand.topic, topics.topic_of(target.tags)):
+        return (city_of(cand.text) is None) == (city_of(target.text) is None)
+    return True
 
 
 def same_owner(a: str, b: str) -> bool:

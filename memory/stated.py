@@ -64,7 +64,7 @@ _NAME_EN = re.compile(
     r"(?=\s*(?:[,.!;—–-]|\s+and\b|\s+from\b|$))", re.I)
 #: "我叫小王", "我的名字是陈晨"
 _NAME_ZH = re.compile(r"(?:^|[，,。！!\s])(?:你好|嗨|大家好)?[，,！!\s]*(?:我叫|我的名字(?:是|叫))"
-                      r"(?P<name>[\u4e00-\u9fff]{2,3}?)(?=[，,。！!；;\s]|$)")
+                      r"(?P<name>[\u4e00-\u9fff]{2,3}?|[A-Z][a-z'’-]{1,20})(?=[，,。！!；;\s]|$)")
 #: words that follow "I'm" but are not names ("I'm Sorry, …", "I'm Back!", "I'm Italian")
 _NOT_NAME = frozenset("""sorry fine good great ok okay back here home done tired happy sad glad
 sure new just so not really very also still now busy free ready late early excited confused
@@ -80,20 +80,29 @@ def stated_name(text: str) -> str | None:
     I'm Wei, …" → "Wei", "My name is Ravi." → "Ravi", "我叫小王，…" → "小王"), or None.
     English names must be capitalised and are checked against words that follow "I'm"
     without being names ("I'm Sorry, …")."""
+    found = stated_name_and_language(text)
+    return found[0] if found else None
+
+
+def stated_name_and_language(text: str) -> tuple[str, str] | None:
+    """``(name, "en" | "zh")``: the name stated at the start of ``text`` and the
+    language of the sentence it was said in ("我叫Leo，…" → ("Leo", "zh")), or None."""
     m = _NAME_EN.match(text.strip())
     if m and m["name"][0].isupper() and m["name"].casefold() not in _NOT_NAME:
-        return m["name"]
+        return m["name"], "en"
     m = _NAME_ZH.search(text.strip())
-    return m["name"] if m else None
+    return (m["name"], "zh") if m else None
 
 
 def name_candidate(text: str, candidates: list[Candidate]) -> Candidate | None:
-    """A ``name`` Candidate ("Name is Wei" / "名字是小王") for the name stated in the
-    user's ``text`` when no candidate already holds it, else None."""
-    name = stated_name(text)
-    if name is None or any(name.casefold() in c.text.casefold() for c in candidates):
+    """A ``name`` Candidate ("Name is Wei" / "名字是小王", "名字是Leo" when said in
+    Chinese) for the name stated in the user's ``text`` when no candidate already holds
+    it, else None."""
+    found = stated_name_and_language(text)
+    if found is None or any(found[0].casefold() in c.text.casefold() for c in candidates):
         return None
-    return _piece(f"名字是{name}" if re.match(r"[\u4e00-\u9fff]", name) else f"Name is {name}", "name")
+    name, lang = found
+    return _piece(f"名字是{name}" if lang == "zh" else f"Name is {name}", "name")
 
 
 _ZH_CLAUSE = re.compile(r"[，,。！!？?；;\n]")

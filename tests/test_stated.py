@@ -122,3 +122,47 @@ def test_a_home_said_to_be_current_replaces_the_stored_one_without_an_llm_call(m
     assert len(mem.llm_server.requests) == n + 1  # the extraction call only
     assert [(c.event, c.text, c.old_text) for c in changes] == [("UPDATE", "Based in Munich", "Lives in Berlin")]
     assert texts(mem, "jonas") == ["Based in Munich"]
+
+
+def test_a_latin_name_said_in_chinese_is_stored_in_chinese():
+    got = stated_facts([], "Hi! 我叫Leo，在东京读研究生。", "zh")
+    assert [(c.text, c.topic) for c in got] == [("名字是Leo", "name")]
+
+
+@pytest.mark.parametrize("text,told", [
+    ("Oh and I'm learning piano on my own, like I told you.", True),
+    ("As I said, I live in Lyon", True),
+    ("I've told you before, I hate coffee", True),
+    ("我之前说过，我是教语文的，在一所小学。", True),
+    ("对了 I'm a data engineer at Google，我说过吧。", True),
+    ("我就住在成都啊，之前跟你说过的。", True),
+    ("I said no to the offer", False),
+    ("I told you about my sister", False),
+    ("I mentioned it to my boss", False),
+    ("我妈说过我小时候很调皮", False),
+])
+def test_says_already_told(text, told):
+    from memory.intents import says_already_told
+    assert says_already_told(text) is told
+
+
+def test_a_repeat_keeps_the_stored_wording_and_adds_only_what_is_new(mem):  # noqa: F811
+    with _with_facts({"I am learning": [{"text": "Learning piano", "topic": "habit"}],
+                      "told you": [{"text": "Learning piano on my own", "topic": "habit"},
+                                   {"text": "Has a cat named Tofu", "topic": "pet"}]}):
+        mem.add("I am learning piano.", "sofia")
+        changes = mem.add("Oh I'm learning piano on my own, like I told you. And I adopted Tofu, a kitten.",
+                          "sofia")
+    assert [(c.event, c.text) for c in changes] == [("NONE", "Learning piano on my own"),
+                                                    ("ADD", "Has a cat named Tofu")]
+    assert texts(mem, "sofia") == ["Has a cat named Tofu", "Learning piano"]
+
+
+def test_a_school_never_replaces_the_city_of_a_workplace():
+    from memory.reconcile import may_replace
+    city = _rec("在厦门工作", "workplace", "c")
+    assert not may_replace(cand("在一所小学工作", "workplace"), city)
+    assert may_replace(cand("在福州工作", "workplace"), city)
+    assert may_replace(cand("Joined Spotify", "workplace"), _rec("Works at Google", "workplace", "g"))
+    assert not may_replace(cand("Works in Munich", "workplace"), _rec("Works at Google", "workplace", "g"))
+    assert not may_replace(cand("妈妈在福州工作", "workplace"), city)
