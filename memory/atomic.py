@@ -89,13 +89,26 @@ def fix_topic(cand: Candidate) -> Candidate:
     """A move the model labelled ``event``, ``other``, ``plan`` or ``family`` becomes
     topic ``home`` (one current value: it may then replace the stored home). "全家搬去深圳了"
     (the user's whole family, the user included) is a move of the user's; a move that
-    names someone else ("My parents moved to Xiamen") keeps its topic."""
+    names someone else ("My parents moved to Xiamen") keeps its topic. Contact details
+    ("Mobile number is …", "手机号码是…") labelled with a one-value topic (home, job …)
+    become ``other``, so they never replace the home."""
     if cand.topic in ("event", "other", "plan", "family") and is_move(cand.text) \
             and not mentions_someone_else(cand.text):
-        home = topics.get("home")
-        return replace(cand, topic="home", type=home.type, importance=home.importance,
-                       tags=["home"] + [t for t in cand.tags if t != cand.topic])
+        return _retopic(cand, "home")
+    if topics.get(cand.topic).single and _CONTACT.search(cand.text):
+        return _retopic(cand, "other")  # a phone number labelled "home" must not replace the home
     return cand
+
+
+#: contact details: never a name, an age, a home, a job or a workplace
+_CONTACT = re.compile(r"\b(?:phone|mobile|cell|e-?mail|telephone|whatsapp|wechat)\b|\[(?:PHONE|EMAIL)\]"
+                      r"|电话|手机|号码|邮箱|微信号", re.IGNORECASE)
+
+
+def _retopic(cand: Candidate, topic: str) -> Candidate:
+    t = topics.get(topic)
+    return replace(cand, topic=topic, type=t.type, importance=t.importance,
+                   tags=[topic] + [x for x in cand.tags if x != cand.topic])
 
 
 def atomize(candidates: list[Candidate], user_text: str, lang: str) -> list[Candidate]:

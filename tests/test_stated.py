@@ -166,3 +166,9 @@ def test_a_school_never_replaces_the_city_of_a_workplace():
     assert may_replace(cand("Joined Spotify", "workplace"), _rec("Works at Google", "workplace", "g"))
     assert not may_replace(cand("Works in Munich", "workplace"), _rec("Works at Google", "workplace", "g"))
     assert not may_replace(cand("妈妈在福州工作", "workplace"), city)
+
+
+def test_a_phone_number_labelled_home_never_replaces_the_home():
+    fixed = atomize([cand("Mobile number is +44 7400 123456", "home"), cand("手机号码是13800000000", "job"),
+                     cand("Lives in Wellington", "home")], "…", "en")
+    assert [c.topic for c in fixed] == ["other", "other", "home"]
