@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import re
 
+import pangu
+
 from memory import topics
 from memory.extraction import Candidate
 from memory.grounding import mentions_someone_else
@@ -138,7 +140,9 @@ def dropped_work_facts(candidates: list[Candidate], user_text: str) -> list[Cand
 
 def _piece(text: str, topic: str) -> Candidate:
     t = topics.get(topic)
-    return Candidate(text=text, type=t.type, importance=t.importance, tags=[topic], topic=topic)
+    # "名字是Leo" -> "名字是 Leo": the CJK/Latin spacing extraction gives the model's items
+    return Candidate(text=pangu.space_text(text), type=t.type, importance=t.importance,
+                     tags=[topic], topic=topic)
 
 
 #: "I just moved to Singapore", "We've relocated back to Leeds": the speaker (I / we) moved

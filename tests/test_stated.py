@@ -126,7 +126,7 @@ def test_a_home_said_to_be_current_replaces_the_stored_one_without_an_llm_call(m
 
 def test_a_latin_name_said_in_chinese_is_stored_in_chinese():
     got = stated_facts([], "Hi! 我叫Leo，在东京读研究生。", "zh")
-    assert [(c.text, c.topic) for c in got] == [("名字是Leo", "name")]
+    assert [(c.text, c.topic) for c in got] == [("名字是 Leo", "name")]
 
 
 @pytest.mark.parametrize("text,told", [
