@@ -10,6 +10,7 @@ absolute dates are read: a day (``October 13, 2023``, ``13 October 2023``,
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -117,3 +118,36 @@ def parse_query_dates(query: str) -> QueryDates:
                 pass
             text = text.replace(m.group(0), " ", 1)
     return QueryDates(" ".join(text.split()), periods, months)
+
+
+# ---- questions about time, and the memories that answer them ------------------------
+
+_NUM = r"(?:\d+|a|an|one|two|three|four|five|six|seven|eight|nine|ten|a few|few|several|couple of|a couple of)"
+_UNIT = r"(?:days?|weeks?|months?|years?|hours?|weekends?)"
+_DAYNAME = r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|mon|tue|wed|thu|fri|sat|sun)"
+_TIME_QUESTION = re.compile(
+    r"\b(?:when|how long|since when|what (?:date|day|time|year|month)|which (?:date|day|year|month))\b"
+    r"|什么时候|何时|哪天|哪一天|哪年|哪一年|几月|几号|多久|多长时间", re.I)
+_TIME_REFERENCE = re.compile(
+    rf"\b(?:yesterday|today|tonight|tomorrow|ago|lately"
+    rf"|(?:last|next|this|past|coming|the other) (?:{_DAYNAME}|{_UNIT}|night|morning|evening|summer|winter|spring|fall|autumn|day)"
+    rf"|{_NUM} {_UNIT}(?: ago| now| later)?"
+    rf"|since (?:(?:19|20)\d\d|{_NUM} {_UNIT}|i was)"
+    rf"|{_DAYNAME}(?:day)?|{_MON}\s+\d{{1,2}}|(?:19|20)\d\d)\b"
+    r"|昨天|前天|今天|明天|后天|上周|上个?星期|上个?月|去年|前年|下周|下个?月|明年|今年|周末|最近"
+    r"|[上下这]周[一二三四五六日天]|星期[一二三四五六日天]|\d+\s*[年月日号天]|[一二两三四五六七八九十几]+\s*(?:天|周|个月|年)前",
+    re.I)
+
+
+def asks_when(query: str) -> bool:
+    """True when ``query`` asks about time ("When did …", "How long has …", "什么时候 …",
+    "多久"): its answer is likely a memory that says when (:func:`has_time_reference`)."""
+    return bool(_TIME_QUESTION.search(query or ""))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def has_time_reference(text: str) -> bool:
+    """True when memory ``text`` says when something happened or how long it lasted:
+    a relative day ("yesterday", "last Friday", "two weeks ago", "昨天", "上个月"), a
+    duration ("for 3 years"), a weekday, a month and day or a year. Cached per text."""
+    return bool(_TIME_REFERENCE.search(text or ""))

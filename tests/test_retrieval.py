@@ -219,3 +219,32 @@ def test_a_date_in_the_query_prefers_memories_written_then(tmp_path):
         assert late.memories == []
     finally:
         mem.close()
+
+
+def test_time_questions_and_memories_that_say_when():
+    from memory.querydates import asks_when, has_time_reference
+
+    assert asks_when("When did Melanie paint a sunrise?")
+    assert asks_when("How long has Nate had his turtles?") and asks_when("我什么时候去的成都？")
+    assert not asks_when("What did Melanie paint?") and not asks_when("我喜欢喝什么？")
+    for said in ["I went to a conference two days ago", "Yesterday, we went camping",
+                 "I've had them for 3 years now", "Last Fri I took the kids to pottery",
+                 "我昨天去了医院", "三天前刚搬家", "It opens on March 5"]:
+        assert has_time_reference(said), said
+    for said in ["Great job, keep going!", "Nice pic! Love the colours.", "我喜欢喝绿茶"]:
+        assert not has_time_reference(said), said
+
+
+def test_a_question_about_time_prefers_the_memory_that_says_when(tmp_path):
+    from memory import Memory, load_config
+
+    mem = Memory(load_config(env_file=None, memory_data_dir=str(tmp_path)), llm=object())
+    try:
+        mem.add("My dentist is great", "u1", infer=False)
+        said = mem.add("Dentist appointment yesterday", "u1", infer=False)[0].id
+        q = "When did I go to the dentist?"
+        assert mem.search(q, "u1").memories[0].id == said
+        off = mem.search(q, "u1", weights=SearchWeights(when_boost=0.0)).memories
+        assert off[0].id != said  # the boost, not the words, puts it first
+    finally:
+        mem.close()
