@@ -127,15 +127,19 @@ _UNIT = r"(?:days?|weeks?|months?|years?|hours?|weekends?)"
 _DAYNAME = r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|mon|tue|wed|thu|fri|sat|sun)"
 _TIME_QUESTION = re.compile(
     r"\b(?:when|how long|since when|what (?:date|day|time|year|month)|which (?:date|day|year|month))\b"
-    r"|什么时候|何时|哪天|哪一天|哪年|哪一年|几月|几号|多久|多长时间", re.I)
+    r"|什么时候|何时|哪天|哪一天|哪年|哪一年|几月|几号|几点|多久|多长时间", re.I)
+_ZH_NUM = r"[0-9一二三四五六七八九十两几]"
 _TIME_REFERENCE = re.compile(
-    rf"\b(?:yesterday|today|tonight|tomorrow|ago|lately"
-    rf"|(?:last|next|this|past|coming|the other) (?:{_DAYNAME}|{_UNIT}|night|morning|evening|summer|winter|spring|fall|autumn|day)"
+    rf"\b(?:yesterday|today|tonight|tomorrow|ago|lately|o'clock"
+    rf"|(?:last|next|this|past|coming|the other|every) (?:{_DAYNAME}|{_UNIT}|night|morning|evening|afternoon|summer|winter|spring|fall|autumn|day)"
     rf"|{_NUM} {_UNIT}(?: ago| now| later)?"
     rf"|since (?:(?:19|20)\d\d|{_NUM} {_UNIT}|i was)"
-    rf"|{_DAYNAME}(?:day)?|{_MON}\s+\d{{1,2}}|(?:19|20)\d\d)\b"
+    rf"|\d{{1,2}}(?::\d\d)?\s*(?:am|pm|a\.m\.|p\.m\.)"
+    rf"|{_DAYNAME}(?:day)?s?|{_MON}\s+\d{{1,2}}|(?:19|20)\d\d)(?!\w)"
     r"|昨天|前天|今天|明天|后天|上周|上个?星期|上个?月|去年|前年|下周|下个?月|明年|今年|周末|最近"
-    r"|[上下这]周[一二三四五六日天]|星期[一二三四五六日天]|\d+\s*[年月日号天]|[一二两三四五六七八九十几]+\s*(?:天|周|个月|年)前",
+    r"|早上|上午|中午|下午|晚上|凌晨|每(?:天|日|周|星期|个?月|年)"
+    rf"|[上下这]周[一二三四五六日天]|星期[一二三四五六日天]|周[一二三四五六日]"
+    rf"|{_ZH_NUM}+\s*(?:年|月|日|号|点|岁)|{_ZH_NUM}+\s*(?:天|周|个月|年)前",
     re.I)
 
 
@@ -149,5 +153,6 @@ def asks_when(query: str) -> bool:
 def has_time_reference(text: str) -> bool:
     """True when memory ``text`` says when something happened or how long it lasted:
     a relative day ("yesterday", "last Friday", "two weeks ago", "昨天", "上个月"), a
-    duration ("for 3 years"), a weekday, a month and day or a year. Cached per text."""
+    duration ("for 3 years"), a habit's time ("every morning", "at 6 am", "每天早上六点"),
+    a weekday, a month and day, a month or a year ("十二月", "2023"). Cached per text."""
     return bool(_TIME_REFERENCE.search(text or ""))

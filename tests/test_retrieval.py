@@ -226,10 +226,12 @@ def test_time_questions_and_memories_that_say_when():
 
     assert asks_when("When did Melanie paint a sunrise?")
     assert asks_when("How long has Nate had his turtles?") and asks_when("我什么时候去的成都？")
+    assert asks_when("What time do I go jogging?") and asks_when("我几点起床？")
     assert not asks_when("What did Melanie paint?") and not asks_when("我喜欢喝什么？")
     for said in ["I went to a conference two days ago", "Yesterday, we went camping",
                  "I've had them for 3 years now", "Last Fri I took the kids to pottery",
-                 "我昨天去了医院", "三天前刚搬家", "It opens on March 5"]:
+                 "我昨天去了医院", "三天前刚搬家", "It opens on March 5", "I jog at 6 am",
+                 "我每天早上六点起床", "预产期在十二月"]:
         assert has_time_reference(said), said
     for said in ["Great job, keep going!", "Nice pic! Love the colours.", "我喜欢喝绿茶"]:
         assert not has_time_reference(said), said
