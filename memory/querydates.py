@@ -4,7 +4,8 @@ A memory is written when something is said, usually on or shortly after the day 
 about, so a period ``[start, end)`` named by the query matches memories created in
 ``[start, end + lag)`` (:meth:`QueryDates.matches`; the lag is a search weight). Only
 absolute dates are read: a day (``October 13, 2023``, ``13 October 2023``,
-``2023-10-13``, ``2023年10月13日``), a month with or without year (``July 2023``,
+``2023-10-13``, ``2023年10月13日``; "August 11" takes the year of another date of the
+query, or else stands for its month), a month with or without year (``July 2023``,
 ``in June``, ``2023年5月``, ``5月``) and a year (``in 2023``, ``2023年``); relative ones
 ("last year") depend on when the question is asked and are left to the text.
 """
@@ -25,12 +26,16 @@ _DAY = r"(\d{1,2})(?:st|nd|rd|th)?"
 
 # (pattern, kind) in priority order; groups give the fields named by kind
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(rf"\b{_MON}\s+{_DAY},?\s+{_YEAR}\b", re.I), "mdy"),
-    (re.compile(rf"\b{_DAY}\s+(?:of\s+)?{_MON},?\s+{_YEAR}\b", re.I), "dmy"),
+    (re.compile(rf"\b{_MON}\s+{_DAY}(?:,\s*|\s+){_YEAR}\b", re.I), "mdy"),
+    (re.compile(rf"\b{_DAY}\s+(?:of\s+)?{_MON}(?:,\s*|\s+){_YEAR}\b", re.I), "dmy"),
     (re.compile(r"\b((?:19|20)\d\d)-(\d{1,2})-(\d{1,2})\b"), "ymd"),
     (re.compile(r"((?:19|20)\d\d)\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]"), "ymd"),
     (re.compile(rf"\b{_MON}\s*,?\s+{_YEAR}\b", re.I), "my"),
     (re.compile(r"((?:19|20)\d\d)\s*年\s*(\d{1,2})\s*月(?:份)?"), "ym"),
+    # a day without a year ("between August 11 and August 15 2023"): the year of a date
+    # found before it, else its month
+    (re.compile(rf"\b{_MON}\s+{_DAY}\b(?!\s*:)", re.I), "md"),
+    (re.compile(rf"\b(?:on\s+)?(?:the\s+)?{_DAY}\s+(?:of\s+)?{_MON}\b", re.I), "dm"),
     (re.compile(rf"\b(?:in|during|of|since|by)\s+(?:early\s+|late\s+|mid-?\s*)?{_YEAR}\b",
                 re.I), "y"),
     (re.compile(r"((?:19|20)\d\d)\s*年"), "y"),
@@ -102,6 +107,14 @@ def parse_query_dates(query: str) -> QueryDates:
                         year, mon, day = int(g[0]), int(g[1]), int(g[2])
                     start = datetime(year, mon, day, tzinfo=timezone.utc)
                     periods.append((start, start + timedelta(days=1)))
+                elif kind in ("md", "dm"):
+                    mon, day = (_month(g[0]), int(g[1])) if kind == "md" else (_month(g[1]), int(g[0]))
+                    if periods:
+                        start = datetime(periods[0][0].year, mon, day, tzinfo=timezone.utc)
+                        periods.append((start, start + timedelta(days=1)))
+                    else:
+                        datetime(2000, mon, day)  # a real day of that month, or ValueError
+                        months.add(mon)
                 elif kind in ("my", "ym"):
                     mon, year = (_month(g[0]), int(g[1])) if kind == "my" else (int(g[1]), int(g[0]))
                     periods.append(_month_span(year, mon))

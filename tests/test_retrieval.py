@@ -118,6 +118,12 @@ def test_parse_query_dates_reads_days_months_years_in_english_and_chinese():
     assert not june.matches(utc(2023, 8, 1), 14)
     assert not parse_query_dates("May I ask what my cat is called?")  # modal, not a month
     assert not parse_query_dates("on February 30, 2023")             # impossible: ignored
+    assert parse_query_dates("shared on December 1,2023").periods == [
+        (utc(2023, 12, 1), utc(2023, 12, 2))]                        # no space after the comma
+    between = parse_query_dates("Where was John between August 11 and August 15 2023?")
+    assert sorted(between.periods) == [(utc(2023, 8, 11), utc(2023, 8, 12)),
+                                       (utc(2023, 8, 15), utc(2023, 8, 16))]
+    assert parse_query_dates("What did I do on March 3?").months == {3}  # no year: the month
     jul = parse_query_dates("in July 2023")
     assert jul.matches(utc(2023, 8, 10), 14) and not jul.matches(utc(2023, 8, 20), 14)
 
