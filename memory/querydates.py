@@ -8,6 +8,11 @@ absolute dates are read: a day (``October 13, 2023``, ``13 October 2023``,
 query, or else stands for its month), a month with or without year (``July 2023``,
 ``in June``, ``2023年5月``, ``5月``) and a year (``in 2023``, ``2023年``); relative ones
 ("last year") depend on when the question is asked and are left to the text.
+
+Questions *about* time ("When did …", "How long …", "什么时候") are told apart by
+:func:`asks_when`, and the memories that could answer them — those that say when:
+"yesterday", "two weeks ago", "for 3 years", "every morning", "上个月" — by
+:func:`has_time_reference`.
 """
 from __future__ import annotations
 
