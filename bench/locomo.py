@@ -22,10 +22,11 @@ Stored turns (``--format``):
 Configurations (``SearchWeights``): ``default`` (the product's hybrid), ``vector`` (vector
 only), ``text`` (full text only), ``no-rescore`` (without the importance/recency
 re-score), ``no-context`` (without thread neighbours and thread share), ``no-dates``
-(without query dates), ``no-when`` (without the time-question boost), ``no-speaker`` (without the
-speaker-label boost), ``rrf``
-(equal-weight reciprocal rank fusion: the engine's first default), ``pool-max`` (score fusion without query-term coverage or cross-script terms),
-``coverage2`` (coverage squared), ``before`` (the default before issue 13).
+(without query dates), ``no-when`` (without the time-question boost), ``no-speaker``
+(without the speaker-label boost), ``rrf`` (equal-weight reciprocal rank fusion: the
+engine's first default), ``pool-max`` (score fusion without query-term coverage or
+cross-script terms), ``coverage2`` (coverage squared), ``before`` (the default before
+issue 13).
 Usage::
 
     python bench/locomo.py --configs default     # headline: plain format, both halves
