@@ -22,9 +22,11 @@ Stored turns (``--format``):
 Configurations (``SearchWeights``): ``default`` (the product's hybrid), ``vector`` (vector
 only), ``text`` (full text only), ``no-rescore`` (without the importance/recency
 re-score), ``no-context`` (without thread neighbours and thread share), ``no-dates``
-(without query dates), ``rrf`` (equal-weight reciprocal rank fusion: the engine's first
-default), ``pool-max`` (score fusion without query-term coverage or cross-script terms),
-``coverage2`` (coverage squared), ``before`` (the default before issue 13).
+(without query dates), ``no-when`` (without the time-question boost), ``no-speaker``
+(without the speaker-label boost), ``rrf`` (equal-weight reciprocal rank fusion: the
+engine's first default), ``pool-max`` (score fusion without query-term coverage or
+cross-script terms), ``coverage2`` (coverage squared), ``before`` (the default before
+issue 13).
 Usage::
 
     python bench/locomo.py --configs default     # headline: plain format, both halves
@@ -74,12 +76,15 @@ def configs() -> dict[str, SearchWeights]:
         "no-rescore": replace(base, rescore=False),
         "no-context": replace(base, context_prev=0.0, context_next=0.0, thread_share=0.0),
         "no-dates": replace(base, date_boost=0.0),
+        "no-when": replace(base, when_boost=0.0),
+        "no-speaker": replace(base, speaker_boost=0.0),
         "rrf": replace(base, fusion="rrf", vector=1.0, text=1.0),
         "pool-max": replace(base, coverage_power=0.0, cross_script=0.0, cross_inherit=0.0),
         "coverage2": replace(base, coverage_power=2.0),
         "before": SearchWeights(vector=0.2, coverage_power=2.0, cross_script=0.04,
                                 cross_inherit=0.0, owner_penalty=0.0, context_prev=0.0,
-                                context_next=0.0, thread_share=0.0, date_boost=0.0),
+                                context_next=0.0, thread_share=0.0, date_boost=0.0,
+                                when_boost=0.0, speaker_boost=0.0),
     }
 
 

@@ -4,12 +4,19 @@ A memory is written when something is said, usually on or shortly after the day 
 about, so a period ``[start, end)`` named by the query matches memories created in
 ``[start, end + lag)`` (:meth:`QueryDates.matches`; the lag is a search weight). Only
 absolute dates are read: a day (``October 13, 2023``, ``13 October 2023``,
-``2023-10-13``, ``2023年10月13日``), a month with or without year (``July 2023``,
+``2023-10-13``, ``2023年10月13日``; "August 11" takes the year of another date of the
+query, or else stands for its month), a month with or without year (``July 2023``,
 ``in June``, ``2023年5月``, ``5月``) and a year (``in 2023``, ``2023年``); relative ones
 ("last year") depend on when the question is asked and are left to the text.
+
+Questions *about* time ("When did …", "How long …", "什么时候") are told apart by
+:func:`asks_when`, and the memories that could answer them — those that say when:
+"yesterday", "two weeks ago", "for 3 years", "every morning", "上个月" — by
+:func:`has_time_reference`.
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -24,12 +31,16 @@ _DAY = r"(\d{1,2})(?:st|nd|rd|th)?"
 
 # (pattern, kind) in priority order; groups give the fields named by kind
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(rf"\b{_MON}\s+{_DAY},?\s+{_YEAR}\b", re.I), "mdy"),
-    (re.compile(rf"\b{_DAY}\s+(?:of\s+)?{_MON},?\s+{_YEAR}\b", re.I), "dmy"),
+    (re.compile(rf"\b{_MON}\s+{_DAY}(?:,\s*|\s+){_YEAR}\b", re.I), "mdy"),
+    (re.compile(rf"\b{_DAY}\s+(?:of\s+)?{_MON}(?:,\s*|\s+){_YEAR}\b", re.I), "dmy"),
     (re.compile(r"\b((?:19|20)\d\d)-(\d{1,2})-(\d{1,2})\b"), "ymd"),
     (re.compile(r"((?:19|20)\d\d)\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]"), "ymd"),
     (re.compile(rf"\b{_MON}\s*,?\s+{_YEAR}\b", re.I), "my"),
     (re.compile(r"((?:19|20)\d\d)\s*年\s*(\d{1,2})\s*月(?:份)?"), "ym"),
+    # a day without a year ("between August 11 and August 15 2023"): the year of a date
+    # found before it, else its month
+    (re.compile(rf"\b{_MON}\s+{_DAY}\b(?!\s*:)", re.I), "md"),
+    (re.compile(rf"\b(?:on\s+)?(?:the\s+)?{_DAY}\s+(?:of\s+)?{_MON}\b", re.I), "dm"),
     (re.compile(rf"\b(?:in|during|of|since|by)\s+(?:early\s+|late\s+|mid-?\s*)?{_YEAR}\b",
                 re.I), "y"),
     (re.compile(r"((?:19|20)\d\d)\s*年"), "y"),
@@ -101,6 +112,14 @@ def parse_query_dates(query: str) -> QueryDates:
                         year, mon, day = int(g[0]), int(g[1]), int(g[2])
                     start = datetime(year, mon, day, tzinfo=timezone.utc)
                     periods.append((start, start + timedelta(days=1)))
+                elif kind in ("md", "dm"):
+                    mon, day = (_month(g[0]), int(g[1])) if kind == "md" else (_month(g[1]), int(g[0]))
+                    if periods:
+                        start = datetime(periods[0][0].year, mon, day, tzinfo=timezone.utc)
+                        periods.append((start, start + timedelta(days=1)))
+                    else:
+                        datetime(2000, mon, day)  # a real day of that month, or ValueError
+                        months.add(mon)
                 elif kind in ("my", "ym"):
                     mon, year = (_month(g[0]), int(g[1])) if kind == "my" else (int(g[1]), int(g[0]))
                     periods.append(_month_span(year, mon))
@@ -117,3 +136,41 @@ def parse_query_dates(query: str) -> QueryDates:
                 pass
             text = text.replace(m.group(0), " ", 1)
     return QueryDates(" ".join(text.split()), periods, months)
+
+
+# ---- questions about time, and the memories that answer them ------------------------
+
+_NUM = r"(?:\d+|a|an|one|two|three|four|five|six|seven|eight|nine|ten|a few|few|several|couple of|a couple of)"
+_UNIT = r"(?:days?|weeks?|months?|years?|hours?|weekends?)"
+_DAYNAME = r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|mon|tue|wed|thu|fri|sat|sun)"
+_TIME_QUESTION = re.compile(
+    r"\b(?:when|how long|since when|what (?:date|day|time|year|month)|which (?:date|day|year|month))\b"
+    r"|什么时候|何时|哪天|哪一天|哪年|哪一年|几月|几号|几点|多久|多长时间", re.I)
+_ZH_NUM = r"[0-9一二三四五六七八九十两几]"
+_TIME_REFERENCE = re.compile(
+    rf"\b(?:yesterday|today|tonight|tomorrow|ago|lately|o'clock"
+    rf"|(?:last|next|this|past|coming|the other|every) (?:{_DAYNAME}|{_UNIT}|night|morning|evening|afternoon|summer|winter|spring|fall|autumn|day)"
+    rf"|{_NUM} {_UNIT}(?: ago| now| later)?"
+    rf"|since (?:(?:19|20)\d\d|{_NUM} {_UNIT}|i was)"
+    rf"|\d{{1,2}}(?::\d\d)?\s*(?:am|pm|a\.m\.|p\.m\.)"
+    rf"|{_DAYNAME}(?:day)?s?|{_MON}\s+\d{{1,2}}|(?:19|20)\d\d)(?!\w)"
+    r"|昨天|前天|今天|明天|后天|上周|上个?星期|上个?月|去年|前年|下周|下个?月|明年|今年|周末|最近"
+    r"|早上|上午|中午|下午|晚上|凌晨|每(?:天|日|周|星期|个?月|年)"
+    rf"|[上下这]周[一二三四五六日天]|星期[一二三四五六日天]|周[一二三四五六日]"
+    rf"|{_ZH_NUM}+\s*(?:年|月|日|号|点|岁)|{_ZH_NUM}+\s*(?:天|周|个月|年)前",
+    re.I)
+
+
+def asks_when(query: str) -> bool:
+    """True when ``query`` asks about time ("When did …", "How long has …", "什么时候 …",
+    "多久"): its answer is likely a memory that says when (:func:`has_time_reference`)."""
+    return bool(_TIME_QUESTION.search(query or ""))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def has_time_reference(text: str) -> bool:
+    """True when memory ``text`` says when something happened or how long it lasted:
+    a relative day ("yesterday", "last Friday", "two weeks ago", "昨天", "上个月"), a
+    duration ("for 3 years"), a habit's time ("every morning", "at 6 am", "每天早上六点"),
+    a weekday, a month and day, a month or a year ("十二月", "2023"). Cached per text."""
+    return bool(_TIME_REFERENCE.search(text or ""))

@@ -24,7 +24,9 @@ Score fusion (default, ``SearchWeights.fusion = "score"``), per candidate ``d`` 
 
 After fusion, chat messages imported into a thread get a share of their neighbours'
 scores (:mod:`memory.neighbours`), a date the query names is matched against
-``created_at`` (:mod:`memory.querydates`), and a first-person query demotes other
+``created_at`` (:mod:`memory.querydates`), a question about time ("When did …") prefers
+memories that say when, a query naming a person prefers the messages that person said
+(:mod:`memory.speakers`), and a first-person query demotes other
 people's facts (:mod:`memory.owner`). Every default was chosen on the *tune* halves of
 ``bench/locomo.py --format plain`` (LoCoMo conversations 0-4) and
 ``bench/zh_en_xling.py`` (its tune split); ``bench/README.md`` has the tables for both
@@ -51,7 +53,8 @@ import snowballstemmer
 
 from memory.neighbours import with_neighbours, with_thread_share
 from memory.owner import is_first_person, owner_of
-from memory.querydates import QueryDates, parse_query_dates
+from memory.querydates import QueryDates, asks_when, has_time_reference, parse_query_dates
+from memory.speakers import speaker_of, speakers_named
 from memory.textsearch import index_text, normalize, query_terms, word_runs
 from memory.types import MemoryRecord, ScoredMemory, utcnow
 
@@ -95,7 +98,12 @@ class SearchWeights:
     (at least ``MIN_POOL``). ``date_boost``: relative boost of a memory created in a period
     the query names (:mod:`memory.querydates`) or up to ``date_lag_days`` after it; the
     date words then leave the text query and, with ``date_pool``, a second full-text
-    query restricted to that period adds candidates (0 disables).
+    query restricted to that period adds candidates (0 disables). ``when_boost``:
+    relative boost, for a question about time ("When did …", "How long …", "什么时候"),
+    of a memory that says when (a relative day, a duration, a weekday or a date:
+    :func:`memory.querydates.has_time_reference`; 0 disables). ``speaker_boost``:
+    relative boost of an imported message whose speaker label ("Caroline: …") names a
+    person the query names (:mod:`memory.speakers`; 0 disables).
     """
 
     vector: float = 0.15
@@ -117,6 +125,8 @@ class SearchWeights:
     date_boost: float = 2.0
     date_lag_days: float = 14.0
     date_pool: bool = True
+    when_boost: float = 1.0
+    speaker_boost: float = 1.0
 
 
 def rrf_fuse(ranked_lists: list[tuple[list[str], float]], k: int = RRF_K
@@ -322,7 +332,10 @@ def hybrid_search(store, user_id: str, query: str, query_embedding: np.ndarray |
     vrank = {m: i for i, (m, _) in enumerate(vec_hits, start=1)}
     trank = {m: i for i, (m, _) in enumerate(txt_hits, start=1)}
     now = now or utcnow()
+    when = w.when_boost > 0 and asks_when(raw_query)
     asker = owner_of(raw_query) if w.owner_penalty > 0 and is_first_person(raw_query) else None
+    said_by = (speakers_named(raw_query, records.values()) if w.speaker_boost > 0
+               else frozenset())
     hits: list[ScoredMemory] = []
     for mid, score in fused.items():
         rec = records.get(mid)
@@ -335,6 +348,10 @@ def hybrid_search(store, user_id: str, query: str, query_embedding: np.ndarray |
             score *= 1.0 - w.owner_penalty
         if named and named.matches(rec.created_at, w.date_lag_days):
             score *= 1.0 + w.date_boost
+        if said_by and speaker_of(rec) in said_by:
+            score *= 1.0 + w.speaker_boost
+        if when and has_time_reference(rec.text):
+            score *= 1.0 + w.when_boost
         if w.rescore:
             score *= 1.0 + w.importance * (rec.importance - 3)
             seen = rec.last_accessed_at or rec.updated_at or rec.created_at
@@ -368,3 +385,4 @@ def _dated_text_hits(store, user_id: str, query: str, pool: int, types, since, u
     if lo > hi:
         return []
     return store.text_search(user_id, query, pool, types=types, since=lo, until=hi)
+

@@ -118,6 +118,12 @@ def test_parse_query_dates_reads_days_months_years_in_english_and_chinese():
     assert not june.matches(utc(2023, 8, 1), 14)
     assert not parse_query_dates("May I ask what my cat is called?")  # modal, not a month
     assert not parse_query_dates("on February 30, 2023")             # impossible: ignored
+    assert parse_query_dates("shared on December 1,2023").periods == [
+        (utc(2023, 12, 1), utc(2023, 12, 2))]                        # no space after the comma
+    between = parse_query_dates("Where was John between August 11 and August 15 2023?")
+    assert sorted(between.periods) == [(utc(2023, 8, 11), utc(2023, 8, 12)),
+                                       (utc(2023, 8, 15), utc(2023, 8, 16))]
+    assert parse_query_dates("What did I do on March 3?").months == {3}  # no year: the month
     jul = parse_query_dates("in July 2023")
     assert jul.matches(utc(2023, 8, 10), 14) and not jul.matches(utc(2023, 8, 20), 14)
 
@@ -217,5 +223,36 @@ def test_a_date_in_the_query_prefers_memories_written_then(tmp_path):
         late = mem.search("hiking in May 2023", "u1",
                           filters={"since": datetime(2023, 6, 1, tzinfo=timezone.utc)})
         assert late.memories == []
+    finally:
+        mem.close()
+
+
+def test_time_questions_and_memories_that_say_when():
+    from memory.querydates import asks_when, has_time_reference
+
+    assert asks_when("When did Melanie paint a sunrise?")
+    assert asks_when("How long has Nate had his turtles?") and asks_when("我什么时候去的成都？")
+    assert asks_when("What time do I go jogging?") and asks_when("我几点起床？")
+    assert not asks_when("What did Melanie paint?") and not asks_when("我喜欢喝什么？")
+    for said in ["I went to a conference two days ago", "Yesterday, we went camping",
+                 "I've had them for 3 years now", "Last Fri I took the kids to pottery",
+                 "我昨天去了医院", "三天前刚搬家", "It opens on March 5", "I jog at 6 am",
+                 "我每天早上六点起床", "预产期在十二月"]:
+        assert has_time_reference(said), said
+    for said in ["Great job, keep going!", "Nice pic! Love the colours.", "我喜欢喝绿茶"]:
+        assert not has_time_reference(said), said
+
+
+def test_a_question_about_time_prefers_the_memory_that_says_when(tmp_path):
+    from memory import Memory, load_config
+
+    mem = Memory(load_config(env_file=None, memory_data_dir=str(tmp_path)), llm=object())
+    try:
+        mem.add("My dentist is great", "u1", infer=False)
+        said = mem.add("Dentist appointment yesterday", "u1", infer=False)[0].id
+        q = "When did I go to the dentist?"
+        assert mem.search(q, "u1").memories[0].id == said
+        off = mem.search(q, "u1", weights=SearchWeights(when_boost=0.0)).memories
+        assert off[0].id != said  # the boost, not the words, puts it first
     finally:
         mem.close()
