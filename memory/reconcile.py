@@ -74,7 +74,7 @@ class Decision:
 #: the message says a job or workplace changed ("I work as a tester now", "现在在…做")
 _CHANGED = re.compile(r"\b(?:now|nowadays|these days|switched|changed|new job|joined|left|quit|"
                       r"started (?:a|my) new|no longer|any ?more)\b|现在|如今|目前|换了?工作|改行|跳槽|"
-                      r"辞职|离职|不再|已经不", re.IGNORECASE)
+                      r"辞职|离职|不再|已经不|调到|调去|外派|派驻|派到", re.IGNORECASE)
 #: ... unless it adds a second one ("I also teach yoga", "兼职做翻译")
 _ALSO = re.compile(r"\b(?:also|too|as well|side (?:job|gig|hustle)|part[- ]time|second job|"
                    r"in addition)\b|兼职|副业|也在|也是|还在|还做|同时", re.IGNORECASE)

@@ -21,7 +21,7 @@ import pangu
 from memory import topics
 from memory.extraction import Candidate
 from memory.grounding import mentions_someone_else
-from memory.textsearch import cut_words
+from memory.textsearch import cut_words, tag_words
 
 #: a place name in English: up to three capitalised words ("Boston", "New York City")
 PLACE = r"[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*){0,2}"
@@ -150,7 +150,10 @@ _MOVED_TO_EN = re.compile(
     rf"\b(?:I|[Ww]e)(?:'ve|’ve| have| had)?\s+(?:just\s+|recently\s+|finally\s+|also\s+)*"
     rf"(?:moved|relocated)\s+(?:back\s+)?to\s+(?P<place>{PLACE})")
 #: "搬到北京", "搬去了深圳", "搬回成都": the word after the verb is the place
-_MOVE_VERBS_ZH = ("搬到", "搬去", "搬回", "迁到", "迁往")
+#: Chinese verbs of a move (the place is the ``ns`` word next to them)
+_MOVE_VERBS_ZH = ("搬", "迁到", "迁往", "迁居", "回老家", "回到", "定居", "安家")
+#: ... and of a job that moved to another city
+_WORK_MOVE_VERBS_ZH = ("跳槽", "调到", "调去", "外派", "派到", "派驻", "被派")
 _CLAUSE = re.compile(r"[，,。！!？?；;\n—–]|\s-\s")
 #: capitalised words that are times, not places ("moved to … in September")
 NOT_PLACE = re.compile(r"^(january|february|march|april|may|june|july|august|september|"
@@ -158,30 +161,61 @@ NOT_PLACE = re.compile(r"^(january|february|march|april|may|june|july|august|sep
                         r"saturday|sunday|spring|summer|autumn|fall|winter|christmas|easter)\b", re.I)
 
 
+def zh_place(clause: str, verbs: tuple[str, ...]) -> str | None:
+    """The place name (jieba part of speech ``ns``) a Chinese ``clause`` names with one of
+    ``verbs``: the first after the verb ("我从南京搬到了上海" → "上海"), else the last
+    before it ("我们在苏州安家了" → "苏州"); None without a verb or a place."""
+    if not any(v in clause for v in verbs):
+        return None
+    words = tag_words(clause)
+    joined = [w + (words[i + 1][0] if i + 1 < len(words) else "") for i, (w, _) in enumerate(words)]
+    at = next((i for i, (w, _) in enumerate(words) if any(v in w for v in verbs)), None)
+    if at is None:  # a verb jieba cut in two ("派" + "到")
+        at = next((i for i, w in enumerate(joined) if any(v in w for v in verbs)), None)
+    if at is None:
+        return None
+    places = [(i, w) for i, (w, f) in enumerate(words) if f == "ns" and not any(v in w for v in verbs)]
+    after = [w for i, w in places if i > at]
+    before = [w for i, w in places if i < at]
+    return after[0] if after else (before[-1] if before else None)
+
+
 def moved_to(text: str) -> str | None:
     """The place the speaker says they moved to ("I just moved to Singapore for a new
-    job" → "Singapore", "我们全家搬去深圳了" → "深圳"), or None — also None when the clause
-    is about someone else ("My sister moved to Paris", "我妈搬到了福州")."""
+    job" → "Singapore", "我们全家搬去深圳了" → "深圳", "我回老家西安了" → "西安"), or None —
+    also None when the clause is about someone else ("My sister moved to Paris",
+    "我妈搬到了福州")."""
     for clause in _CLAUSE.split(text):
         if mentions_someone_else(clause):
             continue
         m = _MOVED_TO_EN.search(clause)
         if m and not NOT_PLACE.match(m["place"]):
             return m["place"]
-        if any(v in clause for v in _MOVE_VERBS_ZH) or "搬" in clause:
-            words = cut_words(clause)
-            for i, w in enumerate(words):
-                verb = w if w in _MOVE_VERBS_ZH else (w + words[i + 1] if w == "搬" and i + 1 < len(words)
-                                                       and words[i + 1] in ("到", "去", "回") else "")
-                if not verb:
-                    continue
-                j = i + (1 if w in _MOVE_VERBS_ZH else 2)
-                while j < len(words) and words[j] in ("了", "到"):
-                    j += 1
-                if j < len(words) and re.fullmatch(r"[\u4e00-\u9fff]{2,4}", words[j]) \
-                        and words[j] not in ("这里", "那里", "这边", "那边", "新家", "外地"):
-                    return words[j]
+        place = zh_place(clause, _MOVE_VERBS_ZH)
+        if place:
+            return place
     return None
+
+
+def works_in_city(text: str) -> str | None:
+    """The city a Chinese message says the speaker's work moved to ("我跳槽到上海的一家
+    私立医院了" → "上海", "公司把我外派到新加坡了" → "新加坡"), or None."""
+    for clause in _CLAUSE.split(text):
+        if not mentions_someone_else(clause.replace("公司把我", "")):
+            place = zh_place(clause, _WORK_MOVE_VERBS_ZH)
+            if place:
+                return place
+    return None
+
+
+def work_city_candidate(text: str, candidates: list[Candidate]) -> Candidate | None:
+    """A ``workplace`` Candidate "在<城市>工作" for the city ``works_in_city`` finds when
+    no candidate is already that city as a workplace, else None."""
+    from memory.moves import city_of  # moves imports this module
+    place = works_in_city(text)
+    if place is None or any(city_of(c.text) == place for c in candidates):
+        return None
+    return _piece(f"在{place}工作", "workplace")
 
 
 def move_candidate(text: str, candidates: list[Candidate]) -> Candidate | None:
@@ -202,7 +236,8 @@ def stated_facts(candidates: list[Candidate], user_text: str, lang: str) -> list
     out = list(candidates)
     if lang == "zh" or re.search(r"[\u4e00-\u9fff]", user_text):
         out.extend(dropped_work_facts(out, user_text))
-    for found in (name_candidate(user_text, out), move_candidate(user_text, out)):
+    for found in (name_candidate(user_text, out), move_candidate(user_text, out),
+                  work_city_candidate(user_text, out) if re.search(r"[\u4e00-\u9fff]", user_text) else None):
         if found is not None:
             out.append(found)
     age = age_candidate(user_text, lang)

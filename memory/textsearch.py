@@ -97,6 +97,16 @@ def _tokenizer():
     return _jieba
 
 
+def tag_words(text: str) -> list[tuple[str, str]]:
+    """jieba's part-of-speech tagging of ``text`` (``jieba.posseg``, the same dictionary as
+    ``cut_words``): ``[(word, flag)]``, e.g. ("上海", "ns") for a place name. Loads the
+    dictionary on first use."""
+    _tokenizer()
+    import jieba.posseg
+
+    return [(w.word, w.flag) for w in jieba.posseg.cut(text)]
+
+
 def cut_words(text: str) -> list[str]:
     """jieba's word segmentation of ``text`` (``jieba.lcut``, precise mode): a list of
     strings that join back to ``text`` ("在武汉一家银行做客户经理" → "在", "武汉", "一家",

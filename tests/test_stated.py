@@ -47,6 +47,9 @@ def test_stated_name(text, name):
     ("Actually I moved to Lyon last week.", "Lyon"),
     ("我们全家搬去深圳了，我也调到了深圳的分行。", "深圳"),
     ("我上个月搬到北京了，现在在北京工作。", "北京"),
+    ("去年年底我回老家西安了，现在在一家面馆掌勺。", "西安"),
+    ("我们在苏州安家了，我也在这边的学校继续教英语。", "苏州"),
+    ("我从南京搬到了上海", "上海"),
     ("上个月我带着豆豆搬到重庆了", "重庆"),
     # someone else moved, or no place
     ("My sister moved to Paris.", None),
@@ -172,3 +175,20 @@ def test_a_phone_number_labelled_home_never_replaces_the_home():
     fixed = atomize([cand("Mobile number is +44 7400 123456", "home"), cand("手机号码是13800000000", "job"),
                      cand("Lives in Wellington", "home")], "…", "en")
     assert [c.topic for c in fixed] == ["other", "other", "home"]
+
+
+@pytest.mark.parametrize("text,city", [
+    ("我跳槽到上海的一家私立医院了，还是做护士。", "上海"),
+    ("公司把我外派到新加坡了，要待两年", "新加坡"),
+    ("我也调到了深圳的分行", "深圳"),
+    ("我换了工作，现在在一家游戏公司做策划", None),
+    ("我哥哥调到了深圳", None),
+])
+def test_works_in_city(text, city):
+    from memory.stated import works_in_city
+    assert works_in_city(text) == city
+
+
+def test_a_job_moved_to_another_city_becomes_a_workplace_city():
+    got = stated_facts([cand("跳槽到上海的一家私立医院了", "workplace")], "我跳槽到上海的一家私立医院了，还是做护士。", "zh")
+    assert [(c.text, c.topic) for c in got][-1] == ("在上海工作", "workplace")
