@@ -26,7 +26,7 @@ from memory import topics
 from memory.extraction import Candidate
 from memory.grounding import mentions_someone_else
 from memory.intents import normalize
-from memory.stated import NOT_PLACE, PLACE, stated_facts
+from memory.stated import MOVED_ZH, NOT_PLACE, PLACE, stated_facts
 
 #: "Teaches high-school history in Boston", "Is a nurse in Paris, part-time",
 #: "Works as a software engineer at Google" (an employer is split like a city)
@@ -44,7 +44,7 @@ _BARE_HEAD = re.compile(r"^(works|working|lives|living|is based|based|is working
                         r"graduated|was|used to)\b", re.I)
 _MOVE_EN = re.compile(r"^(?:(?:has |have |just |recently )*(?:moved|relocated|moving)\s+(?:back\s+)?to\b"
                       r"|now (?:lives|living) in\b|lives in\b|is living in\b)", re.I)
-_MOVE_ZH = re.compile(r"搬(?:去|到|回|来)|迁(?:居|往)|住在|定居")
+_MOVE_ZH = re.compile(rf"{MOVED_ZH}|住在")
 
 def split_combined(cand: Candidate, source: str) -> list[Candidate]:
     """Return ``[cand]``, or the job and the workplace fact ``cand`` combines (see the

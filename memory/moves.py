@@ -15,11 +15,11 @@ from __future__ import annotations
 import re
 
 from memory import topics
-from memory.stated import PLACE
+from memory.stated import MOVED_ZH, PLACE
 from memory.grounding import mentions_someone_else
 
 _MOVED = re.compile(r"\b(?:moved|moving|relocated|relocating|now (?:lives|living|based))\b"
-                    r"|搬(?:去|到|回|来|家)|迁(?:居|往|到)|现在住在", re.IGNORECASE)
+                    rf"|{MOVED_ZH}|现在住在", re.IGNORECASE)
 _WORKS_IN_EN = re.compile(rf"^(?:Works|Working|Is working|Is based|Based)\s+in\s+(?P<place>{PLACE})\s*\.?$")
 _WORKS_IN_ZH = re.compile(r"^(?:我)?(?:现在)?在(?P<place>(?![一二三两几某这那本])[\u4e00-\u9fff]{2,4}?)(?:工作|上班)。?$")
 

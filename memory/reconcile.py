@@ -43,7 +43,7 @@ from memory import prompts
 from memory.errors import LLMError
 from memory import topics
 from memory.extraction import Candidate
-from memory.grounding import content_tokens, mentions_someone_else, shares_content
+from memory.grounding import content_tokens, mentions_someone_else, shares_content, support
 from memory.intents import normalize, says_already_told
 from memory.moves import city_of, says_moved
 from memory.types import MemoryRecord
@@ -172,10 +172,10 @@ def reconcile(llm, store, user_id: str, candidates: list[Candidate],
             pending.append((i, related))
     if pending:
         _ask_llm(llm, candidates, embeddings, pending, decisions)
-    return one_change_per_memory([d for d in decisions if d is not None])
+    return one_change_per_memory([d for d in decisions if d is not None], message)
 
 
-def one_change_per_memory(decisions: list[Decision]) -> list[Decision]:
+def one_change_per_memory(decisions: list[Decision], message: str = "") -> list[Decision]:
     """Make a turn's decisions consistent, in order: a memory the turn restates (an
     exact or near duplicate, NONE) is not also rewritten by another candidate ("Is a
     dentist" confirmed, then "I'm a dentist" would replace it; a candidate with a value
@@ -183,10 +183,14 @@ def one_change_per_memory(decisions: list[Decision]) -> list[Decision]:
     deleted at most once (the first decision wins; a later UPDATE that adds a value
     becomes an ADD: "Turned 30 on …" after the age went 29 → 30); and an UPDATE by the
     LLM or the job-change rule whose text adds nothing the old one lacks ("火锅是我的最爱"
-    for "喜欢吃火锅") is NONE.
+    for "喜欢吃火锅") is NONE. ``message``: the user's words; a NONE restates a memory only
+    when all its content words are in them (not a KNOWN line the model copied).
     Returns the decisions (same length and order)."""
     confirmed = {d.target.id for d in decisions if d.action == "NONE" and d.target is not None
-                 and d.reason in ("exact", "near-dup")}
+                 and d.reason in ("exact", "near-dup")
+                 # the model copying a KNOWN line ("在深圳工作" for "公司把我外派到新加坡了")
+                 # is not the user restating it
+                 and (not message or support(d.candidate.text, message) in (None, 1.0))}
     changed: set[str] = set()
     out = []
     for d in decisions:

@@ -151,7 +151,10 @@ _MOVED_TO_EN = re.compile(
     rf"(?:moved|relocated)\s+(?:back\s+)?to\s+(?P<place>{PLACE})")
 #: "搬到北京", "搬去了深圳", "搬回成都": the word after the verb is the place
 #: Chinese verbs of a move (the place is the ``ns`` word next to them)
-_MOVE_VERBS_ZH = ("搬", "迁到", "迁往", "迁居", "回老家", "回到", "定居", "安家")
+_MOVE_VERBS_ZH = ("搬", "迁到", "迁往", "迁居", "回老家", "回到", "定居", "安家", "落户")
+#: a Chinese memory text that says the user moved (the one list ``memory.moves`` and
+#: ``memory.atomic`` use too): "搬去了厦门", "回老家西安了", "在苏州安家了"
+MOVED_ZH = r"搬(?:去|到|回|来|家)|迁(?:居|往|到)|回(?:到)?老家|定居|安家|落户"
 #: ... and of a job that moved to another city
 _WORK_MOVE_VERBS_ZH = ("跳槽", "调到", "调去", "外派", "派到", "派驻", "被派")
 _CLAUSE = re.compile(r"[，,。！!？?；;\n—–]|\s-\s")
@@ -220,9 +223,10 @@ def work_city_candidate(text: str, candidates: list[Candidate]) -> Candidate | N
 
 def move_candidate(text: str, candidates: list[Candidate]) -> Candidate | None:
     """A ``home`` Candidate ("Moved to Singapore" / "搬到深圳") for the move stated in the
-    user's ``text`` when no candidate names the new place, else None."""
+    user's ``text`` when no ``home`` candidate names the new place, else None."""
     place = moved_to(text)
-    if place is None or any(place.casefold() in c.text.casefold() for c in candidates):
+    if place is None or any(place.casefold() in c.text.casefold() for c in candidates
+                            if c.topic == "home"):
         return None
     return _piece(f"搬到{place}" if re.match(r"[\u4e00-\u9fff]", place) else f"Moved to {place}", "home")
 

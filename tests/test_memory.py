@@ -107,7 +107,7 @@ def test_walkthrough_remember_recall_update_isolate(mem, llm):
     updates = [c for c in changes if c.event == "UPDATE"]
     assert len(updates) == 1 and updates[0].old_text == "Works in Shanghai"
     texts = [r.text for r in mem.list("seven")]
-    assert mem.count("seven") == 3
+    assert mem.count("seven") == 4  # + "Moved to Beijing" (memory.stated): the move itself
     assert not any("Shanghai" in t for t in texts) and any("Beijing" in t for t in texts)
     hist = mem.history(updates[0].id, "seven")
     assert [(e.event, e.old_text, e.new_text) for e in hist] == [
@@ -122,7 +122,7 @@ def test_walkthrough_remember_recall_update_isolate(mem, llm):
     assert mem.search("football Seven Beijing", "jane").memories == []
     assert mem.get(sid, "jane") is None and mem.history(sid, "jane") == []
     assert mem.update(sid, "hijacked", "jane") is None and mem.delete(sid, "jane") is False
-    assert mem.delete_all("jane") == 0 and mem.count("seven") == 3
+    assert mem.delete_all("jane") == 0 and mem.count("seven") == 4
     assert mem.threads("jane") and all(t.user_id == "jane" for t in mem.threads("jane"))
 
 
@@ -231,9 +231,9 @@ def test_export_import_roundtrip_is_lossless_and_idempotent(mem):
     say(mem, "Hi, I'm Seven. I work in Shanghai and love football.", "seven")
     say(mem, "I moved to Beijing last month.", "seven")
     data = json.loads(json.dumps(mem.export("seven")))
-    assert data["profile"] and len(data["memories"]) == 3 and data["threads"]
+    assert data["profile"] and len(data["memories"]) == 4 and data["threads"]
     report = mem.import_(data, "seven-copy")
-    assert report["imported"] == 3 and report["skipped"] == 0
+    assert report["imported"] == 4 and report["skipped"] == 0
     copy = json.loads(json.dumps(mem.export("seven-copy")))
 
     def key(d):
@@ -243,8 +243,8 @@ def test_export_import_roundtrip_is_lossless_and_idempotent(mem):
         sorted((h["event"], h["new_text"]) for h in data["history"])
     assert [len(t["messages"]) for t in copy["threads"]] == [len(t["messages"]) for t in data["threads"]]
     again = mem.import_(data, "seven-copy")
-    assert again == {"imported": 0, "skipped": 3, "threads": 0}
-    assert mem.count("seven") == 3  # the source user is untouched
+    assert again == {"imported": 0, "skipped": 4, "threads": 0}
+    assert mem.count("seven") == 4  # the source user is untouched
 
 
 def test_import_rejects_malformed_data_before_writing(mem):

@@ -71,7 +71,8 @@ def test_a_dropped_name_and_move_are_added_only_when_missing():
     kept = [cand("Name is Wei", "name"), cand("Moved to Singapore last week", "home")]
     assert stated_facts(kept, "I'm Wei. I moved to Singapore last week.", "en") == kept
     zh = atomize([cand("调到了深圳的分行", "workplace")], "我叫陈晨。我们全家搬去深圳了。", "zh")
-    assert [c.text for c in zh] == ["调到了深圳的分行", "名字是陈晨"]  # 深圳 is named already
+    # 深圳 is named, but as a workplace: the move itself is added
+    assert [c.text for c in zh] == ["调到了深圳的分行", "名字是陈晨", "搬到深圳"]
 
 
 def test_a_whole_family_move_is_the_users_home():
