@@ -85,3 +85,29 @@ def test_fewer_than_k_rare_rows_rank_the_whole_query(store):
     assert got == whole_query(store, "u1", "Caroline dog", 5, since=since)
     assert store.text_search("u2", "Caroline dog", 5) == whole_query(store, "u2",
                                                                      "Caroline dog", 5)
+
+
+def test_date_filters_match_inside_the_rid_band_of_the_period(tmp_path):
+    """Memories stored out of time order (a backdated import between new ones): the
+    filtered search equals the unfiltered ranking cut to the period."""
+    s = SQLiteStore(tmp_path / "memory.db")
+    s.open("e", DIM)
+    try:
+        days = [(i * 7) % 30 for i in range(60)]  # created_at jumps back and forth
+        rows = [rec("u1", f"tea and cake {i}" if i % 3 else f"tea {i}", day=d)
+                for i, d in enumerate(days)] + [rec("u2", "tea", day=5)]
+        s.insert_memories(rows)
+        born = {r.id: r.created_at for r in rows}
+        everything = s.text_search("u1", "tea cake", 100)
+        assert len(everything) == 60
+        for lo, hi in [(3, 9), (0, 0), (29, 40), (12, None), (None, 4)]:
+            since = DAY + timedelta(days=lo) if lo is not None else None
+            until = DAY + timedelta(days=hi) if hi is not None else None
+            want = [(m, sc) for m, sc in everything
+                    if (since is None or born[m] >= since) and (until is None or born[m] <= until)]
+            got = s.text_search("u1", "tea cake", 100, since=since, until=until)
+            assert [m for m, _ in got] == [m for m, _ in want] and want
+            assert np.allclose([x for _, x in got], [x for _, x in want], rtol=0, atol=1e-9)
+        assert s.text_search("u1", "tea", 5, since=DAY + timedelta(days=31)) == []
+    finally:
+        s.close()

@@ -20,7 +20,7 @@ from memory.textsearch import query_terms, quote_term
 #: *common*: when the query also has a rarer term that occurs somewhere, rows matching
 #: only common terms are not ranked (:meth:`Search.text_search`). Chosen on the tune half
 #: of ``bench/locomo.py --format plain`` (bench/README.md).
-COMMON_TERM_SHARE = 0.05
+COMMON_TERM_SHARE = 0.02
 
 #: ... and in more than this many rows: below it ranking every match costs little.
 COMMON_TERM_MIN_ROWS = 50
@@ -141,7 +141,13 @@ class Search(Memories):
         exactly that of the whole query (every phrase once). Rows matching only common
         terms are left out (~40% less CPU at 10k LoCoMo turns, ~60% at 100k; recall:
         bench/README.md) unless that leaves fewer than ``k`` rows: then the whole query is
-        ranked, so ``k`` rows come back whenever ``k`` match (filters included).
+        ranked, so ``k`` rows come back whenever ``k`` match. Filtered searches rank the
+        whole query (a filter mostly leaves fewer than ``k`` rows with a rare term).
+
+        Date filters: only FTS rows between the smallest and largest ``rid`` of the
+        user's memories created in the range (one covering read of the
+        ``(user_id, created_at)`` index) are matched; memories are mostly stored in time
+        order, so a period's rows are a narrow band of rowids.
 
         Without a filter, the best ``2k + 16`` FTS candidates are ranked first and only
         those are joined to ``memories`` for the user/expiry check (about 25% less CPU at
@@ -167,28 +173,37 @@ class Search(Memories):
         date_sql, date_args = dates_clause(since, until, "m.created_at")
         with self._read() as conn:
             plans = [[f"{{body context}} : ({_any(terms)})"]]
-            split = _split_terms(conn, terms)
+            split = None if type_sql or date_sql else _split_terms(conn, terms)
             if split is not None:
                 rare, common = _any(split[0]), _any(split[1])
                 plans.insert(0, [f"{{body context}} : (({rare}) AND ({common}))",
                                  f"{{body context}} : (({rare}) NOT ({common}))"])
+            rids = None
+            if date_sql:
+                rids = conn.execute("SELECT min(rid), max(rid) FROM memories m WHERE "
+                                    f"m.user_id = ?{date_sql}", (user_id, *date_args)).fetchone()
+                if rids[0] is None:
+                    return []
             token = None if _sole_owner(conn, user_id) else user_token(user_id)
             for exprs in plans:
                 if token is not None:
                     exprs = [f'user_tok : "{token}" AND {e}' for e in exprs]
                 found = _ranked(conn, exprs, user_id, k, now, type_sql + date_sql,
-                                [*type_args, *date_args])
+                                [*type_args, *date_args], rids)
                 if len(found) >= k:
                     break
         return found
 
 
 def _ranked(conn: Any, exprs: list[str], user_id: str, k: int, now: int, filter_sql: str,
-            filter_args: list[Any]) -> list[tuple[str, float]]:
+            filter_args: list[Any], rids: tuple[int, int] | None = None
+            ) -> list[tuple[str, float]]:
     """The best ``k`` live rows of ``user_id`` among the union of the FTS5 ``exprs``
-    (disjoint row sets), with the ``filter_sql`` on ``memories m``: ``[(id, -bm25)]``."""
-    scored = " UNION ALL ".join([_SCORED] * len(exprs))
-    args = [a for e in exprs for a in (CONTEXT_WEIGHT, e)]
+    (disjoint row sets), with the ``filter_sql`` on ``memories m`` and, when given, FTS
+    rowids inside ``rids`` (inclusive; FTS5 seeks its doclists there): ``[(id, -bm25)]``."""
+    scored = _SCORED + (" AND rowid BETWEEN ? AND ?" if rids else "")
+    scored = " UNION ALL ".join([scored] * len(exprs))
+    args = [a for e in exprs for a in (CONTEXT_WEIGHT, e, *(rids or ()))]
     if not filter_sql:
         pool = 2 * k + 16
         found = conn.execute(
