@@ -23,10 +23,12 @@ def rec(user: str, text: str, day: int = 0) -> MemoryRecord:
 
 @pytest.fixture
 def store(tmp_path, monkeypatch):
-    """400 rows of u1: 150 short "Caroline" rows (common), 40 long rows with "dog"
-    (rare), 210 others; the 10 newest rows are Caroline-only. One row of u2."""
+    """400 rows of u1: 150 short "Caroline" rows, 40 long rows with "dog", 100 short
+    "weather" rows, 110 others; the 10 newest rows are Caroline-only. One row of u2.
+    Thresholds: common above 80 rows, then above 120 and 180."""
     monkeypatch.setattr(search_mod, "COMMON_TERM_SHARE", 0.2)
     monkeypatch.setattr(search_mod, "COMMON_TERM_MIN_ROWS", 10)
+    monkeypatch.setattr(search_mod, "COMMON_TERM_WIDEN", 1.5)
     s = SQLiteStore(tmp_path / "memory.db")
     s.open("e", DIM)
     filler = " ".join(f"word{i}" for i in range(80))
@@ -34,7 +36,8 @@ def store(tmp_path, monkeypatch):
             + [rec("u1", "Caroline Caroline Caroline again", day=30) for _ in range(10)]
             + [rec("u1", f"the dog {filler} {i}") for i in range(30)]
             + [rec("u1", f"Caroline and her dog {filler} {i}") for i in range(10)]
-            + [rec("u1", f"weather today {i}") for i in range(210)]
+            + [rec("u1", f"weather today {i}") for i in range(100)]
+            + [rec("u1", f"sunny today {i}") for i in range(110)]
             + [rec("u2", "Caroline dog")])
     s.insert_memories(rows)
     s.texts = {r.id: r.text for r in rows}
@@ -49,15 +52,19 @@ def whole_query(store, *args, **kw):
         return store.text_search(*args, **kw)
 
 
-def test_split_terms_by_document_frequency(store):
+def test_rare_terms_first_then_widening_by_document_frequency(store):
     with store._read() as conn:
-        assert search_mod._split_terms(conn, ["Caroline", "dog"]) == (["dog"], ["Caroline"])
+        def splits(terms):
+            return list(search_mod._rare_first(conn, terms))
+
         # a term found nowhere is dropped; without a rare term nothing is split
-        assert search_mod._split_terms(conn, ["Caroline", "dog", "zebra"]) == (["dog"],
-                                                                              ["Caroline"])
-        assert search_mod._split_terms(conn, ["Caroline", "zebra"]) is None
-        assert search_mod._split_terms(conn, ["dog", "again"]) is None
-        assert search_mod._split_terms(conn, ["Caroline"]) is None
+        assert splits(["Caroline", "dog", "zebra"]) == [(["dog"], ["Caroline"])]
+        assert splits(["Caroline", "zebra"]) == []
+        assert splits(["dog", "again"]) == splits(["Caroline"]) == []
+        assert splits(["weather", "Caroline", "dog", "today"]) == [
+            (["dog"], ["weather", "Caroline", "today"]),
+            (["weather", "dog"], ["Caroline", "today"]),
+            (["weather", "Caroline", "dog"], ["today"])]
 
 
 @pytest.mark.parametrize("alone", [False, True])
@@ -73,6 +80,18 @@ def test_rows_with_only_common_terms_are_not_ranked_and_scores_stay_exact(store,
     got = store.text_search("u1", "Is Caroline's dog here?", 20)
     assert [m for m, _ in got] == [m for m, _ in with_rare[:20]]
     assert np.allclose([s for _, s in got], [s for _, s in with_rare[:20]], rtol=0, atol=1e-9)
+
+
+def test_fewer_than_k_rare_rows_widen_the_rare_terms(store):
+    whole = whole_query(store, "u1", "Caroline dog weather", 400)
+    top = [m for m, _ in whole[:130]]
+    assert any("dog" not in store.texts[m] and "weather" not in store.texts[m] for m in top)
+    # 40 rows with "dog" < 130: "weather" (100 rows) joins the rare terms, Caroline-only
+    # rows are not ranked
+    want = [(m, sc) for m, sc in whole if {"dog", "weather"} & set(store.texts[m].split())]
+    got = store.text_search("u1", "Caroline dog weather", 130)
+    assert [m for m, _ in got] == [m for m, _ in want[:130]]
+    assert np.allclose([s for _, s in got], [s for _, s in want[:130]], rtol=0, atol=1e-9)
 
 
 def test_fewer_than_k_rare_rows_rank_the_whole_query(store):

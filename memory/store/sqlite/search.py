@@ -9,7 +9,7 @@ cached-matrix KNN p95 ~7 ms, BM25 p95 7 ms. Batched insert: 10k rows in ~1.8 s C
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Iterator
 
 from memory.store.sqlite import cache, rows
 from memory.store.sqlite.memories import Memories, dates_clause, live, types_clause
@@ -24,6 +24,10 @@ COMMON_TERM_SHARE = 0.02
 
 #: ... and in more than this many rows: below it ranking every match costs little.
 COMMON_TERM_MIN_ROWS = 50
+
+#: When the rows with a rare term are fewer than asked for, the threshold is multiplied
+#: by this and the next rarest terms join the rare ones (until the whole query ranks).
+COMMON_TERM_WIDEN = 4
 
 _SCORED = ("SELECT rowid, bm25(memories_fts, 0.0, 1.0, ?) AS score FROM memories_fts "
            "WHERE memories_fts MATCH ?")
@@ -136,7 +140,7 @@ class Search(Memories):
         Common terms: BM25 costs ~1.3 µs per matching row (FTS5 reads each row's size and
         positions), and a name or word found in many rows ("Caroline", "really") makes
         most of a large user's rows match. When the query has both common terms
-        (:func:`_split_terms`) and rarer ones that occur, only rows matching a rarer term
+        (:func:`_rare_first`) and rarer ones that occur, only rows matching a rarer term
         are ranked: ``(rare) AND (common)`` and ``(rare) NOT (common)``, whose BM25 is
         exactly that of the whole query (every phrase once). Rows matching only common
         terms are left out (~40% less CPU at 10k LoCoMo turns, ~60% at 100k; recall:
@@ -172,12 +176,6 @@ class Search(Memories):
         type_sql, type_args = types_clause(types, "m.type")
         date_sql, date_args = dates_clause(since, until, "m.created_at")
         with self._read() as conn:
-            plans = [[f"{{body context}} : ({_any(terms)})"]]
-            split = None if type_sql or date_sql else _split_terms(conn, terms)
-            if split is not None:
-                rare, common = _any(split[0]), _any(split[1])
-                plans.insert(0, [f"{{body context}} : (({rare}) AND ({common}))",
-                                 f"{{body context}} : (({rare}) NOT ({common}))"])
             rids = None
             if date_sql:
                 rids = conn.execute("SELECT min(rid), max(rid) FROM memories m WHERE "
@@ -185,14 +183,21 @@ class Search(Memories):
                 if rids[0] is None:
                     return []
             token = None if _sole_owner(conn, user_id) else user_token(user_id)
-            for exprs in plans:
+            splits = iter(()) if type_sql or date_sql else _rare_first(conn, terms)
+            while True:
+                split = next(splits, None)
+                if split is None:
+                    exprs = [f"{{body context}} : ({_any(terms)})"]
+                else:
+                    rare, common = _any(split[0]), _any(split[1])
+                    exprs = [f"{{body context}} : (({rare}) AND ({common}))",
+                             f"{{body context}} : (({rare}) NOT ({common}))"]
                 if token is not None:
                     exprs = [f'user_tok : "{token}" AND {e}' for e in exprs]
                 found = _ranked(conn, exprs, user_id, k, now, type_sql + date_sql,
                                 [*type_args, *date_args], rids)
-                if len(found) >= k:
-                    break
-        return found
+                if split is None or len(found) >= k:
+                    return found
 
 
 def _ranked(conn: Any, exprs: list[str], user_id: str, k: int, now: int, filter_sql: str,
@@ -227,26 +232,36 @@ def _any(terms: list[str]) -> str:
     return " OR ".join(quote_term(t) for t in terms)
 
 
-def _split_terms(conn: Any, terms: list[str]) -> tuple[list[str], list[str]] | None:
-    """``(rare, common)`` query terms, or None when the whole query should be ranked.
+def _rare_first(conn: Any, terms: list[str]) -> Iterator[tuple[list[str], list[str]]]:
+    """``(rare, common)`` splits of the query ``terms`` (both non-empty, query order),
+    rare terms growing from one split to the next; none when the whole query should be
+    ranked at once.
 
-    A term is common when more than ``max(COMMON_TERM_SHARE × rows, COMMON_TERM_MIN_ROWS)``
-    of all full-text rows (every user's, like BM25's IDF) contain it in ``body`` or
-    ``context``; rare when it occurs but in no more rows. Terms found nowhere add
-    nothing to BM25 and are left out. None unless both lists are non-empty. Cost: one
-    count of all rows (SQLite counts the pages of ``memories_fts_docsize``) and one
-    count per term stopped at the threshold (~0.1 µs per row).
+    First a term is common when more than ``cap = max(COMMON_TERM_SHARE × rows,
+    COMMON_TERM_MIN_ROWS)`` of all full-text rows (every user's, like BM25's IDF)
+    contain it in ``body`` or ``context``, rare when it occurs in fewer; terms found
+    nowhere add nothing to BM25 and are left out. Each next split multiplies ``cap`` by
+    :data:`COMMON_TERM_WIDEN` (the caller asks for it when the rare rows were too few),
+    until no term is common or ``cap`` reaches the row count. Cost: one count of all
+    rows (SQLite counts the pages of ``memories_fts_docsize``) and, per split, one count
+    per common term stopped at ``cap`` (~0.1 µs per row).
     """
     if len(terms) < 2:
-        return None
+        return
     total = conn.execute("SELECT count(*) FROM memories_fts_docsize").fetchone()[0]
     cap = max(int(COMMON_TERM_SHARE * total), COMMON_TERM_MIN_ROWS)
-    if total <= cap:
-        return None
-    args: list[Any] = []
-    for term in terms:
-        args += [f"{{body context}} : {quote_term(term)}", cap + 1]
-    counts = conn.execute("SELECT " + ", ".join([_DF] * len(terms)), args).fetchone()
-    rare = [t for t, n in zip(terms, counts) if 0 < n <= cap]
-    common = [t for t, n in zip(terms, counts) if n > cap]
-    return (rare, common) if rare and common else None
+    rare: set[str] = set()
+    common = list(terms)
+    while cap < total:
+        args: list[Any] = []
+        for term in common:
+            args += [f"{{body context}} : {quote_term(term)}", cap + 1]
+        counts = conn.execute("SELECT " + ", ".join([_DF] * len(common)), args).fetchone()
+        more = {t for t, n in zip(common, counts) if 0 < n <= cap}
+        common = [t for t, n in zip(common, counts) if n > cap]
+        if not common:
+            return
+        if more:
+            rare |= more
+            yield [t for t in terms if t in rare], common
+        cap = int(cap * COMMON_TERM_WIDEN)
