@@ -116,3 +116,19 @@ def test_text_search_without_the_user_token_when_alone_gives_the_same_hits(tmp_p
         assert store.text_search("u2", "chess", 40) == []  # expired
     finally:
         store.close()
+
+
+def test_positional_record_decoding_equals_the_shared_mapper():
+    from memory.store import common
+    from memory.store.sqlite import rows
+
+    row = (7, "m1", "u1", "text", "event", "t1", 4, '["a", "b"]', "raw", '{"k": [1]}',
+           1683554160123456, 1683554161000000, -5, 2**40, 3)
+    want = common.memory_from_row(dict(zip(common.MEMORY_FIELDS, row[1:])), rows.dt)
+    assert rows.record(row) == want and want.tags == ["a", "b"] and want.access_count == 3
+    assert rows.record(row[:12] + (None, None, None)) == common.memory_from_row(
+        dict(zip(common.MEMORY_FIELDS, row[1:12] + (None, None, None))), rows.dt)
+    assert rows.record(row, {7: [1.0, 2.0]}).embedding == [1.0, 2.0]
+    assert rows.record(row, {8: [1.0]}).embedding is None
+    assert rows.dt(1683554160123456) == datetime(2023, 5, 8, 13, 56, 0, 123456,
+                                                 tzinfo=timezone.utc)

@@ -143,3 +143,24 @@ def test_huge_input_is_bounded():
     body = index_text(" ".join(words))
     assert body.split()[-1] == "w2999"  # the index keeps everything
     assert match_query("编程" * 5000) is not None
+
+
+
+def test_word_runs_ascii_fast_path_matches_the_category_rule():
+    from memory.textsearch import _is_term_char, word_runs
+
+    def by_category(text):
+        runs, cur = [], []
+        for ch in text:
+            if _is_term_char(ch):
+                cur.append(ch)
+            elif cur:
+                runs.append("".join(cur))
+                cur = []
+        return runs + (["".join(cur)] if cur else [])
+
+    every_ascii = "".join(map(chr, range(128))) * 2 + " it's e5-small, v2.1 _x_"
+    assert every_ascii.isascii() and word_runs(every_ascii) == by_category(every_ascii)
+    assert word_runs("it's e5-small, v2.1 _x_") == ["it", "s", "e5", "small", "v2", "1", "x"]
+    mixed = every_ascii + " Café naïve"
+    assert word_runs(mixed) == by_category(mixed) and word_runs(mixed)[-2:] == ["Café", "naïve"]

@@ -9,12 +9,29 @@ cached-matrix KNN p95 ~7 ms, BM25 p95 7 ms. Batched insert: 10k rows in ~1.8 s C
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Iterator
 
 from memory.store.sqlite import cache, rows
 from memory.store.sqlite.memories import Memories, dates_clause, live, types_clause
 from memory.store.sqlite.schema import CONTEXT_WEIGHT, MAX_K, THREAD_INDEX, user_token
-from memory.textsearch import match_query
+from memory.textsearch import query_terms, quote_term
+
+#: A query term found in more than this share of all full-text rows (every user's) is
+#: *common*: when the query also has a rarer term that occurs somewhere, rows matching
+#: only common terms are not ranked (:meth:`Search.text_search`). Chosen on the tune half
+#: of ``bench/locomo.py --format plain`` (bench/README.md).
+COMMON_TERM_SHARE = 0.02
+
+#: ... and in more than this many rows: below it ranking every match costs little.
+COMMON_TERM_MIN_ROWS = 50
+
+#: When the rows with a rare term are fewer than asked for, the threshold is multiplied
+#: by this and the next rarest terms join the rare ones (until the whole query ranks).
+COMMON_TERM_WIDEN = 4
+
+_SCORED = ("SELECT rowid, bm25(memories_fts, 0.0, 1.0, ?) AS score FROM memories_fts "
+           "WHERE memories_fts MATCH ?")
+_DF = "(SELECT count(*) FROM (SELECT 1 FROM memories_fts WHERE memories_fts MATCH ? LIMIT ?))"
 
 
 def _adjacent(side: str) -> str:
@@ -116,9 +133,27 @@ class Search(Memories):
                     until: datetime | None = None) -> list[tuple[str, float]]:
         """BM25 search of ``user_id``'s live memories: up to ``k`` ``(memory_id, score)``,
         best first; score = ``-bm25`` (higher is better, > 0). ``query`` is raw user text
-        (see :func:`memory.textsearch.match_query`); returns [] when it has no term.
-        ``types`` and ``since <= created_at <= until`` restrict the matches inside the
-        query.
+        (its terms: :func:`memory.textsearch.query_terms`); returns [] when it has no
+        term. ``types`` and ``since <= created_at <= until`` restrict the matches inside
+        the query.
+
+        Common terms: BM25 costs ~1.3 µs per matching row (FTS5 reads each row's size and
+        positions), and a name or word found in many rows ("Caroline", "really") makes
+        most of a large user's rows match. When the query has both common terms
+        (:func:`_rare_first`) and rarer ones that occur, only rows matching a rarer term
+        are ranked: ``(rare) AND (common)`` and ``(rare) NOT (common)``, whose BM25 is
+        exactly that of the whole query (every phrase once). Rows matching only common
+        terms are left out unless that leaves fewer than ``k`` rows: then the next
+        rarest terms join the rare ones (:data:`COMMON_TERM_WIDEN`), up to the whole
+        query, so ``k`` rows come back whenever ``k`` match. Filtered searches rank the
+        whole query (a filter mostly leaves fewer than ``k`` rows with a rare term).
+        Measured (``bench/latency_locomo.py`` corpus, k=40, CPU per call): 10k memories
+        3.9 -> 2.4 ms, 100k 32 -> 11 ms; LoCoMo recall unchanged (bench/README.md).
+
+        Date filters: only FTS rows between the smallest and largest ``rid`` of the
+        user's memories created in the range (one covering read of the
+        ``(user_id, created_at)`` index) are matched; memories are mostly stored in time
+        order, so a period's rows are a narrow band of rowids.
 
         Without a filter, the best ``2k + 16`` FTS candidates are ranked first and only
         those are joined to ``memories`` for the user/expiry check (about 25% less CPU at
@@ -135,34 +170,100 @@ class Search(Memories):
         """
         if k <= 0:
             return []
-        terms = match_query(query)
-        if terms is None:
+        terms = query_terms(query)
+        if not terms:
             return []
         k = int(k)
         now = self._now()
         type_sql, type_args = types_clause(types, "m.type")
         date_sql, date_args = dates_clause(since, until, "m.created_at")
         with self._read() as conn:
-            expr = f"{{body context}} : ({terms})"
-            if not _sole_owner(conn, user_id):
-                expr = f'user_tok : "{user_token(user_id)}" AND {expr}'
-            if not type_sql and not date_sql:
-                pool = 2 * k + 16
-                found = conn.execute(
-                    "SELECT m.id, -f.score, m.expires_at FROM (SELECT rowid, "
-                    "bm25(memories_fts, 0.0, 1.0, ?) AS score FROM memories_fts WHERE "
-                    "memories_fts MATCH ? ORDER BY score, rowid DESC LIMIT ?) f "
-                    "CROSS JOIN memories m ON m.rid = f.rowid WHERE +m.user_id = ? "
-                    "ORDER BY f.score, f.rowid DESC",
-                    (CONTEXT_WEIGHT, expr, pool, user_id)).fetchall()
-                alive = [(mid, float(score)) for mid, score, exp in found
-                         if exp is None or exp > now]
-                if len(alive) >= k or len(found) < pool:
-                    return alive[:k]
-            found = conn.execute(
-                "SELECT m.id, -bm25(memories_fts, 0.0, 1.0, ?) AS score FROM memories_fts "
-                "CROSS JOIN memories m ON m.rid = memories_fts.rowid "
-                f"WHERE memories_fts MATCH ? AND +m.user_id = ? AND {live('m')}{type_sql}"
-                f"{date_sql} ORDER BY score DESC, m.rid DESC LIMIT ?",
-                (CONTEXT_WEIGHT, expr, user_id, now, *type_args, *date_args, k)).fetchall()
-        return [(mid, float(score)) for mid, score in found]
+            rids = None
+            if date_sql:
+                rids = conn.execute("SELECT min(rid), max(rid) FROM memories m WHERE "
+                                    f"m.user_id = ?{date_sql}", (user_id, *date_args)).fetchone()
+                if rids[0] is None:
+                    return []
+            token = None if _sole_owner(conn, user_id) else user_token(user_id)
+            splits = iter(()) if type_sql or date_sql else _rare_first(conn, terms)
+            while True:
+                split = next(splits, None)
+                if split is None:
+                    exprs = [f"{{body context}} : ({_any(terms)})"]
+                else:
+                    rare, common = _any(split[0]), _any(split[1])
+                    exprs = [f"{{body context}} : (({rare}) AND ({common}))",
+                             f"{{body context}} : (({rare}) NOT ({common}))"]
+                if token is not None:
+                    exprs = [f'user_tok : "{token}" AND {e}' for e in exprs]
+                found = _ranked(conn, exprs, user_id, k, now, type_sql + date_sql,
+                                [*type_args, *date_args], rids)
+                if split is None or len(found) >= k:
+                    return found
+
+
+def _ranked(conn: Any, exprs: list[str], user_id: str, k: int, now: int, filter_sql: str,
+            filter_args: list[Any], rids: tuple[int, int] | None = None
+            ) -> list[tuple[str, float]]:
+    """The best ``k`` live rows of ``user_id`` among the union of the FTS5 ``exprs``
+    (disjoint row sets), with the ``filter_sql`` on ``memories m`` and, when given, FTS
+    rowids inside ``rids`` (inclusive; FTS5 seeks its doclists there): ``[(id, -bm25)]``."""
+    scored = _SCORED + (" AND rowid BETWEEN ? AND ?" if rids else "")
+    scored = " UNION ALL ".join([scored] * len(exprs))
+    args = [a for e in exprs for a in (CONTEXT_WEIGHT, e, *(rids or ()))]
+    if not filter_sql:
+        pool = 2 * k + 16
+        found = conn.execute(
+            f"SELECT m.id, -f.score, m.expires_at FROM ({scored} "
+            "ORDER BY score, rowid DESC LIMIT ?) f "
+            "CROSS JOIN memories m ON m.rid = f.rowid WHERE +m.user_id = ? "
+            "ORDER BY f.score, f.rowid DESC", (*args, pool, user_id)).fetchall()
+        alive = [(mid, float(score)) for mid, score, exp in found
+                 if exp is None or exp > now]
+        if len(alive) >= k or len(found) < pool:
+            return alive[:k]
+    found = conn.execute(
+        f"SELECT m.id, -f.score FROM ({scored}) f CROSS JOIN memories m ON m.rid = f.rowid "
+        f"WHERE +m.user_id = ? AND {live('m')}{filter_sql} ORDER BY f.score, m.rid DESC "
+        "LIMIT ?", (*args, user_id, now, *filter_args, k)).fetchall()
+    return [(mid, float(score)) for mid, score in found]
+
+
+def _any(terms: list[str]) -> str:
+    """FTS5 expression matching any of ``terms`` (each quoted: plain text)."""
+    return " OR ".join(quote_term(t) for t in terms)
+
+
+def _rare_first(conn: Any, terms: list[str]) -> Iterator[tuple[list[str], list[str]]]:
+    """``(rare, common)`` splits of the query ``terms`` (both non-empty, query order),
+    rare terms growing from one split to the next; none when the whole query should be
+    ranked at once.
+
+    First a term is common when more than ``cap = max(COMMON_TERM_SHARE × rows,
+    COMMON_TERM_MIN_ROWS)`` of all full-text rows (every user's, like BM25's IDF)
+    contain it in ``body`` or ``context``, rare when it occurs in fewer; terms found
+    nowhere add nothing to BM25 and are left out. Each next split multiplies ``cap`` by
+    :data:`COMMON_TERM_WIDEN` (the caller asks for it when the rare rows were too few),
+    until no term is common or ``cap`` reaches the row count. Cost: one count of all
+    rows (SQLite counts the pages of ``memories_fts_docsize``) and, per split, one count
+    per common term stopped at ``cap`` (~0.1 µs per row).
+    """
+    if len(terms) < 2:
+        return
+    total = conn.execute("SELECT count(*) FROM memories_fts_docsize").fetchone()[0]
+    cap = max(int(COMMON_TERM_SHARE * total), COMMON_TERM_MIN_ROWS)
+    rare: set[str] = set()
+    common = list(terms)
+    while cap < total:
+        args: list[Any] = []
+        for term in common:
+            args += [f"{{body context}} : {quote_term(term)}", cap + 1]
+        counts = conn.execute("SELECT " + ", ".join([_DF] * len(common)), args).fetchone()
+        more = {t for t, n in zip(common, counts) if 0 < n <= cap}
+        common = [t for t, n in zip(common, counts) if n > cap]
+        if not common:
+            return
+        if more:
+            rare |= more
+            yield [t for t in terms if t in rare], common
+        cap = int(cap * COMMON_TERM_WIDEN)
