@@ -112,7 +112,7 @@ class SearchWeights:
     coverage_power: float = 1.0
     cross_script: float = 0.2
     cross_inherit: float = 1.0
-    owner_penalty: float = 0.75
+    owner_penalty: float = 0.85
     importance: float = 0.05
     recency: float = 0.05
     half_life_days: float = 30.0

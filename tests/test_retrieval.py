@@ -142,6 +142,12 @@ def test_owner_of_tells_the_users_facts_from_other_peoples():
     assert owner_of("Sister works as an architect") == "sister"
     assert owner_of("Caroline: my kids loved the trip") == "child"
     assert is_first_person("我喜欢喝什么？") and not is_first_person("What did Melanie paint?")
+    # the people users talk about beyond family (session 5: landlords, teammates, doctors …)
+    assert owner_of("My landlord drives a red Tesla car.") == owner_of("我房东开一辆红色的车。") == "landlord"
+    assert owner_of("My teammate says the best book is Hamlet.") == owner_of("我队友说…") == "teammate"
+    assert owner_of("我同学会说四种语言。") == owner_of("My classmate speaks French") == "classmate"
+    assert owner_of("我医生对猫过敏。") == owner_of("My doctor is allergic to cats") == "doctor"
+    assert owner_of("我经理去东京的航班取消了。") == "boss"
 
 
 def test_owner_penalty_puts_the_users_own_fact_first(tmp_path):
