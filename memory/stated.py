@@ -149,7 +149,6 @@ def _piece(text: str, topic: str) -> Candidate:
 _MOVED_TO_EN = re.compile(
     rf"\b(?:I|[Ww]e)(?:'ve|’ve| have| had)?\s+(?:just\s+|recently\s+|finally\s+|also\s+)*"
     rf"(?:moved|relocated)\s+(?:back\s+)?to\s+(?P<place>{PLACE})")
-#: "搬到北京", "搬去了深圳", "搬回成都": the word after the verb is the place
 #: Chinese verbs of a move (the place is the ``ns`` word next to them)
 _MOVE_VERBS_ZH = ("搬", "迁到", "迁往", "迁居", "回老家", "回到", "定居", "安家", "落户")
 #: a Chinese memory text that says the user moved (the one list ``memory.moves`` and
