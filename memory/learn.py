@@ -5,7 +5,8 @@
                        → explicit corrections ("Nantes, not Nancy") fixed (no LLM)
                        → KNOWN memories for the turn (profile + hybrid-search hits)
                        → extract (1 LLM call, memory.extraction), split into atomic
-                         facts and a stated age added (memory.atomic)
+                         facts (memory.atomic), and a name, age or move the
+                         model dropped added (memory.stated)
                        → clean each item (memory.sanitize: PII redaction, NUL, size;
                          an item that fails is dropped, logged) → embed
                        → reconcile (0–1 LLM call per ambiguous candidate); memories

@@ -77,18 +77,12 @@ belgian portuguese vietnamese thai filipino egyptian nigerian muslim jewish budd
 catholic""".split())
 
 
-def stated_name(text: str) -> str | None:
-    """The name the user introduces themselves with at the start of ``text`` ("Hi,
-    I'm Wei, …" → "Wei", "My name is Ravi." → "Ravi", "我叫小王，…" → "小王"), or None.
-    English names must be capitalised and are checked against words that follow "I'm"
-    without being names ("I'm Sorry, …")."""
-    found = stated_name_and_language(text)
-    return found[0] if found else None
-
-
-def stated_name_and_language(text: str) -> tuple[str, str] | None:
-    """``(name, "en" | "zh")``: the name stated at the start of ``text`` and the
-    language of the sentence it was said in ("我叫Leo，…" → ("Leo", "zh")), or None."""
+def stated_name(text: str) -> tuple[str, str] | None:
+    """``(name, "en" | "zh")``: the name the user introduces themselves with at the start
+    of ``text`` and the language of the sentence it was said in ("Hi, I'm Wei, …" →
+    ("Wei", "en"), "我叫Leo，…" → ("Leo", "zh")), or None. English names must be
+    capitalised and are checked against words that follow "I'm" without being names
+    ("I'm Sorry, …", "I'm Italian")."""
     m = _NAME_EN.match(text.strip())
     if m and m["name"][0].isupper() and m["name"].casefold() not in _NOT_NAME:
         return m["name"], "en"
@@ -100,7 +94,7 @@ def name_candidate(text: str, candidates: list[Candidate]) -> Candidate | None:
     """A ``name`` Candidate ("Name is Wei" / "名字是小王", "名字是Leo" when said in
     Chinese) for the name stated in the user's ``text`` when no candidate already holds
     it, else None."""
-    found = stated_name_and_language(text)
+    found = stated_name(text)
     if found is None or any(found[0].casefold() in c.text.casefold() for c in candidates):
         return None
     name, lang = found
@@ -170,10 +164,10 @@ def zh_place(clause: str, verbs: tuple[str, ...]) -> str | None:
     if not any(v in clause for v in verbs):
         return None
     words = tag_words(clause)
-    joined = [w + (words[i + 1][0] if i + 1 < len(words) else "") for i, (w, _) in enumerate(words)]
     at = next((i for i, (w, _) in enumerate(words) if any(v in w for v in verbs)), None)
     if at is None:  # a verb jieba cut in two ("派" + "到")
-        at = next((i for i, w in enumerate(joined) if any(v in w for v in verbs)), None)
+        pairs = [w + nxt for (w, _), (nxt, _) in zip(words, words[1:])]
+        at = next((i for i, w in enumerate(pairs) if any(v in w for v in verbs)), None)
     if at is None:
         return None
     places = [(i, w) for i, (w, f) in enumerate(words) if f == "ns" and not any(v in w for v in verbs)]

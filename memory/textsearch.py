@@ -173,8 +173,14 @@ def word_runs(chunk: str) -> list[str]:
     """Return the maximal runs of letters, digits and combining marks (Unicode categories
     ``L*``, ``N*``, ``M*``) of ``chunk``, in order; everything else separates runs. The one
     word splitter of query terms, retrieval overlap and the TiDB full-text query."""
-    if chunk.isascii():  # one regex instead of a per-character category lookup
+    if chunk.isascii():  # one regex, the same runs as the category rule on ASCII
         return _ASCII_RUN.findall(chunk)
+    return runs_by_category(chunk)
+
+
+def runs_by_category(chunk: str) -> list[str]:
+    """``word_runs`` by the Unicode-category rule, one character at a time (any text;
+    ``word_runs`` takes a regex shortcut for ASCII)."""
     runs: list[str] = []
     cur: list[str] = []
     for ch in chunk:

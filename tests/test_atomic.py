@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from memory.atomic import atomize, fix_topic, split_combined
-from memory.stated import age_candidate, moved_to, stated_age, stated_name
+from memory.stated import age_candidate, stated_age
 from memory.cessation import eats_meat_again, graduated, meat_free, still_studying
 from memory.extraction import Candidate
 from memory.moves import left_behind, moves_home

@@ -36,7 +36,9 @@ def cand(text, topic="other"):
     ("我是程序员", None),
 ])
 def test_stated_name(text, name):
-    assert stated_name(text) == name
+    found = stated_name(text)
+    assert (found[0] if found else None) == name
+    assert found is None or found[1] == ("zh" if "我叫" in text else "en")
 
 
 @pytest.mark.parametrize("text,place", [

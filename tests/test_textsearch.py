@@ -147,17 +147,7 @@ def test_huge_input_is_bounded():
 
 
 def test_word_runs_ascii_fast_path_matches_the_category_rule():
-    from memory.textsearch import _is_term_char, word_runs
-
-    def by_category(text):
-        runs, cur = [], []
-        for ch in text:
-            if _is_term_char(ch):
-                cur.append(ch)
-            elif cur:
-                runs.append("".join(cur))
-                cur = []
-        return runs + (["".join(cur)] if cur else [])
+    from memory.textsearch import runs_by_category as by_category, word_runs
 
     every_ascii = "".join(map(chr, range(128))) * 2 + " it's e5-small, v2.1 _x_"
     assert every_ascii.isascii() and word_runs(every_ascii) == by_category(every_ascii)
