@@ -33,8 +33,7 @@ import unicodedata
 __all__ = [
     "FTS5_TOKENIZE", "ENGLISH_STOPWORDS", "CHINESE_STOPWORDS", "MAX_QUERY_TERMS",
     "MAX_QUERY_CHARS", "normalize", "segment", "index_text", "word_runs", "query_terms",
-    "match_query",
-    "quote_term",
+    "match_query", "any_term", "quote_term",
 ]
 
 #: The FTS5 ``tokenize=`` option the stores must use together with :func:`index_text`.
@@ -240,6 +239,10 @@ def match_query(text: str) -> str | None:
     when the query has no searchable term (empty, only stop-words/punctuation/emoji).
     """
     terms = query_terms(text)
-    if not terms:
-        return None
+    return any_term(terms) if terms else None
+
+
+def any_term(terms: list[str]) -> str:
+    """The FTS5 expression matching any of ``terms`` (a non-empty list of strings), each
+    quoted as a plain phrase (:func:`quote_term`) and joined with ``OR``."""
     return " OR ".join(quote_term(t) for t in terms)

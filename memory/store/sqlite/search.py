@@ -14,7 +14,7 @@ from typing import Any, Iterator
 from memory.store.sqlite import cache, rows
 from memory.store.sqlite.memories import Memories, dates_clause, live, types_clause
 from memory.store.sqlite.schema import CONTEXT_WEIGHT, MAX_K, THREAD_INDEX, user_token
-from memory.textsearch import query_terms, quote_term
+from memory.textsearch import any_term, query_terms, quote_term
 
 #: A query term found in more than this share of all full-text rows (every user's) is
 #: *common*: when the query also has a rarer term that occurs somewhere, rows matching
@@ -189,9 +189,9 @@ class Search(Memories):
             while True:
                 split = next(splits, None)
                 if split is None:
-                    exprs = [f"{{body context}} : ({_any(terms)})"]
+                    exprs = [f"{{body context}} : ({any_term(terms)})"]
                 else:
-                    rare, common = _any(split[0]), _any(split[1])
+                    rare, common = any_term(split[0]), any_term(split[1])
                     exprs = [f"{{body context}} : (({rare}) AND ({common}))",
                              f"{{body context}} : (({rare}) NOT ({common}))"]
                 if token is not None:
@@ -227,11 +227,6 @@ def _ranked(conn: Any, exprs: list[str], user_id: str, k: int, now: int, filter_
         f"WHERE +m.user_id = ? AND {live('m')}{filter_sql} ORDER BY f.score, m.rid DESC "
         "LIMIT ?", (*args, user_id, now, *filter_args, k)).fetchall()
     return [(mid, float(score)) for mid, score in found]
-
-
-def _any(terms: list[str]) -> str:
-    """FTS5 expression matching any of ``terms`` (each quoted: plain text)."""
-    return " OR ".join(quote_term(t) for t in terms)
 
 
 def _rare_first(conn: Any, terms: list[str]) -> Iterator[tuple[list[str], list[str]]]:
