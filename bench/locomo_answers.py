@@ -6,16 +6,11 @@ Qwen2.5-Coder-1.5B), then their category 1-4 questions are answered by the same 
 from the top-k retrieved memories and scored with LoCoMo's own token F1. Three
 conditions answer the same questions with the same prompt and model:
 
-* ``memory`` — both speakers are people, and the pipeline only learns from ``user``
-  messages, so each conversation is ingested twice: user ``<conv>-<speaker A>`` gets
-  every session as ``messages=[...]`` with A's turns as role ``user`` and B's as
-  ``assistant``, and the other way round for B. One ``Memory.add`` per session per
-  speaker (= one extraction call, plus 0-1 reconciliation call per ambiguous
-  candidate), ``created_at`` = the session's date. The product cuts the extractor's
-  input at 4,000 characters, so a speaker's part of a session longer than
-  ``CHUNK_CHARS`` (3,500) is split into chunks of whole turns, one add each. A question
-  searches both speakers' users (``Memory.search(q, uid, limit=k)``), merges the hits
-  by score and keeps the top k; each is shown as ``[date] Speaker: memory``.
+* ``memory`` — each speaker's memories as the product learns them
+  (:mod:`bench.locomo_ingest`: one ``Memory.add(infer=True)`` per session per speaker,
+  that speaker's turns as ``user``, ``created_at`` = the session's date). A question
+  searches both speakers' users (``Memory.search(q, uid, limit=k)``), merges the hits by
+  score and keeps the top k; each is shown as ``[date] Speaker: memory``.
 * ``raw`` — every turn stored verbatim (``infer=False``, like bench/locomo.py, plain
   format ``Speaker: text [shares a photo: caption]``, ``created_at`` = session date) for
   user ``<conv>-raw``; the top k hits of the hybrid search are shown the same way.
@@ -24,21 +19,14 @@ conditions answer the same questions with the same prompt and model:
 Answering: ``mem.llm.chat(messages, temperature=0, max_tokens=32)`` with a short prompt
 ("Answer in a few words from the memories; if unknown say 'unknown'").
 
-Scoring (LoCoMo ``task_eval/evaluation.py``): the answer is normalised (commas dropped,
-lower case, punctuation removed, the words a/an/the/and removed, whitespace collapsed),
-tokens are Porter-stemmed (``snowballstemmer`` "porter": the original Porter algorithm;
-LoCoMo uses NLTK's PorterStemmer, whose default mode differs on a few rare words) and
-F1 of the token multiset overlap is taken. Category 1 (multi-hop): prediction and gold
-are split on ``,`` and the best F1 of any prediction part is averaged over the gold
-parts. Category 3: only the gold answer's part before the first ``;`` counts.
-Category 5 (adversarial) is skipped. The product writes the dates it resolves as ISO
-(``2023-05-07``) and the model copies them, which LoCoMo's F1 scores 0 against
-"7 May 2023"; so a second score, ``f1_dates``, rewrites ISO dates in the prediction as
-"7 May 2023" / "May 2023" first (:func:`rewrite_iso_dates`). ``f1`` is LoCoMo's.
+Scoring: LoCoMo's own token F1 (:mod:`bench.locomo_f1`); category 5 (adversarial) is
+skipped. The product writes the dates it resolves as ISO (``2023-05-07``) and the model
+copies them, which LoCoMo's F1 scores 0 against "7 May 2023"; so a second score,
+``f1_dates``, rewrites ISO dates in the prediction first. ``f1`` is LoCoMo's.
 
 Usage::
 
-    python bench/locomo_answers.py                          # convs 0,1; 40 questions each
+    python bench/locomo_answers.py --data-dir /tmp/la-full  # convs 1,0 whole: every cat 1-4 question
     python bench/locomo_answers.py --convs 0 --questions 3 --sessions 2 --out /tmp/la.json
     python bench/locomo_answers.py --data-dir /tmp/la-store  # keep the store; re-runs skip ingestion
 
@@ -50,15 +38,11 @@ commit, model, settings, per-question records with the retrieved texts) to ``--o
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
-import string
 import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter, defaultdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -68,165 +52,18 @@ if str(REPO) not in sys.path:  # allow `python bench/locomo_answers.py` from any
     sys.path.insert(0, str(REPO))
 
 from bench.common import (CATEGORIES, DEFAULT_LOCOMO, Conversation, Question,  # noqa: E402
-                          Turn, load_locomo, markdown_table)
+                          load_locomo, markdown_table)
+from bench.locomo_f1 import rewrite_iso_dates, score_answer  # noqa: E402
+from bench.locomo_ingest import (CHUNK_CHARS, STATE_FILE, Log, _calls,  # noqa: E402
+                                 _write_json, ensure_ingested, memory_user, raw_user)
 
 RESULTS = REPO / "bench" / "results"
 CONDITIONS = ("memory", "raw", "none")
-#: a speaker's part of one ``Memory.add`` stays below the extractor's 4,000-char cut
-CHUNK_CHARS = 3500
-STATE_FILE = "locomo_answers_state.json"
 
 ANSWER_SYSTEM = ("You answer questions about a long conversation between {a} and {b}. "
                  "Each memory starts with the date it was said. Answer in a few words from "
                  "the memories; if unknown say 'unknown'.")
 ANSWER_USER = "Memories:\n{memories}\n\nQuestion: {question}\nShort answer:"
-
-Log = Callable[[str], None]
-
-
-# ---- LoCoMo's token F1 ----------------------------------------------------------------
-_PUNCT = frozenset(string.punctuation)
-_DROP_WORDS = re.compile(r"\b(a|an|the|and)\b")
-_STEMMER = None
-
-
-def normalize_answer(text: Any) -> str:
-    """LoCoMo's answer normalisation: drop commas, lower-case, remove punctuation, remove
-    the words a/an/the/and, collapse whitespace."""
-    s = str(text).replace(",", "").lower()
-    s = "".join(ch for ch in s if ch not in _PUNCT)
-    s = _DROP_WORDS.sub(" ", s)
-    return " ".join(s.split())
-
-
-def _stems(text: Any) -> list[str]:
-    global _STEMMER
-    if _STEMMER is None:
-        import snowballstemmer
-        _STEMMER = snowballstemmer.stemmer("porter")
-    return _STEMMER.stemWords(normalize_answer(text).split())
-
-
-def token_f1(prediction: Any, gold: Any) -> float:
-    """F1 of the Porter-stemmed, normalised token multisets (0.0 when nothing overlaps,
-    also for an empty side)."""
-    pred, ref = _stems(prediction), _stems(gold)
-    same = sum((Counter(pred) & Counter(ref)).values())
-    if same == 0:
-        return 0.0
-    precision, recall = same / len(pred), same / len(ref)
-    return 2 * precision * recall / (precision + recall)
-
-
-def multi_hop_f1(prediction: Any, gold: Any) -> float:
-    """LoCoMo's category-1 score: split both on ``,``; for each gold part take the best
-    :func:`token_f1` of any prediction part; average over the gold parts."""
-    preds = [p.strip() for p in str(prediction).split(",")]
-    golds = [g.strip() for g in str(gold).split(",")]
-    return sum(max(token_f1(p, g) for p in preds) for g in golds) / len(golds)
-
-
-_ISO_DAY = re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b")
-_ISO_MONTH = re.compile(r"\b(\d{4})-(\d{1,2})\b")
-_MONTH_NAMES = ["January", "February", "March", "April", "May", "June", "July", "August",
-                "September", "October", "November", "December"]
-
-
-def rewrite_iso_dates(text: str) -> str:
-    """Rewrite ISO dates as LoCoMo writes them: ``2023-05-07`` → ``7 May 2023``,
-    ``2023-06`` → ``June 2023`` (other text unchanged)."""
-    def day(m: re.Match) -> str:
-        y, mo, d = int(m.group(1)), int(m.group(2)), int(m.group(3))
-        return f"{d} {_MONTH_NAMES[mo - 1]} {y}" if 1 <= mo <= 12 and 1 <= d <= 31 else m.group(0)
-
-    def month(m: re.Match) -> str:
-        y, mo = int(m.group(1)), int(m.group(2))
-        return f"{_MONTH_NAMES[mo - 1]} {y}" if 1 <= mo <= 12 else m.group(0)
-
-    return _ISO_MONTH.sub(month, _ISO_DAY.sub(day, str(text)))
-
-
-def score_answer(prediction: Any, gold: Any, category: int) -> float:
-    """LoCoMo's F1 for one answer of ``category`` (1: :func:`multi_hop_f1`; 3: gold cut at
-    the first ``;``; 2/4: :func:`token_f1`). Raises ValueError for another category."""
-    if category == 1:
-        return multi_hop_f1(prediction, gold)
-    if category == 3:
-        return token_f1(prediction, str(gold).split(";")[0].strip())
-    if category in (2, 4):
-        return token_f1(prediction, gold)
-    raise ValueError(f"category {category} is not scored with F1")
-
-
-# ---- conversations → sessions, chunks and messages --------------------------------------
-def turn_content(turn: Turn) -> str:
-    """A turn's message text: its text, plus ``[shares a photo: caption]`` when it shares
-    an image (the same words the raw condition stores)."""
-    text = turn.text.strip()
-    if turn.caption:
-        text = f"{text} [shares a photo: {turn.caption}]".strip()
-    return text
-
-
-def sessions_of(conv: Conversation, max_sessions: int | None = None) -> list[list[Turn]]:
-    """The conversation's sessions in order (each a list of turns with one date), only
-    the first ``max_sessions`` when given."""
-    by: dict[int, list[Turn]] = defaultdict(list)
-    for t in conv.turns:
-        by[t.session].append(t)
-    out = [by[s] for s in sorted(by)]
-    return out[:max_sessions] if max_sessions else out
-
-
-def chunk_session(turns: list[Turn], speaker: str, limit: int = CHUNK_CHARS) -> list[list[Turn]]:
-    """Split one session into consecutive chunks of whole turns so that each chunk's
-    ``speaker`` part (their turns' :func:`turn_content` joined by newlines, what the
-    product's extractor reads) is at most ``limit`` characters. The other speaker's turns
-    that precede a speaker turn move with it into its chunk (a short answer keeps the
-    question it answers). A single turn longer than ``limit`` is a chunk of its own.
-    The chunks, concatenated, are ``turns``; a chunk without any ``speaker`` turn is
-    only possible when the whole session has none."""
-    chunks: list[list[Turn]] = []
-    cur: list[Turn] = []
-    used = 0
-    for t in turns:
-        if t.speaker != speaker:
-            cur.append(t)
-            continue
-        n = len(turn_content(t))
-        if used and used + 1 + n > limit:
-            k = len(cur)
-            while k > 0 and cur[k - 1].speaker != speaker:
-                k -= 1
-            chunks.append(cur[:k])
-            cur, used = cur[k:], 0
-        cur.append(t)
-        used += n + (1 if used else 0)
-    if cur:
-        chunks.append(cur)
-    return chunks
-
-
-def user_part(turns: list[Turn], speaker: str) -> str:
-    """What the extractor reads from a chunk: ``speaker``'s turns joined by newlines."""
-    return "\n".join(turn_content(t) for t in turns if t.speaker == speaker)
-
-
-def speaker_messages(turns: list[Turn], speaker: str) -> list[dict[str, str]]:
-    """Chat messages of ``turns`` seen from ``speaker``: their turns ``user``, the other
-    speaker's ``assistant`` (empty turns left out)."""
-    return [{"role": "user" if t.speaker == speaker else "assistant", "content": turn_content(t)}
-            for t in turns if turn_content(t)]
-
-
-def memory_user(conv: Conversation, speaker: str) -> str:
-    """User id of one speaker's memories (the ``memory`` condition)."""
-    return f"{conv.sample_id}-{speaker}"
-
-
-def raw_user(conv: Conversation) -> str:
-    """User id of the conversation's raw turns (the ``raw`` condition)."""
-    return f"{conv.sample_id}-raw"
 
 
 def select_questions(conv: Conversation, max_questions: int | None = None,
@@ -239,97 +76,6 @@ def select_questions(conv: Conversation, max_questions: int | None = None,
         qs = [q for q in qs if all(int(e[1:].split(":")[0]) <= max_sessions for e in q.evidence)]
     return qs[:max_questions] if max_questions is not None else list(qs)
 
-
-# ---- ingestion ------------------------------------------------------------------------
-def _llm_stats(mem) -> dict[str, int]:
-    stats = getattr(mem.llm, "stats", None)
-    if callable(stats):
-        return dict(stats())
-    return {"calls": int(getattr(mem.llm, "calls", 0) or 0)}
-
-
-def _calls(mem) -> int:
-    return int(_llm_stats(mem).get("calls", 0))
-
-
-def ingest_speaker(mem, conv: Conversation, speaker: str, max_sessions: int | None = None,
-                   log: Log | None = None) -> list[dict[str, Any]]:
-    """Feed every session (chunk) of ``conv`` to ``mem`` as ``speaker``'s chat:
-    ``Memory.add(messages, memory_user(conv, speaker), infer=True, created_at=<session
-    date>, metadata={conversation, speaker, session})``. Returns one record per add call:
-    ``{session, chunk, user_chars, seconds, llm_calls, changes: {ADD: n, …}, memories
-    (texts added/updated), forget_path, error}``. ``forget_path``: the product's forget
-    detector fired on the batch (then the add deletes instead of learning)."""
-    from memory.intents import is_forget_request
-
-    uid = memory_user(conv, speaker)
-    records: list[dict[str, Any]] = []
-    for turns in sessions_of(conv, max_sessions):
-        chunks = [c for c in chunk_session(turns, speaker) if any(t.speaker == speaker for t in c)]
-        for i, chunk in enumerate(chunks):
-            session, when = chunk[0].session, chunk[0].date
-            text = user_part(chunk, speaker)
-            before = _calls(mem)
-            start = time.perf_counter()
-            error = None
-            try:
-                changes = mem.add(speaker_messages(chunk, speaker), uid, infer=True,
-                                  created_at=when,
-                                  metadata={"conversation": conv.sample_id, "speaker": speaker,
-                                            "session": session})
-                error = getattr(changes, "error", None)  # Memory.add's per-call reason
-            except Exception as exc:  # noqa: BLE001 - a benchmark records and goes on
-                changes, error = [], f"{type(exc).__name__}: {exc}"
-            seconds = time.perf_counter() - start
-            counts = Counter(c.event for c in changes)
-            rec = {"speaker": speaker, "session": session, "chunk": i, "chunks": len(chunks),
-                   "user_chars": len(text), "seconds": round(seconds, 3),
-                   "llm_calls": _calls(mem) - before, "changes": dict(counts),
-                   "memories": [c.text for c in changes if c.event in ("ADD", "UPDATE")],
-                   "forget_path": bool(is_forget_request(text)), "error": error}
-            records.append(rec)
-            if log:
-                part = f" chunk {i + 1}/{len(chunks)}" if len(chunks) > 1 else ""
-                ch = " ".join(f"{k}{v}" for k, v in sorted(counts.items())) or "no change"
-                flag = " FORGET-PATH" if rec["forget_path"] else ""
-                err = f" ERROR {error}" if error else ""
-                log(f"  {conv.sample_id} {speaker} session {session}{part}: {len(text)} chars "
-                    f"{seconds:6.1f}s {rec['llm_calls']} LLM calls, {ch}{flag}{err}")
-    return records
-
-
-def ingest_memory(mem, conv: Conversation, max_sessions: int | None = None,
-                  log: Log | None = None) -> dict[str, Any]:
-    """Ingest ``conv`` for both speakers (:func:`ingest_speaker`); returns ``{"seconds",
-    "add_calls", "llm_calls", "memories": {uid: count}, "errors", "forget_path",
-    "calls": [records]}``."""
-    start = time.perf_counter()
-    calls: list[dict[str, Any]] = []
-    for speaker in conv.speakers:
-        calls += ingest_speaker(mem, conv, speaker, max_sessions, log)
-    return {"seconds": round(time.perf_counter() - start, 2), "add_calls": len(calls),
-            "llm_calls": sum(c["llm_calls"] for c in calls),
-            "memories": {memory_user(conv, s): mem.count(memory_user(conv, s))
-                         for s in conv.speakers},
-            "errors": sum(1 for c in calls if c["error"]),
-            "forget_path": sum(1 for c in calls if c["forget_path"]), "calls": calls}
-
-
-def ingest_raw(mem, conv: Conversation, max_sessions: int | None = None) -> dict[str, Any]:
-    """Store every turn of the first ``max_sessions`` sessions verbatim (``infer=False``,
-    ``Speaker: text``, ``created_at`` = session date, metadata with the dia id) for
-    :func:`raw_user`, in one add call. Returns ``{"seconds", "turns", "llm_calls"}``."""
-    turns = [t for s in sessions_of(conv, max_sessions) for t in s]
-    msgs = [{"role": "user", "content": f"{t.speaker}: {turn_content(t)}",
-             "created_at": t.date,
-             "metadata": {"conversation": conv.sample_id, "speaker": t.speaker,
-                          "dia_id": t.dia_id, "session": t.session}}
-            for t in turns if turn_content(t)]
-    before = _calls(mem)
-    start = time.perf_counter()
-    mem.add(msgs, raw_user(conv), infer=False)
-    return {"seconds": round(time.perf_counter() - start, 2), "turns": len(msgs),
-            "llm_calls": _calls(mem) - before}
 
 
 # ---- answering ------------------------------------------------------------------------
@@ -510,52 +256,8 @@ def build_memory(data_dir: str | os.PathLike, **overrides: Any):
     return quality_build(data_dir, **overrides)
 
 
-def _load_state(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
 
-
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1, ensure_ascii=False, default=str) + "\n",
-                   encoding="utf-8")
-    tmp.replace(path)
-
-
-def ensure_ingested(mem, conv: Conversation, state_path: Path, max_sessions: int | None,
-                    log: Log | None = None) -> dict[str, Any]:
-    """Ingest ``conv`` in both stored conditions unless ``state_path`` (a JSON file next
-    to the store) says this store already holds it for the same sessions and model: then
-    the recorded ingestion stats are returned with ``cached: True``. A user with
-    memories but no matching record (an interrupted run) is emptied and re-ingested."""
-    state = _load_state(state_path)
-    key = {"sessions": max_sessions or "all", "model": getattr(mem.llm, "model", None)}
-    done = state.get(conv.sample_id)
-    users = [memory_user(conv, s) for s in conv.speakers] + [raw_user(conv)]
-    if done and done.get("key") == key and any(mem.count(u) for u in users):
-        if log:
-            log(f"{conv.sample_id}: ingestion cached in {state_path.parent} (skipped)")
-        return {**done["stats"], "cached": True}
-    for u in users:
-        if mem.count(u):
-            mem.delete_all(u)
-    if log:
-        n = len(sessions_of(conv, max_sessions))
-        log(f"{conv.sample_id}: ingesting {n} sessions × 2 speakers (infer=True, one "
-            f"extraction call per session per speaker) + raw turns")
-    stats = {"sessions": len(sessions_of(conv, max_sessions)),
-             "memory": ingest_memory(mem, conv, max_sessions, log),
-             "raw": ingest_raw(mem, conv, max_sessions)}
-    state = _load_state(state_path)
-    state[conv.sample_id] = {"key": key, "stats": stats}
-    _write_json(state_path, state)
-    return {**stats, "cached": False}
-
-
-def run(mem, convs: list[Conversation], *, max_questions: int | None = 40,
+def run(mem, convs: list[Conversation], *, max_questions: int | None = None,
         max_sessions: int | None = None, k: int = 10, state_path: Path,
         conditions: tuple[str, ...] = CONDITIONS, log: Log | None = None,
         on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
@@ -599,7 +301,7 @@ def report(meta: dict[str, Any], res: dict[str, Any]) -> str:
         f"{' (memory/ modified)' if meta.get('memory_dirty') else ''}",
         "",
         f"conversations {', '.join(res['ingestion'])}; sessions {meta['sessions'] or 'all'}; "
-        f"≤ {meta['max_questions']} questions each (categories 1-4); top k = {meta['k']}; "
+        f"{'≤ ' + str(meta['max_questions']) if meta['max_questions'] else 'all'} questions each (categories 1-4); top k = {meta['k']}; "
         f"embedder {meta['embedder']}. Ingestion: one `Memory.add(infer=True)` (= one "
         f"extraction call, plus reconciliation calls) per session per speaker, a speaker's "
         f"part split into whole-turn chunks of ≤ {CHUNK_CHARS} chars when longer.",
@@ -617,9 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DEFAULT_LOCOMO, help="locomo10.json")
-    ap.add_argument("--convs", default="0,1", help="conversation indices 0-9 (default: %(default)s)")
-    ap.add_argument("--questions", type=int, default=40,
-                    help="first N scorable questions per conversation (default: %(default)s)")
+    ap.add_argument("--convs", default="1,0", help="conversation indices 0-9 (default: %(default)s)")
+    ap.add_argument("--questions", type=int, default=None,
+                    help="first N scorable questions per conversation (default: all)")
     ap.add_argument("--sessions", type=int, default=None,
                     help="ingest only the first N sessions (and ask only their questions)")
     ap.add_argument("--k", type=int, default=10, help="memories given to the answerer")

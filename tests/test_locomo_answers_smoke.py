@@ -1,4 +1,4 @@
-"""Smoke test of bench/locomo_answers.py without a real model: LoCoMo's token F1 on
+"""Smoke test of bench/locomo_answers.py (and its locomo_f1 / locomo_ingest parts) without a real model: LoCoMo's token F1 on
 known pairs, the session-chunking helper, and the pipeline end to end (ingestion with
 infer=True, raw turns, answering in three conditions, the CLI and its ingestion cache)
 on one conversation × 3 questions against the scripted OpenAI-compatible server. The
@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from bench.common import DEFAULT_LOCOMO, Turn, load_locomo
-from bench.locomo_answers import (chunk_session, main, memory_user, multi_hop_f1,
-                                  normalize_answer, raw_user, rewrite_iso_dates, run,
-                                  score_answer,
-                                  select_questions, speaker_messages, token_f1, user_part)
+from bench.locomo_answers import main, run, select_questions
+from bench.locomo_f1 import (multi_hop_f1, normalize_answer, rewrite_iso_dates, score_answer,
+                             token_f1)
+from bench.locomo_ingest import (chunk_session, memory_user, raw_user, speaker_messages,
+                                 user_part)
 from tests.fake_llm import is_json_request, last_user_text, system_text
 
 needs_data = pytest.mark.skipif(not Path(DEFAULT_LOCOMO).exists(),
