@@ -26,12 +26,24 @@ _CEASED = re.compile(
 _NEGATED = re.compile(
     r"\b(not|no|never|don't|doesn't|didn't|isn't|aren't|no longer|any ?more|stopped|quit|"
     r"gave up|used to|formerly|former|ex-?)\b|不|没|戒|以前|之前|曾", re.IGNORECASE)
-_CLAUSE = re.compile(r"[.!?。！？;；,，\n—–]+|\b(?:but|and|so)\b", re.IGNORECASE)
+_CLAUSE = re.compile(r"[.!?。！？;；,，\n—–:：]+|\s-+\s|\b(?:but|and|so)\b", re.IGNORECASE)
+#: a stop that did not happen: refused ("I'm not gonna give up on my dreams", "我不会放弃"),
+#: or only planned, wished or supposed ("thinking of quitting", "if I quit", "想戒烟")
+_KEEPS_ON = re.compile(
+    r"\b(?:not|never|won'?t|wouldn'?t|can'?t|cannot|don'?t|didn'?t|ain'?t|refuse to|"
+    r"gonna|going to|will|want to|wanna|plan(?:ning)? to|thinking (?:of|about)|considering|"
+    r"might|may|should|could|would|if|before|when|whether)\s+(?:\w+\s+){0,2}?"
+    r"(?:give up|giving up|quit|quitting|stop|stopping)\b"
+    r"|(?:不会|不要|不想|不能|绝不|决不|永不|别|没有|没|想|打算|准备|要是|如果)再?(?:放弃|停|戒)",
+    re.IGNORECASE)
 
 
 def ceased_clauses(text: str) -> list[str]:
-    """Return the clauses of ``text`` that say something stopped."""
-    return [c.strip() for c in _CLAUSE.split(text) if c and c.strip() and _CEASED.search(c)]
+    """Return the clauses of ``text`` that say something stopped — not those where the
+    stop is refused or only planned ("I'm not gonna give up on my dance studio",
+    "thinking of quitting", "我不会放弃")."""
+    return [c.strip() for c in _CLAUSE.split(text)
+            if c and c.strip() and _CEASED.search(c) and not _KEEPS_ON.search(c)]
 
 
 def is_negated(text: str) -> bool:

@@ -201,6 +201,9 @@ def is_grounded(text: str, source: str) -> bool | None:
 _TOPIC_SUFFIX = re.compile(r"\s*[(（](" + "|".join(topics.TOPIC_NAMES) + r")[)）]$")
 _BARE_PRONOUN = re.compile(r"^(he|she|they|his|her|their|he's|she's|they're)\b|^(他|她|他们|她们)",
                            re.IGNORECASE)
+#: words said *to* someone ("You can create that space you're imagining", "你一定行的"):
+#: the listener is the subject, so it is no fact about the user
+_ADDRESSED = re.compile(r"^(you|your|you're|you've|you'll|yourself)\b|^(你|您)", re.IGNORECASE)
 
 #: Share of a candidate's content tokens that must occur in the user's words.
 GROUNDED_SHARE = 0.5
@@ -232,8 +235,8 @@ def clean_candidates(items: list[dict], known: list[MemoryRecord] | None = None,
         if not key or len(text) > 500 or key in seen:
             continue
         seen.add(key)
-        if _BARE_PRONOUN.match(text):
-            continue  # "She is an architect": whose fact? never the user's
+        if _BARE_PRONOUN.match(text) or _ADDRESSED.match(text):
+            continue  # "She is an architect": whose fact? never the user's; "You can …" neither
         topic = topics.get(str(item.get("topic") or ""))
         if topic.single and mentions_someone_else(text):
             topic = topics.get("family")  # "Sister lives in Berlin" is not the user's home

@@ -193,6 +193,14 @@ def test_other_peoples_facts_are_not_the_users(candidate, said, flagged):
     assert about_someone_else(candidate, said) is flagged
 
 
+def test_words_said_to_the_listener_are_not_the_users_facts():
+    kept = clean_candidates([{"text": "You can create that space you're imagining", "topic": "other"},
+                             {"text": "Your empathy will really help people", "topic": "other"},
+                             {"text": "你一定能做到的", "topic": "other"},
+                             {"text": "Runs a dance studio", "topic": "job"}])
+    assert [c.text for c in kept] == ["Runs a dance studio"]
+
+
 def test_a_relatives_home_never_replaces_the_users():
     known = [_known("Lives in Denver", "home")]
     [cand] = clean_candidates([{"text": "Sister lives in Berlin", "topic": "home", "replaces": 1},
@@ -212,6 +220,13 @@ def test_dates_by_weekday():
     ("我已经不吃辣了。", "喜欢吃火锅", False),  # one shared character is not the same habit
     ("I love my job and I live in Oslo.", "Drinks a lot of coffee", False),
     ("I don't drink coffee anymore.", "No longer drinks tea", False),  # already negated
+    # a stop refused or only planned ends nothing (LoCoMo conv-30: six memories deleted)
+    ("I'm not gonna give up on my dreams - my dance studio needs the hard work.",
+     "Started a dance studio", False),
+    ("I'm not going to give up dancing.", "Loves dancing", False),
+    ("I'm thinking of quitting my job at the bank.", "Works at the bank", False),
+    ("我不会放弃跳舞的。", "喜欢跳舞", False),
+    ("I gave up dancing last year.", "Loves dancing", True),
 ])
 def test_a_changed_habit_retires_the_old_memory(said, stored, retired):
     from memory.cessation import contradicted
