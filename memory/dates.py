@@ -6,7 +6,8 @@ A memory outlives the day it was said, so "yesterday" must not stay relative. Th
 extraction prompt asks the model to keep time words as the user said them (a 1.5B model
 computes dates unreliably); this module resolves them against the turn's date with
 calendar arithmetic (``dateutil.relativedelta``). English and Chinese expressions are
-covered; a phrase it does not know is left as written.
+covered here, seven more languages in ``memory.dates_intl``; a phrase it does not know
+is left as written.
 
 Precision follows the phrase: a day ("yesterday", "3 days ago", "昨天") → a date; a week
 → "the week of <Monday>"; a month → year-month; a year → the year.
@@ -17,6 +18,8 @@ import re
 from datetime import date, datetime, timedelta
 
 from dateutil.relativedelta import relativedelta
+
+from memory import dates_intl
 
 _EN_NUM = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
            "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
@@ -107,9 +110,12 @@ def _en_prefix(unit: str) -> str:
     return {"day": "on ", "week": "in ", "month": "in ", "year": "in "}[unit]
 
 
-def resolve_relative_dates(text: str, today: datetime | date) -> str:
+def resolve_relative_dates(text: str, today: datetime | date, lang: str | None = None) -> str:
     """Return ``text`` with relative time expressions replaced by absolute ones,
-    computed from ``today`` (a date, or a datetime whose date is used).
+    computed from ``today`` (a date, or a datetime whose date is used). ``lang``: the
+    ISO 639-1 code of the user's message; French, Spanish, German, Italian, Portuguese,
+    Japanese and Korean phrases are resolved too when it names one of them
+    (``memory.dates_intl``: "le mois dernier" → "en octobre 2026").
 
     English phrases get a preposition ("last week" → "in the week of November 16, 2026",
     "yesterday" → "on November 26, 2026", "3 years ago" → "in 2023"); Chinese ones are
@@ -168,6 +174,8 @@ def resolve_relative_dates(text: str, today: datetime | date) -> str:
         out = _EN_FIXED_RE.sub(en_fixed, out)
         out = _ZH_AGO.sub(zh_ago, out)
         out = _ZH_FIXED_RE.sub(zh_fixed, out)
+        if lang in dates_intl.LANGUAGES:
+            out = dates_intl.resolve(out, day, lang, _shift)
     except (ValueError, OverflowError):
         return text
     return re.sub(r"\b(on|in) (on|in) ", r"\1 ", out)

@@ -142,7 +142,7 @@ def _extract_once(llm, user_text: str, today: datetime, shown: list[MemoryRecord
     items = [i for i in items if isinstance(i, dict) and not _wrong_language(i, check)]
     source = f"{user_text}\n{ctx}"
     out = []
-    for c in clean_candidates(items, shown, today):
+    for c in clean_candidates(items, shown, today, lang):
         if is_grounded(c.text, source) is False or lost_negation(c.text, user_text):
             log.debug("dropped %r: not grounded in the message or lost its negation", c.text)
             continue
@@ -210,11 +210,12 @@ GROUNDED_SHARE = 0.5
 
 
 def clean_candidates(items: list[dict], known: list[MemoryRecord] | None = None,
-                     today: datetime | None = None) -> list[Candidate]:
+                     today: datetime | None = None, lang: str | None = None) -> list[Candidate]:
     """Validate raw model items: drop empty/overlong texts and exact duplicates, strip a
     leading "User"/"The user", put a space between CJK and Latin runs (the ``pangu``
     library's rule: the 1.5B model writes "Lives in深圳"), map ``topic`` (unknown → "other") to type, importance and
-    tags, resolve relative dates against ``today``, and resolve ``replaces`` (1-based
+    tags, resolve relative dates against ``today`` (``lang``: the message's ISO 639-1
+    code, for phrases beyond English and Chinese), and resolve ``replaces`` (1-based
     index into ``known``): kept only when the known memory has the same topic or shares
     a content word (a move never replaces the job), each known memory at most once.
     Returns at most 12 candidates."""
@@ -230,7 +231,7 @@ def clean_candidates(items: list[dict], known: list[MemoryRecord] | None = None,
         text = pangu.space_text(text)  # "Lives in深圳" -> "Lives in 深圳" (CJK/Latin spacing)
         text = _TOPIC_SUFFIX.sub("", text)  # "Vegetarian (dislike)": the KNOWN format copied
         if today is not None:
-            text = resolve_relative_dates(text, today)
+            text = resolve_relative_dates(text, today, lang)
         key = normalize(text)
         if not key or len(text) > 500 or key in seen:
             continue

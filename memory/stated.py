@@ -9,8 +9,9 @@ user's own words, and its fact is added only when no candidate of the turn alrea
 it. A stated age replaces the model's own age items (one canonical ``age`` fact: "Is 29
 years old" / "29岁"), so reconciliation can replace the old age without an LLM call.
 
-English and Chinese patterns only (the product's languages); other languages pass
-through unchanged. ``stated_facts`` is the one entry point (``memory.atomic.atomize``).
+English and Chinese patterns (the product's languages); a name is also read in French,
+Spanish, German, Italian, Portuguese, Japanese and Korean; other facts in other
+languages pass through unchanged. ``stated_facts`` is the one entry point (``memory.atomic.atomize``).
 """
 from __future__ import annotations
 
@@ -77,28 +78,72 @@ belgian portuguese vietnamese thai filipino egyptian nigerian muslim jewish budd
 catholic""".split())
 
 
+#: other languages, each with the phrase that names the speaker and the memory text
+#: written in that language. Only unambiguous phrases: "soy/sono/sou/je suis" + a
+#: capitalised word only at the start and before a clause boundary (these languages
+#: write nationalities and jobs in lower case); never German "ich bin" (every noun is
+#: capitalised) or Japanese "Xです" (a job).
+_NAME_LATIN = r"(?P<name>[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ'’-]{1,20})"
+_INTRO_END = r"(?=\s*(?:[,.!;—–-]|\s+(?:et|y|e|und)\b|$))"
+_GREETING = (r"^(?:(?:bonjour|salut|coucou|hola|buenos días|buenas|hallo|guten tag|servus|moin|"
+             r"ciao|buongiorno|olá|oi|bom dia)\s*[,!.]*\s*)?")
+_NAME_OTHER = [
+    ("fr", re.compile(_GREETING + r"(?:je m['’]appelle|mon (?:nom|prénom) (?:est|c['’]est)|moi,? c['’]est)\s+"
+                      + _NAME_LATIN, re.I), "S'appelle {}"),
+    ("fr", re.compile(_GREETING + r"je suis\s+" + _NAME_LATIN + _INTRO_END, re.I), "S'appelle {}"),
+    ("es", re.compile(_GREETING + r"(?:me llamo|mi nombre es)\s+" + _NAME_LATIN, re.I), "Se llama {}"),
+    ("es", re.compile(_GREETING + r"(?:yo )?soy\s+" + _NAME_LATIN + _INTRO_END, re.I), "Se llama {}"),
+    ("de", re.compile(_GREETING + r"(?:ich hei(?:ß|ss)e|mein name ist)\s+" + _NAME_LATIN, re.I), "Heißt {}"),
+    ("it", re.compile(_GREETING + r"(?:mi chiamo|il mio nome è|(?:io )?sono)\s+" + _NAME_LATIN + _INTRO_END,
+                      re.I), "Si chiama {}"),
+    ("pt", re.compile(_GREETING + r"(?:me chamo|chamo-me|meu nome é|o meu nome é|(?:eu )?sou)\s+" + _NAME_LATIN
+                      + _INTRO_END, re.I),
+     "Chama-se {}"),
+    ("ja", re.compile(r"(?:^|[、。！\s])(?:私|わたし|僕|俺)?の?名前は(?P<name>[\u4e00-\u9fff\u3040-\u30ff]{1,8}?)"
+                      r"(?:です|だ|と申します|といいます)|(?:^|[、。！\s])(?:私は|わたしは)?"
+                      r"(?P<name2>[\u4e00-\u9fff\u3040-\u30ff]{1,8}?)(?:と申します|といいます)"), "名前は{}"),
+    ("ko", re.compile(r"(?:제|내) 이름은\s*(?P<name>[\uac00-\ud7af]{1,5}?)(?:입니다|이에요|예요|이야|야|이고|[,.!\s]|$)"),
+     "이름은 {}"),
+]
+
+
 def stated_name(text: str) -> tuple[str, str] | None:
-    """``(name, "en" | "zh")``: the name the user introduces themselves with at the start
-    of ``text`` and the language of the sentence it was said in ("Hi, I'm Wei, …" →
-    ("Wei", "en"), "我叫Leo，…" → ("Leo", "zh")), or None. English names must be
-    capitalised and are checked against words that follow "I'm" without being names
-    ("I'm Sorry, …", "I'm Italian")."""
-    m = _NAME_EN.match(text.strip())
+    """``(name, language)``: the name the user introduces themselves with at the start
+    of ``text`` and the ISO 639-1 code of the sentence it was said in ("Hi, I'm Wei, …" →
+    ("Wei", "en"), "我叫Leo，…" → ("Leo", "zh"), "Bonjour, je m'appelle Claire" →
+    ("Claire", "fr"); also Spanish, German, Italian, Portuguese, Japanese and Korean
+    by their unambiguous phrases), or None. English names must be capitalised and are
+    checked against words that follow "I'm" without being names ("I'm Sorry, …",
+    "I'm Italian")."""
+    text = text.strip()
+    m = _NAME_EN.match(text)
     if m and m["name"][0].isupper() and m["name"].casefold() not in _NOT_NAME:
         return m["name"], "en"
-    m = _NAME_ZH.search(text.strip())
-    return (m["name"], "zh") if m else None
+    m = _NAME_ZH.search(text)
+    if m:
+        return m["name"], "zh"
+    for lang, rx, _ in _NAME_OTHER:
+        m = rx.search(text)
+        if m:
+            name = m.groupdict().get("name") or m.groupdict().get("name2")
+            if name and name.casefold() not in _NOT_NAME and (lang in ("ja", "ko") or name[0].isupper()):
+                return name, lang
+    return None
+
+
+_NAME_TEXT = {lang: template for lang, _, template in _NAME_OTHER}
 
 
 def name_candidate(text: str, candidates: list[Candidate]) -> Candidate | None:
-    """A ``name`` Candidate ("Name is Wei" / "名字是小王", "名字是Leo" when said in
-    Chinese) for the name stated in the user's ``text`` when no candidate already holds
+    """A ``name`` Candidate in the language it was said in ("Name is Wei" / "名字是小王",
+    "名字是Leo" when said in Chinese, "S'appelle Claire", "Se llama Diego") for the name stated in the user's ``text`` when no candidate already holds
     it, else None."""
     found = stated_name(text)
     if found is None or any(found[0].casefold() in c.text.casefold() for c in candidates):
         return None
     name, lang = found
-    return _piece(f"名字是{name}" if lang == "zh" else f"Name is {name}", "name")
+    template = "名字是{}" if lang == "zh" else _NAME_TEXT.get(lang, "Name is {}")
+    return _piece(template.format(name), "name")
 
 
 _ZH_CLAUSE = re.compile(r"[，,。！!？?；;\n]")

@@ -41,6 +41,31 @@ def test_stated_name(text, name):
     assert found is None or found[1] == ("zh" if "我叫" in text else "en")
 
 
+@pytest.mark.parametrize("text,name,lang,memory", [
+    ("Bonjour, je m'appelle Claire, j'habite à Lyon et je suis infirmière.", "Claire", "fr", "S'appelle Claire"),
+    ("Je suis Marie.", "Marie", "fr", "S'appelle Marie"),
+    ("Hola, soy Diego. Vivo en Madrid y trabajo como profesor.", "Diego", "es", "Se llama Diego"),
+    ("Me llamo Lucía y vivo en Sevilla.", "Lucía", "es", "Se llama Lucía"),
+    ("Hallo, ich heiße Jonas, ich wohne in Berlin.", "Jonas", "de", "Heißt Jonas"),
+    ("Ciao, mi chiamo Luca e vivo a Roma.", "Luca", "it", "Si chiama Luca"),
+    ("Olá, sou Ana e moro em Lisboa.", "Ana", "pt", "Chama-se Ana"),
+    ("こんにちは、私の名前は田中です。東京に住んでいます。", "田中", "ja", "名前は田中"),
+    ("제 이름은 민수입니다. 서울에 살아요.", "민수", "ko", "이름은 민수"),
+    # not a name: a job, a diet, a mood, a German noun, Japanese "Xです"
+    ("Je suis infirmière.", None, None, None),
+    ("Soy vegetariano.", None, None, None),
+    ("Sono stanco, vivo a Roma.", None, None, None),
+    ("Ich bin Ingenieur.", None, None, None),
+    ("Soy Profesor de matemáticas en Madrid.", None, None, None),
+    ("会社員です。", None, None, None),
+])
+def test_a_name_in_other_languages_is_kept_in_that_language(text, name, lang, memory):
+    found = stated_name(text)
+    assert found == ((name, lang) if name else None)
+    got = [c.text for c in stated_facts([], text, lang or "en") if c.topic == "name"]
+    assert got == ([memory] if memory else [])
+
+
 @pytest.mark.parametrize("text,place", [
     ("I just moved to Singapore for a new job at a law firm here.", "Singapore"),
     ("We relocated to Portland over the summer.", "Portland"),
