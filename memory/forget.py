@@ -21,6 +21,7 @@ from datetime import datetime
 import numpy as np
 
 from memory.grounding import content_tokens
+from memory.intents import FORGET_OTHER
 from memory.types import Change, HistoryEvent, utcnow
 
 _TRIGGER = re.compile(
@@ -29,7 +30,8 @@ _TRIGGER = re.compile(
     r"(don'?t|do not|no need to) (remember|store|save|keep))\s*"
     r"(about|that|what i (said|told you) about|the fact that|everything about)?\s*"
     r"|(请|帮我)?(别|不要|不用|不必|无需)(再)?(记住|记|保存|存)(下)?"
-    r"|(请|帮我)?把|忘(掉|记掉)(吧)?|(删掉|删除|去掉)(关于)?",
+    r"|(请|帮我)?把|忘(掉|记掉)(吧)?|(删掉|删除|去掉)(关于)?"
+    r"|" + FORGET_OTHER,
     re.IGNORECASE)
 _DEICTIC = {"", "it", "that", "this", "those", "these", "what i just said", "what i said",
             "这个", "那个", "这些", "那些", "这条", "刚才的", "刚才说的", "这句", "它"}

@@ -64,6 +64,19 @@ _HYPOTHETICAL = re.compile(
 #: assistant's question.
 _SPEAKER = re.compile(r"\b(i|i'm|i've|i'd|i'll|im|me|my|mine|myself|we|we're|our|us)\b|我",
                       re.IGNORECASE)
+#: The same request in French, Spanish, German, Italian, Portuguese, Japanese and Korean:
+#: the imperative at the start of a clause with what follows it ("Oublie que j'habite à
+#: Lyon", "Olvida que vivo en Madrid", "Vergiss, dass …", "忘れてください", "잊어 줘").
+#: Not "n'oublie pas de …", "no olvides …", "忘れないで" (reminders) or "忘れてしまった"
+#: (an event). Also used by ``memory.forget`` to cut the trigger from the target.
+FORGET_OTHER = (
+    r"^\W*(?:s'il te plaît|s'il vous plaît|stp|por favor|bitte|per favore|por favor)?\W*"
+    r"(?:(?:oublie|oubliez|olvida|olvide|olvídate de|olvídese de|vergiss|vergessen sie|dimentica|"
+    r"dimenticati|esqueça|esquece|esqueca)\b(?!,?\s*nicht\b),?\s*(?:que|qu'|ça|cela|ce que|dass|das|che|di|isso|isto|eso|esto|lo)?"
+    r"|(?:efface|effacez|supprime|supprimez|borra|borre|elimina|elimine|lösch|lösche|cancella|apague|apaga)"
+    r"\s+(?:ça|cela|eso|esto|lo|das|questo|quello|isso|isto|mon|ma|mes|mi|mis|mein|meine|meinen|mio|mia|meu|minha))"
+    r"|忘れて(?:ください|下さい|くれ|ほしい|もらえ)|忘れて[。！!\s]*$|覚えないで|記憶しないで"
+    r"|잊어\s?(?:줘|주세요|버려|버리세요)|기억하지\s?마")
 #: A request to forget, in the imperative at the start of a clause: "forget that …",
 #: "please don't save this", "别记这个", "把地址忘掉". Not: "don't forget to …" (a
 #: reminder), "I'll never forget it" or "I don't remember that" (statements), "I forgot
@@ -74,7 +87,8 @@ _FORGET = re.compile(
     r"|^\W*((please|pls|and|also|so|actually)\W+)*(don'?t|do not|no need to) "
     r"(remember|store|save|keep|record) (that|this|it|my|what)\b"
     r"|\bplease (forget|delete|remove|erase)\b(?!\s+(to|it)\b)"
-    r"|(别|不要|不用|不必|无需)(再)?(记|记住|保存|存)|忘(掉|记掉)(吧|了吧)?[。！!.~\s]*$|(删掉|删除|去掉)(这|那|我的|关于)",
+    r"|(别|不要|不用|不必|无需)(再)?(记|记住|保存|存)|忘(掉|记掉)(吧|了吧)?[。！!.~\s]*$|(删掉|删除|去掉)(这|那|我的|关于)"
+    r"|" + FORGET_OTHER,
     re.IGNORECASE)
 #: "as I said", "like I told you", "I mentioned", "我之前说过", "跟你说过的": the user repeats
 _ALREADY_SAID = re.compile(

@@ -61,6 +61,31 @@ def test_forget_requests(text, expected):
 
 
 @pytest.mark.parametrize("text,expected", [
+    ("Olvida que vivo en Madrid.", True), ("Oublie que j'habite à Lyon.", True),
+    ("Vergiss, dass ich in Berlin wohne.", True), ("Dimentica che vivo a Roma.", True),
+    ("Esqueça que moro em Lisboa.", True), ("Borra mi número de teléfono.", True),
+    ("東京に住んでいることは忘れてください。", True), ("서울에 산다는 건 잊어 줘.", True),
+    # reminders and events are not requests to forget
+    ("N'oublie pas de m'appeler.", False), ("No olvides comprar leche.", False),
+    ("Vergiss nicht, Milch zu kaufen.", False), ("財布を忘れてしまった。", False),
+    ("忘れないでね。", False), ("잊어버렸어요.", False), ("J'ai oublié mes clés.", False),
+])
+def test_forget_requests_in_other_languages(text, expected):
+    assert is_forget_request(text) is expected
+
+
+def test_a_spanish_forget_request_deletes_through_the_api(mem):
+    with _with_facts({"Vivo en Madrid": [{"text": "Vive en Madrid", "topic": "home"},
+                                         {"text": "Trabaja como profesor", "topic": "job"}]}):
+        mem.add("Vivo en Madrid y trabajo como profesor.", "diego")
+    n = len(mem.llm_server.requests)
+    changes = mem.add("Olvida que vivo en Madrid.", "diego")
+    assert [(c.event, c.text) for c in changes] == [("DELETE", "Vive en Madrid")]
+    assert texts(mem, "diego") == ["Trabaja como profesor"]
+    assert len(mem.llm_server.requests) == n  # no LLM call: it never reaches extraction
+
+
+@pytest.mark.parametrize("text,expected", [
     ("Moved to Lyon last week", "Moved to Lyon in the week of November 16, 2026"),
     ("Daughter was born last month", "Daughter was born in October 2026"),
     ("Works in Beijing since last month", "Works in Beijing since October 2026"),
