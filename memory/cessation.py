@@ -22,10 +22,17 @@ from memory.grounding import content_tokens, mentions_someone_else
 _CEASED = re.compile(
     r"\b(any ?more|no longer|stopped|quit|quitting|gave up|given up|give up|gone off|"
     r"used to|not \w+ing|cut out)\b"
-    r"|不再|已经不|不\S{1,6}了|戒了|戒掉|没再|停了|以前|之前|曾经", re.IGNORECASE)
+    r"|不再|已经不|不\S{1,6}了|戒了|戒掉|没再|停了|以前|之前|曾经"
+    # French, Spanish, German, Italian, Portuguese: "je ne bois plus de café", "ya no como
+    # carne", "nicht mehr", "non … più", "não … mais", "arrêté de", "dejé de", "aufgehört"
+    r"|\b(?:ne|n['’])\s*\w+\s+plus\b|\bya no\b|\bnicht mehr\b|\bkein\w*\s+\w+\s+mehr\b"
+    r"|\bnon\s+\w+\s+più\b|\bnão\s+\w+\s+mais\b|\barrêté de\b|\bdej[éó] de\b|\baufgehört\b"
+    r"|\bsmesso di\b|\bparei de\b", re.IGNORECASE)
 _NEGATED = re.compile(
     r"\b(not|no|never|don't|doesn't|didn't|isn't|aren't|no longer|any ?more|stopped|quit|"
-    r"gave up|used to|formerly|former|ex-?)\b|不|没|戒|以前|之前|曾", re.IGNORECASE)
+    r"gave up|used to|formerly|former|ex-?|ne|nicht|kein\w*|non|não|nunca|jamais|plus)\b"
+    r"|\bn['’]|不|没|戒|以前|之前|曾", re.IGNORECASE)
+_CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 _CLAUSE = re.compile(r"[.!?。！？;；,，\n—–:：]+|\s-+\s|\b(?:but|and|so)\b", re.IGNORECASE)
 #: a stop that did not happen: refused ("I'm not gonna give up on my dreams", "我不会放弃"),
 #: or only planned, wished or supposed ("thinking of quitting", "if I quit", "想戒烟")
@@ -53,7 +60,7 @@ def is_negated(text: str) -> bool:
 
 def _overlaps(a: set[str], b: set[str]) -> bool:
     shared = a & b
-    latin = [t for t in shared if t.isascii()]
+    latin = [t for t in shared if not _CJK_CHAR.search(t)]  # "coffee", "café", "caffè"
     return bool(latin) or len(shared) >= 2
 
 

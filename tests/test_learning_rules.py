@@ -252,6 +252,14 @@ def test_dates_by_weekday():
     ("I'm thinking of quitting my job at the bank.", "Works at the bank", False),
     ("我不会放弃跳舞的。", "喜欢跳舞", False),
     ("I gave up dancing last year.", "Loves dancing", True),
+    # other languages
+    ("Ya no bebo café, ahora tomo té.", "Bebe café todos los días", True),
+    ("Je ne bois plus de café.", "Boit du café tous les matins", True),
+    ("Ich trinke keinen Kaffee mehr.", "Trinkt jeden Morgen Kaffee", True),
+    ("Non bevo più caffè.", "Beve caffè ogni mattina", True),
+    ("Não bebo mais café.", "Bebe café todas as manhãs", True),
+    ("Me encanta el café.", "Bebe café todos los días", False),
+    ("Je bois du café plus souvent.", "Boit du café", False),
 ])
 def test_a_changed_habit_retires_the_old_memory(said, stored, retired):
     from memory.cessation import contradicted
