@@ -104,13 +104,34 @@ def has_cjk(text: str | None) -> bool:
     return bool(_CJK.search(unicodedata.normalize("NFKC", text or "")))
 
 
+_KANA = re.compile(r"[\u3040-\u30ff]")
+_HANGUL = re.compile(r"[\uac00-\ud7af]")
+
+
+@lru_cache(maxsize=1)
+def _latin_identifier():
+    from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
+    return LanguageIdentifier.from_modelpath(MODEL_DIR / MODEL_FILE, norm_probs=True)
+
+
 def lang_ok(text: str | None, lang: str | None) -> bool:
     """Whether ``text`` is in ``lang``: ``"zh"`` → :func:`is_chinese`; ``"en"`` → no CJK
-    character; anything else (``"mixed"``, None) → True."""
+    character; ``"ja"`` → kana or CJK ideographs; ``"ko"`` → Hangul; another language
+    code (``"fr"``, ``"es"`` … of the tuning-only probe sets) → no CJK and langid.py's
+    model (``py3langid``, the library, not the product's code), choosing between that
+    language and English, picks that language; ``"mixed"`` or None → True."""
     if lang == "zh":
         return is_chinese(text)
     if lang == "en":
         return not has_cjk(text)
+    if lang == "ja":
+        return bool(_KANA.search(text or "")) or has_cjk(text)
+    if lang == "ko":
+        return bool(_HANGUL.search(text or ""))
+    if lang and lang != "mixed":
+        ident = _latin_identifier()
+        ident.set_languages([lang, "en"])
+        return not has_cjk(text) and ident.classify(text or "")[0] == lang
     return True
 
 
@@ -295,6 +316,8 @@ def score(scenarios: list[dict[str, Any]],
     cats.update({k[4:]: v.metrics() for k, v in rows.items()
                  if k.startswith("cat:") and k[4:] not in cats})
     langs = {lang: rows[f"lang:{lang}"].metrics() for lang in LANGS if f"lang:{lang}" in rows}
+    langs.update({k[5:]: acc.metrics() for k, acc in sorted(rows.items())
+                  if k.startswith("lang:") and k[5:] not in langs})
     return {"all": total.metrics(), "categories": cats, "langs": langs,
             "turns": total.turns, "unmatched": unmatched, "failures": failures}
 

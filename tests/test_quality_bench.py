@@ -104,6 +104,27 @@ def test_language_rule():
     assert lang_ok("Lives in成都", "mixed") and lang_ok("随便", None)
 
 
+def test_language_rule_of_the_other_language_probes():
+    assert lang_ok("Vive en Madrid", "es") and not lang_ok("Lives in Madrid", "es")
+    assert lang_ok("Arbeitet als Ingenieur bei Siemens", "de")
+    assert not lang_ok("Works as an engineer at Siemens", "de")
+    assert lang_ok("Mora em Lisboa", "pt") and not lang_ok("Lives in Lisbon", "pt")
+    assert lang_ok("名前は田中", "ja") and not lang_ok("Name is Tanaka", "ja")
+    assert lang_ok("이름은 민수", "ko") and not lang_ok("Name is Minsu", "ko")
+
+
+def test_the_other_language_probe_set_is_well_formed():
+    data = load_data(DATA.parent / "memory_quality_probe_ml.json")
+    langs = {s["lang"] for s in data["scenarios"]}
+    assert langs == {"fr", "es", "de", "it", "pt", "ja", "ko"}
+    for scen in data["scenarios"]:
+        for turn in scen["turns"]:
+            assert turn["category"] in CATEGORIES
+            for exp in turn["expect"].get("present", []) + turn["expect"].get("absent", []):
+                for rx in exp["all"]:
+                    re.compile(rx)
+
+
 def test_matching_is_nfkc_and_casefolded():
     assert matches_all("ＧＯＯＧＬＥ Data Engineer", ["google", r"data engineer"])
     assert not matches_all("Lives in Lyon, moved from Paris", [NOT_PARIS])
