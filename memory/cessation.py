@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import re
 
+import stopwordsiso
+
 from memory.grounding import content_tokens, mentions_someone_else
 
 _CEASED = re.compile(
@@ -30,8 +32,11 @@ _CEASED = re.compile(
     r"|\bsmesso di\b|\bparei de\b", re.IGNORECASE)
 _NEGATED = re.compile(
     r"\b(not|no|never|don't|doesn't|didn't|isn't|aren't|no longer|any ?more|stopped|quit|"
-    r"gave up|used to|formerly|former|ex-?|ne|nicht|kein\w*|non|não|nunca|jamais|plus)\b"
+    r"gave up|used to|formerly|former|ex-?|ne|nicht|kein\w*|non|não|nunca|jamais)\b"
     r"|\bn['’]|不|没|戒|以前|之前|曾", re.IGNORECASE)
+#: function words of the other languages a cessation is read in (stopwords-iso lists):
+#: "je", "como", "ne", "plus" say nothing about which habit stopped
+_FUNCTION_WORDS = frozenset(stopwordsiso.stopwords(["fr", "es", "de", "it", "pt"]))
 _CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 _CLAUSE = re.compile(r"[.!?。！？;；,，\n—–:：]+|\s-+\s|\b(?:but|and|so)\b", re.IGNORECASE)
 #: a stop that did not happen: refused ("I'm not gonna give up on my dreams", "我不会放弃"),
@@ -59,7 +64,7 @@ def is_negated(text: str) -> bool:
 
 
 def _overlaps(a: set[str], b: set[str]) -> bool:
-    shared = a & b
+    shared = (a & b) - _FUNCTION_WORDS  # "Je ne joue plus au tennis" ends no "Je suis …"
     latin = [t for t in shared if not _CJK_CHAR.search(t)]  # "coffee", "café", "caffè"
     return bool(latin) or len(shared) >= 2
 

@@ -97,13 +97,31 @@ def name(code: str) -> str:
 
 
 def is_written_in(text: str, code: str) -> bool:
-    """True when a memory ``text`` is written in language ``code`` as far as the script
-    shows: for Chinese the ideographs must outweigh the Latin words ("在Google工作" yes,
-    "Lives in成都" no); for a Latin-script language the text must hold no CJK; other
-    codes are not checked (True)."""
+    """True when a memory ``text`` is written in language ``code`` as far as can be told:
+    for Chinese the ideographs must outweigh the Latin words ("在Google工作" yes,
+    "Lives in成都" no); for a Latin-script language the text must hold no CJK, and for
+    one other than English it must not be confidently English (langid.py's model
+    choosing between ``code`` and English gives English ≥ 0.9: "Now does yoga" for a
+    French user; short or ambiguous texts such as "Vive a Roma" pass); Japanese and
+    Korean are not checked (True)."""
     cjk, latin = cjk_weight(text)
     if code == "zh":
         return cjk > 0 and cjk >= 2 * latin
     if code in ("ja", "ko"):
         return True
-    return cjk == 0
+    if cjk:
+        return False
+    if code == "en" or code not in NAMES or latin < 2:
+        return True
+    found, prob = _pair_identifier(code).classify(text)
+    return not (found == "en" and prob >= 0.9)
+
+
+@lru_cache(maxsize=8)
+def _pair_identifier(code: str):
+    """A langid.py identifier that chooses only between ``code`` and English (one per
+    language: ``set_languages`` changes the instance, so it is never shared)."""
+    from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
+    ident = LanguageIdentifier.from_modelpath(MODEL_DIR / MODEL_FILE, norm_probs=True)
+    ident.set_languages([code, "en"])
+    return ident

@@ -107,6 +107,11 @@ def test_language_detection_and_fidelity():
     assert is_written_in("住在成都", "zh") and is_written_in("在Google工作", "zh")
     assert not is_written_in("Lives in成都", "zh") and not is_written_in("Name is小王", "zh")
     assert is_written_in("Lives in Paris", "en") and not is_written_in("住在巴黎", "en")
+    # a French user's memory in confident English is the wrong language; short or
+    # ambiguous texts are not claimed
+    assert not is_written_in("Now does yoga", "fr") and is_written_in("Fais du yoga", "fr")
+    assert not is_written_in("Lives in Lisbon", "pt") and is_written_in("Mora em Lisboa", "pt")
+    assert is_written_in("Vive a Roma", "it") and is_written_in("Tennis", "fr")
 
 
 def test_grounding_rejects_the_assistants_words():
@@ -260,6 +265,10 @@ def test_dates_by_weekday():
     ("Não bebo mais café.", "Bebe café todas as manhãs", True),
     ("Me encanta el café.", "Bebe café todos los días", False),
     ("Je bois du café plus souvent.", "Boit du café", False),
+    # a shared function word ("je", "como") is not the same habit
+    ("Je ne joue plus au tennis, maintenant je fais du yoga.", "Je suis infirmière", False),
+    ("Je ne joue plus au tennis, maintenant je fais du yoga.", "J'adore le tennis", True),
+    ("Ya no como carne, ahora soy vegetariano.", "Trabajo como profesor de matemáticas", False),
 ])
 def test_a_changed_habit_retires_the_old_memory(said, stored, retired):
     from memory.cessation import contradicted
@@ -274,6 +283,8 @@ def test_a_candidate_that_lost_the_negation_is_dropped():
     assert lost_negation("Drinks a lot of coffee", "I don't drink coffee anymore")
     assert not lost_negation("No longer drinks coffee", "I don't drink coffee anymore")
     assert not lost_negation("Started eating fish again", "I'm not vegetarian anymore — I started eating fish again.")
+    # the 1.5B model drops French "ne": "Joue plus au tennis" says the opposite
+    assert lost_negation("Joue plus au tennis", "Je ne joue plus au tennis, maintenant je fais du yoga.")
 
 
 def test_cessation_deletes_through_the_api(mem):
