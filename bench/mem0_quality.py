@@ -91,6 +91,7 @@ DEFAULT_BASE_URL = "http://127.0.0.1:8766/v1"
 MEM0_VERSION = "2.2.1"
 
 
+# ---- the parent (system python): data, subprocess, scoring -------------------------------------
 def model_alias(base_url: str, timeout: float = 300.0) -> str:
     """The first model id of ``<base_url>/models`` (the llama.cpp server's alias; a busy
     llama-cpp-python server answers only between requests, hence the long timeout)."""
@@ -98,7 +99,6 @@ def model_alias(base_url: str, timeout: float = 300.0) -> str:
         return json.loads(r.read())["data"][0]["id"]
 
 
-# ---- the parent (system python): data, subprocess, scoring -------------------------------------
 def evaluate(scenarios: list[dict[str, Any]], records: list[dict[str, Any]]) -> dict[str, Any]:
     """Score ``records`` (possibly fewer than ``scenarios``) with our scorer."""
     done = {r["id"]: r["turns"] for r in records}
