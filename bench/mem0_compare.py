@@ -59,8 +59,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (DEFAULT_LOCOMO, REPO, Timer, load_locomo, make_memory,  # noqa: E402
                           print_table, recall_at, summarize_ms, write_json)
-from bench.latency import insert_synthetic, synthetic_queries, timed  # noqa: E402
 from bench.mem0_side import HALVES, SEARCHES, pick  # noqa: E402
+from bench.search_timing import timed  # noqa: E402
+from bench.synthetic import insert_synthetic, synthetic_queries  # noqa: E402
 
 DEFAULT_VENV = Path.home() / ".cache" / "memory-chat" / "mem0-venv"
 KS = (1, 5, 10)

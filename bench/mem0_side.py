@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from bench.common import Timer, load_locomo, summarize_ms, turn_context, turn_text
-from bench.latency import random_unit_vectors, synthetic_queries, synthetic_texts, timed
+from bench.search_timing import timed
+from bench.synthetic import random_unit_vectors, synthetic_queries, synthetic_texts
 
 BM25_REPO = "Qdrant/bm25"
 #: the stop-word files fastembed 0.9.1 requires in a ``Qdrant/bm25`` snapshot

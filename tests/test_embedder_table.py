@@ -1,11 +1,13 @@
-"""bench/embedder_table.py: the concatenated embedder's cosine is the mean of its parts'
-cosines (the claim its row rests on), and the table survives partial results."""
+"""bench/embedder_table.py: the concatenated embedder's cosine (bench/embedder_candidates.py) is
+the mean of its parts' cosines (the claim its row rests on), and the table survives partial
+results."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from bench.embedder_table import ConcatEmbedder, table_rows
+from bench.embedder_candidates import ConcatEmbedder
+from bench.embedder_table import table_rows
 from memory.embedder import Embedder
 
 

@@ -1,6 +1,6 @@
-"""bench/mem0_quality.py without a real model: the Mem0 → snapshot mappers, and (when the
-mem0 virtualenv exists) one scenario end to end against the scripted OpenAI-compatible
-server, scored by our scorer."""
+"""bench/mem0_quality.py without a real model: the Mem0 → snapshot mappers (in
+bench/mem0_quality_worker.py), and (when the mem0 virtualenv exists) one scenario end to end
+against the scripted OpenAI-compatible server, scored by our scorer."""
 from __future__ import annotations
 
 import json
@@ -8,6 +8,7 @@ import json
 import pytest
 
 from bench import mem0_quality as mq
+from bench.mem0_quality_worker import mem0_active, mem0_changes, mem0_history
 from tests.fake_llm import HTTPError, ScriptedLLM, is_json_request
 
 
@@ -15,17 +16,17 @@ def test_mappers():
     add = {"results": [{"id": "a", "memory": "User is a nurse", "event": "ADD"},
                        {"id": "b", "memory": "Lives in Lyon", "event": "UPDATE",
                         "previous_memory": "Lives in Paris"}]}
-    assert mq.mem0_changes(add) == [
+    assert mem0_changes(add) == [
         {"action": "ADD", "id": "a", "text": "User is a nurse", "old_text": None, "type": None},
         {"action": "UPDATE", "id": "b", "text": "Lives in Lyon", "old_text": "Lives in Paris",
          "type": None}]
-    assert mq.mem0_active({"results": [{"id": "a", "memory": "x", "score": None}]}) == [
+    assert mem0_active({"results": [{"id": "a", "memory": "x", "score": None}]}) == [
         {"id": "a", "text": "x", "type": None}]
     rows = [{"memory_id": "b", "event": "UPDATE", "old_memory": "Paris", "new_memory": "Lyon",
              "created_at": "2026-01-02", "actor_id": None, "role": None},
             {"memory_id": "b", "event": "ADD", "old_memory": None, "new_memory": "Paris",
              "created_at": "2026-01-01", "actor_id": None, "role": "user"}]
-    assert mq.mem0_history(rows) == [
+    assert mem0_history(rows) == [
         {"memory_id": "b", "event": "ADD", "old_text": None, "new_text": "Paris", "actor": "user"},
         {"memory_id": "b", "event": "UPDATE", "old_text": "Paris", "new_text": "Lyon",
          "actor": "mem0"}]
