@@ -335,15 +335,21 @@ def _fmt(v: Any) -> str:
     return "" if v is None else str(v)
 
 
+def write_json_file(path: str | os.PathLike, payload: Any, indent: int = 1) -> None:
+    """Write ``payload`` as indented UTF-8 JSON to ``path`` atomically (a ``.tmp``
+    sibling renamed over it), creating the folder; every benchmark's results, job and
+    state files go through it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=indent, ensure_ascii=False, default=str) + "\n",
+                   encoding="utf-8")
+    tmp.replace(path)
+
+
 def write_json(name: str, payload: dict[str, Any], out_dir: str | os.PathLike | None = None) -> Path:
     """Write ``payload`` (plus ``machine_info()`` under ``"machine"``) to
     ``bench/results/<name>.json`` (or ``out_dir``) atomically. Returns the path."""
-    folder = Path(out_dir) if out_dir else RESULTS
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
-    payload = {**payload, "machine": machine_info()}
-    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n",
-                   encoding="utf-8")
-    tmp.replace(path)
+    path = (Path(out_dir) if out_dir else RESULTS) / f"{name}.json"
+    write_json_file(path, {**payload, "machine": machine_info()}, indent=2)
     return path

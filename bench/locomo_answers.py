@@ -54,8 +54,9 @@ if str(REPO) not in sys.path:  # allow `python bench/locomo_answers.py` from any
 from bench.common import (CATEGORIES, DEFAULT_LOCOMO, Conversation, Question,  # noqa: E402
                           load_locomo, markdown_table)
 from bench.locomo_f1 import rewrite_iso_dates, score_answer  # noqa: E402
+from bench.common import write_json_file  # noqa: E402
 from bench.locomo_ingest import (CHUNK_CHARS, STATE_FILE, Log, _calls,  # noqa: E402
-                                 _write_json, ensure_ingested, memory_user, raw_user)
+                                 ensure_ingested, memory_user, raw_user)
 
 RESULTS = REPO / "bench" / "results"
 CONDITIONS = ("memory", "raw", "none")
@@ -382,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def save(res: dict[str, Any]) -> None:
             if out is not None:
-                _write_json(out, payload(res))
+                write_json_file(out, payload(res))
 
         res = run(mem, convs, max_questions=args.questions, max_sessions=args.sessions,
                   k=args.k, state_path=data_dir / STATE_FILE, conditions=conditions,
@@ -395,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     if out is not None:
         from bench.common import machine_info
         final["machine"] = machine_info()
-        _write_json(out, final)
+        write_json_file(out, final)
     print(report(meta, res))
     print(f"\ntotal {final['seconds']:.0f} s")
     if out is not None:

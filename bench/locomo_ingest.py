@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Callable
 
-from bench.common import Conversation, Turn
+from bench.common import Conversation, Turn, write_json_file
 
 #: a speaker's part of one ``Memory.add`` stays below the extractor's 4,000-char cut
 CHUNK_CHARS = 3500
@@ -194,14 +194,6 @@ def _load_state(path: Path) -> dict[str, Any]:
         return {}
 
 
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1, ensure_ascii=False, default=str) + "\n",
-                   encoding="utf-8")
-    tmp.replace(path)
-
-
 def ensure_ingested(mem, conv: Conversation, state_path: Path, max_sessions: int | None,
                     log: Log | None = None) -> dict[str, Any]:
     """Ingest ``conv`` in both stored conditions unless ``state_path`` (a JSON file next
@@ -228,6 +220,6 @@ def ensure_ingested(mem, conv: Conversation, state_path: Path, max_sessions: int
              "raw": ingest_raw(mem, conv, max_sessions)}
     state = _load_state(state_path)
     state[conv.sample_id] = {"key": key, "stats": stats}
-    _write_json(state_path, state)
+    write_json_file(state_path, state)
     return {**stats, "cached": False}
 

@@ -82,7 +82,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # allow `python bench/mem0_quality.py` from anywhere
     sys.path.insert(0, str(REPO))
 
-from bench.mem0_quality_worker import worker, write_json_file  # noqa: E402
+from bench.common import write_json_file  # noqa: E402
+from bench.mem0_quality_worker import worker  # noqa: E402
 from bench.memory_quality import DATA, RESULTS, SPLITS, load_data, select  # noqa: E402
 from bench.quality_score import format_table, score  # noqa: E402
 

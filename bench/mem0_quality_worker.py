@@ -19,19 +19,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from bench.common import write_json_file
+
 
 # ---- helpers shared by both halves -------------------------------------------------------
-def write_json_file(path: Path, payload: Any) -> None:
-    """Write ``payload`` as indented UTF-8 JSON to ``path`` atomically (a ``.tmp`` sibling
-    renamed over it), creating the folder; the job file, the worker's records and the
-    results file all go through it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1, ensure_ascii=False, default=str) + "\n",
-                   encoding="utf-8")
-    tmp.replace(path)
-
-
 def mem0_changes(result: Any) -> list[dict[str, Any]]:
     """Mem0's ``add`` return value (``{"results": [{"id", "memory", "event",
     "previous_memory"?}]}``) as our change list ``[{"action", "id", "text", "old_text",

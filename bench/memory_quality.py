@@ -46,6 +46,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # allow `python bench/memory_quality.py` from anywhere
     sys.path.insert(0, str(REPO))
 
+from bench.common import write_json_file  # noqa: E402
 from bench.quality_score import format_table, score  # noqa: E402
 
 DATA = REPO / "bench" / "data" / "memory_quality.json"
@@ -234,14 +235,6 @@ def build_memory(data_dir: str | os.PathLike, env_file: str | None = None,
     return Memory(cfg)
 
 
-def _write(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1, ensure_ascii=False, default=str) + "\n",
-                   encoding="utf-8")
-    tmp.replace(path)
-
-
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point (see the module docstring). Returns the exit code."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -304,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def save(records: list[dict[str, Any]]) -> None:
         if out is not None:
-            _write(out, payload(records))
+            write_json_file(out, payload(records))
 
     try:
         log(f"model {meta['model']} at {meta['llm_base_url']}, commit {meta['git_commit']}")
@@ -317,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     if out is not None:
         from bench.common import machine_info
         final["machine"] = machine_info()
-        _write(out, final)
+        write_json_file(out, final)
     print(f"memory quality — split {args.split}, {len(records)} scenarios, "
           f"{final['metrics']['turns']} turns, model {meta['model']}, commit {meta['git_commit']}"
           f"{' (memory/ modified)' if meta['memory_dirty'] else ''}, "
