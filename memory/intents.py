@@ -57,7 +57,15 @@ _HYPOTHETICAL = re.compile(
     r"\b(if i (were|was|had|could|won|became|lived)|if only i|i wish i|imagine if|"
     r"suppose i|supposing i|what if i|in another life|in my dreams?)\b"
     r"|^\W*((well|so|but|and|oh|hmm)\W+)?(if|unless|suppose|imagine)\b"
-    r"|^\W*(如果|要是|假如|假设|倘若|万一)|我要是|我希望我是|想象一下|下辈子",
+    r"|^\W*(如果|要是|假如|假设|倘若|万一)|我要是|我希望我是|想象一下|下辈子"
+    # French, Spanish, German, Italian, Portuguese, Japanese, Korean: "si j'étais riche",
+    # "si fuera rico", "wenn ich reich wäre", "se fossi ricco", "se eu fosse rico", "もし",
+    # "만약"; a conditional verb ("würde", "je voudrais être") marks a wish, not a fact
+    r"|^\W*(falls|imagine|imagina|stell dir vor|immagina)\b|^\W*si (?:je|j['’]|yo)\b"
+    r"|\b(si j['’](?:étais|avais)|si (?:yo )?(?:fuera|fuese|tuviera|tuviese|pudiera)|"
+    r"wenn ich \w+ (?:wäre|hätte|könnte)|würde ich|ich würde|se (?:io )?(?:fossi|avessi|potessi)|"
+    r"se eu (?:fosse|tivesse|pudesse)|ojalá|j['’]aimerais être|me gustaría ser)\b"
+    r"|^\W*(もし|仮に)|만약|만일",
     re.IGNORECASE)
 #: The speaker in a sentence (English or Chinese). A sentence without it says nothing
 #: about the user ("It's freezing today", "哈哈，你好贴心") unless it answers the

@@ -25,6 +25,11 @@ TODAY = date(2026, 11, 27)
     "Tell me a joke", "帮我写一首关于猫的诗", "If I were rich I'd buy a boat.",
     "要是明天不用上班，我就睡到中午。", "It's freezing here today though.", "今天好冷啊，外面还下着小雨。",
     "Any ideas for what I could do this weekend?", "Hmm, maybe.",
+    # hypotheticals and wishes in other languages
+    "Wenn ich reich wäre, würde ich eine Yacht kaufen.", "Si j'étais riche, j'achèterais un bateau.",
+    "Si fuera rico, compraría un barco.", "Se fossi ricco comprerei una barca.",
+    "Se eu fosse rico, compraria um barco.", "もしお金持ちだったら、ヨットを買います。",
+    "만약 부자라면 요트를 살 거예요.",
 ])
 def test_nothing_to_learn(text):
     assert learnable_text(text) == ""
@@ -40,6 +45,14 @@ def test_nothing_to_learn(text):
 ])
 def test_only_statements_are_learned(text, kept):
     assert learnable_text(text) == kept
+
+
+@pytest.mark.parametrize("text", [
+    "Se llama Diego.", "Si, vivo en Madrid.", "Se mudó a Valencia el mes pasado.",
+    "Wenn es regnet, lese ich gern.",  # "wenn" is also "when": a habit
+])
+def test_reflexive_se_and_unaccented_si_are_not_hypotheticals(text):
+    assert learnable_text(text) == text
 
 
 def test_a_short_answer_to_the_assistant_is_learnable():
