@@ -98,6 +98,21 @@ _KIN_EN = re.compile(
 _KIN_ZH = re.compile(
     r"女朋友|男朋友|哥哥|姐姐|弟弟|妹妹|妈妈|爸爸|母亲|父亲|老婆|老公|妻子|丈夫|儿子|女儿|朋友|同事|老板|"
     r"女友|男友|邻居|表哥|表姐|表妹|表弟|爷爷|奶奶|外公|外婆|室友|父母|爸妈|舅舅|叔叔|阿姨")
+#: The same relations in French, Spanish, German, Italian, Portuguese as the subject at the
+#: start of a clause ("Mia sorella vive a Torino e fa l'avvocata" is the sister's job; not
+#: "Vivo con mi hermana": these languages drop the "I"), and Japanese / Korean ones
+#: followed by their topic or subject particle (a kanji inside a Chinese word never counts)
+_KIN_OTHER = re.compile(
+    r"^\W*(?:(?:y|e|et|und|also|aussi|también|anche|também)\s+)?"
+    r"(?:(?:mi|mia|mio|mis|ma|mon|mes|mein|meine|minha|meu|la|el|il|le|lo|a|o|die|der)\s+)?"
+    r"(sœur|soeur|frère|frere|mère|père|femme|mari|fils|fille|copine|copain|"
+    r"hermana|hermano|madre|padre|esposa|esposo|marido|hijo|hija|novia|novio|amiga|amigo|"
+    r"schwester|bruder|mutter|vater|ehefrau|ehemann|sohn|tochter|freundin|freund|"
+    r"sorella|fratello|moglie|marito|figlio|figlia|fidanzata|fidanzato|amica|amico|"
+    r"irmã|irmão|mãe|pai|filho|filha|namorada|namorado)\b"
+    r"|(?:姉|妹|兄|弟|母|父|妻|夫|息子|娘|友達|彼氏)(?=は|が)"
+    r"|(?:언니|누나|오빠|형|동생|엄마|어머니|아빠|아버지|아내|남편|아들|딸|친구|여자친구|남자친구)(?=는|은|가|이|도)",
+    re.IGNORECASE)
 #: The user as subject: "I …", "I'm …", "我 …" (not "我的"/"我哥哥").
 _SELF_SUBJECT = re.compile(r"\b(i|i'm|i've|i'd|i'll|im)\b", re.IGNORECASE)
 _SELF_SUBJECT_ZH = re.compile(r"我(?!的|们|" + _OTHERS_ZH.pattern.replace("他|她|", "") + ")")
@@ -106,8 +121,8 @@ _CLAUSE_SPLIT = re.compile(r"[.!?。！？;；,，、\n]+|\b(?:and|but|while|whe
 
 def mentions_someone_else(text: str) -> bool:
     """True when ``text`` names another person (a pronoun such as "she"/"他" or a
-    relation such as "sister"/"妈妈")."""
-    return bool(_OTHERS_EN.search(text) or _OTHERS_ZH.search(text))
+    relation such as "sister"/"妈妈"/"sorella"/"언니는")."""
+    return bool(_OTHERS_EN.search(text) or _OTHERS_ZH.search(text) or _KIN_OTHER.search(text.strip()))
 
 
 def about_someone_else(candidate: str, source: str) -> bool:
@@ -129,7 +144,7 @@ def attribute(candidate: str, source: str) -> str | None:
     if not owner or owner == "?":
         return None
     if has_cjk(owner):
-        return owner + candidate
+        return owner + ("は" if re.search(r"[\u3040-\u30ff]", candidate) else "") + candidate
     return owner.capitalize() + " " + candidate[:1].lower() + candidate[1:]
 
 
@@ -149,8 +164,9 @@ def _owner(candidate: str, source: str) -> str | None:
             owner = None
         else:
             kin = _KIN_EN.search(clause) or _KIN_ZH.search(clause)
-            if kin:
-                owner = kin.group(0).lower()
+            other = None if kin else _KIN_OTHER.search(clause.strip())
+            if kin or other:
+                owner = kin.group(0).lower() if kin else (other.group(1) or other.group(0)).lower()
             elif mentions_someone_else(clause):
                 owner = owner or "?"
         owners.append((len(cand & content_tokens(clause)), owner))

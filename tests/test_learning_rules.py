@@ -244,6 +244,20 @@ def test_words_said_to_the_listener_are_not_the_users_facts():
     assert [c.text for c in kept] == ["Runs a dance studio"]
 
 
+@pytest.mark.parametrize("candidate,said,owned", [
+    ("Fa l'avvocata", "Mia sorella vive a Torino e fa l'avvocata.", "Sorella fa l'avvocata"),
+    ("Trabaja en Google", "Mi hermano trabaja en Google.", "Hermano trabaja en Google"),
+    ("Wohnt in Köln", "Meine Schwester wohnt in Köln.", "Schwester wohnt in Köln"),
+    ("東京に住んでいます", "姉は東京に住んでいます。", "姉は東京に住んでいます"),
+    ("Vive en Madrid", "Vivo con mi hermana en Madrid.", None),  # the user's home
+    ("Vive a Roma", "Ciao, mi chiamo Luca, vivo a Roma e faccio il cuoco.", None),
+])
+def test_a_relatives_fact_in_other_languages_is_theirs(candidate, said, owned):
+    from memory.grounding import attribute
+
+    assert attribute(candidate, said) == owned
+
+
 def test_a_relatives_home_never_replaces_the_users():
     known = [_known("Lives in Denver", "home")]
     [cand] = clean_candidates([{"text": "Sister lives in Berlin", "topic": "home", "replaces": 1},
