@@ -205,6 +205,27 @@ _BARE_PRONOUN = re.compile(r"^(he|she|they|his|her|their|he's|she's|they're)\b|^
 #: the listener is the subject, so it is no fact about the user
 _ADDRESSED = re.compile(r"^(you|your|you're|you've|you'll|yourself)\b|^(你|您)", re.IGNORECASE)
 
+#: "Same job", "仕事は同じです", "工作没变", "Même travail": a value that did not change,
+#: said next to a change; as a memory it holds no value and must replace nothing
+_UNCHANGED = re.compile(
+    r"\b(?:same|unchanged|hasn'?t changed|didn'?t change|pareil|pareille|même|mismo|misma|igual|"
+    r"gleich|gleiche|gleichen|dasselbe|derselbe|stesso|stessa|uguale|mesmo|mesma|inalterad[oa])\b"
+    r"|同じ|変わらない|変わってない|一样|没变|不变|没有变|照旧|그대로|같아요|같습니다|똑같", re.IGNORECASE)
+
+#: … unless it also names what did change ("Same job, different pharmacy")
+_CHANGED = re.compile(r"\b(?:different|new|another|other|autre|nouveau|nouvelle|otro|otra|nuevo|nueva|"
+                      r"ander\w*|neue\w*|altro|altra|nuovo|nuova|outro|outra|novo|nova)\b"
+                      r"|新|別の|别的|换|다른|새", re.IGNORECASE)
+
+
+def says_unchanged(text: str) -> bool:
+    """True when a short candidate ``text`` (≤ 6 words, or ≤ 12 characters without
+    spaces) only says something stayed the same ("Same job", "仕事は同じです", "工作没变"):
+    the 1.5B model let "仕事は同じです" replace "エンジニアとして働いています"."""
+    short = len(text.split()) <= 6 if " " in text.strip() else len(text) <= 12
+    return short and bool(_UNCHANGED.search(text)) and not _CHANGED.search(text)
+
+
 #: Share of a candidate's content tokens that must occur in the user's words.
 GROUNDED_SHARE = 0.5
 
@@ -236,7 +257,7 @@ def clean_candidates(items: list[dict], known: list[MemoryRecord] | None = None,
         if not key or len(text) > 500 or key in seen:
             continue
         seen.add(key)
-        if _BARE_PRONOUN.match(text) or _ADDRESSED.match(text):
+        if _BARE_PRONOUN.match(text) or _ADDRESSED.match(text) or says_unchanged(text):
             continue  # "She is an architect": whose fact? never the user's; "You can …" neither
         topic = topics.get(str(item.get("topic") or ""))
         if topic.single and mentions_someone_else(text):

@@ -85,6 +85,12 @@ FORGET_OTHER = (
     r"\s+(?:ça|cela|eso|esto|lo|das|questo|quello|isso|isto|mon|ma|mes|mi|mis|mein|meine|meinen|mio|mia|meu|minha))"
     r"|忘れて(?:ください|下さい|くれ|ほしい|もらえ)|忘れて[。！!\s]*$|覚えないで|記憶しないで"
     r"|잊어\s?(?:줘|주세요|버려|버리세요)|기억하지\s?마")
+#: The speaker in French and German sentences ("Il fait froid aujourd'hui" says nothing
+#: about the user); Spanish, Italian, Portuguese, Japanese and Korean drop the pronoun.
+_SPEAKER_OTHER = {
+    "fr": re.compile(r"(?:\b(?:je|moi|me|mon|ma|mes|nous|notre|nos)\b|\b[jm]['’])", re.IGNORECASE),
+    "de": re.compile(r"\b(?:ich|mich|mir|mein\w*|wir|uns|unser\w*)\b", re.IGNORECASE),
+}
 #: A request to forget, in the imperative at the start of a clause: "forget that …",
 #: "please don't save this", "别记这个", "把地址忘掉". Not: "don't forget to …" (a
 #: reminder), "I'll never forget it" or "I don't remember that" (statements), "I forgot
@@ -165,8 +171,8 @@ def says_already_told(text: str) -> bool:
 
 def learnable_text(user_text: str, answering: bool = False) -> str:
     """Return the part of a user's message the extractor may learn from: its sentences
-    minus acknowledgements, questions, requests, hypotheticals and — in English or
-    Chinese text — sentences that do not mention the speaker ("It's freezing today"),
+    minus acknowledgements, questions, requests, hypotheticals and — in English,
+    Chinese, French or German text — sentences that do not mention the speaker ("It's freezing today"),
     joined by spaces ("" when nothing is left, so no LLM call is spent).
     ``"I'm vegetarian. Can you recommend a restaurant?"`` → ``"I'm vegetarian."``.
     ``answering``: the message answers a question of the assistant, so a sentence
@@ -174,10 +180,15 @@ def learnable_text(user_text: str, answering: bool = False) -> str:
     from memory.language import is_surely
 
     text = (user_text or "").strip()
-    check_speaker = not answering and (is_surely(text, "zh") or is_surely(text, "en"))
+    speaker = None
+    if not answering:
+        if is_surely(text, "zh") or is_surely(text, "en"):
+            speaker = _SPEAKER
+        else:  # French and German always name the speaker ("je", "ich"); pro-drop languages do not
+            speaker = next((rx for code, rx in _SPEAKER_OTHER.items() if is_surely(text, code)), None)
     keep = []
     for s in sentences(text):
-        if _is_small_talk(s) or (check_speaker and not _SPEAKER.search(s)):
+        if _is_small_talk(s) or (speaker is not None and not speaker.search(s)):
             continue
         if is_hypothetical(s) or is_request(s):
             continue

@@ -30,6 +30,8 @@ TODAY = date(2026, 11, 27)
     "Si fuera rico, compraría un barco.", "Se fossi ricco comprerei una barca.",
     "Se eu fosse rico, compraria um barco.", "もしお金持ちだったら、ヨットを買います。",
     "만약 부자라면 요트를 살 거예요.",
+    # French and German sentences without the speaker say nothing about the user
+    "Il fait vraiment froid aujourd'hui.", "Heute ist es sehr kalt draußen.",
 ])
 def test_nothing_to_learn(text):
     assert learnable_text(text) == ""
@@ -52,6 +54,14 @@ def test_only_statements_are_learned(text, kept):
     "Wenn es regnet, lese ich gern.",  # "wenn" is also "when": a habit
 ])
 def test_reflexive_se_and_unaccented_si_are_not_hypotheticals(text):
+    assert learnable_text(text) == text
+
+
+@pytest.mark.parametrize("text", [
+    "J'habite à Lyon et il fait froid.", "Mon frère habite à Paris.", "Le tennis, c'est ma passion.",
+    "Ich wohne in Berlin.", "Hace mucho frío hoy pero vivo en Madrid.",
+])
+def test_french_and_german_statements_with_the_speaker_are_learnable(text):
     assert learnable_text(text) == text
 
 
@@ -256,6 +266,19 @@ def test_a_relatives_fact_in_other_languages_is_theirs(candidate, said, owned):
     from memory.grounding import attribute
 
     assert attribute(candidate, said) == owned
+
+
+@pytest.mark.parametrize("text,unchanged", [
+    ("仕事は同じです", True), ("Same job", True), ("工作没变", True), ("Même travail", True),
+    ("Same job, different pharmacy", False), ("Lives in the same city as her sister", False),
+    ("在同一家公司工作了十年", False), ("Works as an engineer", False),
+])
+def test_a_candidate_that_only_says_nothing_changed_is_dropped(text, unchanged):
+    from memory.extraction import says_unchanged
+
+    assert says_unchanged(text) is unchanged
+    kept = clean_candidates([{"text": text, "topic": "job"}])
+    assert (kept == []) is unchanged
 
 
 def test_a_relatives_home_never_replaces_the_users():
