@@ -35,28 +35,57 @@ _AGE_ZH = re.compile(r"(?:我|^|[，,。；;\s])(?:今年|现在|已经|刚)?(?:
 _AGE_APPOSITION = re.compile(r"\bI(?:'m|’m| am)\s+[A-Z][\w'-]+,\s*(?P<n>\d{1,2})\s*(?=[,.;!]|\s+and\b|$)")
 
 
+#: the speaker's age in other languages, with the memory text in that language
+_AGE_OTHER = {
+    "fr": (re.compile(r"\bj['’]ai\s+(?P<n>\d{1,3})\s+ans\b", re.I), "A {} ans"),
+    "es": (re.compile(r"\b(?:tengo|cumplí)\s+(?P<n>\d{1,3})\s+años\b", re.I), "Tiene {} años"),
+    "de": (re.compile(r"\bich\s+bin\s+(?:jetzt\s+)?(?P<n>\d{1,3})(?=\s+jahre\b|\s*(?:[,.!;]|$|\s+und\b))",
+                      re.I), "Ist {} Jahre alt"),
+    "it": (re.compile(r"\bho\s+(?P<n>\d{1,3})\s+anni\b", re.I), "Ha {} anni"),
+    "pt": (re.compile(r"\btenho\s+(?P<n>\d{1,3})\s+anos\b", re.I), "Tem {} anos"),
+    "ja": (re.compile(r"(?:私は|僕は|^|[、。\s])(?P<n>\d{1,3})歳(?:です|だ|になりました)"), "{}歳"),
+    "ko": (re.compile(r"(?:저는|나는|^|[,.\s])\s*(?P<n>\d{1,3})\s*살(?:이에요|입니다|이야|예요)"), "{}살"),
+}
+
+
 def stated_age(text: str) -> int | None:
     """The age the user states about themselves in ``text`` ("I'm 29", "I am 41 years
-    old", "I just turned 30", "I'm Ravi, 34, …", "我今年29岁", "我叫唐欣，34岁"), or None;
-    ages outside 1..120 are ignored, and "5岁的儿子" is someone else's."""
-    for rx in (_AGE_EN, _AGE_APPOSITION, _AGE_ZH):
+    old", "I just turned 30", "I'm Ravi, 34, …", "我今年29岁", "我叫唐欣，34岁", "j'ai
+    29 ans", "tengo 29 años", "29歳です"), or None; ages outside 1..120 are ignored, and
+    "5岁的儿子" is someone else's."""
+    found = _stated_age(text)
+    return found[0] if found else None
+
+
+def _stated_age(text: str) -> tuple[int, str] | None:
+    """``(age, language code)`` of :func:`stated_age`, or None."""
+    for rx, lang in ((_AGE_EN, "en"), (_AGE_APPOSITION, "en"), (_AGE_ZH, "zh")):
         m = rx.search(text)
         if m:
             n = int(m.group("t") if "t" in rx.groupindex and m.group("t") else m.group("n"))
             if 1 <= n <= 120:
-                return n
+                return n, lang
+    for lang, (rx, _) in _AGE_OTHER.items():
+        m = rx.search(text)
+        if m and 1 <= int(m.group("n")) <= 120:
+            return int(m.group("n")), lang
     return None
 
 
 def age_candidate(text: str, lang: str) -> Candidate | None:
     """An ``age`` Candidate for the age stated in the user's ``text`` ("Is 29 years
-    old" / "29岁", by ``lang``, an ISO 639-1 code), or None when no age is stated."""
-    n = stated_age(text)
-    if n is None:
+    old" / "29岁" by ``lang``, an ISO 639-1 code; "A 29 ans", "Tiene 29 años", "29歳" …
+    when said in one of the other languages), or None when no age is stated."""
+    found = _stated_age(text)
+    if found is None:
         return None
+    n, said_in = found
+    if said_in in _AGE_OTHER:
+        shown = _AGE_OTHER[said_in][1].format(n)
+    else:
+        shown = f"{n}岁" if lang == "zh" else f"Is {n} years old"
     age = topics.get("age")
-    return Candidate(text=f"{n}岁" if lang == "zh" else f"Is {n} years old", type=age.type,
-                     importance=age.importance, tags=["age"], topic="age")
+    return Candidate(text=shown, type=age.type, importance=age.importance, tags=["age"], topic="age")
 
 
 #: "Hi, I'm Wei, …", "Hey! I'm Dana and …", "My name is Ravi.": a capitalised name at the

@@ -41,6 +41,19 @@ def test_stated_name(text, name):
     assert found is None or found[1] == ("zh" if "我叫" in text else "en")
 
 
+@pytest.mark.parametrize("text,memory", [
+    ("Bonjour, j'ai 29 ans et j'habite à Lyon.", "A 29 ans"), ("Tengo 34 años.", "Tiene 34 años"),
+    ("Ich bin 41 Jahre alt.", "Ist 41 Jahre alt"), ("Ho 25 anni.", "Ha 25 anni"),
+    ("Tenho 52 anos.", "Tem 52 anos"), ("私は29歳です。", "29歳"), ("저는 29살이에요.", "29살"),
+    # not the speaker's age
+    ("Ich bin 30 Minuten gelaufen.", None), ("Ich bin 80 kg schwer.", None),
+    ("J'ai 3 enfants.", None), ("Mon fils a 5 ans.", None), ("Ich bin 1990 geboren.", None),
+])
+def test_an_age_in_other_languages_is_one_fact_in_that_language(text, memory):
+    got = [c.text for c in stated_facts([cand("Hat 29 Jahre", "age")], text, "xx") if c.topic == "age"]
+    assert got == ([memory] if memory else ["Hat 29 Jahre"])
+
+
 @pytest.mark.parametrize("text,name,lang,memory", [
     ("Bonjour, je m'appelle Claire, j'habite à Lyon et je suis infirmière.", "Claire", "fr", "S'appelle Claire"),
     ("Je suis Marie.", "Marie", "fr", "S'appelle Marie"),
