@@ -9,9 +9,9 @@ user's own words, and its fact is added only when no candidate of the turn alrea
 it. A stated age replaces the model's own age items (one canonical ``age`` fact: "Is 29
 years old" / "29岁"), so reconciliation can replace the old age without an LLM call.
 
-English and Chinese patterns (the product's languages); a name is also read in French,
-Spanish, German, Italian, Portuguese, Japanese and Korean; other facts in other
-languages pass through unchanged. ``stated_facts`` is the one entry point (``memory.atomic.atomize``).
+English and Chinese patterns (the product's languages); a name and an age are also read
+in French, Spanish, German, Italian, Portuguese, Japanese and Korean; other facts in
+other languages pass through unchanged. ``stated_facts`` is the one entry point (``memory.atomic.atomize``).
 """
 from __future__ import annotations
 
