@@ -205,6 +205,9 @@ _BARE_PRONOUN = re.compile(r"^(he|she|they|his|her|their|he's|she's|they're)\b|^
 #: the listener is the subject, so it is no fact about the user
 _ADDRESSED = re.compile(r"^(you|your|you're|you've|you'll|yourself)\b|^(你|您)", re.IGNORECASE)
 
+#: thanks copied as a memory ("Thanks, Gina! Appreciate the offer.", seen importing LoCoMo)
+_THANKS = re.compile(r"^\W*(?:(?:thanks|thank you|thx|ty|merci|gracias|danke|grazie|obrigad[oa])\b"
+                     r"|谢谢|多谢|感谢你|ありがとう|감사합니다|고마워)", re.IGNORECASE)
 #: "Same job", "仕事は同じです", "工作没变", "Même travail": a value that did not change,
 #: said next to a change; as a memory it holds no value and must replace nothing
 _UNCHANGED = re.compile(
@@ -257,7 +260,7 @@ def clean_candidates(items: list[dict], known: list[MemoryRecord] | None = None,
         if not key or len(text) > 500 or key in seen:
             continue
         seen.add(key)
-        if _BARE_PRONOUN.match(text) or _ADDRESSED.match(text) or says_unchanged(text):
+        if _BARE_PRONOUN.match(text) or _ADDRESSED.match(text) or _THANKS.match(text) or says_unchanged(text):
             continue  # "She is an architect": whose fact? never the user's; "You can …" neither
         topic = topics.get(str(item.get("topic") or ""))
         if topic.single and mentions_someone_else(text):

@@ -250,6 +250,8 @@ def test_words_said_to_the_listener_are_not_the_users_facts():
     kept = clean_candidates([{"text": "You can create that space you're imagining", "topic": "other"},
                              {"text": "Your empathy will really help people", "topic": "other"},
                              {"text": "你一定能做到的", "topic": "other"},
+                             {"text": "Thanks, Gina! Appreciate the offer.", "topic": "other"},
+                             {"text": "谢谢你的建议", "topic": "other"},
                              {"text": "Runs a dance studio", "topic": "job"}])
     assert [c.text for c in kept] == ["Runs a dance studio"]
 
