@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import re
 
-import stopwordsiso
-
-from memory.grounding import content_tokens, mentions_someone_else
+from memory.grounding import FUNCTION_WORDS, content_tokens, mentions_someone_else
 
 _CEASED = re.compile(
     r"\b(any ?more|no longer|stopped|quit|quitting|gave up|given up|give up|gone off|"
@@ -34,9 +32,6 @@ _NEGATED = re.compile(
     r"\b(not|no|never|don't|doesn't|didn't|isn't|aren't|no longer|any ?more|stopped|quit|"
     r"gave up|used to|formerly|former|ex-?|ne|nicht|kein\w*|non|não|nunca|jamais)\b"
     r"|\bn['’]|不|没|戒|以前|之前|曾", re.IGNORECASE)
-#: function words of the other languages a cessation is read in (stopwords-iso lists):
-#: "je", "como", "ne", "plus" say nothing about which habit stopped
-_FUNCTION_WORDS = frozenset(stopwordsiso.stopwords(["fr", "es", "de", "it", "pt"]))
 _CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 _CLAUSE = re.compile(r"[.!?。！？;；,，\n—–:：]+|\s-+\s|\b(?:but|and|so)\b", re.IGNORECASE)
 #: a stop that did not happen: refused ("I'm not gonna give up on my dreams", "我不会放弃"),
@@ -64,7 +59,7 @@ def is_negated(text: str) -> bool:
 
 
 def _overlaps(a: set[str], b: set[str]) -> bool:
-    shared = (a & b) - _FUNCTION_WORDS  # "Je ne joue plus au tennis" ends no "Je suis …"
+    shared = (a & b) - FUNCTION_WORDS  # "Je ne joue plus au tennis" ends no "Je suis …"
     latin = [t for t in shared if not _CJK_CHAR.search(t)]  # "coffee", "café", "caffè"
     return bool(latin) or len(shared) >= 2
 

@@ -20,7 +20,7 @@ from datetime import datetime
 
 import numpy as np
 
-from memory.grounding import content_tokens
+from memory.grounding import FUNCTION_WORDS, content_tokens
 from memory.intents import FORGET_OTHER
 from memory.types import Change, HistoryEvent, utcnow
 
@@ -74,10 +74,10 @@ def _matching(mem, uid: str, target: str) -> list:
         hits = mem.search(target, uid, limit=8).memories
     except ValueError:
         return []
-    wanted = content_tokens(target)
+    wanted = content_tokens(target) - FUNCTION_WORDS  # "il", "que" name nothing
     if wanted:
         lexical = [h.record for h in hits
-                   if len(content_tokens(h.text) & wanted) * 2 >= min(len(wanted), 2)]
+                   if len((content_tokens(h.text) - FUNCTION_WORDS) & wanted) * 2 >= min(len(wanted), 2)]
         if lexical:
             return lexical
     if not hits:

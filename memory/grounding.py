@@ -21,9 +21,15 @@ import unicodedata
 from functools import lru_cache
 
 import snowballstemmer
+import stopwordsiso
 
 from memory.language import has_cjk
 
+#: function words of French, Spanish, German, Italian and Portuguese (stopwords-iso lists):
+#: "je", "como", "il" say nothing about which fact a sentence is about, so a shared one
+#: never makes two texts the same habit (``memory.cessation``) or a forget target
+#: (``memory.forget``). English and Chinese keep ``SCAFFOLD`` below.
+FUNCTION_WORDS = frozenset(stopwordsiso.stopwords(["fr", "es", "de", "it", "pt"]))
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 

@@ -97,6 +97,15 @@ def test_forget_requests_in_other_languages(text, expected):
     assert is_forget_request(text) is expected
 
 
+def test_a_forget_request_never_matches_through_a_function_word(mem):
+    with _with_facts({"Faccio il cuoco": [{"text": "Faccio il cuoco", "topic": "job"},
+                                          {"text": "Mi piace molto il calcio", "topic": "like"}]}):
+        mem.add("Faccio il cuoco e mi piace molto il calcio.", "luca")
+    changes = mem.add("Dimentica che mi piace il calcio.", "luca")
+    assert [(c.event, c.text) for c in changes] == [("DELETE", "Mi piace molto il calcio")]
+    assert texts(mem, "luca") == ["Faccio il cuoco"]  # "il" named nothing
+
+
 def test_a_spanish_forget_request_deletes_through_the_api(mem):
     with _with_facts({"Vivo en Madrid": [{"text": "Vive en Madrid", "topic": "home"},
                                          {"text": "Trabaja como profesor", "topic": "job"}]}):
