@@ -217,7 +217,8 @@ def format_table(m: dict[str, dict[str, Any]]) -> str:
 # ---- CLI --------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point (see the module docstring). Returns the exit code."""
-    from bench.memory_quality import _write, build_memory, git_commit, git_dirty
+    from bench.common import write_json_file
+    from bench.memory_quality import build_memory, git_commit, git_dirty
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -257,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def save(records: list[dict[str, Any]]) -> None:
         if out is not None:
-            _write(out, payload(records))
+            write_json_file(out, payload(records))
 
     records: list[dict[str, Any]] = []
     try:
@@ -273,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ntarget: replies using a relevant memory >= {TARGET} "
           f"({'met' if use is not None and use >= TARGET else 'NOT met'}: {use})")
     if out is not None:
-        _write(out, final)
+        write_json_file(out, final)
         log(f"wrote {out}")
     return 0
 

@@ -206,7 +206,7 @@ _BARE_PRONOUN = re.compile(r"^(he|she|they|his|her|their|he's|she's|they're)\b|^
 _ADDRESSED = re.compile(r"^(you|your|you're|you've|you'll|yourself)\b|^(你|您)", re.IGNORECASE)
 
 #: thanks copied as a memory ("Thanks, Gina! Appreciate the offer.", seen importing LoCoMo)
-_THANKS = re.compile(r"^\W*(?:(?:thanks|thank you|thx|ty|merci|gracias|danke|grazie|obrigad[oa])\b"
+_THANKS = re.compile(r"^\W*(?:(?:thanks|thank you|thx|merci|gracias|danke|grazie|obrigad[oa])\b"
                      r"|谢谢|多谢|感谢你|ありがとう|감사합니다|고마워)", re.IGNORECASE)
 #: "Same job", "仕事は同じです", "工作没变", "Même travail": a value that did not change,
 #: said next to a change; as a memory it holds no value and must replace nothing
