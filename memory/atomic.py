@@ -14,8 +14,11 @@ a KNOWN line must not re-state the old city).
 Spotify" replaces the employer and keeps the job. A name, an age, a move or a Chinese job
 clause the model dropped is added back by ``memory.stated``.
 
-English and Chinese patterns only (the product's languages); other languages pass
-through unchanged.
+Korean joins clauses with the connective "-고" ("서울에 살고 디자이너로 일해요": lives in
+Seoul and works as a designer), and the model copies such a clause whole; it is split
+into "서울에 살다" (the dictionary form: stem + 다, the usual note style) and "디자이너로
+일해요", each with its own topic (``split_korean``). The job and workplace patterns
+above are English and Chinese only.
 """
 from __future__ import annotations
 
@@ -45,6 +48,17 @@ _BARE_HEAD = re.compile(r"^(works|working|lives|living|is based|based|is working
 _MOVE_EN = re.compile(r"^(?:(?:has |have |just |recently )*(?:moved|relocated|moving)\s+(?:back\s+)?to\b"
                       r"|now (?:lives|living) in\b|lives in\b|is living in\b)", re.I)
 _MOVE_ZH = re.compile(rf"{MOVED_ZH}|住在")
+#: a move or a home in Japanese and Korean: "大阪に引っ越した", "東京に住んでいる",
+#: "부산으로 이사했어요", "서울에 살다" / "서울에서 살아요"
+_MOVE_JA_KO = re.compile(r"引っ越|に住ん|に住む|이사(?:했|하|를|갔|왔|해)|(?:에|에서)\s*(?:살|거주)")
+#: Korean case particles that end the argument of a clause ("서울에", "회사에서",
+#: "디자이너로", "커피를", "저는"); a word ending in "-고" after one is a clause's verb
+_KO_ARG = re.compile(r"(?:에|에서|으로|로|을|를|은|는|가|도|와|과|이랑|랑|한테|께)$")
+#: the particle that opens the second clause (narrower: 이 also ends plain words, "같이")
+_KO_ARG_NEXT = re.compile(r"(?:에|에서|으로|로|을|를|은|는|가)$")
+#: Korean job and workplace clauses: "디자이너로 일하다", "삼성에서 일해요"
+_KO_JOB = re.compile(r"(?:으로|로)\s*(?:일하|일해|일합|근무)")
+_KO_WORKPLACE = re.compile(r"에서\s*(?:일하|일해|일합|근무)")
 
 def split_combined(cand: Candidate, source: str) -> list[Candidate]:
     """Return ``[cand]``, or the job and the workplace fact ``cand`` combines (see the
@@ -79,10 +93,50 @@ def split_combined(cand: Candidate, source: str) -> list[Candidate]:
     return pieces
 
 
+def split_korean(cand: Candidate) -> list[Candidate]:
+    """Return ``[cand]``, or its clauses when ``cand.text`` joins Korean clauses with
+    "-고" ("서울에 살고 디자이너로 일해요" → "서울에 살다", "디자이너로 일해요"). A split
+    needs an argument with a case particle before the "-고" verb and after it ("광고
+    회사에서 일해요" and "친구하고 살아요" stay whole). Each clause gets the topic its
+    verb shows (home, job, workplace) or, if none, the candidate's own topic when that
+    holds many values ("other" when it is a one-value topic such as home)."""
+    words = cand.text.strip().rstrip(".。").split()
+    for i in range(1, len(words) - 2):
+        verb = words[i]
+        if (verb.endswith("고") and len(verb) >= 2 and _KO_ARG.search(words[i - 1])
+                and _KO_ARG_NEXT.search(words[i + 1])):
+            first = " ".join(words[:i] + [verb[:-1] + "다"])
+            rest = replace(cand, text=" ".join(words[i + 1:]))
+            pieces = [_korean_topic(replace(cand, text=first))] + \
+                [_korean_topic(c) for c in split_korean(rest)]
+            return _keep_replaces_once(pieces, cand.replaces)
+    return [cand]
+
+
+def _keep_replaces_once(pieces: list[Candidate], target) -> list[Candidate]:
+    """The pieces of one split candidate with ``replaces`` (the KNOWN memory it changes)
+    kept on one piece only: the first of the target's topic, else the first piece."""
+    if target is None:
+        return pieces
+    want = topics.topic_of(target.tags)
+    keep = next((i for i, p in enumerate(pieces) if p.topic == want), 0)
+    return [p if i == keep else replace(p, replaces=None) for i, p in enumerate(pieces)]
+
+
+def _korean_topic(cand: Candidate) -> Candidate:
+    text = cand.text
+    topic = ("home" if _MOVE_JA_KO.search(text) else "job" if _KO_JOB.search(text)
+             else "workplace" if _KO_WORKPLACE.search(text) else None)
+    if topic is None:
+        topic = "other" if topics.get(cand.topic).single else cand.topic
+    return _retopic(cand, topic) if topic != cand.topic else cand
+
+
 def is_move(text: str) -> bool:
     """True when memory text ``text`` states where the user lives or moved to ("Moved to
-    Portland", "Relocated to Lyon last week", "搬去了厦门", "住在成都")."""
-    return bool(_MOVE_EN.search(text) or _MOVE_ZH.search(text))
+    Portland", "Relocated to Lyon last week", "搬去了厦门", "住在成都", "大阪に引っ越した",
+    "부산으로 이사했어요")."""
+    return bool(_MOVE_EN.search(text) or _MOVE_ZH.search(text) or _MOVE_JA_KO.search(text))
 
 
 def fix_topic(cand: Candidate) -> Candidate:
@@ -115,10 +169,12 @@ def atomize(candidates: list[Candidate], user_text: str, lang: str) -> list[Cand
     """The candidates split into atomic facts and moves labelled ``home``, then the facts
     the user stated that the model dropped added (``memory.stated.stated_facts``: a name,
     a move, a Chinese job or workplace, one canonical age); duplicates by normalised text
-    removed, order kept."""
+    removed, and a fragment of another candidate ("이사했어요" beside "부산으로 이사했어요",
+    "Moved" beside "Moved to Lyon") dropped, order kept."""
     out: list[Candidate] = []
     for cand in candidates:
-        out.extend(fix_topic(p) for p in split_combined(cand, user_text))
+        for piece in (split_korean(cand) if lang == "ko" else [cand]):
+            out.extend(fix_topic(p) for p in split_combined(piece, user_text))
     out = stated_facts(out, user_text, lang)
     seen: set[str] = set()
     unique = []
@@ -127,4 +183,25 @@ def atomize(candidates: list[Candidate], user_text: str, lang: str) -> list[Cand
         if key not in seen:
             seen.add(key)
             unique.append(cand)
-    return unique
+    return _drop_fragments(unique)
+
+
+def _drop_fragments(cands: list[Candidate]) -> list[Candidate]:
+    """``cands`` without those whose normalised text is part of a longer candidate's
+    ("이사했어요" beside "부산으로 이사했어요"): they say nothing the longer one does not.
+    A fragment that replaces a KNOWN memory hands that over to the longer candidate
+    when it replaces none; if both replace different memories, the fragment stays."""
+    out = list(cands)
+    i = 0
+    while i < len(out):
+        cand, key = out[i], normalize(out[i].text)
+        j = next((j for j, o in enumerate(out) if j != i and key
+                  and len(normalize(o.text)) > len(key) and key in normalize(o.text)), None)
+        if j is None or (cand.replaces is not None and out[j].replaces is not None
+                         and out[j].replaces is not cand.replaces):
+            i += 1
+            continue
+        if out[j].replaces is None and cand.replaces is not None:
+            out[j] = replace(out[j], replaces=cand.replaces)
+        del out[i]
+    return out

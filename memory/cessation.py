@@ -53,12 +53,33 @@ def ceased_clauses(text: str) -> list[str]:
             if c and c.strip() and _CEASED.search(c) and not _KEEPS_ON.search(c)]
 
 
+#: what replaced a stopped habit opens the next clause: "…, now I do yoga", "…, agora só
+#: chá", "不喝咖啡了，现在喝茶", "…、今は紅茶です"
+_NOW = re.compile(
+    r"^(?:now|instead|these days|nowadays|maintenant|désormais|à la place|ahora|en cambio|"
+    r"jetzt|stattdessen|inzwischen|ora|adesso|invece|agora|em vez disso|hoje em dia)\b"
+    r"|^(?:现在|如今|改成|改为|今は|今では|지금은|이제는|요즘은)", re.IGNORECASE)
+
+
+def replaced_by(text: str) -> list[str]:
+    """Return the clauses of the user's ``text`` that say what replaced a stopped habit:
+    a clause right after a cessation clause that opens with "now" or "instead" in one of
+    the supported languages ("Je ne joue plus au tennis, maintenant je fais du yoga" →
+    ["maintenant je fais du yoga"]). The small model often keeps only the stop."""
+    clauses = [c.strip() for c in _CLAUSE.split(text) if c and c.strip()]
+    return [after for before, after in zip(clauses, clauses[1:])
+            if _CEASED.search(before) and not _KEEPS_ON.search(before) and _NOW.search(after)
+            and not _CEASED.search(after)]
+
+
 def is_negated(text: str) -> bool:
     """True when a memory text carries a negation ("No longer drinks coffee", "不喝咖啡")."""
     return bool(_NEGATED.search(text))
 
 
-def _overlaps(a: set[str], b: set[str]) -> bool:
+def overlaps(a: set[str], b: set[str]) -> bool:
+    """True when two sets of ``grounding.content_tokens`` share content: one Latin word,
+    or two CJK characters; function words ("je", "il", "que") never count."""
     shared = (a & b) - FUNCTION_WORDS  # "Je ne joue plus au tennis" ends no "Je suis …"
     latin = [t for t in shared if not _CJK_CHAR.search(t)]  # "coffee", "café", "caffè"
     return bool(latin) or len(shared) >= 2
@@ -71,7 +92,7 @@ def contradicted(records: list, text: str) -> list:
     if not clauses:
         return []
     return [r for r in records if not is_negated(r.text)
-            and any(_overlaps(content_tokens(r.text), c) for c in clauses)]
+            and any(overlaps(content_tokens(r.text), c) for c in clauses)]
 
 
 def lost_negation(candidate: str, text: str) -> bool:
@@ -80,7 +101,7 @@ def lost_negation(candidate: str, text: str) -> bool:
     if is_negated(candidate):
         return False
     cand = content_tokens(candidate)
-    return any(_overlaps(cand, content_tokens(c)) for c in ceased_clauses(text))
+    return any(overlaps(cand, content_tokens(c)) for c in ceased_clauses(text))
 
 
 _GRADUATED = re.compile(

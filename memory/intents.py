@@ -91,6 +91,22 @@ _SPEAKER_OTHER = {
     "fr": re.compile(r"(?:\b(?:je|moi|me|mon|ma|mes|nous|notre|nos)\b|\b[jm]['’])", re.IGNORECASE),
     "de": re.compile(r"\b(?:ich|mich|mir|mein\w*|wir|uns|unser\w*)\b", re.IGNORECASE),
 }
+#: Talk about the weather, in the languages that drop the pronoun (Japanese, Korean,
+#: Spanish, Italian, Portuguese), where the speaker check above cannot work: "今日はいい
+#: 天気ですね", "날씨가 좋네요", "Hoy hace buen tiempo". Small talk unless the sentence names
+#: the speaker ("私は雨が好きです" is a like); a Latin-script sentence counts only when short
+#: (≤ 5 words), since "trabajo en casa cuando llueve" names the speaker by its verb alone.
+_WEATHER = re.compile(
+    r"天気|天候|晴れ|雨が|雪が|(?:暑|寒|涼し)い(?:です)?[ねよな]?[。！!]*$|날씨|비가|눈이|덥네|춥네"
+    r"|\b(?:el tiempo|buen tiempo|mal tiempo|hace (?:calor|frío|frio|sol|viento)|llueve|nieva"
+    r"|il tempo|bel tempo|fa (?:caldo|freddo)|piove|nevica"
+    r"|o tempo|faz (?:calor|frio|sol)|chove|chovendo|está (?:calor|frio))\b", re.IGNORECASE)
+_SELF_PRO_DROP = re.compile(
+    r"私|わたし|あたし|僕|ぼく|俺|自分"
+    r"|(?<![\uac00-\ud7af])(?:저|제|나|내|우리)(?:는|가|도|를|의|\s)"
+    r"|\b(?:yo|me|mi|mis|nosotros|io|mio|mia|miei|noi|eu|meu|minha|nós)\b"
+    # a like or dislike with the pronoun dropped: "寒いのが苦手です", "추운 날씨를 싫어해요"
+    r"|好き|嫌い|苦手|좋아해|좋아하|싫어|\b(?:gusta|odio|piace|gosto|adoro|amo)\b", re.IGNORECASE)
 #: A request to forget, in the imperative at the start of a clause: "forget that …",
 #: "please don't save this", "别记这个", "把地址忘掉". Not: "don't forget to …" (a
 #: reminder), "I'll never forget it" or "I don't remember that" (statements), "I forgot
@@ -171,7 +187,8 @@ def says_already_told(text: str) -> bool:
 
 def learnable_text(user_text: str, answering: bool = False) -> str:
     """Return the part of a user's message the extractor may learn from: its sentences
-    minus acknowledgements, questions, requests, hypotheticals and — in English,
+    minus acknowledgements, questions, requests, hypotheticals, weather talk without the
+    speaker (``is_weather_talk``) and — in English,
     Chinese, French or German text — sentences that do not mention the speaker ("It's freezing today"),
     joined by spaces ("" when nothing is left, so no LLM call is spent).
     ``"I'm vegetarian. Can you recommend a restaurant?"`` → ``"I'm vegetarian."``.
@@ -190,6 +207,8 @@ def learnable_text(user_text: str, answering: bool = False) -> str:
     for s in sentences(text):
         if _is_small_talk(s) or (speaker is not None and not speaker.search(s)):
             continue
+        if speaker is None and not answering and is_weather_talk(s):
+            continue
         if is_hypothetical(s) or is_request(s):
             continue
         if is_question(s):
@@ -200,6 +219,16 @@ def learnable_text(user_text: str, answering: bool = False) -> str:
                 continue
         keep.append(s)
     return " ".join(keep)
+
+
+def is_weather_talk(sentence: str) -> bool:
+    """True for a remark about the weather that does not name the speaker ("今日はいい天気
+    ですね", "날씨가 정말 좋네요", "Hoy hace buen tiempo"); "私は雨の日が好きです" (a like)
+    and long Latin-script sentences are not (see ``_WEATHER``)."""
+    if not _WEATHER.search(sentence) or _SELF_PRO_DROP.search(sentence):
+        return False
+    return has_cjk(sentence) or bool(re.search(r"[\uac00-\ud7af]", sentence)) \
+        or len(sentence.split()) <= 5
 
 
 def _is_small_talk(sentence: str) -> bool:

@@ -19,7 +19,7 @@ from memory.stated import MOVED_ZH, PLACE
 from memory.grounding import mentions_someone_else
 
 _MOVED = re.compile(r"\b(?:moved|moving|relocated|relocating|now (?:lives|living|based))\b"
-                    rf"|{MOVED_ZH}|现在住在", re.IGNORECASE)
+                    rf"|{MOVED_ZH}|现在住在|引っ越|이사(?:했|하|를|갔|왔|해)", re.IGNORECASE)
 _WORKS_IN_EN = re.compile(rf"^(?:Works|Working|Is working|Is based|Based)\s+in\s+(?P<place>{PLACE})\s*\.?$")
 _WORKS_IN_ZH = re.compile(r"^(?:我)?(?:现在)?在(?P<place>(?![一二三两几某这那本])[\u4e00-\u9fff]{2,4}?)(?:工作|上班)。?$")
 

@@ -21,11 +21,13 @@ import pangu
 
 from memory import topics
 from memory.extraction import Candidate
-from memory.grounding import mentions_someone_else
+from memory.cessation import overlaps, replaced_by
+from memory.grounding import FUNCTION_WORDS, content_tokens, mentions_someone_else
 from memory.textsearch import cut_words, tag_words
 
 #: a place name in English: up to three capitalised words ("Boston", "New York City")
-PLACE = r"[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*){0,2}"
+_PLACE_WORD = r"[A-Z][\w'’-]*(?:\.(?=\w)[\w'’-]*)*"  # "Lyon", "D.C" — a final "." ends the sentence
+PLACE = rf"(?:(?:St|Mt|Ft)\.\s+)?{_PLACE_WORD}(?:\s+{_PLACE_WORD}){{0,2}}"
 
 _AGE_EN = re.compile(
     r"\bI(?:'m|’m| am)\s+(?:now\s+)?(?P<n>\d{1,3})(?=\s*(?:years?[\s-]+old\b|y/?o\b|[,.!;)]|\s+and\b|\s+now\b|$))"
@@ -298,10 +300,23 @@ def move_candidate(text: str, candidates: list[Candidate]) -> Candidate | None:
     return _piece(f"搬到{place}" if re.match(r"[\u4e00-\u9fff]", place) else f"Moved to {place}", "home")
 
 
+def new_habit_candidates(text: str, candidates: list[Candidate]) -> list[Candidate]:
+    """``habit`` Candidates for what replaced a stopped habit in the user's ``text``
+    ("…, maintenant je fais du yoga" → "Maintenant je fais du yoga"; see
+    ``cessation.replaced_by``) when no candidate shares a content word with it; the
+    clause is kept in the user's words and language."""
+    out = []
+    for clause in replaced_by(text):
+        words = content_tokens(clause) - FUNCTION_WORDS
+        if words and not any(overlaps(words, content_tokens(c.text)) for c in candidates):
+            out.append(_piece(clause[:1].upper() + clause[1:], "habit"))
+    return out
+
+
 def stated_facts(candidates: list[Candidate], user_text: str, lang: str) -> list[Candidate]:
     """``candidates`` with the facts stated in ``user_text`` that the model dropped added:
     a Chinese workplace or job (``dropped_work_facts``), a name (``name_candidate``), a
-    move (``move_candidate``); and the stated age as one canonical ``age`` fact, replacing
+    move (``move_candidate``), a new habit (``new_habit_candidates``); and the stated age as one canonical ``age`` fact, replacing
     the model's own age items ("2026年 28 岁" → "28岁"). ``lang``: ISO 639-1 code of the
     message. Order kept; nothing is removed except age items."""
     out = list(candidates)
@@ -311,6 +326,7 @@ def stated_facts(candidates: list[Candidate], user_text: str, lang: str) -> list
                   work_city_candidate(user_text, out) if re.search(r"[\u4e00-\u9fff]", user_text) else None):
         if found is not None:
             out.append(found)
+    out.extend(new_habit_candidates(user_text, out))
     age = age_candidate(user_text, lang)
     if age is not None:
         out = [c for c in out if c.topic != "age"] + [age]

@@ -85,6 +85,9 @@ def test_a_name_in_other_languages_is_kept_in_that_language(text, name, lang, me
     ("We've just moved back to Leeds", "Leeds"),
     ("I have moved to New York City", "New York City"),
     ("Actually I moved to Lyon last week.", "Lyon"),
+    # a sentence's full stop is not part of the place ("Moved to Lyon. I" was stored)
+    ("I moved to Lyon. I like tea.", "Lyon"),
+    ("We moved to St. Louis in May.", "St. Louis"),
     ("我们全家搬去深圳了，我也调到了深圳的分行。", "深圳"),
     ("我上个月搬到北京了，现在在北京工作。", "北京"),
     ("去年年底我回老家西安了，现在在一家面馆掌勺。", "西安"),
