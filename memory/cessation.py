@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 
+from memory.language import has_east_asian
 from memory.grounding import FUNCTION_WORDS, content_tokens, mentions_someone_else
 
 _CEASED = re.compile(
@@ -32,7 +33,6 @@ _NEGATED = re.compile(
     r"\b(not|no|never|don't|doesn't|didn't|isn't|aren't|no longer|any ?more|stopped|quit|"
     r"gave up|used to|formerly|former|ex-?|ne|nicht|kein\w*|non|não|nunca|jamais)\b"
     r"|\bn['’]|不|没|戒|以前|之前|曾", re.IGNORECASE)
-_CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 _CLAUSE = re.compile(r"[.!?。！？;；,，\n—–:：]+|\s-+\s|\b(?:but|and|so)\b", re.IGNORECASE)
 #: a stop that did not happen: refused ("I'm not gonna give up on my dreams", "我不会放弃"),
 #: or only planned, wished or supposed ("thinking of quitting", "if I quit", "想戒烟")
@@ -81,7 +81,7 @@ def overlaps(a: set[str], b: set[str]) -> bool:
     """True when two sets of ``grounding.content_tokens`` share content: one Latin word,
     or two CJK characters; function words ("je", "il", "que") never count."""
     shared = (a & b) - FUNCTION_WORDS  # "Je ne joue plus au tennis" ends no "Je suis …"
-    latin = [t for t in shared if not _CJK_CHAR.search(t)]  # "coffee", "café", "caffè"
+    latin = [t for t in shared if not has_east_asian(t)]  # "coffee", "café", "caffè"
     return bool(latin) or len(shared) >= 2
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from memory.language import has_cjk
+
 _EN = re.compile(r"([^.!?;,—]*?)\s*[,—]\s*(?:and\s+)?not\s+(?:just\s+|only\s+|simply\s+)?"
                  r"([\w' -]{1,40}?)\s*(?:[.!?;]|$)", re.IGNORECASE)
 #: "not Dallas — Austin", "not 34 – 43" (the wrong value first; names or numbers only)
@@ -70,7 +72,7 @@ def states_wrong_value(memory_text: str, fixes: list[Correction]) -> bool:
     不是周三" or "Not Dallas — Austin!" restates the correction itself, which the
     correction rule has already applied."""
     for fix in fixes:
-        if re.search(r"[\u4e00-\u9fff]", fix.wrong):
+        if has_cjk(fix.wrong):
             if fix.wrong in memory_text:
                 return True
         elif re.search(r"(?<![\w-])" + re.escape(fix.wrong) + r"(?![\w-])", memory_text, re.IGNORECASE):
@@ -83,7 +85,7 @@ def corrected_text(memory_text: str, fix: Correction) -> str | None:
     when it does not state the wrong value (or already states the right one)."""
     if fix.right.casefold() in memory_text.casefold():
         return None
-    if re.search(r"[\u4e00-\u9fff]", fix.wrong):
+    if has_cjk(fix.wrong):
         return memory_text.replace(fix.wrong, fix.right) if fix.wrong in memory_text else None
     pattern = re.compile(r"(?<![\w-])" + re.escape(fix.wrong) + r"(?![\w-])", re.IGNORECASE)
     new, n = pattern.subn(fix.right, memory_text)

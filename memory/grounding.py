@@ -23,7 +23,7 @@ from functools import lru_cache
 import snowballstemmer
 import stopwordsiso
 
-from memory.language import has_cjk
+from memory.language import has_cjk, has_kana
 
 #: function words of French, Spanish, German, Italian and Portuguese (stopwords-iso lists):
 #: "je", "como", "il" say nothing about which fact a sentence is about, so a shared one
@@ -150,7 +150,7 @@ def attribute(candidate: str, source: str) -> str | None:
     if not owner or owner == "?":
         return None
     if has_cjk(owner):
-        return owner + ("は" if re.search(r"[\u3040-\u30ff]", candidate) else "") + candidate
+        return owner + ("は" if has_kana(candidate) else "") + candidate
     return owner.capitalize() + " " + candidate[:1].lower() + candidate[1:]
 
 

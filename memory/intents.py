@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from memory.language import has_cjk
+from memory.language import has_cjk, has_hangul
 
 #: Acknowledgements and small talk that never carry a memory, in English and Chinese.
 _TRIVIAL = {
@@ -227,7 +227,7 @@ def is_weather_talk(sentence: str) -> bool:
     and long Latin-script sentences are not (see ``_WEATHER``)."""
     if not _WEATHER.search(sentence) or _SELF_PRO_DROP.search(sentence):
         return False
-    return has_cjk(sentence) or bool(re.search(r"[\uac00-\ud7af]", sentence)) \
+    return has_cjk(sentence) or has_hangul(sentence) \
         or len(sentence.split()) <= 5
 
 

@@ -30,6 +30,22 @@ def has_cjk(text: str) -> bool:
     return bool(_CJK.search(text))
 
 
+def has_kana(text: str) -> bool:
+    """True when ``text`` holds hiragana or katakana (Japanese)."""
+    return bool(_KANA.search(text))
+
+
+def has_hangul(text: str) -> bool:
+    """True when ``text`` holds a Hangul syllable (Korean)."""
+    return bool(_HANGUL.search(text))
+
+
+def has_east_asian(text: str) -> bool:
+    """True when ``text`` holds a CJK ideograph, kana or Hangul: a script whose words are
+    not separated by spaces the way Latin words are."""
+    return has_cjk(text) or has_kana(text) or has_hangul(text)
+
+
 def cjk_weight(text: str) -> tuple[int, int]:
     """Return ``(CJK characters, Latin-script words)`` of ``text``."""
     return len(_CJK.findall(text)), len(_LATIN_WORD.findall(text))

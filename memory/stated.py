@@ -23,6 +23,7 @@ from memory import topics
 from memory.extraction import Candidate
 from memory.cessation import overlaps, replaced_by
 from memory.grounding import FUNCTION_WORDS, content_tokens, mentions_someone_else
+from memory.language import has_cjk
 from memory.textsearch import cut_words, tag_words
 
 #: a place name in English: up to three capitalised words ("Boston", "New York City")
@@ -297,7 +298,7 @@ def move_candidate(text: str, candidates: list[Candidate]) -> Candidate | None:
     if place is None or any(place.casefold() in c.text.casefold() for c in candidates
                             if c.topic == "home"):
         return None
-    return _piece(f"搬到{place}" if re.match(r"[\u4e00-\u9fff]", place) else f"Moved to {place}", "home")
+    return _piece(f"搬到{place}" if has_cjk(place[:1]) else f"Moved to {place}", "home")
 
 
 def new_habit_candidates(text: str, candidates: list[Candidate]) -> list[Candidate]:
@@ -320,10 +321,10 @@ def stated_facts(candidates: list[Candidate], user_text: str, lang: str) -> list
     the model's own age items ("2026年 28 岁" → "28岁"). ``lang``: ISO 639-1 code of the
     message. Order kept; nothing is removed except age items."""
     out = list(candidates)
-    if lang == "zh" or re.search(r"[\u4e00-\u9fff]", user_text):
+    if lang == "zh" or has_cjk(user_text):
         out.extend(dropped_work_facts(out, user_text))
     for found in (name_candidate(user_text, out), move_candidate(user_text, out),
-                  work_city_candidate(user_text, out) if re.search(r"[\u4e00-\u9fff]", user_text) else None):
+                  work_city_candidate(user_text, out) if has_cjk(user_text) else None):
         if found is not None:
             out.append(found)
     out.extend(new_habit_candidates(user_text, out))
