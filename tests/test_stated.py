@@ -12,7 +12,7 @@ from memory.extraction import Candidate
 from memory.reconcile import Decision, one_change_per_memory, same_subject
 from memory.stated import moved_to, stated_facts, stated_name
 from memory.types import MemoryRecord
-from tests.test_learning_rules import _with_facts, mem, texts  # noqa: F401  (fixture)
+from tests.test_learning_api import _with_facts, mem, texts  # noqa: F401  (fixture)
 
 
 def cand(text, topic="other"):
