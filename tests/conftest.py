@@ -1,12 +1,18 @@
-"""Shared fixtures: a scripted OpenAI-compatible server and a Config pointed at it.
+"""Shared fixtures: a scripted OpenAI-compatible server, a Config pointed at it, the
+default embedder and an open SQLite store.
 
 ``scripted_llm``: a started ``tests.fake_llm.ScriptedLLM`` (stopped after the test).
 ``embedder``: the default embedder (USE-multilingual), loaded and warmed once per session.
 ``make_config``: a factory; ``make_config(**overrides)`` or
 ``make_config(tmp_path, scripted_llm, **overrides)`` returns a ``Config`` with its data in
 ``tmp_path`` and its LLM at ``scripted_llm`` (see ``tests.fake_llm.scripted_config``).
+``db_path`` / ``store``: ``tmp_path/memory.db`` and an open ``SQLiteStore`` on it
+(``tests.sqlite_helpers.EMB``, ``DIM``), shared by the tests/test_sqlite_*.py modules
+that do not define their own ``store``.
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -41,3 +47,22 @@ def embedder():
     emb = make_embedder(load_config(env_file=None))
     emb.embed_query("warm up")
     return emb
+
+
+@pytest.fixture
+def db_path(tmp_path) -> Path:
+    """``tmp_path / "memory.db"`` (not created)."""
+    return tmp_path / "memory.db"
+
+
+@pytest.fixture
+def store(db_path):
+    """A SQLiteStore on ``db_path``, opened for ``EMB``/``DIM`` of tests.sqlite_helpers
+    (imported here: sessions without SQLite store tests do not load the store)."""
+    from memory.store.sqlite import SQLiteStore
+    from tests.sqlite_helpers import DIM, EMB
+
+    s = SQLiteStore(db_path)
+    s.open(EMB, DIM)
+    yield s
+    s.close()
