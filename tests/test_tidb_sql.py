@@ -1,45 +1,35 @@
-"""Offline checks of the TiDB store: the DDL and every statement are compiled against
-SQLAlchemy's MySQL dialect (no TiDB server here), plus connection settings (TLS,
-DATABASE_URL, password masking) and the write-conflict retry."""
+"""Offline checks of the TiDB store's SQL: the DDL and every statement are compiled
+against SQLAlchemy's MySQL dialect (no TiDB server here): vector and full-text search,
+every statement scoped by user, row binding, index names, the migrations table.
+
+Connection settings are in tests/test_tidb_connection.py, retries and input errors in
+tests/test_tidb_errors.py."""
 from __future__ import annotations
 
 import inspect
 import re
-import socket
-import ssl
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pymysql
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-from memory.config import ConfigError, load_config
 from memory.store import tidb
-from memory.store.base import StoreError
-from memory.store.tidb import (NO_FULLTEXT_NOTE, TiDBSQL, TiDBStore, UTCDateTime,
-                               build_schema, connection_settings, fulltext_terms, mask_url,
-                               run_with_retry, schema_ddl)
+from memory.store.tidb import (TiDBSQL, TiDBStore, UTCDateTime, build_schema,
+                               connection_settings, fulltext_terms, schema_ddl)
 from memory.store.common import ORDERS
 from memory.store.tidb.rows import history_row, memory_row
 from memory.types import HistoryEvent, MemoryRecord, Message, Thread
+from tests.tidb_helpers import cfg
 
 DIALECT = mysql.dialect()
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 USER_TABLES = ("memories", "memory_history", "profiles", "threads", "messages")
-CLOUD_HOST = "gateway01.eu-central-1.prod.aws.tidbcloud.com"
 
 
 def sql(stmt) -> str:
     return " ".join(str(stmt.compile(dialect=DIALECT)).split())
-
-
-def cfg(**kw):
-    base = dict(tidb_host=None, database_url=None, tidb_ssl_ca=None, tidb_username=None,
-                tidb_password=None, tidb_port=4000, tidb_database="memory_chat")
-    base.update(kw)
-    return load_config(env_file=None, **base)
 
 
 @pytest.fixture(scope="module")
@@ -278,158 +268,6 @@ def test_memory_rows_bind_every_column(q):
     assert set(hist) <= set(compiled.construct_params(hist))
 
 
-# ---- connection settings -----------------------------------------------------------
-def test_tidb_cloud_host_gets_verified_tls():
-    s = connection_settings(cfg(tidb_host=CLOUD_HOST, tidb_username="abc.root",
-                                tidb_password="s3cret!@#", tidb_database="mc"))
-    assert s.tls
-    assert s.url.drivername == "mysql+pymysql" and s.url.host == CLOUD_HOST
-    assert s.url.port == 4000 and s.url.database == "mc" and s.url.password == "s3cret!@#"
-    assert Path(s.connect_args["ssl_ca"]).is_file()
-    assert s.connect_args["ssl_verify_cert"] is True and s.connect_args["ssl_verify_identity"] is True
-    # PyMySQL turns these arguments into a verifying TLS context (no connection made)
-    conn = pymysql.connections.Connection(host=CLOUD_HOST, user="x", defer_connect=True,
-                                          **s.connect_args)
-    assert conn.ctx.check_hostname is True
-    assert conn.ctx.verify_mode == ssl.CERT_REQUIRED
-
-
-def test_local_host_has_no_tls_and_ssl_ca_override(tmp_path):
-    s = connection_settings(cfg(tidb_host="127.0.0.1"))
-    assert not s.tls and s.connect_args == {}
-    assert s.url.username == "root" and s.url.database == "memory_chat"
-    ca = tmp_path / "ca.pem"
-    ca.write_text("-----BEGIN CERTIFICATE-----\n")
-    s = connection_settings(cfg(tidb_host=CLOUD_HOST, tidb_ssl_ca=str(ca)))
-    assert s.connect_args["ssl_ca"] == str(ca)
-    with pytest.raises(ConfigError, match="TIDB_SSL_CA"):
-        connection_settings(cfg(tidb_host=CLOUD_HOST, tidb_ssl_ca=str(tmp_path / "missing.pem")))
-
-
-def test_database_url_parsing():
-    url = (f"mysql://abc.root:p%40ss%3Aword@{CLOUD_HOST}:4000/chat"
-           "?ssl_ca=/nonexistent/cert.pem&ssl_verify_cert=true&ssl_verify_identity=true")
-    s = connection_settings(cfg(database_url=url, tidb_host="ignored.example"))
-    assert s.url.drivername == "mysql+pymysql"
-    assert (s.url.username, s.url.password) == ("abc.root", "p@ss:word")
-    assert (s.url.host, s.url.port, s.url.database) == (CLOUD_HOST, 4000, "chat")
-    assert dict(s.url.query) == {}, "TLS options move to connect_args"
-    assert s.tls and Path(s.connect_args["ssl_ca"]).is_file()  # missing CA -> system bundle
-    s = connection_settings(cfg(database_url="mysql+pymysql://root@127.0.0.1:4000", tidb_database="x"))
-    assert s.url.database == "x" and not s.tls
-    s = connection_settings(cfg(database_url="mysql://root@localhost/db?ssl_verify_cert=true"))
-    assert s.tls
-    for bad in ("postgresql://u:p@h/db", "not a url", "mysql:///db"):
-        with pytest.raises(ConfigError, match="DATABASE_URL"):
-            connection_settings(cfg(database_url=bad))
-    with pytest.raises(ConfigError, match="TIDB_HOST"):
-        connection_settings(cfg())
-
-
-def test_passwords_are_masked():
-    secret = "hunter2-very-secret"
-    s = connection_settings(cfg(database_url=f"mysql://u:{secret}@{CLOUD_HOST}:4000/db"))
-    assert secret not in s.masked and "***" in s.masked and CLOUD_HOST in s.masked
-    store = TiDBStore(s)
-    assert secret not in repr(store)
-    assert secret not in str(store.health())
-    assert secret not in mask_url(f"mysql+pymysql://u:{secret}@h:4000/db")
-    c = cfg(tidb_host=CLOUD_HOST, tidb_password=secret,
-            database_url=f"mysql://u:{secret}@{CLOUD_HOST}/db")
-    assert secret not in str(c.masked())
-
-
-# ---- retry and errors ---------------------------------------------------------------
-def _db_error(code: int) -> sa.exc.OperationalError:
-    return sa.exc.OperationalError("COMMIT", {}, pymysql.err.OperationalError(code, "boom"))
-
-
-def test_write_conflicts_are_retried_then_succeed():
-    calls = []
-
-    def tx():
-        calls.append(1)
-        if len(calls) < 3:
-            raise _db_error(9007)
-        return "done"
-
-    assert run_with_retry(tx, max_wait=0.01) == "done"
-    assert len(calls) == 3
-
-
-@pytest.mark.parametrize("code, attempts", [(9007, 4), (8002, 4), (1062, 1), (1146, 1)])
-def test_retry_gives_up_and_only_on_conflicts(code, attempts):
-    calls = []
-
-    def tx():
-        calls.append(1)
-        raise _db_error(code)
-
-    with pytest.raises(sa.exc.OperationalError):
-        run_with_retry(tx, attempts=4, max_wait=0.01)
-    assert len(calls) == attempts
-
-
-def test_unreachable_server_is_a_clear_store_error():
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    store = TiDBStore.from_config(cfg(tidb_host="127.0.0.1", tidb_port=port))
-    health = store.health()
-    assert health["ok"] is False and "not open" in health["detail"]
-    with pytest.raises(StoreError, match=rf"cannot connect to TiDB at 127\.0\.0\.1:{port}"):
-        store.open("test-embedder", 8)
-    with pytest.raises(StoreError, match="not open"):
-        store.count_memories("u1")
-    store.close()
-    store.close()
-
-
-def test_text_search_unavailable_note():
-    store = TiDBStore(connection_settings(cfg(tidb_host="127.0.0.1")))
-    assert store.fulltext_available is False
-    assert store.text_search("u1", "anything", 5) == []
-    assert "vector search only" in NO_FULLTEXT_NOTE and "full-text search not supported" in NO_FULLTEXT_NOTE
-
-
-def test_store_rejects_bad_input_before_any_sql():
-    """Validation happens before the database is touched (here there is none: any SQL
-    would raise StoreError, so each ValueError proves the check came first)."""
-    store = TiDBStore(connection_settings(cfg(tidb_host="127.0.0.1")))
-    store._sql = TiDBSQL(build_schema(4))  # the state open() leaves, without a server
-    ok = [0.5] * 4
-
-    def rec(**kw):
-        base = dict(id="a" * 32, user_id="u1", text="fine", embedding=ok)
-        base.update(kw)
-        return MemoryRecord(**base)
-
-    bad = [
-        (dict(embedding=None), "embedding of memory a+ is missing"),
-        (dict(embedding=[0.5] * 5), "expects 4"),
-        (dict(text="broken \ud800 text"), "lone surrogate"),
-        (dict(metadata={"x": float("nan")}), "JSON"),
-        (dict(user_id=""), "user_id"),
-    ]
-    for kw, message in bad:
-        with pytest.raises(ValueError, match=message):
-            store.insert_memories([rec(**kw)])
-    with pytest.raises(ValueError, match="different users"):
-        store.insert_memories([rec(), rec(user_id="u2")])
-    with pytest.raises(ValueError, match="cannot update"):
-        store.update_memory("u1", "a" * 32, fields={"user_id": "u2"})
-    with pytest.raises(ValueError, match="needs its new embedding"):
-        store.update_memory("u1", "a" * 32, text="new text")
-    with pytest.raises(ValueError, match="user_id"):
-        store.add_message(Message(id="m", thread_id="t", user_id="", role="user", content="x"))
-    with pytest.raises(ValueError, match="order"):
-        store.list_memories("u1", order="random")
-    with pytest.raises(ValueError, match=">= 0"):
-        store.list_memories("u1", limit=-1)
-    with pytest.raises(StoreError, match="not open"):  # a valid call does reach the database
-        store.insert_memories([rec()])
-
-
 # ---- issue 8: the TiDB fixes, each checked offline --------------------------------
 def test_teardown_drops_fulltext_index_before_table():
     """TiDB: "DROP TABLE ... Drop the full-text index first" (Full-Text Search Index,
@@ -441,20 +279,6 @@ def test_teardown_drops_fulltext_index_before_table():
     assert ddl == ["ALTER TABLE t1_memories DROP INDEX fts_idx_t1_memories_text",
                    "DROP TABLE IF EXISTS t1_memories"]
     assert drop_table_ddl("t1_threads", [], quote) == ["DROP TABLE IF EXISTS t1_threads"]
-
-
-@pytest.mark.parametrize("code", [8002, 8005, 8022, 8028, 9007, 1213])
-def test_every_documented_retryable_code_is_retried(code):
-    calls = []
-
-    def tx():
-        calls.append(1)
-        if len(calls) < 2:
-            raise _db_error(code)
-        return "ok"
-
-    assert run_with_retry(tx, max_wait=0.01) == "ok" and len(calls) == 2
-    assert tidb.RETRYABLE_ERROR_CODES == {8002, 8005, 8022, 8028, 9007, 1213}
 
 
 def test_vector_search_is_a_prefiltered_exact_knn_with_date_filters(q):
@@ -499,28 +323,6 @@ def test_index_names_fit_tidbs_64_characters():
     long_a, long_b = "x" * 70 + "a", "x" * 70 + "b"
     assert len(index_name(long_a)) == 64 and index_name(long_a) != index_name(long_b)
     assert index_name(long_a) == index_name(long_a)
-
-
-@pytest.mark.parametrize("host, tls", [
-    ("127.0.0.1", False), ("localhost", False), ("::1", False),
-    ("10.0.0.5", True), ("192.168.1.20", True), ("tidb.internal", True),
-    # a TiDB Cloud Dedicated endpoint is not *.tidbcloud.com
-    ("tidb.a1b2c3d4.clusters.tidb-cloud.com", True), (CLOUD_HOST, True),
-])
-def test_tls_for_every_non_local_host(host, tls):
-    s = connection_settings(cfg(tidb_host=host))
-    assert s.tls is tls
-    assert (s.connect_args.get("ssl_verify_identity") is True) is tls
-
-
-def test_tls_explicit_opt_out_for_a_remote_cluster_without_certificates():
-    s = connection_settings(cfg(database_url="mysql://root@10.0.0.5:4000/db?ssl_mode=DISABLED"))
-    assert not s.tls and s.connect_args == {} and dict(s.url.query) == {}
-
-
-def test_hnsw_index_is_opt_in():
-    assert connection_settings(cfg(tidb_host="127.0.0.1")).vector_index is False
-    assert connection_settings(cfg(tidb_host="127.0.0.1", tidb_vector_index=True)).vector_index
 
 
 def test_migrations_table_statements_compile():

@@ -1,7 +1,8 @@
 """The TiDB store (TiDB Cloud Starter/Essential/Dedicated or self-managed v8.4+, via pytidb, SQLAlchemy and PyMySQL); see docs/tidb.md.
 
 Modules, by concern (everything except the network round trip is checked offline by
-``tests/test_tidb_sql.py``, which compiles the statements with the MySQL dialect):
+``tests/test_tidb_sql.py``, which compiles the statements with the MySQL dialect, and by
+``tests/test_tidb_connection.py`` and ``tests/test_tidb_errors.py``):
 
 * ``settings``   ``TIDB_*`` / ``DATABASE_URL`` → URL + TLS arguments (TLS for every non-local host)
 * ``schema``     tables (pytidb ``TableModel``), idempotent DDL, index names ≤ 64 characters
