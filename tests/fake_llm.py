@@ -20,8 +20,9 @@ is one of
 * a callable ``(request_json) -> reply`` (evaluated when the request arrives).
 
 Every request is recorded in ``requests`` (``Request(path, method, body, headers)``).
-Helpers ``is_json_request``, ``system_text``, ``last_user_text`` and ``route`` let a
-responder tell the kinds of calls apart (JSON extraction vs. chat vs. vision).
+Helpers ``is_json_request``, ``system_text``, ``last_user_text``, ``has_image`` and
+``route`` let a responder tell the kinds of calls apart (JSON extraction vs. chat vs.
+vision); they live in tests/fake_llm_requests.py and are re-exported here.
 """
 from __future__ import annotations
 
@@ -38,6 +39,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
+
+from tests.fake_llm_requests import (_text, has_image, is_json_request, last_user_text, route,
+                                     system_text)
+
+__all__ = ["HTTPError", "Malformed", "Drop", "Delay", "Request", "Reply", "ScriptedLLM",
+           "scripted_config", "is_json_request", "system_text", "last_user_text", "has_image",
+           "route"]
 
 
 # ------------------------------------------------------------------ directives
@@ -98,61 +106,7 @@ sys.modules.setdefault("tests.fake_llm", sys.modules[__name__])
 sys.modules.setdefault("fake_llm", sys.modules[__name__])
 
 
-# ------------------------------------------------------------------ request helpers
-def is_json_request(req: dict[str, Any]) -> bool:
-    """True when a chat request asks for JSON (has ``response_format``, or its system
-    prompt asks for a JSON object as ``LLM.complete_json`` does in mode ``none``)."""
-    if req.get("response_format"):
-        return True
-    return "Reply with one JSON object only" in system_text(req)
-
-
-def system_text(req: dict[str, Any]) -> str:
-    """Return the concatenated text of all system messages of a chat request."""
-    return "\n".join(_text(m.get("content")) for m in req.get("messages", [])
-                     if m.get("role") == "system")
-
-
-def last_user_text(req: dict[str, Any]) -> str:
-    """Return the text of the last user message of a chat request ("" if none)."""
-    for msg in reversed(req.get("messages", [])):
-        if msg.get("role") == "user":
-            return _text(msg.get("content"))
-    return ""
-
-
-def has_image(req: dict[str, Any]) -> bool:
-    """True when any message carries an ``image_url`` part (a vision request)."""
-    return any(isinstance(m.get("content"), list)
-               and any(p.get("type") == "image_url" for p in m["content"])
-               for m in req.get("messages", []))
-
-
-def route(*rules: tuple[Callable[[dict[str, Any]], bool], Reply],
-          default: Reply = "ok") -> Callable[[dict[str, Any]], Reply]:
-    """Build a responder from ``(predicate, reply)`` rules, first match wins.
-
-    ``reply`` may itself be a callable ``(request_json) -> reply``. Example::
-
-        llm.responder = route((is_json_request, {"facts": []}),
-                              (lambda r: "marker" in system_text(r), "hi"), default="ok")
-    """
-    def responder(req: dict[str, Any]) -> Reply:
-        for predicate, reply in rules:
-            if predicate(req):
-                return reply
-        return default
-    return responder
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return "" if content is None else str(content)
-
-
+# ------------------------------------------------------------------ helpers
 def _words(text: str) -> list[str]:
     return re.findall(r"\S+\s*|\s+", text) or [""]
 
