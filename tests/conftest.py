@@ -1,5 +1,5 @@
 """Shared fixtures: a scripted OpenAI-compatible server, a Config pointed at it, the
-default embedder and an open SQLite store.
+default embedder, an open SQLite store and the Streamlit app's environment.
 
 ``scripted_llm``: a started ``tests.fake_llm.ScriptedLLM`` (stopped after the test).
 ``embedder``: the default embedder (USE-multilingual), loaded and warmed once per session.
@@ -9,10 +9,14 @@ default embedder and an open SQLite store.
 ``db_path`` / ``store``: ``tmp_path/memory.db`` and an open ``SQLiteStore`` on it
 (``tests.sqlite_helpers.EMB``, ``DIM``), shared by the tests/test_sqlite_*.py modules
 that do not define their own ``store``.
+``app_env``: the environment of the Streamlit app for AppTest (tests/test_app*.py,
+tests/test_pages.py): temp data dir, ``scripted_llm`` answering with
+``tests.app_helpers.memory_responder``; yields ``SimpleNamespace(llm, data_dir, tmp)``.
 """
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -66,3 +70,27 @@ def store(db_path):
     s.open(EMB, DIM)
     yield s
     s.close()
+
+
+@pytest.fixture
+def app_env(tmp_path, scripted_llm, monkeypatch):
+    """Environment for ``Memory.from_env()`` inside the app: temp data dir, the scripted
+    model, the default embedder, no retries; cwd moved so no stray .env is read.
+    (Streamlit is imported here: sessions without app tests do not load it.)"""
+    from tests.app_helpers import memory_responder, reset_streamlit_caches
+
+    scripted_llm.responder = memory_responder
+    data = tmp_path / "data"
+    env = {"MEMORY_DATA_DIR": str(data), "MEMORY_STORE": "sqlite",
+           "OPENAI_BASE_URL": scripted_llm.base_url, "OPENAI_API_KEY": "test-key-123",
+           "LLM_MODEL": scripted_llm.model, "EMBEDDER": "use-multilingual", "LLM_TIMEOUT": "10",
+           "LLM_MAX_RETRIES": "0", "VISION_MODEL": ""}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    for key in ("TIDB_HOST", "DATABASE_URL", "EMBEDDING_MODEL", "EMBEDDING_BASE_URL"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.chdir(tmp_path)
+    reset_streamlit_caches()
+    yield SimpleNamespace(llm=scripted_llm, data_dir=data, tmp=tmp_path)
+    reset_streamlit_caches()
+

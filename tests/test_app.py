@@ -1,157 +1,22 @@
-"""AppTest tests of the chat page (app.py) and unit tests of the webui package.
+"""AppTest tests of the chat page (app.py): the chat flow, threads, switching users,
+start-up errors and the optional login.
 
 The app runs for real: real SQLite file in a temp MEMORY_DATA_DIR, real default (USE-multilingual) embedder,
 real HTTP to the scripted OpenAI-compatible server of tests/fake_llm.py. Its answers come
-from ``memory_responder`` below, which (like a real model) answers the chat from the
-memories it finds in the system prompt, so recall is only possible if the engine put them
-there.
+from ``memory_responder`` in tests/app_helpers.py, which (like a real model) answers the
+chat from the memories it finds in the system prompt, so recall is only possible if the
+engine put them there. Images are in tests/test_app_images.py, the webui unit tests in
+tests/test_webui.py.
 """
 from __future__ import annotations
 
-import io
-import json
-import re
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
-from types import SimpleNamespace
-
-import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import webui as ui
-import webui.session
-from tests.fake_llm import HTTPError, has_image, last_user_text, system_text
-
-ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "app.py")
-TIMEOUT = 60
-
-
-# ---------------------------------------------------------------------------------------
-# the scripted model
-# ---------------------------------------------------------------------------------------
-NAME_RE = re.compile(r"\b(?:I'm|I am|my name is)\s+([A-Z][a-z]+)")
-CAT_RE = re.compile(r"\bmy cat(?: is)?(?: called| named)?\s+([A-Z][a-z]+)", re.IGNORECASE)
-CITY_RE = re.compile(r"\bI live in\s+([A-Z][a-z]+)")
-
-
-def facts_from(text: str) -> list[dict]:
-    """What the scripted extractor 'finds' in a user message."""
-    facts = []
-    if m := NAME_RE.search(text):
-        facts.append({"text": f"Name is {m.group(1)}", "topic": "name"})
-    if m := CAT_RE.search(text):
-        facts.append({"text": f"Has a cat named {m.group(1)}", "topic": "pet"})
-    if m := CITY_RE.search(text):
-        facts.append({"text": f"Lives in {m.group(1)}", "topic": "home"})
-    return facts
-
-
-def memory_responder(req: dict) -> object:
-    """Scripted model: vision → a description; extraction → facts_from(user turn);
-    reconciliation → ADD everything; chat → answers from the system prompt's memories."""
-    system, user = system_text(req), last_user_text(req)
-    if has_image(req):
-        return "A small grey cat curled up on a blue sofa."
-    if "You extract memories" in system:
-        said = user.split("User:", 1)[-1].split("\nAssistant:", 1)[0]
-        return {"memories": facts_from(said)}
-    if "memory list correct" in system:
-        n = len(re.findall(r"^NEW \d+:", user, re.MULTILINE))
-        return {"decisions": [{"fact": i, "action": "ADD"} for i in range(1, n + 1)]}
-    low = user.lower()
-    if "who am i" in low:
-        m = re.search(r"[Nn]ame is (\w+)", system)
-        return f"You are {m.group(1)}." if m else "I don't know your name yet."
-    if "pet" in low:
-        m = re.search(r"cat named (\w+)", system)
-        return f"Your pet is called {m.group(1)}." if m else "You haven't told me about a pet."
-    return "Nice to meet you! I will remember that."
-
-
-def chat_prompts(llm) -> list[str]:
-    """System prompts of the streamed chat requests the scripted model received."""
-    return [system_text(b) for b in llm.chat_requests() if b.get("stream")]
-
-
-# ---------------------------------------------------------------------------------------
-# fixtures / helpers
-# ---------------------------------------------------------------------------------------
-def reset_streamlit_caches() -> None:
-    """Drop the cached Memory (closing it), executor and health results."""
-    st.cache_resource.clear()
-    st.cache_data.clear()
-
-
-@pytest.fixture
-def app_env(tmp_path, scripted_llm, monkeypatch):
-    """Environment for ``Memory.from_env()`` inside the app: temp data dir, the scripted
-    model, the default embedder, no retries; cwd moved so no stray .env is read."""
-    scripted_llm.responder = memory_responder
-    data = tmp_path / "data"
-    env = {"MEMORY_DATA_DIR": str(data), "MEMORY_STORE": "sqlite",
-           "OPENAI_BASE_URL": scripted_llm.base_url, "OPENAI_API_KEY": "test-key-123",
-           "LLM_MODEL": scripted_llm.model, "EMBEDDER": "use-multilingual", "LLM_TIMEOUT": "10",
-           "LLM_MAX_RETRIES": "0", "VISION_MODEL": ""}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    for key in ("TIDB_HOST", "DATABASE_URL", "EMBEDDING_MODEL", "EMBEDDING_BASE_URL"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.chdir(tmp_path)
-    reset_streamlit_caches()
-    yield SimpleNamespace(llm=scripted_llm, data_dir=data, tmp=tmp_path)
-    reset_streamlit_caches()
-
-
-def engine():
-    """The app's own process-wide Memory (same cache_resource object)."""
-    return webui.session._cached_memory()
-
-
-def new_app(user: str | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    if user:
-        at.session_state[ui.USER_KEY] = user
-    return at.run()
-
-
-def no_exceptions(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-
-
-def send(at: AppTest, text: str) -> AppTest:
-    at.chat_input[0].set_value(text).run()
-    no_exceptions(at)
-    return at
-
-
-def finish_extraction(at: AppTest, timeout: float = 30) -> AppTest:
-    """Wait for the background extraction jobs (future.result with a deadline) and
-    rerun, as the polling fragment would."""
-    jobs = list(at.session_state["pending"]) if "pending" in at.session_state else []
-    for job in jobs:
-        job["future"].result(timeout=timeout)
-    at.run()
-    no_exceptions(at)
-    return at
-
-
-def messages(at: AppTest) -> list[tuple[str, str]]:
-    return [(cm.name, cm.markdown[0].value if len(cm.markdown) else "") for cm in at.chat_message]
-
-
-def all_markdown(at: AppTest) -> str:
-    """All Markdown and caption text of the page, one element per line."""
-    return "\n".join([m.value for m in at.markdown] + [c.value for c in at.caption])
-
-
-def png_bytes() -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", (8, 8), (120, 120, 200)).save(buf, format="PNG")
-    return buf.getvalue()
+from tests.app_helpers import (APP, TIMEOUT, all_markdown, chat_prompts, engine,
+                               finish_extraction, messages, new_app, no_exceptions,
+                               reset_streamlit_caches, send)
+from tests.fake_llm import HTTPError
 
 
 # ---------------------------------------------------------------------------------------
@@ -342,68 +207,6 @@ def test_invalid_user_id_is_refused_and_names_with_spaces_work(app_env):
 
 
 # ---------------------------------------------------------------------------------------
-# images
-# ---------------------------------------------------------------------------------------
-def test_image_without_vision_model_is_refused_clearly(app_env):
-    at = new_app("alice")
-    at.chat_input[0].upload("cat.png", png_bytes(), "image/png").run()
-    no_exceptions(at)
-    assert any("no vision model is configured" in e.value for e in at.error)
-    assert engine().threads("alice") == []
-    assert not any(has_image(b) for b in app_env.llm.chat_requests())
-    # with text, the text is still sent and the user is told the image was not used
-    at.chat_input[0].upload("cat.png", png_bytes(), "image/png").set_value("Hello there").run()
-    no_exceptions(at)
-    assert messages(at)[-1][0] == "assistant"
-    assert any("without the image" in t.value for t in at.toast)
-    assert not (app_env.data_dir / "images").exists()
-
-
-def test_image_with_vision_model_is_described_stored_and_remembered(app_env, monkeypatch):
-    monkeypatch.setenv("VISION_MODEL", "scripted-vision")
-    reset_streamlit_caches()
-    at = new_app("alice")
-    at.chat_input[0].upload("xiaolan.png", png_bytes(), "image/png") \
-        .set_value("this is my cat Xiaolan").run()
-    no_exceptions(at)
-    vision = [b for b in app_env.llm.chat_requests() if has_image(b)]
-    assert len(vision) == 1 and vision[0]["model"] == "scripted-vision"
-    stored = list((app_env.data_dir / "images" / "alice").glob("*.png"))
-    assert len(stored) == 1 and stored[0].read_bytes() == png_bytes()
-    tid = at.session_state[ui.THREAD_KEY]
-    first = engine().thread_messages("alice", tid)[0]
-    assert "A small grey cat" in first.content and "this is my cat Xiaolan" in first.content
-    assert first.metadata["image_path"] == str(stored[0])
-    assert len(at.image) >= 1                        # the picture is shown in the chat
-    assert messages(at)[0] == ("user", "this is my cat Xiaolan")   # description apart…
-    assert any("A small grey cat" in c.value for c in at.chat_message[0].caption)
-    assert [t.title for t in engine().threads("alice")] == ["this is my cat Xiaolan"]
-    finish_extraction(at)
-    cat = [r for r in engine().list("alice") if "Xiaolan" in r.text]
-    assert cat and cat[0].metadata.get("image_path") == str(stored[0])
-    # later, in a new chat
-    at.button(key="new_chat").click().run()
-    send(at, "what is my pet called?")
-    assert messages(at)[-1] == ("assistant", "Your pet is called Xiaolan.")
-
-
-def test_broken_or_oversized_image_is_refused_and_text_put_back(app_env, monkeypatch):
-    monkeypatch.setenv("VISION_MODEL", "scripted-vision")
-    reset_streamlit_caches()
-    at = new_app("alice")
-    at.chat_input[0].upload("fake.png", b"not really a png", "image/png") \
-        .set_value("look at this").run()
-    no_exceptions(at)
-    assert any("does not look like a PNG image" in e.value for e in at.error)
-    assert at.chat_input[0].value == "look at this"
-    assert engine().threads("alice") == []
-    big = b"\x89PNG\r\n\x1a\n" + b"0" * (ui.MAX_IMAGE_BYTES + 1)
-    at.chat_input[0].upload("big.png", big, "image/png").set_value("big one").run()
-    assert any("images are limited to 10.0 MB" in e.value for e in at.error)
-    assert not any(has_image(b) for b in app_env.llm.chat_requests())
-
-
-# ---------------------------------------------------------------------------------------
 # start-up errors
 # ---------------------------------------------------------------------------------------
 def test_bad_configuration_shows_the_fix_not_a_traceback(app_env, monkeypatch):
@@ -445,68 +248,6 @@ def test_store_failure_while_running_is_shown_not_a_traceback(app_env, monkeypat
     monkeypatch.undo()
     at.run()
     assert not at.error and at.chat_input
-
-
-# ---------------------------------------------------------------------------------------
-# webui unit tests
-# ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("raw,expected", [("alice", "alice"), ("John Smith", "John Smith"),
-                                          ("张三", "张三"), ("a.b+c@d-e_f", "a.b+c@d-e_f"),
-                                          ("e\u0301", "\u00e9")])
-def test_normalize_user_id_is_the_engine_rule(raw, expected):
-    assert ui.normalize_user_id(raw) == expected
-
-
-@pytest.mark.parametrize("raw", ["", " bob", "bob ", "x" * 129, ".", "..", "tab\there",
-                                 "del\x7f", "rlo\u202eevil", "\ud800"])
-def test_normalize_user_id_rejects(raw):
-    with pytest.raises(ValueError):
-        ui.normalize_user_id(raw)
-
-
-def test_recent_users_file_roundtrip_and_corruption(tmp_path):
-    assert ui.load_recent_users(tmp_path) == []
-    ui.remember_user(tmp_path, "alice")
-    ui.remember_user(tmp_path, "bob")
-    assert ui.remember_user(tmp_path, "alice") == ["alice", "bob"]
-    assert json.loads((tmp_path / "recent_users.json").read_text()) == ["alice", "bob"]
-    assert ui.forget_user(tmp_path, "alice") == ["bob"]
-    (tmp_path / "recent_users.json").write_text("{not json")
-    assert ui.load_recent_users(tmp_path) == []
-    (tmp_path / "recent_users.json").write_text(json.dumps(["ok", " bad id", 3, "ok"]))
-    assert ui.load_recent_users(tmp_path) == ["ok"]
-    for i in range(20):
-        ui.remember_user(tmp_path, f"u{i}")
-    assert len(ui.load_recent_users(tmp_path)) == ui.RECENT_USERS_MAX
-
-
-def test_ago_and_formatting_helpers():
-    now = datetime(2025, 1, 31, 12, 0, tzinfo=timezone.utc)
-    assert ui.ago(now - timedelta(seconds=5), now) == "just now"
-    assert ui.ago(now - timedelta(minutes=5), now) == "5 min ago"
-    assert ui.ago(now - timedelta(hours=3), now) == "3 h ago"
-    assert ui.ago(now - timedelta(days=2), now) == "2 d ago"
-    assert ui.ago(now - timedelta(days=90), now) == "2024-11-02"
-    assert ui.ago(None) == ""
-    assert ui.importance_stars(4) == "★★★★☆" and ui.importance_stars(99) == "★★★★★"
-    assert ui.event_badge("ADD") == ":green-badge[added]"
-    assert ui.event_badge("delete") == ":red-badge[deleted]"
-    assert ui.md_escape(":red[x] *y*") == "\\:red\\[x\\] \\*y\\*"
-    assert ui.human_bytes(512) == "512 B" and ui.human_bytes(2048) == "2.0 KB"
-    md = ui.profile_markdown("About:\n- Name is [Lin](http://x)\nPreferences:\n- Likes :red[tea]")
-    assert md == ("**About**\n- Name is \\[Lin\\]\\(http\\://x\\)\n\n**Preferences**\n"
-                  "- Likes \\:red\\[tea\\]")
-
-
-def test_init_error_messages_name_the_fix():
-    from memory.config import ConfigError
-    from memory.store.base import EmbedderMismatchError, StoreError
-
-    assert "`.env`" in ui.init_error_message(ConfigError("LLM_TIMEOUT: bad"))
-    assert "reembed" in ui.init_error_message(EmbedderMismatchError("e5 vs use"))
-    assert "MEMORY_DATA_DIR" in ui.init_error_message(StoreError("database is locked"))
-    assert "pip install -r reqs.txt" in ui.init_error_message(ImportError("No module named x"))
-    assert "RuntimeError" in ui.init_error_message(RuntimeError("boom"))
 
 
 # ---- the optional login (issue 10): MEMORY_WEB_LOGIN=1 ---------------------------------------

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_app import memory_responder
+from tests.app_helpers import memory_responder
 from tests.fake_llm import system_text
 
 pytestmark = pytest.mark.browser

@@ -12,8 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import webui as ui
-from tests.test_app import (APP, TIMEOUT, all_markdown, app_env, engine,  # noqa: F401
-                            no_exceptions)
+from tests.app_helpers import APP, TIMEOUT, all_markdown, engine, no_exceptions
 
 MEMORIES = "pages/1_Memories.py"
 INSIGHTS = "pages/2_Insights.py"
@@ -258,7 +257,7 @@ def test_settings_shows_masked_config_health_and_storage(app_env):
 
 def test_settings_health_reports_a_dead_llm(app_env, monkeypatch):
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
-    from tests.test_app import reset_streamlit_caches
+    from tests.app_helpers import reset_streamlit_caches
     reset_streamlit_caches()
     at = open_page(SETTINGS, "alice")
     md = all_markdown(at)
