@@ -61,7 +61,8 @@ class Decision:
     """What to do with one candidate: ``action`` in ADD/UPDATE/DELETE/NONE; ``target`` the
     existing memory for UPDATE/DELETE (or the duplicate for NONE); ``text`` the new text
     for ADD/UPDATE; ``reason`` how it was decided (``exact``, ``near-dup``, ``new``,
-    ``llm``, ``fallback``)."""
+    ``llm``, ``target refused``: the model picked a memory it may not change, so ADD;
+    ``fallback``: the call failed or its answer was unusable, so ADD)."""
 
     candidate: Candidate
     embedding: np.ndarray
@@ -230,7 +231,8 @@ def _ask_llm(llm, candidates, embeddings, pending, decisions) -> None:
             item = {}
         action = str(item.get("action", "")).upper()
         target = letters.get(str(item.get("id", "")).strip("[] "))
-        if target is not None and (target.id in claimed or not may_replace(cand, target)):
+        refused = target is not None and (target.id in claimed or not may_replace(cand, target))
+        if refused:
             target = None  # "妈妈住在福州" never replaces the user's "住在福州"
         if action == "NONE":
             decisions[i] = Decision(cand, emb, "NONE", target, cand.text, "llm")
@@ -239,8 +241,11 @@ def _ask_llm(llm, candidates, embeddings, pending, decisions) -> None:
             decisions[i] = Decision(cand, emb, action, target,
                                     cand.text if action == "UPDATE" else target.text, "llm")
         else:
+            # the model's own ADD, or its UPDATE / DELETE of a memory it may not change (an
+            # ordinary add); only a failed or unusable answer is a fallback
             decisions[i] = Decision(cand, emb, "ADD", None, cand.text,
-                                    "llm" if action == "ADD" else "fallback")
+                                    "llm" if action == "ADD" else "target refused" if refused
+                                    else "fallback")
 
 
 def changes_a_value(new: str, old: str) -> bool:

@@ -373,6 +373,20 @@ def test_reconcile_falls_back_to_add_when_the_llm_fails(mem, llm):
     assert (d.action, d.reason) == ("ADD", "fallback")
 
 
+def test_a_refused_target_is_an_ordinary_add_not_a_fallback(mem, llm):
+    """The model answers UPDATE of the user's own home for a relative's move: the target
+    is refused (``may_replace``), the fact is added, and nothing says the call failed."""
+    from memory.extraction import Candidate
+    from memory.reconcile import reconcile
+
+    mem.add(["Lives in Fuzhou"], "seven", infer=False, memory_type="profile")
+    llm.responder = lambda req: '{"action": "UPDATE", "id": "a"}'
+    cand = Candidate("Mother lives in Fuzhou now", "profile", 4, tags=["family"], topic="family")
+    [d] = reconcile(mem.llm, mem.store, "seven", [cand], mem.embedder.embed_documents([cand.text]))
+    assert (d.action, d.reason) == ("ADD", "target refused")
+    assert [r.text for r in mem.list("seven")] == ["Lives in Fuzhou"]
+
+
 def test_raw_add_context_is_embedded_and_searched_but_not_stored_in_text(mem, embedder):
     ctx = "Melanie: Where did you go hiking last weekend?"
     changes = mem.add([{"role": "user", "content": "Caroline: Mount Tam, it was lovely.",
