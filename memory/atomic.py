@@ -29,6 +29,7 @@ from memory import topics
 from memory.extraction import Candidate
 from memory.grounding import mentions_someone_else
 from memory.intents import normalize
+from memory.language import has_cjk, has_kana
 from memory.stated import MOVED_ZH, NOT_PLACE, PLACE, stated_facts
 
 #: "Teaches high-school history in Boston", "Is a nurse in Paris, part-time",
@@ -188,15 +189,15 @@ def atomize(candidates: list[Candidate], user_text: str, lang: str) -> list[Cand
 
 def _drop_fragments(cands: list[Candidate]) -> list[Candidate]:
     """``cands`` without those whose normalised text is part of a longer candidate's
-    ("이사했어요" beside "부산으로 이사했어요"): they say nothing the longer one does not.
+    ("이사했어요" beside "부산으로 이사했어요", see ``_part_of``): they say nothing the
+    longer one does not.
     A fragment that replaces a KNOWN memory hands that over to the longer candidate
     when it replaces none; if both replace different memories, the fragment stays."""
     out = list(cands)
     i = 0
     while i < len(out):
-        cand, key = out[i], normalize(out[i].text)
-        j = next((j for j, o in enumerate(out) if j != i and key
-                  and len(normalize(o.text)) > len(key) and key in normalize(o.text)), None)
+        cand = out[i]
+        j = next((j for j, o in enumerate(out) if j != i and _part_of(cand.text, o.text)), None)
         if j is None or (cand.replaces is not None and out[j].replaces is not None
                          and out[j].replaces is not cand.replaces):
             i += 1
@@ -205,3 +206,19 @@ def _drop_fragments(cands: list[Candidate]) -> list[Candidate]:
             out[j] = replace(out[j], replaces=cand.replaces)
         del out[i]
     return out
+
+
+def _part_of(short: str, long: str) -> bool:
+    """True when ``short`` is a shorter part of ``long``: whole words of it in Latin or
+    Hangul text ("Likes tea" is no part of "Likes teaching"), characters in Chinese or
+    Japanese text, which puts no spaces between words."""
+    a, b = normalize(short), normalize(long)
+    if not a or len(a) >= len(b) or a not in b:
+        return False
+    if has_cjk(short) or has_kana(short):
+        return True
+    wa, wb = _WORD.findall(short.casefold()), _WORD.findall(long.casefold())
+    return any(wb[k:k + len(wa)] == wa for k in range(len(wb) - len(wa) + 1))
+
+
+_WORD = re.compile(r"\w+")

@@ -57,6 +57,11 @@ def test_a_fragment_of_another_candidate_is_dropped_and_hands_over_its_target():
     out = atomize([cand("Moved", "home"), cand("Moved to Lyon", "home"), cand("Likes tea", "like")],
                   "I moved to Lyon. I like tea.", "en")
     assert [c.text for c in out] == ["Moved to Lyon", "Likes tea"]
+    # whole words only in Latin text; characters in Chinese
+    out = atomize([cand("Likes tea", "like"), cand("Likes teaching kids", "like")], "I like tea.", "en")
+    assert [c.text for c in out] == ["Likes tea", "Likes teaching kids"]
+    out = atomize([cand("喜欢猫", "like"), cand("很喜欢猫和狗", "like")], "我很喜欢猫和狗", "zh")
+    assert [c.text for c in out] == ["很喜欢猫和狗"]
 
 
 @pytest.mark.parametrize("text,talk", [
