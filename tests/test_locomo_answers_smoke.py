@@ -174,3 +174,24 @@ def test_cli_end_to_end_and_ingestion_cache(scripted_llm, tmp_path, monkeypatch,
     again = json.loads(out.read_text(encoding="utf-8"))
     assert again["ingestion"]["conv-26"]["cached"] is True
     assert again["summary"]["memory"]["f1"] == res["summary"]["memory"]["f1"]
+
+
+def test_result_files_of_two_conversations_combine_into_one_table():
+    from bench.locomo_answers_combine import combine
+
+    def row(conv, cat, f1):
+        cell = {"f1": f1, "f1_dates": f1, "seconds": 1.0, "answer_s": 1.0, "error": None}
+        return {"conversation": conv, "category": cat, "memory": cell}
+
+    def doc(conv, rows):
+        return {"conditions": ["memory"], "ingestion": {conv: {"sessions": 1}}, "questions": rows,
+                "git_commit": "abc", "model": "m", "seconds": 1}
+
+    merged = combine([doc("conv-30", [row("conv-30", 2, 1.0)]),
+                      doc("conv-26", [row("conv-26", 2, 0.0), row("conv-26", 4, 0.5)])])
+    assert merged["summary"]["memory"]["n"] == 3
+    assert merged["summary"]["memory"]["f1"] == 0.5
+    assert merged["summary"]["memory"]["categories"]["2"] == {"n": 2, "f1": 0.5}
+    assert list(merged["ingestion"]) == ["conv-30", "conv-26"]
+    with pytest.raises(ValueError, match="conv-30"):
+        combine([doc("conv-30", []), doc("conv-30", [])])
