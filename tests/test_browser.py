@@ -143,9 +143,13 @@ def test_chat_remember_recall_and_user_isolation_in_a_real_browser(streamlit_app
             expect(chat.get_by_text("You are Lin.")).to_be_visible(timeout=UI_TIMEOUT_MS)
             prompts = [system_text(b) for b in llm.chat_requests() if b.get("stream")]
             assert "Name is Lin" in prompts[-1]
+            # the rerun after streaming must be over before the expander is opened: a
+            # click on the streamed copy is lost when the rerun replaces it
+            expect(chat.get_by_test_id("stChatMessage").filter(has_text="You are Lin.")).to_have_count(
+                1, timeout=UI_TIMEOUT_MS)
             chat.get_by_text("Memories used").last.click()
             expect(chat.get_by_test_id("stExpanderDetails").last.get_by_text(
-                "Name is Lin").last).to_be_visible()
+                "Name is Lin").last).to_be_visible(timeout=UI_TIMEOUT_MS)
             sidebar = page.get_by_test_id("stSidebar")
             expect(sidebar.get_by_role("button", name="Who am I?")).to_be_visible()
             page.screenshot(path=str(ARTIFACTS / "browser-chat.png"))
