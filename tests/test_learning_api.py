@@ -9,9 +9,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from memory import Memory
 from memory.types import MemoryRecord
-from tests.fake_llm import ScriptedLLM, last_user_text, scripted_config, system_text
+from tests.fake_llm import last_user_text, system_text
+from tests.scripted_memory import scripted_memory, texts
 
 
 def test_a_forget_request_never_matches_through_a_function_word(mem):
@@ -42,27 +42,9 @@ FACTS = {
 }
 
 
-def brain(req):
-    if "You extract memories" in system_text(req):
-        said = last_user_text(req).split("User: ")[-1]
-        for key, facts in FACTS.items():
-            if key in said:
-                return {"memories": facts}
-        return {"memories": []}
-    return "Noted."
-
-
 @pytest.fixture()
 def mem(tmp_path):
-    with ScriptedLLM(brain) as llm:
-        m = Memory(scripted_config(tmp_path, llm))
-        m.llm_server = llm
-        yield m
-        m.close()
-
-
-def texts(mem, user):
-    return sorted(r.text for r in mem.list(user))
+    yield from scripted_memory(tmp_path, FACTS)
 
 
 def test_forget_by_name_deletes_only_that_memory_and_history_says_the_user(mem):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 
-from memory import Memory
 from memory.atomic import atomize, is_move, split_korean
 from memory.cessation import replaced_by
 from memory.extraction import Candidate
@@ -15,7 +14,8 @@ from memory.intents import is_weather_talk, learnable_text
 from memory.moves import says_moved
 from memory.stated import new_habit_candidates
 from memory.types import MemoryRecord
-from tests.fake_llm import ScriptedLLM, last_user_text, scripted_config, system_text
+from tests.fake_llm import system_text
+from tests.scripted_memory import scripted_memory, texts
 
 
 def cand(text, topic="other", **kw):
@@ -117,27 +117,9 @@ FACTS = {
 }
 
 
-def brain(req):
-    if "You extract memories" in system_text(req):
-        said = last_user_text(req).split("User: ")[-1]
-        for key, facts in FACTS.items():
-            if key in said:
-                return {"memories": facts}
-        return {"memories": []}
-    return "Noted."
-
-
 @pytest.fixture()
 def mem(tmp_path):
-    with ScriptedLLM(brain) as llm:
-        m = Memory(scripted_config(tmp_path, llm))
-        m.llm_server = llm
-        yield m
-        m.close()
-
-
-def texts(mem, user):
-    return sorted(r.text for r in mem.list(user))
+    yield from scripted_memory(tmp_path, FACTS)
 
 
 def test_a_korean_move_replaces_the_city_and_keeps_the_job(mem):
