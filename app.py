@@ -161,6 +161,8 @@ def render_message(mem: Any, user: str, msg: Any) -> None:
             if seen:
                 st.caption(f":material/visibility: {ui.md_escape(seen)}")
         if role == "assistant":
+            if (msg.metadata or {}).get("notice"):
+                st.info(msg.metadata["notice"], icon=":material/restart_alt:")
             if (msg.metadata or {}).get("retrieval_error"):
                 st.warning(msg.metadata["retrieval_error"], icon=":material/warning:")
             used = used_for_message(msg)

@@ -60,6 +60,8 @@ def _chat(mem, user: str, thread_id: str | None, text: str, images=()) -> str:
 
     turn = run_turn(mem, user, text, thread_id, images=images, on_token=show, learn=False)
     console.print()
+    if turn.notice:
+        console.print(f"[yellow]{turn.notice}[/]")
     if turn.retrieval_error:
         console.print(f"[yellow]{turn.retrieval_error}[/]")
     if turn.error:

@@ -27,6 +27,16 @@ class LocalModelError(LLMError):
     (missing part package, sha256 mismatch, server crashed or never became ready)."""
 
 
+class LocalModelRestarted(LLMError):
+    """The local model server died mid-answer and was restarted; the partial answer is
+    lost and the request may be sent again. ``notice`` (also ``str(exc)``) is the one
+    line to show the user."""
+
+    def __init__(self, notice: str) -> None:
+        super().__init__(notice)
+        self.notice = notice
+
+
 def one_line(text: object, limit: int = 300) -> str:
     """Return ``text`` (any object; for an exception, its ``orig`` driver error if it has
     one, as SQLAlchemy errors do) as one line of at most ``limit`` characters.

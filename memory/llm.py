@@ -14,29 +14,35 @@ reported after about ``LLM_TIMEOUT`` s, not ``(LLM_MAX_RETRIES + 1) × LLM_TIMEO
 from __future__ import annotations
 
 import base64
-import socket
+import logging
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 from urllib.parse import urlparse
 
+import httpx
 import jsonschema
 import openai
 
 from memory.config import Config
-from memory.errors import LLMError, LLMOutputError, one_line
+from memory.errors import LLMError, LLMOutputError, LocalModelRestarted, one_line
 from memory.llm_errors import FAILURES as _FAILURES
 from memory.llm_errors import rejects_response_format, retrying, translate
+from memory.llm_health import probe
 from memory.llm_json import json_messages, parse_answer, response_format
 from memory.llm_json import schema_skeleton, strip_fences  # noqa: F401 - re-exported
 
 __all__ = ["LLM", "strip_fences", "schema_skeleton", "DEFAULT_OPENAI_MODEL"]
 
+log = logging.getLogger(__name__)
+#: what a broken connection mid-stream raises (httpx errors reach us unwrapped there)
+_STREAM_FAILURES = _FAILURES + (httpx.TransportError,)
+Notice = Callable[[str], None]
+
 #: model used for api.openai.com when LLM_MODEL is empty
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
-#: seconds allowed for a TCP connect, and for ``health()``'s whole request
+#: seconds allowed for a TCP connect
 CONNECT_TIMEOUT = 5.0
-HEALTH_TIMEOUT = 3.0
 
 class LLM:
     """Thread-safe client for one configured chat model.
@@ -56,6 +62,7 @@ class LLM:
         self.calls = 0
         self.prompt_tokens = 0
         self.completion_tokens = 0
+        self.restarts = 0   # local server restarts after a crash
         self._lock = threading.Lock()       # counters
         self._init_lock = threading.Lock()  # client creation (may start the local server)
         self._client: openai.OpenAI | None = None
@@ -105,10 +112,37 @@ class LLM:
             self._model = self._first_model(client)
         return client
 
-    def _send(self, request, *args: Any, **kwargs: Any) -> Any:
+    def _send(self, request, *args: Any, on_restart: Notice | None = None,
+              **kwargs: Any) -> Any:
         """``request(*args, **kwargs)`` (one SDK call), retried ``LLM_MAX_RETRIES``
-        times when ``llm_errors.transient`` says so; the last error is re-raised."""
+        times when ``llm_errors.transient`` says so; the last error is re-raised. When
+        the local server died (connection refused or cut), it is restarted once and the
+        request sent again; ``on_restart`` (default: the log) gets the notice line."""
+        try:
+            return retrying(self.config.llm_max_retries)(request, *args, **kwargs)
+        except _STREAM_FAILURES as exc:
+            notice = self._restart_if_crashed(exc)
+            if notice is None:
+                raise
+            (on_restart or log.warning)(notice)
         return retrying(self.config.llm_max_retries)(request, *args, **kwargs)
+
+    def _restart_if_crashed(self, exc: BaseException) -> str | None:
+        """For the local server and a lost connection (not a timeout): restart the
+        server if it died and return the notice line; None when nothing was restarted.
+        Raises LocalModelError when it crashed again within a minute
+        (``local_llm.restart_after_crash``)."""
+        if not self.is_local or isinstance(exc, (openai.APITimeoutError, httpx.TimeoutException)):
+            return None
+        if not isinstance(exc, (openai.APIConnectionError, httpx.TransportError)):
+            return None
+        from memory import local_llm
+        notice = local_llm.restart_after_crash(self.config)
+        if notice:
+            log.warning("%s", notice)
+            with self._lock:
+                self.restarts += 1
+        return notice
 
     def _first_model(self, client: openai.OpenAI) -> str:
         try:
@@ -143,14 +177,17 @@ class LLM:
 
     # ------------------------------------------------------------------ chat
     def stream_chat(self, messages: list[dict[str, Any]], *, temperature: float | None = None,
-                    max_tokens: int | None = None) -> Iterator[str]:
+                    max_tokens: int | None = None,
+                    on_restart: Notice | None = None) -> Iterator[str]:
         """Stream the assistant's reply to ``messages`` (OpenAI chat format, a list of
         ``{"role", "content"}`` dicts) as text deltas (non-empty ``str`` pieces, in order).
 
         ``temperature`` defaults to ``LLM_TEMPERATURE``; ``max_tokens`` None lets the
-        server decide. Raises LLMError (one line) on connection errors, timeouts and
-        HTTP errors, also mid-stream (after some deltas were yielded), and when the
-        stream ends without a finish reason (connection cut).
+        server decide. If the local server dies before the first delta it is restarted
+        and the request sent again (``on_restart`` gets the notice line). Raises
+        LocalModelRestarted when it died after some deltas (restarted; the caller may
+        ask again), LLMError (one line) on connection errors, timeouts and HTTP errors,
+        also mid-stream, and when the stream ends without a finish reason (cut).
         """
         client = self._get_client()
         kwargs: dict[str, Any] = {
@@ -160,22 +197,29 @@ class LLM:
         if max_tokens is not None:
             kwargs["max_tokens"] = max_tokens
         self._count_call()
-        try:
-            stream = self._create_stream(client, kwargs)
-            finished = said = False
-            with stream:
-                for chunk in stream:
-                    if getattr(chunk, "usage", None):
-                        self._count(chunk.usage)
-                    for choice in chunk.choices or ():
-                        piece = choice.delta.content if choice.delta else None
-                        if piece:
-                            said = True
-                            yield piece
-                        if choice.finish_reason:
-                            finished = True
-        except _FAILURES as exc:
-            raise self._wrap(exc) from None
+        finished = said = False
+        for attempt in range(2):
+            try:
+                stream = self._create_stream(client, kwargs, on_restart)
+                with stream:
+                    for chunk in stream:
+                        if getattr(chunk, "usage", None):
+                            self._count(chunk.usage)
+                        for choice in chunk.choices or ():
+                            piece = choice.delta.content if choice.delta else None
+                            if piece:
+                                said = True
+                                yield piece
+                            if choice.finish_reason:
+                                finished = True
+                break
+            except _STREAM_FAILURES as exc:
+                notice = self._restart_if_crashed(exc) if attempt == 0 else None
+                if notice is None:
+                    raise self._wrap(exc) from None
+                if said:
+                    raise LocalModelRestarted(notice) from None
+                (on_restart or log.warning)(notice)
         if not said and not finished:
             raise LLMError(f"The language model at {self.base_url} sent an empty answer "
                            "(the stream held no text). Check the server (or its log).")
@@ -183,16 +227,17 @@ class LLM:
             raise LLMError(f"The language model at {self.base_url} stopped mid-answer "
                            "(the stream ended without a finish reason).")
 
-    def _create_stream(self, client: openai.OpenAI, kwargs: dict[str, Any]) -> Any:
+    def _create_stream(self, client: openai.OpenAI, kwargs: dict[str, Any],
+                       on_restart: Notice | None) -> Any:
         if self._stream_usage:
             try:
-                return self._send(client.chat.completions.create,
+                return self._send(client.chat.completions.create, on_restart=on_restart,
                                   **kwargs, stream_options={"include_usage": True})
             except openai.BadRequestError as exc:
                 if "stream_options" not in str(exc):
                     raise
                 self._stream_usage = False
-        return self._send(client.chat.completions.create, **kwargs)
+        return self._send(client.chat.completions.create, on_restart=on_restart, **kwargs)
 
     def chat(self, messages: list[dict[str, Any]], *, temperature: float | None = None,
              max_tokens: int | None = None) -> str:
@@ -333,45 +378,9 @@ class LLM:
         """Probe the endpoint with ``GET /models`` (``HEALTH_TIMEOUT`` s, no retries).
 
         Returns ``{"ok": bool, "detail": str, "model": str|None, "base_url": str,
-        "latency_ms": float|None}``. Never raises; never starts the local server (a
-        stopped local server is reported as down with how to start it). A server that
-        accepts connections but does not answer in time counts as ok ("busy"): the local
-        llama.cpp server answers ``/models`` only between generations.
-        """
-        out: dict[str, Any] = {"ok": False, "detail": "", "model": self._model,
-                               "base_url": self.base_url, "latency_ms": None}
-        client = openai.OpenAI(base_url=self.base_url, max_retries=0,
-                               api_key=self.config.openai_api_key or "not-needed",
-                               timeout=openai.Timeout(HEALTH_TIMEOUT, connect=HEALTH_TIMEOUT))
-        start = time.perf_counter()
-        try:
-            ids = [m.id for m in client.models.list()]
-            out["latency_ms"] = round((time.perf_counter() - start) * 1000, 1)
-            out["ok"] = True
-            if self._model and ids and self._model not in ids:
-                out["detail"] = (f"reachable, but {self._model!r} is not among its "
-                                 f"{len(ids)} listed models")
-            else:
-                out["detail"] = f"reachable ({len(ids)} model(s) listed)"
-        except openai.NotFoundError:
-            out["latency_ms"] = round((time.perf_counter() - start) * 1000, 1)
-            out["ok"] = True
-            out["detail"] = "reachable (no /models endpoint)"
-        except openai.APITimeoutError as exc:
-            out["latency_ms"] = round((time.perf_counter() - start) * 1000, 1)
-            if _accepts_connections(self.base_url):
-                # e.g. llama-cpp-python answers /models only between generations
-                out["ok"] = True
-                out["detail"] = (f"reachable but busy (no answer to /models within "
-                                 f"{HEALTH_TIMEOUT:g}s)")
-            else:
-                out["detail"] = str(self._wrap(exc))
-        except Exception as exc:  # noqa: BLE001 - health must never raise
-            out["latency_ms"] = round((time.perf_counter() - start) * 1000, 1)
-            out["detail"] = str(self._wrap(exc))
-        finally:
-            client.close()
-        return out
+        "latency_ms": float|None}``; never raises, never starts the local server
+        (``memory.llm_health.probe``)."""
+        return probe(self.base_url, self.config.openai_api_key, self._model, self._wrap)
 
     def close(self) -> None:
         """Close the HTTP connection pool (the local server keeps running)."""
@@ -379,14 +388,3 @@ class LLM:
             if self._client is not None:
                 self._client.close()
                 self._client = None
-
-
-def _accepts_connections(url: str, timeout: float = 1.0) -> bool:
-    """True when the host:port of ``url`` accepts a TCP connection within ``timeout`` s."""
-    parsed = urlparse(url)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1", port), timeout=timeout):
-            return True
-    except OSError:
-        return False

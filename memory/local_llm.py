@@ -24,7 +24,8 @@ import urllib.request
 from pathlib import Path
 
 from memory.config import Config, load_config
-from memory.errors import LocalModelError
+from memory.errors import LocalModelError, one_line
+from memory.local_llm_crash import REBUILD_HINT, RestartBudget, crash_cause, log_tail, record_exit
 from memory.local_model import (MODEL_PACKAGES, MODELS, ModelSpec,  # noqa: F401 (re-exported)
                                 assemble_model, file_lock, is_verified, model_path,
                                 part_paths, spec_of)
@@ -46,6 +47,13 @@ def base_url(config: Config) -> str:
 def model_alias(config: Config) -> str:
     """Return the model name the local server answers to (``LOCAL_LLM_MODEL``)."""
     return config.local_llm_model
+
+
+#: how long a server that cut a connection gets to exit before it counts as alive (s)
+DEATH_WAIT = 5.0
+#: the start-up check's prompt and token budget (``check_generation``)
+CHECK_PROMPT = "Reply with the single word OK."
+CHECK_MAX_TOKENS = 4
 
 
 def _paths(config: Config) -> tuple[Path, Path, Path]:
@@ -99,14 +107,6 @@ def _read_pid(pid_file: Path) -> int | None:
         return None
     # a recycled pid belongs to someone else: only trust our own server process
     return pid if "llama_cpp.server" in cmdline else None
-
-
-def _log_tail(log: Path, lines: int = 15) -> str:
-    try:
-        text = log.read_text(errors="replace").splitlines()
-    except OSError:
-        return "(no log)"
-    return " | ".join(line.strip() for line in text[-lines:] if line.strip())
 
 
 def ensure_server(config: Config, deadline: float = SERVER_START_DEADLINE) -> str:
@@ -176,7 +176,9 @@ def server_env(environ) -> dict[str, str]:
 
 
 def _spawn(config: Config, path: Path, log: Path, pid_file: Path) -> int:
-    cmd = [sys.executable, "-m", "llama_cpp.server",
+    # -X faulthandler: a fatal signal in llama.cpp (illegal instruction, a general
+    # protection fault) is written to the log before the process dies (crash_cause)
+    cmd = [sys.executable, "-X", "faulthandler", "-m", "llama_cpp.server",
            "--model", str(path),
            "--model_alias", model_alias(config),
            "--host", config.local_llm_host,
@@ -214,8 +216,18 @@ def _alive(pid: int) -> bool:
 
 
 def _reap(pid: int) -> None:
+    """Collect ``pid``'s exit status if it is our exited child (kept for crash_cause)."""
     with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            record_exit(pid, status)
+
+
+def _died(log: Path, pid: int | None) -> str:
+    """One line for a server that died: the likely cause and the log's last lines."""
+    cause = crash_cause(log, pid)
+    return (f"The local model server stopped{f' ({cause})' if cause else ''}; "
+            f"log {log}: {log_tail(log)}")
 
 
 def _wait_ready(config: Config, pid: int, log: Path, deadline: float) -> None:
@@ -228,12 +240,96 @@ def _wait_ready(config: Config, pid: int, log: Path, deadline: float) -> None:
         _reap(pid)
         if not _alive(pid):
             _paths(config)[1].unlink(missing_ok=True)
-            raise LocalModelError(
-                f"The local model server exited while starting; log {log}: {_log_tail(log)}")
+            raise LocalModelError(_died(log, pid).replace("stopped", "exited while starting", 1))
         time.sleep(0.5)
     raise LocalModelError(
         f"The local model server did not answer on {base_url(config)} within "
-        f"{deadline:.0f}s; log {log}: {_log_tail(log)}")
+        f"{deadline:.0f}s; log {log}: {log_tail(log)}")
+
+
+def check_generation(config: Config, timeout: float = 120.0) -> tuple[str, float]:
+    """Ask the running server for one short real generation (``CHECK_PROMPT``, at most
+    ``CHECK_MAX_TOKENS`` tokens, temperature 0) and return ``(text, seconds)``.
+
+    A server that answers ``/v1/models`` has only loaded the weights; this runs the
+    matrix code, where a build with instructions the CPU or OS refuses dies (issue 21).
+    Raises LocalModelError: when the server died on it, with the likely cause and the
+    log's last lines (``crash_cause``); when it answered an error or nothing in time.
+    """
+    log, pid_file, _ = _paths(config)
+    pid = _read_pid(pid_file)
+    body = json.dumps({"model": model_alias(config), "temperature": 0,
+                       "max_tokens": CHECK_MAX_TOKENS,
+                       "messages": [{"role": "user", "content": CHECK_PROMPT}]}).encode()
+    request = urllib.request.Request(base_url(config) + "/chat/completions", data=body,
+                                     headers={"Content-Type": "application/json"})
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            data = json.loads(resp.read().decode("utf-8"))
+        text = str(data["choices"][0]["message"].get("content") or "")
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+        if _gone(config, pid):
+            _paths(config)[1].unlink(missing_ok=True)
+            raise LocalModelError(_died(log, pid).replace(
+                "stopped", "died on its first generation", 1)) from None
+        raise LocalModelError(f"The local model server at {base_url(config)} did not "
+                              f"generate a test answer ({one_line(exc, 160)}); "
+                              f"log {log}: {log_tail(log)}") from None
+    return text, time.monotonic() - started
+
+
+def restart_after_crash(config: Config) -> str | None:
+    """Restart the local server after a request to it failed, if it died.
+
+    Returns None when something still listens on its port (the failure was not a
+    crash; the caller reports it), else restarts it (``ensure_server``) and returns one
+    line for the user, e.g. "The local model stopped (killed: …) and was restarted."
+    Several processes may find the same crash: under a lock only the first restarts,
+    the others find it listening again and get None. Raises LocalModelError (cause and
+    log tail) when the last restart was less than ``RESTART_WINDOW`` s ago, or when
+    the restart itself fails.
+    """
+    log, pid_file, lock = _paths(config)
+    budget = RestartBudget(lock.with_name("llama-server.restarted"))
+    with file_lock(lock.with_name("llama-server.restart.lock"), timeout=SERVER_START_DEADLINE + 60):
+        old_pid = _pid_in(pid_file)
+        if not _gone(config, old_pid):
+            return None
+        cause = crash_cause(log, old_pid)
+        if not budget.allows():
+            raise LocalModelError(
+                "The local model server crashed again within a minute of a restart"
+                f"{f' ({cause})' if cause else ''}; it is not restarted again. If this "
+                f"repeats, {REBUILD_HINT}. Log {log}: {log_tail(log)}")
+        budget.spend()
+        ensure_server(config)
+    return f"The local model stopped{f' ({cause})' if cause else ''} and was restarted."
+
+
+def _gone(config: Config, pid: int | None, within: float = DEATH_WAIT) -> bool:
+    """True when the server ``pid`` (None: whatever listens on the port) has exited or
+    its port is closed, waiting up to ``within`` seconds: a crashing process cuts its
+    connections a moment before it is gone (faulthandler writes the log first)."""
+    end = time.monotonic() + within
+    while True:
+        if pid is not None:
+            _reap(pid)
+            if not _alive(pid):
+                return True
+        if not port_open(config.local_llm_host, config.local_llm_port, timeout=0.5):
+            return True
+        if time.monotonic() >= end:
+            return False
+        time.sleep(0.1)
+
+
+def _pid_in(pid_file: Path) -> int | None:
+    """The pid written in ``pid_file`` (alive or not), or None."""
+    try:
+        return int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def stop_server(config: Config, timeout: float = 20.0) -> bool:
@@ -282,7 +378,8 @@ def status(config: Config) -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry point: ``start`` (assemble + start or reuse; prints the base URL),
+    """CLI entry point: ``start`` (assemble + start or reuse, then one short real
+    generation, ``check_generation``; prints the base URL),
     ``stop``, ``status`` (JSON) and ``path`` (assemble; prints the .gguf path).
     Returns the process exit code (1 with a one-line message on LocalModelError)."""
     parser = argparse.ArgumentParser(prog="python -m memory.local_llm",
@@ -299,7 +396,11 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(**overrides)
     try:
         if args.command == "start":
-            print(ensure_server(config))
+            url = ensure_server(config)
+            text, seconds = check_generation(config)
+            print(url)
+            print(f"local model answered a test prompt in {seconds:.1f}s: {text.strip()!r}",
+                  file=sys.stderr)
         elif args.command == "stop":
             print("stopped" if stop_server(config) else "no server of ours was running")
         elif args.command == "status":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Callable, Iterator
 
-from memory.errors import LLMError, one_line
+from memory.errors import LLMError, LocalModelRestarted, one_line
 from memory.images import attach_images, with_descriptions
 from memory.prompting import build_prompt, summarize_thread, title_of
 from memory.sanitize import (LIMITS, clean_id, clean_message, clean_metadata,
@@ -119,14 +119,32 @@ def stream_reply(turn: "ChatTurn") -> Iterator[str]:
     """Yield the reply's text deltas (``clean_model_text``: no NUL, no lone surrogate);
     when the stream ends (or fails: ``turn.error``), store the reply — PII-redacted
     unless ``MEMORY_KEEP_RAW_TRANSCRIPTS`` — with what it was given (``used``
-    ids/texts, profile, errors). A reply that cannot be cleaned (a redaction failure)
-    is not stored and ``turn.error`` says why."""
+    ids/texts, profile, errors, ``notice``). A reply that cannot be cleaned (a
+    redaction failure) is not stored and ``turn.error`` says why.
+
+    When the local model server crashed and was restarted (``turn.notice`` says so in
+    one line), the message is answered anyway: before any delta the request is simply
+    sent again; after some deltas, a line with the notice is yielded and the whole reply
+    is asked for again, and only the new reply is stored."""
     parts: list[str] = []
+
+    def restarted(notice: str) -> None:
+        turn.notice = notice
+
     try:
-        for delta in turn.mem.llm.stream_chat(turn.prompt):
-            delta = clean_model_text(delta)
-            parts.append(delta)
-            yield delta
+        for attempt in range(2):
+            try:
+                for delta in turn.mem.llm.stream_chat(turn.prompt, on_restart=restarted):
+                    delta = clean_model_text(delta)
+                    parts.append(delta)
+                    yield delta
+                break
+            except LocalModelRestarted as exc:
+                turn.notice = exc.notice
+                if attempt:
+                    raise
+                parts.clear()
+                yield f"\n\n*({exc.notice} Answering again.)*\n\n"
     except LLMError as exc:
         turn.error = str(exc)
     finally:
@@ -152,6 +170,7 @@ def _store_reply(turn: "ChatTurn") -> None:
         metadata={"used": [m.id for m in turn.used.memories],
                   "used_texts": [m.text for m in turn.used.memories],
                   "profile": turn.used.profile, "error": turn.error,
+                  "notice": turn.notice,
                   "retrieval_error": turn.retrieval_error}))
 
 
@@ -176,7 +195,8 @@ class ChatTurn:
 
     Iterate it for the reply's text deltas (str). Then: ``reply`` (full text), ``used``
     (SearchResult given to the model), ``prompt`` (messages sent), ``thread`` (Thread),
-    ``error`` (one line if the reply failed), ``retrieval_error`` (one line if memories
+    ``error`` (one line if the reply failed), ``notice`` (one line if the local model
+    crashed and was restarted for this reply), ``retrieval_error`` (one line if memories
     could not be searched; the reply was made without them). ``changes()`` extracts and
     stores memories (may run in another thread); ``changes_error`` then holds this
     turn's extraction failure, if any."""
@@ -189,6 +209,7 @@ class ChatTurn:
         self.retrieval_error = retrieval_error
         self.reply = ""
         self.error: str | None = None
+        self.notice: str | None = None
         self.changes_error: str | None = None
         self.done = False
 

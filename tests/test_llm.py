@@ -319,8 +319,8 @@ def test_health_reports_ok_and_latency(llm, scripted_llm):
 
 
 def test_health_of_a_busy_server_is_ok_but_says_busy(llm, scripted_llm, monkeypatch):
-    import memory.llm as llm_module
-    monkeypatch.setattr(llm_module, "HEALTH_TIMEOUT", 0.3)
+    import memory.llm_health as llm_health
+    monkeypatch.setattr(llm_health, "HEALTH_TIMEOUT", 0.3)
     scripted_llm.models_delay = 1.5
     health = llm.health()
     assert health["ok"] is True and health["detail"].startswith("reachable but busy")

@@ -233,7 +233,7 @@ class Engine:
 
 class Turn:
     """A chat turn in progress: iterate for reply deltas (str); then ``reply``,
-    ``error`` (one line or None), ``thread_id``, ``used`` (memory dicts given to the
+    ``error`` (one line or None), ``notice`` (local model restarted, or None), ``thread_id``, ``used`` (memory dicts given to the
     model) and ``learn()`` → ``(changes as dicts, changes_error or None)``."""
 
     def __init__(self, turn: Any) -> None:
@@ -253,6 +253,11 @@ class Turn:
     @property
     def error(self) -> str | None:
         return self._turn.error
+
+    @property
+    def notice(self) -> str | None:
+        """One line when the local model crashed and was restarted for this reply."""
+        return self._turn.notice
 
     @property
     def used(self) -> list[dict]:

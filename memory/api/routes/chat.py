@@ -3,7 +3,8 @@ chat turn streamed as Server-Sent Events (sse-starlette).
 
 SSE events of one turn, in order: ``start`` ``{"thread_id", "used": [memories given to
 the model]}``; ``token`` ``{"text"}`` per reply delta; ``error`` ``{"message"}`` if the
-LLM fails mid-reply; ``memory`` ``{"changes", "error"}`` after the reply (unless
+LLM fails mid-reply; ``notice`` ``{"message"}`` if the local model crashed and was
+restarted to answer; ``memory`` ``{"changes", "error"}`` after the reply (unless
 ``learn=false``); ``done`` ``{"thread_id", "reply"}``. An LLM that is down before the
 first token answers 503 JSON instead of a stream (the user message stays in the thread,
 as in the REPL and the web app).
@@ -68,7 +69,7 @@ def thread_messages(thread_id: str, user: User, eng: Eng):
 
 @router.post("/v1/chat", responses={
     200: {"content": {"text/event-stream": {}},
-          "description": "events start, token…, [error], [memory], done"},
+          "description": "events start, token…, [notice], [error], [memory], done"},
     404: {}, 503: {"description": "the LLM is down (before the first token)"}})
 async def chat(body: s.ChatRequest, user: User, eng: Eng):
     """One chat turn: retrieve memories, stream the reply as SSE, then learn from it."""
@@ -91,6 +92,8 @@ def _events(turn: Turn, first: str | None, deltas: Iterator[str], learn: bool) -
         yield _event("token", {"text": first})
         for delta in deltas:
             yield _event("token", {"text": delta})
+    if turn.notice:
+        yield _event("notice", {"message": turn.notice})
     if turn.error:
         yield _event("error", {"message": turn.error})
     elif learn:

@@ -1,0 +1,106 @@
+"""Tokens per second of the local model for one llama.cpp build (issue 21: the portable
+build against a native one).
+
+Loads the shipped GGUF with the ``llama_cpp`` package found first on ``sys.path`` (put
+another build first with ``PYTHONPATH=/dir/with/other/llama_cpp``), then ``--runs``
+times: one prompt of ~``--prompt-words`` words, streamed ``--gen`` tokens at temperature
+0. Prompt evaluation speed is prompt tokens / time to first token; generation speed is
+(generated tokens - 1) / time from the first to the last token. Prints mean, min and max
+and writes a JSON result with ``git describe --dirty``, the library path, llama.cpp's
+own system info (the instruction sets compiled in) and any AMX found in the build.
+
+  python bench/llama_speed.py --label portable --out bench/results/llama_speed_portable.json
+  PYTHONPATH=/tmp/native python bench/llama_speed.py --label native --out …
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(1, str(REPO))  # after a PYTHONPATH build, before site-packages
+
+
+def describe() -> str:
+    """``git describe --always --dirty`` of the repository ("" when unavailable)."""
+    try:
+        return subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def measure(llm, prompt: str, gen: int) -> dict[str, float]:
+    """One streamed completion: ``{"prompt_tokens", "prompt_tps", "gen_tokens",
+    "gen_tps", "seconds"}``."""
+    n_prompt = len(llm.tokenize(prompt.encode("utf-8")))
+    start = time.perf_counter()
+    first = last = None
+    count = 0
+    for _ in llm.create_completion(prompt, max_tokens=gen, temperature=0, stream=True):
+        now = time.perf_counter()
+        first = first or now
+        last = now
+        count += 1
+    return {"prompt_tokens": n_prompt, "prompt_tps": n_prompt / (first - start),
+            "gen_tokens": count, "gen_tps": (count - 1) / (last - first) if count > 1 else 0.0,
+            "seconds": last - start}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--label", required=True, help="name of the build, e.g. portable")
+    parser.add_argument("--model", default="qwen2.5-coder-1.5b")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--gen", type=int, default=64)
+    parser.add_argument("--prompt-words", type=int, default=300)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+
+    import llama_cpp
+    from memory import llama_build
+    from memory.config import load_config
+    from memory.local_model import assemble_model
+
+    path = assemble_model(args.model, load_config(env_file=None).memory_model_dir)
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=2048, n_threads=args.threads,
+                          n_threads_batch=args.threads, verbose=False)
+    words = ("The user lives in Lisbon, works as a nurse and likes tea and long walks. " * 40).split()
+    prompt = " ".join(words[: args.prompt_words]) + "\nSummarise what you know about the user:"
+    measure(llm, prompt[:200], 8)  # warm-up: page cache, thread pool
+    runs = []
+    for i in range(args.runs):
+        llm.reset()
+        runs.append(measure(llm, prompt, args.gen))
+        print(f"run {i + 1}: prompt {runs[-1]['prompt_tps']:.1f} tok/s, "
+              f"generation {runs[-1]['gen_tps']:.1f} tok/s", flush=True)
+
+    def stats(key: str) -> dict[str, float]:
+        values = [r[key] for r in runs]
+        return {"mean": round(statistics.fmean(values), 2), "min": round(min(values), 2),
+                "max": round(max(values), 2)}
+
+    libs = llama_build.library_files(Path(llama_cpp.__file__).parent)
+    result = {"benchmark": "llama_speed", "label": args.label, "git_describe": describe(),
+              "model": args.model, "threads": args.threads, "runs": args.runs,
+              "library": str(Path(llama_cpp.__file__).parent),
+              "system_info": llama_cpp.llama_print_system_info().decode(errors="replace").strip(),
+              "amx": llama_build.amx_instructions(libs), "zmm": llama_build.zmm_users(libs),
+              "prompt_tps": stats("prompt_tps"), "gen_tps": stats("gen_tps"), "per_run": runs}
+    print(json.dumps({k: result[k] for k in ("label", "git_describe", "prompt_tps", "gen_tps",
+                                             "amx", "zmm")}, indent=1))
+    print("system info:", result["system_info"])
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
