@@ -5,7 +5,9 @@ Loads the shipped GGUF with the ``llama_cpp`` package found first on ``sys.path`
 another build first with ``PYTHONPATH=/dir/with/other/llama_cpp``), then ``--runs``
 times: one prompt of ~``--prompt-words`` words, streamed ``--gen`` tokens at temperature
 0. Prompt evaluation speed is prompt tokens / time to first token; generation speed is
-(generated tokens - 1) / time from the first to the last token. Prints mean, min and max
+(generated tokens - 1) / time from the first to the last token; each also per CPU-second
+of this process (``*_cpu_tps``), which with ``--threads 1`` does not depend on what else
+the machine runs. Prints mean, min and max
 and writes a JSON result with ``git describe --dirty``, the library path, llama.cpp's
 own system info (the instruction sets compiled in) and any AMX found in the build.
 
@@ -40,16 +42,21 @@ def measure(llm, prompt: str, gen: int) -> dict[str, float]:
     """One streamed completion: ``{"prompt_tokens", "prompt_tps", "gen_tokens",
     "gen_tps", "seconds"}``."""
     n_prompt = len(llm.tokenize(prompt.encode("utf-8")))
-    start = time.perf_counter()
-    first = last = None
+    start, cpu_start = time.perf_counter(), time.process_time()
+    first = last = cpu_first = cpu_last = None
     count = 0
     for _ in llm.create_completion(prompt, max_tokens=gen, temperature=0, stream=True):
-        now = time.perf_counter()
-        first = first or now
-        last = now
+        now, cpu = time.perf_counter(), time.process_time()
+        if first is None:
+            first, cpu_first = now, cpu
+        last, cpu_last = now, cpu
         count += 1
+    gen_steps = max(count - 1, 0)
     return {"prompt_tokens": n_prompt, "prompt_tps": n_prompt / (first - start),
-            "gen_tokens": count, "gen_tps": (count - 1) / (last - first) if count > 1 else 0.0,
+            "gen_tokens": count, "gen_tps": gen_steps / (last - first) if gen_steps else 0.0,
+            # per CPU-second of this process: with --threads 1, insensitive to other load
+            "prompt_cpu_tps": n_prompt / max(cpu_first - cpu_start, 1e-9),
+            "gen_cpu_tps": gen_steps / max(cpu_last - cpu_first, 1e-9) if gen_steps else 0.0,
             "seconds": last - start}
 
 
@@ -79,8 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.runs):
         llm.reset()
         runs.append(measure(llm, prompt, args.gen))
-        print(f"run {i + 1}: prompt {runs[-1]['prompt_tps']:.1f} tok/s, "
-              f"generation {runs[-1]['gen_tps']:.1f} tok/s", flush=True)
+        print(f"run {i + 1}: prompt {runs[-1]['prompt_tps']:.1f} tok/s "
+              f"({runs[-1]['prompt_cpu_tps']:.1f}/CPU-s), generation "
+              f"{runs[-1]['gen_tps']:.1f} tok/s ({runs[-1]['gen_cpu_tps']:.1f}/CPU-s)", flush=True)
 
     def stats(key: str) -> dict[str, float]:
         values = [r[key] for r in runs]
@@ -93,9 +101,12 @@ def main(argv: list[str] | None = None) -> int:
               "library": str(Path(llama_cpp.__file__).parent),
               "system_info": llama_cpp.llama_print_system_info().decode(errors="replace").strip(),
               "amx": llama_build.amx_instructions(libs), "zmm": llama_build.zmm_users(libs),
-              "prompt_tps": stats("prompt_tps"), "gen_tps": stats("gen_tps"), "per_run": runs}
-    print(json.dumps({k: result[k] for k in ("label", "git_describe", "prompt_tps", "gen_tps",
-                                             "amx", "zmm")}, indent=1))
+              "prompt_tps": stats("prompt_tps"), "gen_tps": stats("gen_tps"),
+              "prompt_cpu_tps": stats("prompt_cpu_tps"), "gen_cpu_tps": stats("gen_cpu_tps"),
+              "per_run": runs}
+    print(json.dumps({k: result[k] for k in ("label", "git_describe", "threads", "prompt_tps",
+                                             "gen_tps", "prompt_cpu_tps", "gen_cpu_tps",
+                                             "amx", "zmm")}))
     print("system info:", result["system_info"])
     if args.out:
         args.out.write_text(json.dumps(result, indent=1) + "\n")
