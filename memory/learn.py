@@ -36,6 +36,7 @@ from memory.extraction import Candidate, extract
 from memory.forget import forget
 from memory.intents import is_forget_request, learnable_text
 from memory.moves import left_behind, moves_home
+from memory import constraints
 from memory.profile import refresh_profile
 from memory.reconcile import Decision, reconcile
 from memory.sanitize import clamp_importance, clean_memory_text, clean_tags
@@ -85,6 +86,7 @@ def learn_turn(mem, uid: str, thread_id: str | None, user_text: str, context: st
     with mem._user_lock(uid):
         embeddings = mem.embedder.embed_documents([c.text for c in candidates]) if candidates \
             else np.zeros((0, mem.embedder.dim), dtype=np.float32)
+        constraints.mark(candidates, mem.embedder, embeddings)
         decisions = reconcile(mem.llm, mem.store, uid, candidates, embeddings,
                               shown={r.id for r in known}, message=text)
         if moves_home(decisions):

@@ -1,26 +1,41 @@
 """The user profile: a short text of who the user is, rebuilt from their ``profile`` and
 ``preference`` memories whenever those change (like PowerMem's ``profile_content``).
+Constraints (``memory.constraints``: diet, allergies, health limits, accessibility,
+never/always rules) come first under their own heading, so every prompt has them.
 
 It is derived, not generated: no LLM call, always consistent with the memories (an
 UPDATE of "Lives in Shanghai" changes the profile at once), in the user's own language.
 """
 from __future__ import annotations
 
+from memory.constraints import is_constraint
+
+MAX_CONSTRAINT_ITEMS = 10
 MAX_PROFILE_ITEMS = 10
 MAX_PREFERENCE_ITEMS = 8
+#: the heading of the constraints section (``webui.format.profile_markdown`` bolds it)
+CONSTRAINTS_TITLE = "Always respect"
 
 
 def build_profile(store, user_id: str) -> str:
-    """Return the profile text of ``user_id``: up to 10 profile facts and 8 preferences,
-    most important then newest first, as two short bulleted sections; "" when the user
-    has neither."""
+    """Return the profile text of ``user_id``: up to 10 constraints (profile or
+    preference memories tagged ``constraint``), 10 other profile facts and 8
+    preferences, most important then newest first, as short bulleted sections
+    ("Always respect:", "About:", "Preferences:"); "" when the user has none."""
     sections = []
+    rules: list = []
     for mtype, title, cap in (("profile", "About", MAX_PROFILE_ITEMS),
                               ("preference", "Preferences", MAX_PREFERENCE_ITEMS)):
         records = store.list_memories(user_id, limit=200, types=[mtype])
         records.sort(key=lambda r: (-r.importance, -r.updated_at.timestamp()))
+        rules += [r for r in records if is_constraint(r.tags)]
+        records = [r for r in records if not is_constraint(r.tags)]
         if records:
             sections.append(title + ":\n" + "\n".join(f"- {r.text}" for r in records[:cap]))
+    if rules:
+        rules.sort(key=lambda r: (-r.importance, -r.updated_at.timestamp()))
+        sections.insert(0, CONSTRAINTS_TITLE + ":\n"
+                        + "\n".join(f"- {r.text}" for r in rules[:MAX_CONSTRAINT_ITEMS]))
     return "\n".join(sections)
 
 

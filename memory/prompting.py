@@ -31,10 +31,11 @@ def build_prompt(thread: Thread, text: str, used: SearchResult,
     in_profile = set(used.profile.splitlines())
     extra = [m for m in used.memories if f"- {m.text}" not in in_profile]
     if extra:
-        lines.append("Memories (most relevant first; newer wins over older):")
+        lines.append("Other memories (most relevant first; date = when the user said it):")
         for m in extra:
             lines.append(f"- [{m.created_at:%Y-%m-%d}] {m.text}")
-    knowledge = ("What you know about the user:\n" + "\n".join(lines)) if lines else prompts.KNOWLEDGE_NONE
+    knowledge = ("Facts the user told you about themselves (the user is \"you\"; you are "
+                 "not the user):\n" + "\n".join(lines)) if lines else prompts.KNOWLEDGE_NONE
     system = prompts.CHAT_SYSTEM.format(today=utcnow().strftime("%Y-%m-%d (%A)"), knowledge=knowledge)
     out = [{"role": "system", "content": system}]
     if thread.summary:
