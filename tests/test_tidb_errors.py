@@ -1,6 +1,7 @@
 """Offline checks of how the TiDB store fails: write conflicts retried on the documented
-error codes then given up, an unreachable server and a missing full-text index reported
-clearly, bad input refused before any SQL."""
+error codes then given up, transient cluster errors and lost connections retried only
+before COMMIT, an unreachable server and a missing full-text index reported clearly, bad
+input refused before any SQL."""
 from __future__ import annotations
 
 import socket
@@ -12,7 +13,8 @@ import sqlalchemy as sa
 from memory.store import tidb
 from memory.store.base import StoreError
 from memory.store.tidb import (NO_FULLTEXT_NOTE, TiDBSQL, TiDBStore, build_schema,
-                               connection_settings, run_with_retry)
+                               connection_settings, is_retryable, run_with_retry)
+from memory.store.tidb.retry import CommitFailed
 from memory.types import MemoryRecord, Message
 from tests.tidb_helpers import cfg
 
@@ -121,3 +123,37 @@ def test_every_documented_retryable_code_is_retried(code):
 
     assert run_with_retry(tx, max_wait=0.01) == "ok" and len(calls) == 2
     assert tidb.RETRYABLE_ERROR_CODES == {8002, 8005, 8022, 8028, 9007, 1213}
+
+
+# ---- issue 25, point 7: transient errors and lost connections ---------------------------
+@pytest.mark.parametrize("code", [9001, 9002, 9005, 2006, 2013])
+def test_transient_errors_and_lost_connections_are_retried(code):
+    """TiDB 9001 (PD timeout), 9002 (TiKV timeout), 9005 (Region unavailable) and a lost
+    connection (2006/2013) raised by a statement: nothing was committed, so the whole
+    transaction runs again."""
+    calls = []
+
+    def tx():
+        calls.append(1)
+        if len(calls) < 2:
+            raise _db_error(code)
+        return "ok"
+
+    assert run_with_retry(tx, max_wait=0.01) == "ok" and len(calls) == 2
+    assert code in tidb.TRANSIENT_ERROR_CODES | tidb.LOST_CONNECTION_CODES
+
+
+def test_a_connection_sqlalchemy_invalidated_counts_as_lost():
+    exc = _db_error(0)
+    assert not is_retryable(exc)
+    exc.connection_invalidated = True  # SQLAlchemy's dialect recognised a disconnect
+    assert is_retryable(exc)
+
+
+@pytest.mark.parametrize("code, retried", [(9007, True), (8022, True), (8028, True),
+                                           (9005, False), (9002, False), (2013, False)])
+def test_after_a_failed_commit_only_definite_rollbacks_are_retried(code, retried):
+    """COMMIT that failed with a timeout or a lost connection may have committed: the
+    transaction is not run a second time (its outcome is reported as unknown)."""
+    assert is_retryable(CommitFailed(_db_error(code))) is retried
+    assert is_retryable(_db_error(code))  # raised by a statement before COMMIT: retried

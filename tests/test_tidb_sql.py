@@ -64,7 +64,8 @@ def test_search_indexes_compile_to_tidb_syntax():
     assert vec.startswith("CREATE VECTOR INDEX")
     assert "ON memories ((VEC_COSINE_DISTANCE(embedding))) USING HNSW" in vec
     assert fts.startswith("CREATE FULLTEXT INDEX")
-    assert fts.endswith("ON memories (text) WITH PARSER MULTILINGUAL")
+    # created on TiDB Cloud only, with the replica on demand (never SET TIFLASH REPLICA)
+    assert fts.endswith("ON memories (text) WITH PARSER MULTILINGUAL ADD_COLUMNAR_REPLICA_ON_DEMAND")
 
 
 def test_schemas_of_two_dimensions_coexist_and_prefix_applies():
@@ -163,7 +164,7 @@ def _statements(q: TiDBSQL) -> dict[str, list]:
     lm = dict(limit=5, offset=0, types=["fact"], since=NOW, until=NOW, with_embedding=True)
     return {
         "update_memory": [q.update_memory("u1", "m1", {"text": "x"})],
-        "count_owned": [q.count_owned("u1", ["a", "b"])],
+        "owned_ids": [q.owned_ids("u1", ["a", "b"])],
         "delete_memory": [q.delete_memory("u1", "m1")],
         "delete_user": q.delete_user("u1"),
         "get_memories": [q.get_memories("u1", ["a", "b"], NOW)],
@@ -223,6 +224,23 @@ def test_every_select_update_delete_filters_by_user(q):
             assert re.search(r"\b(memories|memory_history|profiles|threads|messages)\.user_id = %s", where), (name, text)
 
 
+def test_reads_after_an_upsert_are_locking_reads(q):
+    """Issue 25, point 4: the ownership checks after the memory and thread upserts and
+    the read of the INSERT IGNORE winner of a resource are ``FOR UPDATE``: in TiDB's
+    pessimistic mode only a locking read sees a row committed after the transaction
+    began (a snapshot read returns nothing: a false "belongs to another user", or
+    NoResultFound for the second of two racing uploads)."""
+    from memory.store.tidb.resources import ResourceSQL, resources_table
+
+    owned = sql(q.owned_ids("u1", ["a", "b"]))
+    assert owned.startswith("SELECT memories.id FROM memories WHERE memories.user_id = %s")
+    assert owned.endswith("FOR UPDATE") and "count(" not in owned.lower()
+    assert sql(q.get_thread("u1", "t1", for_update=True)).endswith("FOR UPDATE")
+    rq = ResourceSQL(resources_table(), q.s.memories)
+    assert sql(rq.live_by_sha("u1", "ab" * 32, for_update=True)).endswith("FOR UPDATE")
+    assert not sql(rq.live_by_sha("u1", "ab" * 32)).endswith("FOR UPDATE")  # find_resource
+
+
 def test_message_append_reads_the_latest_rows_with_locks(q):
     """add_message's reads are locking reads: in TiDB's pessimistic mode a plain SELECT
     sees the transaction's start snapshot, so MAX(seq) could be stale."""
@@ -279,6 +297,39 @@ def test_teardown_drops_fulltext_index_before_table():
     assert ddl == ["ALTER TABLE t1_memories DROP INDEX fts_idx_t1_memories_text",
                    "DROP TABLE IF EXISTS t1_memories"]
     assert drop_table_ddl("t1_threads", [], quote) == ["DROP TABLE IF EXISTS t1_threads"]
+
+
+def test_teardown_drops_the_fulltext_index_by_its_known_name():
+    """Issue 25, point 7: TiDB may report a FULLTEXT index with INDEX_TYPE BTREE, so the
+    teardown drops it by the name the schema gives it, IF EXISTS, before DROP TABLE."""
+    from memory.store.tidb.schema import teardown_ddl
+
+    quote = DIALECT.identifier_preparer.quote
+    schema = build_schema(8, prefix="t1_")
+    ddl = teardown_ddl(schema, ["t1_threads", "t1_memories"], quote)
+    assert ddl == ["DROP TABLE IF EXISTS t1_threads",
+                   "ALTER TABLE t1_memories DROP INDEX IF EXISTS fts_idx_t1_memories_text",
+                   "DROP TABLE IF EXISTS t1_memories"]
+
+
+@pytest.mark.parametrize("vec, message", [
+    ([1e-30] * 4, "float32 sum of squares is 0"),   # valid float32, squares underflow
+    ([1e-23, 0.0, 0.0, 1e-23], "float32 sum of squares is 0"),
+    ([1e20] * 4, "overflows"),                        # squares overflow float32
+])
+def test_vectors_whose_float32_norm_vanishes_are_refused(vec, message):
+    """Issue 25, point 7: such a vector is not all zeros, yet TiDB's float32 norm is 0
+    (or infinite), so VEC_COSINE_DISTANCE would be NULL and break the ORDER BY."""
+    q4 = TiDBSQL(build_schema(4))
+    with pytest.raises(ValueError, match=message):
+        q4.vector_search("u1", vec, 3, NOW)
+    with pytest.raises(ValueError, match=message):
+        memory_row(MemoryRecord(id="z", user_id="u1", text="x", embedding=vec), 4)
+    store = TiDBStore(connection_settings(cfg(tidb_host="127.0.0.1")))
+    store._sql = q4
+    with pytest.raises(ValueError, match=message):
+        store.set_embeddings("u1", [("a", vec)])
+    q4.vector_search("u1", [1e-19] * 4, 3, NOW)  # tiny but representable squares: kept
 
 
 def test_vector_search_is_a_prefiltered_exact_knn_with_date_filters(q):

@@ -1,7 +1,8 @@
 """Unit tests of TiDBStore's plumbing without a TiDB server: ``transaction()`` on an
 SQLAlchemy SQLite engine standing in for TiDB's connection pool, ``migrate()`` against a
 connection that records the compiled MySQL statements, the opt-in HNSW index, error 1061
-and the full-text re-probe (fake clock, fake index/probe results)."""
+and the full-text re-probe (fake clock, fake index/probe results). What is retried, and
+when, is in tests/test_tidb_transactions.py."""
 from __future__ import annotations
 
 import threading
@@ -15,7 +16,9 @@ from sqlalchemy.dialects import mysql
 from memory.config import load_config
 from memory.store.base import StoreError
 from memory.store.tidb import FULLTEXT_REPROBE_SECONDS, TiDBSQL, TiDBStore, build_schema
+from memory.store.tidb.retry import store_error
 from memory.store.tidb.settings import connection_settings
+from tests.tidb_helpers import FakeClient, put, rows, sqlite_store
 
 DIALECT = mysql.dialect()
 
@@ -26,54 +29,11 @@ def cfg(**kw):
     return load_config(env_file=None, **base)
 
 
-class FakeClient:
-    """What TiDBStore uses of pytidb's TiDBClient: ``db_engine``, ``is_serverless``,
-    ``disconnect()``."""
-
-    def __init__(self, engine):
-        self.db_engine = engine
-        self.is_serverless = False
-
-    def disconnect(self):
-        self.db_engine.dispose()
-
-
-def _sqlite_engine(path):
-    """A file SQLite engine with real SAVEPOINT support (pysqlite's own transaction
-    handling is switched off, as SQLAlchemy's pysqlite docs describe)."""
-    engine = sa.create_engine(f"sqlite:///{path}")
-
-    @sa.event.listens_for(engine, "connect")
-    def _connect(dbapi_conn, _record):
-        dbapi_conn.isolation_level = None
-
-    @sa.event.listens_for(engine, "begin")
-    def _begin(conn):
-        conn.exec_driver_sql("BEGIN")
-
-    return engine
-
-
 @pytest.fixture
 def store(tmp_path):
-    engine = _sqlite_engine(tmp_path / "tx.db")
-    with engine.begin() as c:
-        c.exec_driver_sql("CREATE TABLE t (x INTEGER PRIMARY KEY)")
-    s = TiDBStore(connection_settings(cfg()))
-    s._client = FakeClient(engine)
-    s._sql = TiDBSQL(build_schema(4))
+    s = sqlite_store(tmp_path)
     yield s
     s.close()
-
-
-def put(store, x):
-    store._tx("put", lambda c: c.execute(sa.text("INSERT INTO t (x) VALUES (:x)"), {"x": x}))
-
-
-def rows(store):
-    """Committed rows, read on a fresh connection (outside any transaction)."""
-    with store.engine.connect() as c:
-        return sorted(r[0] for r in c.execute(sa.text("SELECT x FROM t")))
 
 
 def test_calls_in_a_transaction_commit_together(store):
@@ -205,13 +165,16 @@ def test_migration_status_lists_applied_and_pending():
 
 
 # ---- search indexes ------------------------------------------------------------------
-def _index_store(vector_index: bool):
+def _index_store(vector_index: bool, serverless: bool = True):
     s = TiDBStore(connection_settings(cfg(tidb_vector_index=vector_index)))
     s._sql = TiDBSQL(build_schema(4))
     s._features.tiflash = True
+    s._features.serverless = serverless
     created: list[str] = []
     s._index_exists = lambda name: name in created
     s._create_index = lambda index: created.append(index.name)
+    s._create_fulltext_index = lambda: created.append(s.sql.s.fulltext_index.name)
+    s._replica_progress = lambda: {"replica_count": 0, "available": False, "progress": 0.0}
     s._probe_fulltext = lambda: None
     return s, created
 
@@ -232,6 +195,10 @@ def test_error_1061_means_the_index_exists():
     store._sql = TiDBSQL(build_schema(4))
     store._index_exists = lambda name: False
 
+    def error(code):
+        return sa.exc.OperationalError("CREATE INDEX", {}, pymysql.err.OperationalError(
+            code, "Duplicate key name" if code == 1061 else "unsupported"))
+
     class Index:
         name = "fts_idx_memories_text"
 
@@ -239,12 +206,22 @@ def test_error_1061_means_the_index_exists():
             self.code = code
 
         def create(self, engine):
-            raise sa.exc.OperationalError("ALTER", {}, pymysql.err.OperationalError(
-                self.code, "Duplicate key name" if self.code == 1061 else "unsupported"))
+            raise error(self.code)
 
     store._client = FakeClient(sa.create_engine("sqlite://"))
     assert store._create_index(Index(1061)) is None
     assert store._create_index(Index(1105)) == "(1105, 'unsupported')"
+
+    def failing_tx(code):
+        """``_tx`` as the store maps a database error (``retry.store_error``)."""
+        def run(what, fn):
+            raise store_error(what, error(code)) from error(code)
+        return run
+
+    store._tx = failing_tx(1061)  # the FULLTEXT index, created by the store's own DDL
+    assert store._create_fulltext_index() is None
+    store._tx = failing_tx(1105)
+    assert store._create_fulltext_index() == "TiDB create full-text index failed: (1105, 'unsupported')"
 
 
 def test_full_text_is_reprobed_while_off_at_most_every_interval():
@@ -256,6 +233,7 @@ def test_full_text_is_reprobed_while_off_at_most_every_interval():
     probes = ["no TiFlash replica yet"]
     calls = []
     store._index_exists = lambda name: True
+    store._replica_progress = lambda: {"replica_count": 0, "available": False, "progress": 0.0}
     store._probe_fulltext = lambda: calls.append(1) or (probes.pop(0) if probes else None)
     store._tx = lambda what, fn: [("m1", 2.5)]
     assert store.text_search("u1", "coffee", 5) == []  # first probe fails

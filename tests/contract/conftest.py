@@ -6,7 +6,9 @@
 * ``tidb`` — ``TiDBStore.from_config(load_config(env_file=None), table_prefix=…)`` with a
   unique table prefix per test, only when ``TIDB_HOST`` or ``DATABASE_URL`` is set in
   the environment (otherwise the test is skipped with a visible reason). Its tables are
-  dropped afterwards, each FULLTEXT index first (TiDB refuses to drop such a table).
+  dropped afterwards, the FULLTEXT index first (TiDB refuses to drop such a table).
+  ``TIDB_REQUIRE_FULLTEXT=1`` makes ``open`` fail on a cluster without full-text search,
+  so the ``fulltext`` tests fail there instead of skipping.
 
 Markers: ``fulltext`` tests skip on a store whose ``fulltext_available`` is False;
 ``stemming`` tests run on SQLite only.
@@ -52,34 +54,31 @@ def _tidb_store(tmp_path) -> Iterator[Store]:
 
     prefix = "t" + uuid.uuid4().hex[:12] + "_"  # unique tables per test, same database
     store = TiDBStore.from_config(load_config(env_file=None), table_prefix=prefix)
-    store.open(EMBEDDER, DIM)
     try:
+        store.open(EMBEDDER, DIM)  # may fail after creating tables (TIDB_REQUIRE_FULLTEXT=1)
         yield store
     finally:
         try:
-            _drop_tidb_tables(store, prefix)
+            if store._client is not None:  # connected: drop whatever open() created
+                _drop_tidb_tables(store, prefix)
         finally:
             store.close()
 
 
 def _drop_tidb_tables(store, prefix: str) -> None:
-    """Drop this test's own tables (names starting with ``prefix``), each FULLTEXT
-    index first: TiDB refuses DROP TABLE on a table with a full-text index."""
+    """Drop this test's own tables (names starting with ``prefix``), the FULLTEXT index
+    first, by its known name: TiDB refuses DROP TABLE on a table with a full-text index,
+    and may report that index as BTREE in information_schema (``teardown_ddl``)."""
     import sqlalchemy as sa
 
-    from memory.store.tidb.schema import drop_table_ddl
+    from memory.store.tidb.schema import build_schema, teardown_ddl
 
     engine = store.engine
     quote = engine.dialect.identifier_preparer.quote
     names = [n for n in sa.inspect(engine).get_table_names() if n.startswith(prefix)]
     with engine.connect() as conn:
-        for name in names:
-            fulltext = [r[0] for r in conn.execute(sa.text(
-                "SELECT DISTINCT index_name FROM information_schema.statistics WHERE "
-                "table_schema = DATABASE() AND table_name = :t AND index_type = 'FULLTEXT'"),
-                {"t": name})]
-            for ddl in drop_table_ddl(name, fulltext, quote):  # DDL commits on its own
-                conn.execute(sa.text(ddl))
+        for ddl in teardown_ddl(build_schema(DIM, prefix), names, quote):  # DDL commits itself
+            conn.execute(sa.text(ddl))
 
 
 FACTORIES: dict[str, Callable] = {"sqlite": _sqlite_store, "tidb": _tidb_store}

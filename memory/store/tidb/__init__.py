@@ -10,8 +10,10 @@ Modules, by concern (everything except the network round trip is checked offline
 * ``statements`` ``TiDBSQL``: every query/write; ``fulltext_terms`` for ``FTS_MATCH_WORD``
 * ``rows``       the vector literal and result rows as dataclasses, over ``memory/store/common.py``
                  (validation, update preamble, embedder policy and mappers shared with SQLite)
-* ``retry``      retryable TiDB error codes and the tenacity retry
-* ``indexes``    TiFlash detection, opt-in HNSW index, FULLTEXT index and probe
+* ``retry``      retryable TiDB error codes, one transaction with its COMMIT apart, the
+                 tenacity retry, ``RetryableStoreError`` and each failure's one-line message
+* ``indexes``    TiFlash detection, opt-in HNSW index, FULLTEXT index (TiDB Cloud only),
+                 columnar-replica wait and probe
 * ``store``      ``TiDBStore``: connection, ``transaction()``, open/migrate, health, admin
 * ``memories`` / ``threads`` / ``resources``  the store's memory, conversation and uploaded-file methods (mixins)
 
@@ -21,8 +23,10 @@ relies on TiDB Cloud's server-side ``EMBED_TEXT``.
 from __future__ import annotations
 
 from memory.store.tidb.indexes import FULLTEXT_REPROBE_SECONDS, NO_FULLTEXT_NOTE
-from memory.store.tidb.retry import (RETRY_ATTEMPTS, RETRYABLE_ERROR_CODES, error_code,
-                                     is_write_conflict, run_with_retry)
+from memory.store.tidb.retry import (LOST_CONNECTION_CODES, RETRY_ATTEMPTS,
+                                     RETRYABLE_ERROR_CODES, TOO_LARGE_ERROR_CODES,
+                                     TRANSIENT_ERROR_CODES, RetryableStoreError, error_code,
+                                     is_retryable, is_write_conflict, run_with_retry)
 from memory.store.tidb.schema import TiDBSchema, UTCDateTime, build_schema, schema_ddl
 from memory.store.tidb.settings import (ConnectionSettings, connection_settings,
                                         is_local_host, mask_url)
@@ -32,7 +36,8 @@ from memory.store.tidb.store import TiDBStore
 __all__ = [
     "TiDBStore", "TiDBSQL", "TiDBSchema", "UTCDateTime", "ConnectionSettings",
     "build_schema", "schema_ddl", "connection_settings", "is_local_host", "mask_url",
-    "fulltext_terms", "run_with_retry", "error_code", "is_write_conflict",
-    "RETRYABLE_ERROR_CODES", "RETRY_ATTEMPTS", "NO_FULLTEXT_NOTE",
+    "fulltext_terms", "run_with_retry", "error_code", "is_write_conflict", "is_retryable",
+    "RetryableStoreError", "RETRYABLE_ERROR_CODES", "TRANSIENT_ERROR_CODES",
+    "LOST_CONNECTION_CODES", "TOO_LARGE_ERROR_CODES", "RETRY_ATTEMPTS", "NO_FULLTEXT_NOTE",
     "FULLTEXT_REPROBE_SECONDS",
 ]

@@ -24,8 +24,10 @@ class MemoriesMixin:
         """Insert ``records`` and ``history`` events in one transaction. A same-id row
         of the same user is replaced; an id that exists for another user, a record without
         embedding or of the wrong dimension raise ValueError and nothing is written (the
-        upsert never overwrites another user's row, and a count of the user's rows among
-        the ids, inside the transaction, detects the clash and rolls back). A repeated id
+        upsert never overwrites another user's row, and a locking read of the user's rows
+        among the ids, inside the transaction, detects the clash and rolls back; locking,
+        so a row committed by another session after this transaction began is seen). A
+        repeated id
         within the batch keeps the last record. StoreError on database failure."""
         events = [history_row(e) for e in history or []]
         unique = common.unique_records(records or [])
@@ -41,8 +43,8 @@ class MemoriesMixin:
             if prepared:
                 c.execute(self.sql.upsert_memories(), list(prepared.values()))
                 for user_id, ids in by_user.items():
-                    owned = c.execute(self.sql.count_owned(user_id, ids)).scalar()
-                    if owned != len(ids):
+                    owned = {r[0] for r in c.execute(self.sql.owned_ids(user_id, ids))}
+                    if len(owned) != len(ids):
                         raise ValueError("a memory id in this batch already belongs to "
                                          "another user; nothing was written")
             if events:

@@ -4,7 +4,9 @@ One live row per user and content: a stored generated column ``live_sha256`` (th
 sha256 while ``deleted_at IS NULL``, else NULL) carries a UNIQUE index with
 ``user_id`` (TiDB indexes stored generated columns; NULLs never collide), and rows are
 written with ``INSERT IGNORE``, so two uploads of one file racing each other leave one
-row and both get it back. Memories are found by
+row and both get it back (the winner is read with ``FOR UPDATE``: a plain SELECT reads
+the transaction's start snapshot and would miss a row committed after it). Memories are
+found by
 ``JSON_UNQUOTE(JSON_EXTRACT(metadata, '$.resource_id'))`` inside the user's rows.
 """
 from __future__ import annotations
@@ -72,11 +74,14 @@ class ResourceSQL:
         """``INSERT IGNORE``: a second live row of the same user and sha256 is skipped."""
         return mysql_insert(self.t).values(values).prefix_with("IGNORE")
 
-    def live_by_sha(self, user_id: str, sha256: str) -> Any:
-        """The live row of ``user_id`` with ``sha256``."""
+    def live_by_sha(self, user_id: str, sha256: str, for_update: bool = False) -> Any:
+        """The live row of ``user_id`` with ``sha256``; ``for_update`` makes it a locking
+        read (``FOR UPDATE``), which in TiDB's pessimistic mode reads the latest
+        committed row instead of the transaction's start snapshot."""
         t = self.t.c
-        return sa.select(*self._cols()).where(t.user_id == user_id, t.sha256 == sha256,
+        stmt = sa.select(*self._cols()).where(t.user_id == user_id, t.sha256 == sha256,
                                               t.deleted_at.is_(None))
+        return stmt.with_for_update() if for_update else stmt
 
     def get(self, user_id: str, resource_id: str, include_deleted: bool) -> Any:
         """One row of ``user_id`` by id (live only unless ``include_deleted``)."""
@@ -141,7 +146,10 @@ class ResourcesMixin:
 
         def work(c: Connection) -> Resource:
             c.execute(q.insert_ignore(values))
-            return _resource(c.execute(q.live_by_sha(resource.user_id, resource.sha256)).one())
+            # The winner of a race may have committed after this transaction began: only
+            # a locking read sees it (a snapshot read would find no row: NoResultFound).
+            return _resource(c.execute(q.live_by_sha(resource.user_id, resource.sha256,
+                                                     for_update=True)).one())
 
         return self._tx("insert resource", work)
 

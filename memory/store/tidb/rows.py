@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from memory.store import common
 from memory.types import HistoryEvent, MemoryRecord, Message, Thread
 
@@ -10,8 +12,32 @@ from memory.types import HistoryEvent, MemoryRecord, Message, Thread
 def vector_literal(embedding: Any, dim: int, what: str = "embedding") -> list[float]:
     """``embedding`` as the ``list[float]`` bound to a ``VECTOR(dim)`` column, after
     :func:`memory.store.common.vector_values` (ValueError for None, a wrong length,
-    NaN/infinity or a zero vector: ``VEC_COSINE_DISTANCE`` is NULL for a zero vector)."""
-    return common.vector_values(embedding, dim, what).tolist()
+    NaN/infinity or a zero vector: ``VEC_COSINE_DISTANCE`` is NULL for a zero vector)
+    and :func:`check_float32_norm`."""
+    arr = common.vector_values(embedding, dim, what)
+    check_float32_norm(arr, what)
+    return arr.tolist()
+
+
+def check_float32_norm(arr: np.ndarray, what: str = "embedding") -> None:
+    """Raise ValueError when the float32 sum of squares of ``arr`` is 0 or infinite.
+
+    TiDB stores ``VECTOR`` components as float32 and ``VEC_COSINE_DISTANCE`` divides by
+    the norms it computes from them; tiny components (e.g. 1e-30, a valid float32) square
+    to 0 in float32 and give a NULL distance, which breaks the ordering of a vector
+    search; huge ones (e.g. 1e20) overflow the same way. A sum of non-negative float32
+    squares is 0 exactly when every square is, so the check does not depend on the
+    order TiDB adds them in. Normalised embeddings (norm 1) are never refused."""
+    kept = np.asarray(arr, dtype=np.float32)
+    with np.errstate(under="ignore", over="ignore"):
+        squares = kept * kept
+        total = np.sum(squares, dtype=np.float32)
+    if not squares.any():
+        raise ValueError(f"{what} is too close to a zero vector: its float32 sum of squares "
+                         "is 0, so TiDB's cosine distance would be NULL (normalise it)")
+    if not np.isfinite(total):
+        raise ValueError(f"{what} is too large: its float32 sum of squares overflows, so "
+                         "TiDB's cosine distance would be NULL (normalise it)")
 
 
 def memory_row(rec: MemoryRecord, dim: int) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from pytidb.datatype import INTEGER, JSON, MEDIUMTEXT, TEXT, VARCHAR
+import pytidb.orm.sql.ddl  # noqa: F401 - registers pytidb's CREATE INDEX compiler
 from pytidb.orm.indexes import FullTextIndex, VectorIndex
 from pytidb.orm.vector import MAX_DIM
 from pytidb.schema import Field, FullTextField, TableModel, VectorField
@@ -192,6 +193,10 @@ def build_schema(dim: int, prefix: str = "") -> TiDBSchema:
                                distance_metric="COSINE", algorithm="HNSW")
     fulltext_index = FullTextIndex(index_name(f"fts_idx_{p}memories_text"), memories.c.text,
                                    fts_parser="MULTILINGUAL")
+    # Read by pytidb's CREATE INDEX compiler: append ADD_COLUMNAR_REPLICA_ON_DEMAND. The
+    # index is created only on TiDB Cloud Starter/Essential, through fulltext_index_ddl,
+    # never through FullTextIndex.create (which adds a TiFlash replica elsewhere).
+    fulltext_index.is_tidb_serverless = True
     return TiDBSchema(
         dim=dim, prefix=p,
         models={"memories": MemoryRow, "history": HistoryRow, "profiles": ProfileRow,
@@ -228,6 +233,34 @@ def build_migrations_table(prefix: str = "") -> sa.Table:
                     sa.Column("id", VARCHAR(64), primary_key=True),
                     sa.Column("applied_at", UTCDateTime, nullable=False),
                     **_TABLE_OPTS)
+
+
+def fulltext_index_ddl(schema: TiDBSchema) -> CreateIndex:
+    """``CREATE FULLTEXT INDEX fts_idx_memories_text ON memories (text) WITH PARSER
+    MULTILINGUAL ADD_COLUMNAR_REPLICA_ON_DEMAND``, compiled by pytidb's CREATE INDEX
+    compiler (``pytidb.orm.sql.ddl``), for TiDB Cloud Starter/Essential, the only
+    deployments that serve full-text search (TiDB docs: Full-Text Search, Prerequisites).
+    The store runs this statement itself rather than pytidb's ``FullTextIndex.create``:
+    that method first runs ``ALTER TABLE … SET TIFLASH REPLICA 1`` on every host that does
+    not match pytidb's Starter host pattern (pytidb 0.0.14, ``orm/indexes.py``), a
+    columnar replica the store never asked for."""
+    return CreateIndex(schema.fulltext_index)
+
+
+def teardown_ddl(schema: TiDBSchema, tables: list[str], quote: Any) -> list[str]:
+    """DDL that removes ``tables`` (names of this schema's tables present in the
+    database), for test teardown only: ``ALTER TABLE memories DROP INDEX IF EXISTS
+    fts_idx_memories_text`` first, by the index's known name (``information_schema.
+    statistics`` may report a FULLTEXT index with ``INDEX_TYPE`` BTREE, so asking it for
+    FULLTEXT indexes can miss it), then ``drop_table_ddl`` for each table. ``quote`` is
+    the dialect's ``identifier_preparer.quote``."""
+    out: list[str] = []
+    for table in tables:
+        if table == schema.memories.name:
+            out.append(f"ALTER TABLE {quote(table)} DROP INDEX IF EXISTS "
+                       f"{quote(schema.fulltext_index.name)}")
+        out += drop_table_ddl(table, [], quote)
+    return out
 
 
 def drop_table_ddl(table: str, fulltext_indexes: list[str], quote: Any) -> list[str]:

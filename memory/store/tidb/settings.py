@@ -24,13 +24,15 @@ _LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loop
 class ConnectionSettings:
     """Where and how to connect: ``url`` (SQLAlchemy URL, driver ``mysql+pymysql``),
     ``connect_args`` for PyMySQL (TLS options), ``tls`` (bool), ``vector_index`` (bool:
-    create the HNSW index, ``TIDB_VECTOR_INDEX=1``) and ``masked`` (the URL with the
-    password replaced by ``***``, safe to print)."""
+    create the HNSW index, ``TIDB_VECTOR_INDEX=1``), ``require_fulltext`` (bool: a
+    cluster without full-text search is an error at ``open``, ``TIDB_REQUIRE_FULLTEXT=1``)
+    and ``masked`` (the URL with the password replaced by ``***``, safe to print)."""
 
     url: URL
     connect_args: dict[str, Any]
     tls: bool
     vector_index: bool = False
+    require_fulltext: bool = False
 
     @property
     def masked(self) -> str:
@@ -56,9 +58,10 @@ def mask_url(url: URL | str) -> str:
 
 
 def is_tidb_cloud_host(host: str | None) -> bool:
-    """True for TiDB Cloud Starter/Essential gateways (``*.tidbcloud.com``); used to
-    tell serverless clusters (columnar replicas on demand) from the others. TLS does not
-    depend on it: TiDB Cloud Dedicated endpoints have other host names."""
+    """True for TiDB Cloud Starter/Essential gateways (``*.tidbcloud.com``, private
+    endpoints included); used to tell serverless clusters (columnar replicas on demand,
+    full-text search) from the others. TLS does not depend on it: TiDB Cloud Dedicated
+    endpoints have other host names."""
     return bool(host) and host.lower().rstrip(".").endswith(TIDB_CLOUD_SUFFIX)
 
 
@@ -121,14 +124,18 @@ def connection_settings(config: Config) -> ConnectionSettings:
     ``DATABASE_URL`` (``mysql://``, ``mysql+pymysql://`` or ``tidb://``) wins over the
     ``TIDB_HOST/PORT/USERNAME/PASSWORD/DATABASE`` fields; a URL without a database gets
     ``TIDB_DATABASE``. TLS with certificate and host-name verification is on for every
-    host that is not local (:func:`is_local_host`): TiDB Cloud Starter, Essential and
-    Dedicated all require it, and Dedicated hosts are not ``*.tidbcloud.com``. A local
+    host that is not local (:func:`is_local_host`): Starter and Essential require TLS,
+    Dedicated accepts it without forcing it (TiDB Cloud docs, "TLS Connections to TiDB
+    Cloud Dedicated") and its hosts are not ``*.tidbcloud.com``, so the host name does
+    not decide. Dedicated's certificates come from a private CA: set ``TIDB_SSL_CA`` to
+    the CA file of its Connect dialog (:func:`tls_hint`). A local
     host gets TLS only when ``TIDB_SSL_CA`` is set or the URL asks for it
     (``ssl_ca``/``ssl_verify_cert``/``ssl_verify_identity``/``ssl_mode``). The one way to
     turn TLS off for a remote host is ``DATABASE_URL=...?ssl_mode=DISABLED`` (a
     self-managed cluster without certificates). The CA is ``TIDB_SSL_CA`` if set, else
     the URL's ``ssl_ca`` if that file exists, else the system bundle (certifi as
-    fallback). ``TIDB_VECTOR_INDEX`` sets ``vector_index``.
+    fallback). ``TIDB_VECTOR_INDEX`` sets ``vector_index``, ``TIDB_REQUIRE_FULLTEXT``
+    ``require_fulltext``.
 
     Raises ConfigError (naming the variable) when neither a host nor a URL is configured,
     the URL is malformed or of another database, or ``TIDB_SSL_CA`` does not exist.
@@ -160,4 +167,40 @@ def connection_settings(config: Config) -> ConnectionSettings:
             ca = default_ca_bundle()
         connect_args = {"ssl_ca": ca, "ssl_verify_cert": True, "ssl_verify_identity": True}
     return ConnectionSettings(url=url, connect_args=connect_args, tls=wants_tls,
-                              vector_index=bool(getattr(config, "tidb_vector_index", False)))
+                              vector_index=bool(getattr(config, "tidb_vector_index", False)),
+                              require_fulltext=bool(getattr(config, "tidb_require_fulltext",
+                                                            False)))
+
+
+def _chain(exc: BaseException | None) -> list[BaseException]:
+    """``exc``, its ``orig`` (SQLAlchemy's DBAPI error) and their causes/contexts."""
+    seen: list[BaseException] = []
+    todo = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or any(e is s for s in seen):
+            continue
+        seen.append(e)
+        todo += [getattr(e, "orig", None), e.__cause__, e.__context__]
+    return seen
+
+
+def tls_verification_failed(exc: BaseException) -> bool:
+    """True when ``exc`` (a connection error) comes from a server certificate that TLS
+    verification refused: an ``ssl.SSLCertVerificationError`` in its chain, or PyMySQL's
+    wrapped message (``[SSL: CERTIFICATE_VERIFY_FAILED]``)."""
+    return any(isinstance(e, ssl.SSLCertVerificationError)
+               or "CERTIFICATE_VERIFY_FAILED" in str(e) for e in _chain(exc))
+
+
+def tls_hint(settings: ConnectionSettings) -> str:
+    """The advice appended to a connection error whose TLS verification failed: which
+    CA bundle was used and ``TIDB_SSL_CA``. TiDB Cloud Dedicated signs server
+    certificates with a private CA (AWS Private CA; TiDB Cloud docs, "TLS Connections to
+    TiDB Cloud Dedicated") that no system bundle holds; Starter/Essential certificates
+    come from a public CA and verify with the system bundle."""
+    ca = settings.connect_args.get("ssl_ca", "the system CA bundle")
+    return (f"TLS: the server's certificate could not be verified with {ca}. For TiDB "
+            "Cloud Dedicated download the cluster's CA certificate (Connect dialog, "
+            "'CA cert') and set TIDB_SSL_CA=/path/to/ca.pem; for a self-managed cluster "
+            "set TIDB_SSL_CA to the CA that signed its certificate")

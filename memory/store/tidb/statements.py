@@ -97,12 +97,18 @@ class TiDBSQL:
         stmt = mysql_insert(t)
         return stmt.on_duplicate_key_update(id=t.c.id)
 
-    def count_owned(self, user_id: str, ids: list[str]) -> Any:
-        """``SELECT COUNT(*) FROM memories WHERE user_id = :u AND id IN (...)``: how many
-        of ``ids`` belong to ``user_id`` (expired rows included)."""
+    def owned_ids(self, user_id: str, ids: list[str]) -> Any:
+        """``SELECT id FROM memories WHERE user_id = :u AND id IN (...) FOR UPDATE``:
+        which of ``ids`` belong to ``user_id`` (expired rows included), read after the
+        upsert with a lock. A locking read sees the latest committed rows in TiDB's
+        pessimistic mode; a plain SELECT reads the transaction's start snapshot and
+        misses a row another session committed after it began (TiDB docs: Pessimistic
+        Transaction Mode). The ids are selected, not counted: a locking read through an
+        aggregate is not guaranteed to lock (pingcap/tidb#60281 shows a locking read
+        losing its lock inside a derived table)."""
         m = self.s.memories.c
-        return (sa.select(sa.func.count()).select_from(self.s.memories)
-                .where(m.user_id == user_id, m.id.in_(list(ids))))
+        return (sa.select(m.id).where(m.user_id == user_id, m.id.in_(list(ids)))
+                .with_for_update())
 
     def update_memory(self, user_id: str, memory_id: str, values: dict[str, Any]) -> Any:
         """``UPDATE memories SET … WHERE user_id = :u AND id = :id`` with ``values``."""
@@ -278,7 +284,9 @@ class TiDBSQL:
         }, ["title", "updated_at", "summary", "summarized_upto"])
 
     def get_thread(self, user_id: str, thread_id: str, for_update: bool = False) -> Any:
-        """SELECT of one thread of ``user_id`` (``FOR UPDATE`` to serialise appends)."""
+        """SELECT of one thread of ``user_id``; ``FOR UPDATE`` to serialise appends and
+        to read the latest committed row after an upsert (a plain SELECT reads the
+        transaction's start snapshot)."""
         t = self.s.threads
         stmt = sa.select(t).where(t.c.user_id == user_id, t.c.id == thread_id)
         return stmt.with_for_update() if for_update else stmt

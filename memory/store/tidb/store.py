@@ -23,10 +23,12 @@ from memory.store.tidb.memories import MemoriesMixin
 from memory.store.tidb.resources import ResourcesMixin
 from memory.store.tidb.migrations import (applied_migrations, create_migrations_table,
                                           migrations_for, record_migration)
-from memory.store.tidb.retry import RETRY_ATTEMPTS, is_write_conflict, run_with_retry
+from memory.store.tidb.retry import (RETRY_ATTEMPTS, CommitFailed, is_retryable, one_transaction,
+                                     retrying, run_with_retry, store_error)
 from memory.store.tidb.rows import event_from_row, record_from_row, vector_literal
 from memory.store.tidb.schema import build_migrations_table, build_schema
-from memory.store.tidb.settings import ConnectionSettings, connection_settings
+from memory.store.tidb.settings import (ConnectionSettings, connection_settings, tls_hint,
+                                        tls_verification_failed)
 from memory.store.tidb.statements import TiDBSQL
 from memory.store.tidb.threads import ThreadsMixin
 from memory.types import HistoryEvent, MemoryRecord, new_id, utcnow
@@ -84,61 +86,81 @@ class TiDBStore(MemoriesMixin, ThreadsMixin, SearchIndexesMixin, ResourcesMixin,
         return getattr(self._local, "conn", None) is not None
 
     def _tx(self, what: str, fn: Callable[[Connection], T]) -> T:
-        """Run ``fn(conn)`` as one unit and map database errors to StoreError (one line).
+        """Run ``fn(conn)`` as one unit and map database errors to StoreError (one line,
+        ``retry.store_error``).
 
-        Outside ``transaction()``: its own transaction, retried whole on retryable TiDB
-        errors (``run_with_retry``). Inside: on this thread's transaction connection, in
-        a SAVEPOINT (TiDB v6.2+), so a call that fails, ValueError included, leaves
-        none of its own rows even when the caller catches the error and goes on; no
-        retry there, since only the whole block could be re-run."""
+        Outside ``transaction()``: its own transaction, run again whole (tenacity
+        back-off, ``RETRY_ATTEMPTS`` calls) on a write conflict or deadlock, and on a
+        transient cluster error or lost connection raised before COMMIT
+        (``retry.is_retryable``). Inside: on this thread's transaction connection, in a
+        SAVEPOINT (TiDB v6.2+), so a call that fails, ValueError included, leaves none
+        of its own rows even when the caller catches the error and goes on; no retry
+        there (only the whole block can be re-run: a retryable failure raises
+        ``RetryableStoreError``, see ``run_in_transaction``)."""
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             try:
                 with conn.begin_nested():
                     return fn(conn)
             except sa.exc.SQLAlchemyError as exc:
-                raise StoreError(f"TiDB {what} failed: {one_line(exc)}") from exc
+                raise store_error(what, exc) from exc
 
         engine = self.engine
-
-        def attempt() -> T:
-            with engine.begin() as c:
-                return fn(c)
-
         try:
-            return run_with_retry(attempt)
-        except sa.exc.DBAPIError as exc:
-            if is_write_conflict(exc):
-                raise StoreError(f"TiDB {what}: write conflict persisted after "
-                                 f"{RETRY_ATTEMPTS} attempts; try again") from exc
-            raise StoreError(f"TiDB {what} failed: {one_line(exc)}") from exc
+            return run_with_retry(lambda: one_transaction(engine, fn))
+        except CommitFailed as exc:
+            attempts = RETRY_ATTEMPTS if is_retryable(exc) else 1
+            raise store_error(what, exc, attempts=attempts) from exc.error
         except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"TiDB {what} failed: {one_line(exc)}") from exc
+            attempts = RETRY_ATTEMPTS if is_retryable(exc) else 1
+            raise store_error(what, exc, attempts=attempts) from exc
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Join every store call made by this thread inside the block into ONE TiDB
         transaction: a normal exit commits, an exception rolls all of it back and
         re-raises. Re-entrant (an inner block joins the outer one); other threads and
-        calls outside the block are unaffected. A failed COMMIT (e.g. a write conflict,
-        error 9007) raises StoreError with everything rolled back; the store cannot
-        re-run the block itself, so the caller may retry it. DDL (``open``,
-        ``migrate``, ``reset_vector_index``) is refused inside, because TiDB commits
-        DDL implicitly."""
+        calls outside the block are unaffected. A failure after which the block may be
+        run again (write conflict, deadlock, lost connection before COMMIT, TiDB 9001/
+        9002/9005) raises ``RetryableStoreError`` with everything rolled back; the store
+        cannot re-run a ``with`` block itself: use ``run_in_transaction(fn)`` for that.
+        DDL (``open``, ``migrate``, ``reset_vector_index``) is refused inside, because
+        TiDB commits DDL implicitly."""
         if self._in_transaction():
             yield
             return
         engine = self.engine
         try:
-            with engine.begin() as conn:
+            with engine.connect() as conn:
                 self._local.conn = conn
                 try:
                     yield
                 finally:
                     self._local.conn = None
+                try:
+                    conn.commit()
+                except sa.exc.DBAPIError as exc:
+                    raise CommitFailed(exc) from exc
+        except CommitFailed as exc:
+            raise store_error("transaction", exc) from exc.error
         except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"TiDB transaction failed and was rolled back: "
-                             f"{one_line(exc)}") from exc
+            raise store_error("transaction (rolled back)", exc) from exc
+
+    def run_in_transaction(self, fn: Callable[[], T], attempts: int = RETRY_ATTEMPTS) -> T:
+        """Call ``fn()`` inside ``transaction()`` and return its result; when the block
+        fails with ``RetryableStoreError`` (everything rolled back), run the whole block
+        again, at most ``attempts`` times in all, with the store's back-off
+        (``retry.retrying``). ``fn`` must be safe to repeat: it runs from the start on a
+        new transaction each time. Inside an outer ``transaction()`` it runs once (only
+        the outer block could be re-run). Other errors propagate at once."""
+        if self._in_transaction():
+            return fn()
+
+        def block() -> T:
+            with self.transaction():
+                return fn()
+
+        return retrying(attempts)(block)
 
     def _no_transaction(self, what: str) -> None:
         if self._in_transaction():
@@ -146,6 +168,9 @@ class TiDBStore(MemoriesMixin, ThreadsMixin, SearchIndexesMixin, ResourcesMixin,
 
     # ---- lifecycle ------------------------------------------------------------------
     def _connect(self) -> None:
+        """Create the database if missing and the connection pool (once). Raises
+        StoreError naming host and port; when TLS verification failed, the message says
+        which CA bundle was used and names ``TIDB_SSL_CA`` (``settings.tls_hint``)."""
         if self._client is not None:
             return
         s = self.settings
@@ -161,15 +186,17 @@ class TiDBStore(MemoriesMixin, ThreadsMixin, SearchIndexesMixin, ResourcesMixin,
                 pool_pre_ping=True, pool_recycle=300, pool_timeout=10)
         except sa.exc.SQLAlchemyError as exc:
             self._client = None
+            hint = f"; {tls_hint(s)}" if s.tls and tls_verification_failed(exc) else ""
             raise StoreError(f"cannot connect to TiDB at {s.url.host}:{s.url.port or 4000}: "
-                             f"{one_line(exc)}") from exc
+                             f"{one_line(exc)}{hint}") from exc
 
     def open(self, embedder_id: str, dim: int) -> None:
         """Connect, create the database, apply pending migrations and check the recorded
         embedder; then set up the search indexes.
 
         Raises EmbedderMismatchError if memories exist with another embedder or
-        dimension; StoreError if TiDB is unreachable; ValueError for a bad ``dim``."""
+        dimension; StoreError if TiDB is unreachable, or when ``TIDB_REQUIRE_FULLTEXT=1``
+        and the cluster has no full-text search; ValueError for a bad ``dim``."""
         self._no_transaction("open")
         embedder_id, dim = check_embedder(embedder_id, dim)
         schema = build_schema(dim, self.table_prefix)
@@ -195,6 +222,7 @@ class TiDBStore(MemoriesMixin, ThreadsMixin, SearchIndexesMixin, ResourcesMixin,
         self.set_meta("dim", str(dim))
         if self.get_meta("store_id") is None:
             self.set_meta("store_id", new_id())
+        self._require_fulltext()
 
     def _applied(self) -> dict[str, str]:
         """Applied migration ids → ISO-8601 UTC time (creates the table if missing)."""

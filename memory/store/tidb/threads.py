@@ -37,7 +37,9 @@ class ThreadsMixin:
 
         def work(c: Connection) -> None:
             c.execute(self.sql.upsert_thread(thread))
-            if c.execute(self.sql.get_thread(thread.user_id, thread.id)).first() is None:
+            # locking read: sees a row another session committed after this one began
+            if c.execute(self.sql.get_thread(thread.user_id, thread.id,
+                                             for_update=True)).first() is None:
                 raise ValueError(f"thread id {thread.id} belongs to another user")
 
         self._tx("save thread", work)
