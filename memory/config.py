@@ -34,6 +34,9 @@ class Config(BaseSettings):
     tidb_ssl_ca: str | None = None
     # TiDB: create the HNSW vector index (needs a TiFlash/columnar replica; see docs/tidb.md)
     tidb_vector_index: bool = False
+    # TiDB: a cluster without full-text search is an error at open() instead of a note
+    # (for tests against a real cluster, where a skip would hide the gap)
+    tidb_require_fulltext: bool = False
 
     # chat LLM (any OpenAI-compatible endpoint); empty key+base URL -> local llama.cpp
     openai_base_url: str | None = None
@@ -54,6 +57,13 @@ class Config(BaseSettings):
     local_llm_port: int = Field(default=8766, ge=1, le=65535)
     local_llm_threads: int = Field(default=2, ge=1)
     local_llm_ctx: int = Field(default=4096, ge=512)
+    #: a second llama.cpp process for memory work (extraction, reconciliation, summaries),
+    #: paused while a reply streams so the reply never waits for it (issue 23)
+    local_llm_memory_server: bool = True
+    #: its port; 0 = LOCAL_LLM_PORT + 1
+    local_llm_memory_port: int = Field(default=0, ge=0, le=65535)
+    #: which of the two local servers a Config addresses (set by memory.local_llm)
+    local_llm_role: Literal["chat", "memory"] = "chat"
     # where the model parts (PyPI chunk packages) are joined into one .gguf file
     memory_model_dir: Path = Field(
         default_factory=lambda: Path.home() / ".cache" / "memory-chat" / "models")
@@ -78,6 +88,11 @@ class Config(BaseSettings):
     # largest accepted resource upload (documents, images, audio), in MiB
     memory_max_upload_mb: float = Field(default=20, gt=0, le=1024)
 
+    # HTTP API (docs/api.md): the admin bearer key (None: admin API off, loopback only;
+    # a weak key is refused, see _strong_admin_key) and the JSON body limit in bytes
+    memory_admin_key: str | None = None
+    memory_api_max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+
     @field_validator("openai_base_url", "embedding_base_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
@@ -93,6 +108,17 @@ class Config(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("memory_admin_key")
+    @classmethod
+    def _strong_admin_key(cls, value: str | None) -> str | None:
+        value = (value or "").strip()
+        if not value:
+            return None
+        problem = admin_key_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
     # ---- derived --------------------------------------------------------------------
     @property
@@ -124,6 +150,30 @@ class Config(BaseSettings):
         return out
 
 
+#: an admin key must be at least this long and zxcvbn must estimate at least 10**this
+#: guesses for it (a random 16-character hex key: 10**12 to 10**16)
+ADMIN_KEY_MIN_CHARS = 16
+ADMIN_KEY_MIN_GUESSES_LOG10 = 11
+
+
+def admin_key_problem(key: str) -> str | None:
+    """Why ``key`` is too weak for ``MEMORY_ADMIN_KEY`` (one line), or None when it is
+    acceptable: at least :data:`ADMIN_KEY_MIN_CHARS` characters and, by the zxcvbn
+    estimator (repeats, sequences, keyboard patterns, dictionary words), at least
+    ``10**ADMIN_KEY_MIN_GUESSES_LOG10`` guesses. ``16 × "a"``, ``"0123456789abcdef"``
+    and ``"passwordpassword"`` are refused; ``openssl rand -hex 24`` passes."""
+    fix = "use a random key, e.g. openssl rand -hex 24"
+    if len(key) < ADMIN_KEY_MIN_CHARS:
+        return f"too short ({len(key)} characters; at least {ADMIN_KEY_MIN_CHARS}): {fix}"
+    from zxcvbn import zxcvbn
+
+    guesses = zxcvbn(key[:100])["guesses_log10"]  # a strong prefix is enough; bounded cost
+    if guesses < ADMIN_KEY_MIN_GUESSES_LOG10:
+        return (f"too easy to guess (repeated characters, a sequence or common words: "
+                f"about 10^{guesses:.0f} guesses): {fix}")
+    return None
+
+
 def _mask_url(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
@@ -145,4 +195,5 @@ def load_config(env_file: str | Path | None = ".env", **overrides: object) -> Co
     except ValidationError as exc:
         err = exc.errors()[0]
         name = str(err["loc"][0]).upper() if err.get("loc") else "config"
-        raise ConfigError(f"{name}: {err['msg']}") from None
+        message = str(err["msg"]).removeprefix("Value error, ")  # pydantic's prefix for ours
+        raise ConfigError(f"{name}: {message}") from None

@@ -7,6 +7,11 @@ or set OPENAI_BASE_URL.`` Callers may show ``str(exc)`` as is.
 """
 from __future__ import annotations
 
+import re
+
+# an absolute or home-relative file path inside a message (not a URL's path: "://host/x")
+_PATH = re.compile(r"(?<![\w/:.~-])~?/[^\s'\",;:()]+")
+
 
 class LLMError(RuntimeError):
     """The language model could not be used: endpoint down, timeout, HTTP error,
@@ -51,3 +56,11 @@ def one_line(text: object, limit: int = 300) -> str:
     else:
         line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: max(limit - 1, 0)] + "…"
+
+
+def hide_paths(text: str, placeholder: str = "[path]") -> str:
+    """Return ``text`` with absolute file paths (``/srv/data/memory.db``, ``~/x``)
+    replaced by ``placeholder``; URLs (``http://127.0.0.1:8766/v1``) are kept. For
+    messages shown to people who should not learn the server's layout (a user key's
+    ``/v1/health``, the web app with login on). Takes and returns a str."""
+    return _PATH.sub(placeholder, text)

@@ -9,7 +9,14 @@ Pure functions; nothing here touches a store. Every rule is the same for every f
   *refused*: ``ValueError`` naming the field. They are never silently replaced, so what
   is stored is what was sent, or nothing.
 * **NUL** (``"\\x00"``) is *removed* (SQLite and MySQL drivers cut or reject text at it;
-  it is never meaningful in chat text). Other characters are kept.
+  it is never meaningful in chat text).
+* **Invisible controls** are *removed* (:func:`strip_invisible`): bidi embeddings,
+  overrides and isolates (U+202A–U+202E, U+2066–U+2069), which make stored text display
+  in another order than it reads (``"\\u202egnp.exe"`` shows as ``exe.png``);
+  zero-width characters (U+200B–U+200D, U+2060, U+FEFF), which make equal-looking texts
+  differ; and C1 controls (U+0080–U+009F). This holds for every text field (memory
+  texts, history, titles, summaries, tags, metadata, chat messages) and for resource
+  file names. Other characters are kept (tabs and newlines too).
 * **NFC**: text is normalised to Unicode NFC (``"e\\u0301"`` → ``"é"``), so equal-looking
   texts compare, deduplicate and search alike.
 * **Size**: after the steps above, ``len(text)`` (code points) must not exceed the
@@ -60,6 +67,12 @@ IMPORTANCE_MIN, IMPORTANCE_MAX, IMPORTANCE_DEFAULT = 1, 5, 3
 _INT64 = 2 ** 63 - 1
 _ISO_EXAMPLE = "ISO-8601, e.g. 2024-05-08T10:00:00+00:00"
 _SURROGATE = re.compile("[\ud800-\udfff]")
+#: Removed from every stored text (see the module doc): bidi embeddings/overrides/isolates,
+#: zero-width characters and the byte-order mark, C1 controls.
+INVISIBLE = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A),
+                                       *range(0x200B, 0x200E), 0x2060, 0xFEFF,
+                                       *range(0x80, 0xA0)))
+_INVISIBLE_TABLE = dict.fromkeys(map(ord, INVISIBLE))
 
 
 def _limit(field: str, max_len: int | None) -> int | None:
@@ -69,10 +82,17 @@ def _limit(field: str, max_len: int | None) -> int | None:
     return LIMITS.get(leaf)
 
 
+def strip_invisible(text: str) -> str:
+    """Return ``text`` without the characters of :data:`INVISIBLE` (bidi controls,
+    zero-width characters, BOM, C1 controls); everything else is kept. Takes a str."""
+    return text.translate(_INVISIBLE_TABLE)
+
+
 def clean_text(value: Any, field: str, max_len: int | None = None, *,
                required: bool = False, strip: bool = False) -> str:
     """Return ``value`` cleaned by the module's rules (str only, lone surrogates refused,
-    NUL removed, NFC, size checked). No PII redaction (see :func:`redact`).
+    NUL and invisible controls removed, NFC, size checked). No PII redaction (see
+    :func:`redact`).
 
     ``field``: the path used in error messages (``"metadata.note"``); ``max_len``: the
     limit in characters, default ``LIMITS[<last part of field>]`` (no limit when the
@@ -86,7 +106,7 @@ def clean_text(value: Any, field: str, max_len: int | None = None, *,
     except UnicodeEncodeError as exc:
         raise ValueError(f"{field}: contains a lone surrogate (U+{ord(value[exc.start]):04X}) "
                          f"at position {exc.start}") from None
-    text = unicodedata.normalize("NFC", value.replace("\x00", ""))
+    text = unicodedata.normalize("NFC", strip_invisible(value.replace("\x00", "")))
     if strip:
         text = text.strip()
     if required and not text.strip():

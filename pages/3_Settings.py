@@ -15,6 +15,8 @@ import pandas as pd
 import streamlit as st
 
 import webui as ui
+from memory.errors import hide_paths
+from webui.login import login_required
 
 
 def config_frame(mem: Any) -> pd.DataFrame:
@@ -29,6 +31,7 @@ def main() -> None:
     """Render the page."""
     mem = ui.get_memory()
     user = ui.page_header(mem, "Settings & status", ":material/settings:")
+    shared = login_required(mem)  # MEMORY_WEB_LOGIN: signed-in users are not the operator
 
     st.subheader("Health")
     fresh = st.button("Check again", key="health_refresh", icon=":material/refresh:")
@@ -47,6 +50,8 @@ def main() -> None:
             st.metric("Latency", f"{lat:.0f} ms" if isinstance(lat, (int, float)) else "—",
                       label_visibility="visible")
             detail = str(info.get("detail") or "")
+            if shared:  # with web login on, users do not learn the server's file layout
+                detail = hide_paths(detail)
             if detail:
                 (st.caption if ok else st.error)(detail[:300])
     st.caption("Results are reused for 30 s; “Check again” re-tests now.")
@@ -57,14 +62,19 @@ def main() -> None:
     c1.metric("Data directory size", ui.human_bytes(ui.dir_size(data_dir)))
     c2.metric("Store", names["store"])
     c3.metric("Your memories", mem.count(user))
-    st.code(str(data_dir), language=None)
+    if not shared:
+        st.code(str(data_dir), language=None)
 
     st.subheader("Configuration")
-    st.caption("Effective settings from the environment and `.env` (documented in "
-               "`.env.example`). Secrets are masked.")
-    st.dataframe(config_frame(mem), hide_index=True, width="stretch",
-                 column_config={"setting": st.column_config.TextColumn("Setting", width="medium"),
-                                "value": st.column_config.TextColumn("Value", width="large")})
+    if shared:
+        st.caption("This Memory Chat is shared (MEMORY_WEB_LOGIN): the server's "
+                   "configuration and paths are shown to its operator only.")
+    else:
+        st.caption("Effective settings from the environment and `.env` (documented in "
+                   "`.env.example`). Secrets are masked.")
+        st.dataframe(config_frame(mem), hide_index=True, width="stretch",
+                     column_config={"setting": st.column_config.TextColumn("Setting", width="medium"),
+                                    "value": st.column_config.TextColumn("Value", width="large")})
 
     st.subheader("Backup & restore")
     st.caption(f"A backup holds everything of **{ui.md_escape(user)}**: memories with their "

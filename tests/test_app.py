@@ -291,3 +291,51 @@ def test_login_mode_shows_nothing_until_a_valid_key_then_only_that_user(app_env,
     assert at.session_state[ui.USER_KEY] == "bob" and at.chat_input
     assert any("Signed in as **bob**" in m.value for m in at.sidebar.markdown)
     assert not at.sidebar.text_input
+
+
+def _signed_in_as(monkeypatch, app_env, user: str) -> tuple[AppTest, str]:
+    """Turn the login on, sign ``user`` in with a fresh key; return the app and the key."""
+    key = _issue_key(app_env.data_dir, user)
+    monkeypatch.setenv("MEMORY_WEB_LOGIN", "1")
+    reset_streamlit_caches()
+    at = new_app()
+    at.text_input[0].set_value(key)
+    at.button[0].click().run()
+    no_exceptions(at)
+    assert at.session_state[ui.USER_KEY] == user and at.chat_input
+    return at, key
+
+
+def test_a_revoked_key_ends_its_session_at_the_next_run(app_env, monkeypatch):
+    from memory.api.keys import open_keystore
+
+    engine().add("Bob secret: likes figs", "bob", infer=False)
+    at, key = _signed_in_as(monkeypatch, app_env, "bob")
+    assert "figs" in all_markdown(at)
+    keys = open_keystore(app_env.data_dir)  # another "process": the CLI / admin API
+    try:
+        assert keys.revoke(keys.verify(key).key_id)
+    finally:
+        keys.close()
+    at.switch_page("pages/2_Insights.py").run()  # the next click, on any page
+    no_exceptions(at)
+    assert at.title[0].value.endswith("Sign in to Memory Chat")
+    assert any("revoked" in w.value for w in at.warning)
+    assert "figs" not in all_markdown(at) and ui.USER_KEY not in at.session_state
+    at.switch_page("app.py").run()
+    assert at.title[0].value.endswith("Sign in to Memory Chat") and not at.chat_input
+    at.text_input[0].set_value(key)  # the revoked key cannot sign in again
+    at.button[0].click().run()
+    assert any("not valid" in e.value for e in at.error) and not at.chat_input
+
+
+def test_settings_with_login_shows_no_server_configuration_or_paths(app_env, monkeypatch):
+    at, _ = _signed_in_as(monkeypatch, app_env, "bob")
+    at.switch_page("pages/3_Settings.py").run()
+    no_exceptions(at)
+    assert not at.dataframe  # no configuration table
+    shown = all_markdown(at) + "\n".join(c.value for c in at.code)
+    where = str(app_env.data_dir.resolve())
+    assert where not in shown and str(app_env.data_dir) not in shown
+    assert "operator only" in shown
+    assert at.download_button  # the user's own backup is still there

@@ -6,6 +6,7 @@ fixed sleep. Screenshots go to ``test-artifacts/``.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -55,9 +56,10 @@ def wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
     pytest.fail(f"streamlit did not become healthy:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture
-def streamlit_app(tmp_path, scripted_llm):
-    """``streamlit run app.py`` on a free port, pointed at the scripted model."""
+@contextlib.contextmanager
+def running_app(tmp_path, scripted_llm, **extra_env: str):
+    """``streamlit run app.py`` on a free port, pointed at the scripted model, with data
+    in ``tmp_path/data`` and ``extra_env`` on top; yields its URL."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium is not installed")
     pytest.importorskip("playwright.sync_api")
@@ -70,7 +72,7 @@ def streamlit_app(tmp_path, scripted_llm):
                 "OPENAI_BASE_URL": scripted_llm.base_url, "OPENAI_API_KEY": "test",
                 "LLM_MODEL": scripted_llm.model, "EMBEDDER": "use-multilingual",
                 "LLM_TIMEOUT": "10", "LLM_MAX_RETRIES": "0", "VISION_MODEL": "",
-                "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"})
+                "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", **extra_env})
     log = tmp_path / "streamlit.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
@@ -81,7 +83,7 @@ def streamlit_app(tmp_path, scripted_llm):
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, proc, log)
-        yield url, scripted_llm
+        yield url
     finally:
         proc.terminate()
         try:
@@ -89,6 +91,13 @@ def streamlit_app(tmp_path, scripted_llm):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+
+@pytest.fixture
+def streamlit_app(tmp_path, scripted_llm):
+    """The app in local mode (no login)."""
+    with running_app(tmp_path, scripted_llm) as url:
+        yield url, scripted_llm
 
 
 def send(page, text: str) -> None:
@@ -169,5 +178,65 @@ def test_chat_remember_recall_and_user_isolation_in_a_real_browser(streamlit_app
                 timeout=UI_TIMEOUT_MS)
             expect(page.get_by_text("No memories yet")).to_be_visible()
             expect(page.get_by_text("Has a cat named Xiaolan")).to_have_count(0)
+        finally:
+            browser.close()
+
+
+def test_a_revoked_key_is_signed_out_at_the_next_click_in_a_real_browser(
+        tmp_path, scripted_llm, embedder):
+    """Issue 25: with MEMORY_WEB_LOGIN=1, sign in, revoke the key from the CLI, click
+    Insights / Settings / Chat in the same tab: the session is over at the first click."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from memory import Memory
+    from memory.api.keys import open_keystore
+    from tests.fake_llm import scripted_config
+
+    data = tmp_path / "data"
+    mem = Memory(scripted_config(data, scripted_llm), embedder=embedder)
+    mem.add("Likes figs from the market", "bob", infer=False)
+    mem.close()
+    keys = open_keystore(data)
+    keys.create_user("bob")
+    key, info = keys.create_key("bob", "browser")
+    keys.close()
+    ARTIFACTS.mkdir(exist_ok=True)
+    with running_app(tmp_path, scripted_llm, MEMORY_WEB_LOGIN="1") as url, \
+            sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            page.goto(url)
+            signin = page.get_by_role("heading", name="Sign in to Memory Chat")
+            expect(signin).to_be_visible(timeout=UI_TIMEOUT_MS)
+            page.get_by_label("API key").fill(key)
+            page.get_by_role("button", name="Sign in").click()
+            sidebar = page.get_by_test_id("stSidebar")
+            expect(sidebar.get_by_text("Signed in as bob")).to_be_visible(timeout=UI_TIMEOUT_MS)
+            expect(page.get_by_text("Likes figs from the market")).to_be_visible(
+                timeout=UI_TIMEOUT_MS)
+            sidebar.get_by_role("link", name="Insights").click()
+            expect(page.get_by_role("heading", name="Insights")).to_be_visible(
+                timeout=UI_TIMEOUT_MS)
+
+            # revoke it from the command line, as an operator would
+            r = subprocess.run([sys.executable, "-m", "memory.api", "key", "revoke", info.key_id],
+                               cwd=tmp_path, env={**os.environ, "MEMORY_DATA_DIR": str(data),
+                                                  "PYTHONPATH": str(ROOT)},
+                               capture_output=True, text=True, timeout=120)
+            assert r.returncode == 0, r.stderr
+
+            for link in ("Settings", "Chat", "Insights"):  # every next click, any page
+                sidebar.get_by_role("link", name=link).click()
+                expect(signin).to_be_visible(timeout=UI_TIMEOUT_MS)
+                expect(page.get_by_text("has been revoked or rotated")).to_be_visible()
+                expect(sidebar.get_by_text("Signed in as")).to_have_count(0)
+                expect(page.get_by_text("Likes figs from the market")).to_have_count(0)
+            page.screenshot(path=str(ARTIFACTS / "browser-revoked-key.png"))
+            # the revoked key does not sign in again
+            page.get_by_label("API key").fill(key)
+            page.get_by_role("button", name="Sign in").click()
+            expect(page.get_by_text("That key is not valid")).to_be_visible(timeout=UI_TIMEOUT_MS)
+            expect(sidebar.get_by_text("Signed in as")).to_have_count(0)
         finally:
             browser.close()

@@ -149,3 +149,22 @@ def test_clean_id_and_datetime():
 def test_module_is_within_the_size_rule():
     from pathlib import Path
     assert len(Path(sanitize.__file__).read_text(encoding="utf-8").splitlines()) <= 400
+
+
+def test_invisible_controls_are_removed_from_every_stored_text():
+    invisible = ("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"   # bidi
+                 "\u200b\u200c\u200d\u2060\ufeff"                            # zero-width, BOM
+                 + "".join(map(chr, range(0x80, 0xA0))))                     # C1 controls
+    assert sanitize.INVISIBLE == frozenset(invisible)
+    dirty = "".join(f"{ch}a" for ch in invisible) + "\tb\nc é"
+    assert clean_text(dirty, "text") == "a" * len(invisible) + "\tb\nc é"  # tab, newline kept
+    assert sanitize.strip_invisible("\u202egnp.exe") == "gnp.exe"
+    assert clean_memory_text("Likes\u200b green\u202e tea\x85") == "Likes green tea"
+    assert clean_message("hi\u2066 there\ufeff") == "hi there"
+    assert clean_title("Pl\u200dans\u202e") == "Plans"
+    assert clean_summary("sum\u2060mary") == "summary"
+    assert clean_history_text("ol\u200cd") == "old"
+    assert clean_tags(["dr\u202eink", "\u200b"]) == ["drink"]  # a tag of nothing is dropped
+    assert clean_metadata({"no\u200bte": "va\u202elue"}) == {"note": "value"}
+    with pytest.raises(ValueError, match=r"^text: is empty"):
+        clean_memory_text("\u200b\u202e")

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 
 import streamlit as st
 
+from memory.errors import hide_paths
 from memory.users import check_user_id
 from webui.format import md_escape
 
@@ -289,6 +290,8 @@ def status_lines(mem: Any, report: dict[str, Any]) -> list[str]:
         line = f"{dot} **{label}** `{names[key]}`{lat_s}"
         if not ok:
             detail = str(info.get("detail") or "unreachable")
+            if getattr(mem.config, "memory_web_login", False):  # shared: no server paths
+                detail = hide_paths(detail)
             line += f"  \n:red[{detail[:160]}]"
         lines.append(line)
     if "error" in report:

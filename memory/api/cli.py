@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -24,19 +23,23 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> int:
     """Run the HTTP API (and MCP at /mcp) with uvicorn until interrupted.
 
     Without ``MEMORY_ADMIN_KEY`` only a loopback ``host`` is allowed (returns 2 with the
-    reason otherwise). Settings come from the environment/.env like the app. Returns the
-    exit code (1 with a one-line message if the engine cannot start).
+    reason otherwise); a weak admin key (``memory.config.admin_key_problem``) or any
+    invalid setting returns 2 with the one-line reason. Settings come from the
+    environment/.env like the app. Returns the exit code (1 with a one-line message if
+    the engine cannot start).
     """
     import uvicorn
 
     from memory.api.app import create_app
     from memory.api.engine import Engine
-    admin = os.environ.get("MEMORY_ADMIN_KEY", "").strip()
+    from memory.config import ConfigError, load_config
+    try:
+        admin = load_config().memory_admin_key
+    except ConfigError as exc:
+        return _err(f"cannot start: {exc}", 2)
     if host not in LOOPBACK and not admin:
         return _err(f"refusing to listen on {host}: without MEMORY_ADMIN_KEY the server only "
                     "binds 127.0.0.1 (set MEMORY_ADMIN_KEY to serve other machines)", 2)
-    if admin and len(admin) < 16:
-        return _err("MEMORY_ADMIN_KEY is too short: use at least 16 random characters", 2)
     try:
         engine = Engine.from_env()
         app = create_app(engine, host=host, close_on_shutdown=True)
@@ -78,7 +81,11 @@ def _keys():
 
 def _admin(args: argparse.Namespace) -> int:
     from memory.api.keys import KeyStoreError
-    keys = _keys()
+    from memory.config import ConfigError
+    try:
+        keys = _keys()
+    except (ConfigError, OSError) as exc:
+        return _err(f"cannot open the key store: {exc}", 2 if isinstance(exc, ConfigError) else 1)
     try:
         if args.cmd == "user" and args.action == "create":
             uid = keys.create_user(args.user)

@@ -6,10 +6,13 @@ argon2id hash (argon2-cffi, OWASP's minimum profile m=19 MiB, t=2, p=1). The ful
 is returned once, when it is created or rotated, and never stored. A key verified once
 is remembered in this process by its SHA-256 (so a request costs one indexed lookup,
 not an argon2 run), but revocation is read from the database on every request, so a
-key revoked by another process stops working at once.
+key revoked by another process stops working at once. An unknown or revoked key id
+costs one argon2 verification against a dummy hash, like a wrong secret does, so the
+answer time does not tell whether a key id exists.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -81,7 +84,7 @@ class KeyStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # a new data dir: private
         fresh = not self.path.exists()
         if fresh:  # create it private before SQLite writes anything into it
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
@@ -91,6 +94,7 @@ class KeyStore:
         self._db.execute("PRAGMA busy_timeout = 5000")
         self._db.execute("PRAGMA foreign_keys = ON")
         self._verified: dict[bytes, Principal] = {}
+        _dummy_hash()  # made now, so the first unknown key id costs what later ones do
         self._migrate()
 
     def _migrate(self) -> None:
@@ -183,27 +187,43 @@ class KeyStore:
     def rotate(self, key_id: str, user_id: str | None = None) -> tuple[str, KeyInfo]:
         """Revoke ``key_id`` and issue a new key for its user with the same label, in one
         transaction. Returns ``(new_key, info)``. Raises KeyStoreError if there is no such
-        active key (of ``user_id`` when given)."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT user_id, label FROM api_keys WHERE key_id = ? AND revoked_at IS NULL",
-                (key_id,)).fetchone()
-        if row is None or (user_id is not None and row[0] != user_id):
-            raise KeyStoreError(f"no active key {key_id!r}")
+        active key (of ``user_id`` when given), also when a concurrent rotation or
+        revocation (this process or another on the same file) got there first: of
+        several rotations of one key exactly one succeeds."""
         new_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
-        now, digest = _now(), _HASHER.hash(secret)
+        digest = _HASHER.hash(secret)  # slow: before the write lock is taken
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute("UPDATE api_keys SET revoked_at = ? WHERE key_id = ?", (now, key_id))
+                row = self._db.execute(
+                    "SELECT user_id, label FROM api_keys WHERE key_id = ? AND revoked_at IS NULL",
+                    (key_id,)).fetchone()
+                if row is None or (user_id is not None and row[0] != user_id):
+                    raise KeyStoreError(f"no active key {key_id!r}")
+                now = _now()
+                changed = self._db.execute(
+                    "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
+                    (now, key_id)).rowcount
+                if changed != 1:  # cannot happen under BEGIN IMMEDIATE; never issue two keys
+                    raise KeyStoreError(f"no active key {key_id!r}")
                 self._db.execute("INSERT INTO api_keys (key_id, user_id, hash, label, created_at) "
                                  "VALUES (?, ?, ?, ?, ?)", (new_id, row[0], digest, row[1], now))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            self._verified = {d: p for d, p in self._verified.items() if p.key_id != key_id}
+            finally:
+                self._verified = {d: p for d, p in self._verified.items() if p.key_id != key_id}
         return f"{KEY_PREFIX}{new_id}_{secret}", KeyInfo(new_id, row[0], row[1], now, None, None)
+
+    def active_owner(self, key_id: str) -> str | None:
+        """The user id of ``key_id`` if it is an active (unrevoked) key, else None. One
+        indexed lookup, no argon2: for sessions that verified the key once (the web
+        login) to see a revocation at once."""
+        with self._lock:
+            row = self._db.execute("SELECT user_id FROM api_keys WHERE key_id = ? "
+                                   "AND revoked_at IS NULL", (key_id,)).fetchone()
+        return row[0] if row else None
 
     def verify(self, key: str) -> Principal | None:
         """Return the Principal of a valid, unrevoked ``key``, else None (malformed,
@@ -216,6 +236,7 @@ class KeyStore:
             row = self._db.execute("SELECT user_id, hash FROM api_keys WHERE key_id = ? "
                                    "AND revoked_at IS NULL", (key_id,)).fetchone()
         if row is None:
+            _check_dummy(secret)  # same argon2 cost as a known id: no key-id oracle
             return None
         digest = hashlib.sha256(key.encode()).digest()
         known = self._verified.get(digest)
@@ -231,6 +252,21 @@ class KeyStore:
             self._db.execute("UPDATE api_keys SET last_used_at = ? WHERE key_id = ?",
                              (_now(), key_id))
         return principal
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """An argon2id hash of a random secret nobody knows, made once per process."""
+    return _HASHER.hash(secrets.token_urlsafe(32))
+
+
+def _check_dummy(secret: str) -> None:
+    """Spend one argon2 verification on ``secret`` against :func:`_dummy_hash` (it
+    always fails), so an unknown or revoked key id costs what a wrong secret does."""
+    try:
+        _HASHER.verify(_dummy_hash(), secret)
+    except (VerificationError, InvalidHashError):
+        pass
 
 
 def open_keystore(data_dir: str | Path) -> KeyStore:

@@ -5,7 +5,8 @@ A line holds ``time`` (UTC ISO-8601), ``duration_ms``, ``method``, ``path``, ``q
 by ``[redacted]``), ``status``, ``user_id`` and ``key_id`` (from the verified key, or
 null), ``request_bytes`` and ``response_bytes`` and ``client``. Header values and
 request/response bodies are never written; an API key that somehow appears in a path or
-query value (``mk_…``) is redacted too.
+query value (``mk_…``) is redacted too, and so is the admin key (``RequestLog.mask``),
+which has no recognisable shape, in any parameter or path segment.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Iterable
 from urllib.parse import parse_qsl, urlencode
 
 REDACTED = "[redacted]"
@@ -25,36 +26,53 @@ _SECRET_NAME = re.compile(r"key|token|passw|secret|auth|session|cookie|signature
 _KEY_VALUE = re.compile(r"mk_[0-9a-f]{12}_[A-Za-z0-9_-]+")
 
 
-def redact_query(query: str) -> str:
-    """Return the query string with secret-named parameters' values and any API key
-    replaced by ``[redacted]``."""
+def redact_query(query: str, secrets: Iterable[str] = ()) -> str:
+    """Return the query string with secret-named parameters' values, any API key and
+    any of ``secrets`` (e.g. the admin key, in any parameter) replaced by
+    ``[redacted]``. Values are compared decoded (``%2B`` and ``+`` as sent)."""
     if not query:
         return ""
-    pairs = [(k, REDACTED if _SECRET_NAME.search(k) else v)
+    secrets = tuple(secrets)
+    pairs = [(redact_text(k, secrets),
+              REDACTED if _SECRET_NAME.search(k) else redact_text(v, secrets))
              for k, v in parse_qsl(query, keep_blank_values=True)]
-    return redact_text(urlencode(pairs, safe="[]"))
+    return urlencode(pairs, safe="[]")
 
 
-def redact_text(text: str) -> str:
-    """Replace anything shaped like an API key in ``text`` by ``[redacted]``."""
+def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """Replace anything shaped like an API key in ``text``, and every occurrence of each
+    of ``secrets`` (empty ones ignored), by ``[redacted]``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
     return _KEY_VALUE.sub(REDACTED, text)
 
 
 class RequestLog:
-    """Writes request lines to ``path`` (appended, created 0600) and/or ``stream``.
+    """Writes request lines to ``path`` (appended; created 0600, a missing folder 0700)
+    and/or ``stream``.
 
     ``RequestLog(path=None, stream=None)``; ``write(record)`` is thread-safe.
+    ``mask(secret)`` adds a secret (the admin key) that the middleware redacts from
+    every logged path and query; ``secrets`` lists them.
     """
 
     def __init__(self, path: str | Path | None = None, stream: IO[str] | None = None) -> None:
         self.path = Path(path) if path else None
         self.stream = stream
+        self.secrets: tuple[str, ...] = ()
         self._lock = threading.Lock()
         self._file: IO[str] | None = None
         if self.path:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             self._file = open(fd, "a", encoding="utf-8", buffering=1)
+
+    def mask(self, secret: str | None) -> None:
+        """Redact ``secret`` (ignored when empty) wherever it appears in a logged path or
+        query, whatever the parameter's name."""
+        if secret and secret not in self.secrets:
+            self.secrets += (secret,)
 
     def write(self, record: dict[str, Any]) -> None:
         """Write one record as a JSON line."""
@@ -115,8 +133,9 @@ class RequestLogMiddleware:
                 "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
                 "duration_ms": round((time.perf_counter() - start) * 1000, 1),
                 "method": scope.get("method"),
-                "path": redact_text(scope.get("path", "")),
-                "query": redact_query(scope.get("query_string", b"").decode("latin-1")),
+                "path": redact_text(scope.get("path", ""), self.log.secrets),
+                "query": redact_query(scope.get("query_string", b"").decode("latin-1"),
+                                      self.log.secrets),
                 "status": status["code"],
                 "user_id": state.get("user_id"),
                 "key_id": state.get("key_id"),
@@ -127,6 +146,11 @@ class RequestLogMiddleware:
 
 
 def default_log(data_dir: str | Path, echo: bool = True) -> RequestLog:
-    """The server's log: ``<data_dir>/logs/api-requests.jsonl`` and, with ``echo``, stderr."""
-    return RequestLog(Path(data_dir) / "logs" / "api-requests.jsonl",
-                      sys.stderr if echo else None)
+    """The server's log: ``<data_dir>/logs/api-requests.jsonl`` and, with ``echo``, stderr.
+    ``logs/`` is made 0700, and an existing one (older versions made it 0755) loses its
+    group/other access."""
+    folder = Path(data_dir) / "logs"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if folder.stat().st_mode & 0o077:
+        os.chmod(folder, 0o700)
+    return RequestLog(folder / "api-requests.jsonl", sys.stderr if echo else None)

@@ -1,14 +1,15 @@
 """Pydantic models for every API request and response (shown in the OpenAPI docs).
 
 Request models forbid unknown fields, so a stray ``user_id`` in a body is a 422 naming
-it: the user always comes from the API key.
+it: the user always comes from the API key. ``importance`` is a strict integer: JSON
+``true`` is not 1.
 """
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 MemoryType = Literal["profile", "preference", "fact", "task", "summary", "episode"]
 Order = Literal["created_desc", "created_asc", "accessed_desc"]
@@ -36,7 +37,9 @@ class AddRequest(_Request):
     thread_id: str | None = Field(default=None, max_length=64)
     metadata: dict[str, Any] | None = None
     memory_type: MemoryType | None = Field(default=None, description="infer=false only")
-    importance: int | None = Field(default=None, ge=1, le=5, description="infer=false only")
+    importance: StrictInt | None = Field(default=None, ge=1, le=5,
+                                         description="infer=false only; an integer 1..5 "
+                                                     "(true/false, 2.5 or \"3\" are refused)")
     tags: list[str] | None = Field(default=None, max_length=20, description="infer=false only")
 
 
@@ -112,7 +115,8 @@ class UpdateRequest(_Request):
     """Fields to change; omitted ones are kept. ``text`` is re-embedded."""
     text: str | None = Field(default=None, min_length=1, max_length=20000)
     type: MemoryType | None = None
-    importance: int | None = Field(default=None, ge=1, le=5)
+    importance: StrictInt | None = Field(default=None, ge=1, le=5,
+                                         description="an integer 1..5 (not a boolean)")
     tags: list[str] | None = Field(default=None, max_length=20)
     metadata: dict[str, Any] | None = None
     expires_at: datetime | None = None

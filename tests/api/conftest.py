@@ -4,7 +4,8 @@ FastAPI TestClient, the scripted LLM server on 127.0.0.1, and helpers to make us
 ``api``: an ``ApiHarness`` (``client``, ``engine``, ``keys``, ``llm``, ``log`` (a
 StringIO with the request-log lines), ``user(name) -> headers``, ``admin`` headers).
 ``embedder``: one warm embedder per module. ``brain``: the scripted model's answers.
-``free_port()`` / ``subprocess_env(data_dir, llm)``: for the real-server tests.
+``free_port()`` / ``subprocess_env(data_dir, llm)`` / ``wait_ready(proc, url)``: for the
+real-server tests.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_llm import ScriptedLLM, is_json_request, last_user_text, scripted_config, system_text
+from tests.fake_llm import ScriptedLLM, is_json_request, scripted_config, system_text
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_KEY = "test-admin-key-0123456789"
@@ -60,6 +61,25 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_ready(proc, url: str, deadline_s: float = 120) -> None:
+    """Poll ``url`` until the server subprocess ``proc`` answers (200 or 503); fail with
+    its stderr if it exits, or when ``deadline_s`` passes."""
+    import time
+
+    import httpx
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited {proc.returncode}: {proc.stderr.read()}")
+        try:
+            if httpx.get(url, timeout=2).status_code in (200, 503):
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)  # polling a port that is not open yet; not synchronisation
+    raise AssertionError("server did not answer in time")
 
 
 def subprocess_env(data_dir: Path, llm: ScriptedLLM, **extra: str) -> dict[str, str]:

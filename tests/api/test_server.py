@@ -4,33 +4,17 @@ MCP stdio server as a subprocess of the SDK's stdio client; a memory added throu
 is found by the REPL's CLI (main.py) in another process on the same data."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import time
 
 import anyio
 import httpx
 import pytest
 
 from memory.api.keys import open_keystore
-from tests.api.conftest import ROOT, free_port, subprocess_env
+from tests.api.conftest import ROOT, free_port, subprocess_env, wait_ready
 
 PY = sys.executable
-
-
-def _wait_ready(proc: subprocess.Popen, url: str, deadline_s: float = 120) -> None:
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited {proc.returncode}: {proc.stderr.read()}")
-        try:
-            if httpx.get(url, timeout=2).status_code in (200, 503):
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)  # polling a port that is not open yet; not synchronisation
-    raise AssertionError("server did not answer in time")
 
 
 @pytest.fixture()
@@ -47,7 +31,7 @@ def server(tmp_path, llm):
                             stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(proc, base + "/v1/health")
+        wait_ready(proc, base + "/v1/health")
         yield base, keys, tmp_path
     finally:
         proc.terminate()

@@ -13,7 +13,8 @@ from memory.api import schemas as s
 from memory.api.deps import authenticate, current_user, engine, keystore
 from memory.api.engine import Engine
 from memory.api.errors import ApiError
-from memory.api.keys import KeyStore, Principal
+from memory.api.keys import KeyStore, KeyStoreError, Principal
+from memory.errors import hide_paths
 
 router = APIRouter(tags=["account"])
 User = Annotated[Principal, Depends(current_user)]
@@ -46,35 +47,46 @@ def import_(user: User, eng: Eng, data: Annotated[dict[str, Any], Body(
     return eng.import_(user.user_id, data)
 
 
-@router.post("/v1/keys/rotate", response_model=s.NewKey, status_code=201)
+@router.post("/v1/keys/rotate", response_model=s.NewKey, status_code=201,
+             responses={401: {"description": "the key was revoked or rotated meanwhile "
+                                             "(of concurrent rotations only one succeeds)"}})
 def rotate_own_key(user: User, keys: Annotated[KeyStore, Depends(keystore)]):
     """Revoke the key used for this request and return a new one (shown once)."""
-    key, info = keys.rotate(user.key_id, user_id=user.user_id)
+    try:
+        key, info = keys.rotate(user.key_id, user_id=user.user_id)
+    except KeyStoreError:  # revoked or rotated by a concurrent request: no longer a key
+        raise ApiError(401, "invalid or revoked API key",
+                       headers={"WWW-Authenticate": "Bearer"}) from None
     return {"key": key, **info.__dict__}
 
 
 @router.get("/v1/health", response_model=s.Health, responses={503: {"model": s.Health}})
 async def health(request: Request):
     """``ok`` when the LLM, the embedder and the store all answer, else ``degraded``
-    with the parts that do not (HTTP 503). Details need a key; status does not."""
+    with the parts that do not (HTTP 503). Without a key: status and latencies only; a
+    user key also gets each part's detail with server file paths hidden; the admin key
+    gets the details as they are."""
     parts = await run_in_threadpool(request.app.state.engine.health)
-    authed = await run_in_threadpool(_authorized, request)
+    caller = await run_in_threadpool(_caller, request)
     down = [name for name, part in parts.items() if not part["ok"]]
-    if not authed:
+    if caller is None:
         parts = {name: {"ok": p["ok"], "latency_ms": p["latency_ms"]} for name, p in parts.items()}
+    elif caller == "user":
+        parts = {name: {**p, "detail": hide_paths(p.get("detail") or "")}
+                 for name, p in parts.items()}
     body = {"status": "degraded" if down else "ok", "degraded": down, "parts": parts}
     return JSONResponse(body, status_code=503 if down else 200)
 
 
-def _authorized(request: Request) -> bool:
-    """True if the request carries the admin key or a valid user key."""
+def _caller(request: Request) -> str | None:
+    """``"admin"`` for the admin key, ``"user"`` for a valid user key, else None."""
     header = request.headers.get("authorization", "")
     token = header.partition(" ")[2].strip()
     admin = request.app.state.admin_key
     if admin and token and hmac.compare_digest(token.encode(), admin.encode()):
-        return True
+        return "admin"
     try:
         authenticate(request.app.state.keys, header)
     except ApiError:
-        return False
-    return True
+        return None
+    return "user"

@@ -61,10 +61,12 @@ def list_memories(user: User, eng: Eng,
 
 @router.delete("", response_model=s.Deleted)
 def delete_all_memories(user: User, eng: Eng,
-                        confirm: Annotated[bool, Query(description="must be true")] = False):
-    """Delete ALL of the caller's memories (threads stay). Needs ``?confirm=true``."""
-    if not confirm:
-        raise ApiError(400, "deleting all your memories needs ?confirm=true")
+                        confirm: Annotated[str | None, Query(
+                            description="must be exactly true")] = None):
+    """Delete ALL of the caller's memories (threads stay). Needs exactly
+    ``?confirm=true``: ``yes``, ``1``, ``on`` or ``True`` are refused (400)."""
+    if confirm != "true":
+        raise ApiError(400, "deleting all your memories needs exactly ?confirm=true")
     return {"deleted": eng.delete_all(user.user_id)}
 
 
