@@ -13,7 +13,7 @@ reported after about ``LLM_TIMEOUT`` s, not ``(LLM_MAX_RETRIES + 1) × LLM_TIMEO
 """
 from __future__ import annotations
 
-import base64
+import contextlib
 import logging
 import threading
 import time
@@ -29,6 +29,7 @@ from memory.errors import LLMError, LLMOutputError, LocalModelRestarted, one_lin
 from memory.llm_errors import FAILURES as _FAILURES
 from memory.llm_errors import rejects_response_format, retrying, translate
 from memory.llm_health import probe
+from memory.llm_media import MediaRequests
 from memory.llm_json import json_messages, parse_answer, response_format
 from memory.llm_json import schema_skeleton, strip_fences  # noqa: F401 - re-exported
 
@@ -44,7 +45,7 @@ DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 #: seconds allowed for a TCP connect
 CONNECT_TIMEOUT = 5.0
 
-class LLM:
+class LLM(MediaRequests):
     """Thread-safe client for one configured chat model.
 
     Build it from a ``Config``; nothing touches the network until the first call. For
@@ -66,13 +67,18 @@ class LLM:
         self._lock = threading.Lock()       # counters
         self._init_lock = threading.Lock()  # client creation (may start the local server)
         self._client: openai.OpenAI | None = None
+        self._memory_client: openai.OpenAI | None = None
         self._model: str | None = config.llm_model
         self._stream_usage = True   # cleared if the server rejects stream_options
         self._json_fallback = False  # set if the server rejects our response_format
+        #: the Config of the server that does memory work (JSON, summaries): for the
+        #: local model a second process paused while replies stream (memory.reply_priority)
+        self.memory_config = config
         if config.uses_local_llm:
             from memory import local_llm
             self.base_url = local_llm.base_url(config)
             self._model = local_llm.model_alias(config)
+            self.memory_config = local_llm.memory_config(config)
         elif config.openai_base_url:
             self.base_url = config.openai_base_url
         else:
@@ -95,39 +101,51 @@ class LLM:
         total = total or self.config.llm_timeout
         return openai.Timeout(total, connect=min(CONNECT_TIMEOUT, total))
 
-    def _get_client(self) -> openai.OpenAI:
+    def _get_client(self, memory_work: bool = False) -> openai.OpenAI:
+        """The SDK client for replies, or with ``memory_work`` for memory work (the same
+        one unless the local model runs a separate memory server). Creating one starts
+        (or reuses) the local server it talks to."""
+        separate = memory_work and self.memory_config is not self.config
         with self._init_lock:
-            if self._client is None:
+            if separate and self._memory_client is None:
+                from memory import local_llm, reply_priority
+                url = local_llm.ensure_server(self.memory_config)
+                reply_priority.resume(self.config)  # never left paused by a dead process
+                self._memory_client = self._new_client(
+                    url, reply_priority.MEMORY_WORK_TIMEOUT)
+            if not separate and self._client is None:
                 if self.is_local:
                     from memory import local_llm
                     self.base_url = local_llm.ensure_server(self.config)
-                self._client = openai.OpenAI(
-                    base_url=self.base_url,
-                    api_key=self.config.openai_api_key or "not-needed",
-                    timeout=self._timeout(),
-                    max_retries=0,   # retried by _send (tenacity), timeouts not at all
-                )
-            client = self._client
+                self._client = self._new_client(self.base_url, None)
+            client = self._memory_client if separate else self._client
         if self._model is None:
             self._model = self._first_model(client)
         return client
 
+    def _new_client(self, url: str, timeout: float | None) -> openai.OpenAI:
+        return openai.OpenAI(base_url=url, api_key=self.config.openai_api_key or "not-needed",
+                             timeout=self._timeout(timeout),
+                             max_retries=0)   # retried by _send (tenacity), timeouts not at all
+
     def _send(self, request, *args: Any, on_restart: Notice | None = None,
-              **kwargs: Any) -> Any:
+              server: Config | None = None, **kwargs: Any) -> Any:
         """``request(*args, **kwargs)`` (one SDK call), retried ``LLM_MAX_RETRIES``
         times when ``llm_errors.transient`` says so; the last error is re-raised. When
         the local server died (connection refused or cut), it is restarted once and the
-        request sent again; ``on_restart`` (default: the log) gets the notice line."""
+        request sent again; ``on_restart`` (default: the log) gets the notice line.
+        ``server``: the Config of the local server addressed (default: the chat one)."""
         try:
             return retrying(self.config.llm_max_retries)(request, *args, **kwargs)
         except _STREAM_FAILURES as exc:
-            notice = self._restart_if_crashed(exc)
+            notice = self._restart_if_crashed(exc, server)
             if notice is None:
                 raise
             (on_restart or log.warning)(notice)
         return retrying(self.config.llm_max_retries)(request, *args, **kwargs)
 
-    def _restart_if_crashed(self, exc: BaseException) -> str | None:
+    def _restart_if_crashed(self, exc: BaseException,
+                            server: Config | None = None) -> str | None:
         """For the local server and a lost connection (not a timeout): restart the
         server if it died and return the notice line; None when nothing was restarted.
         Raises LocalModelError when it crashed again within a minute
@@ -137,7 +155,7 @@ class LLM:
         if not isinstance(exc, (openai.APIConnectionError, httpx.TransportError)):
             return None
         from memory import local_llm
-        notice = local_llm.restart_after_crash(self.config)
+        notice = local_llm.restart_after_crash(server or self.config)
         if notice:
             log.warning("%s", notice)
             with self._lock:
@@ -198,34 +216,43 @@ class LLM:
             kwargs["max_tokens"] = max_tokens
         self._count_call()
         finished = said = False
-        for attempt in range(2):
-            try:
-                stream = self._create_stream(client, kwargs, on_restart)
-                with stream:
-                    for chunk in stream:
-                        if getattr(chunk, "usage", None):
-                            self._count(chunk.usage)
-                        for choice in chunk.choices or ():
-                            piece = choice.delta.content if choice.delta else None
-                            if piece:
-                                said = True
-                                yield piece
-                            if choice.finish_reason:
-                                finished = True
-                break
-            except _STREAM_FAILURES as exc:
-                notice = self._restart_if_crashed(exc) if attempt == 0 else None
-                if notice is None:
-                    raise self._wrap(exc) from None
-                if said:
-                    raise LocalModelRestarted(notice) from None
-                (on_restart or log.warning)(notice)
+        with self._replying():
+            for attempt in range(2):
+                try:
+                    stream = self._create_stream(client, kwargs, on_restart)
+                    with stream:
+                        for chunk in stream:
+                            if getattr(chunk, "usage", None):
+                                self._count(chunk.usage)
+                            for choice in chunk.choices or ():
+                                piece = choice.delta.content if choice.delta else None
+                                if piece:
+                                    said = True
+                                    yield piece
+                                if choice.finish_reason:
+                                    finished = True
+                    break
+                except _STREAM_FAILURES as exc:
+                    notice = self._restart_if_crashed(exc) if attempt == 0 else None
+                    if notice is None:
+                        raise self._wrap(exc) from None
+                    if said:
+                        raise LocalModelRestarted(notice) from None
+                    (on_restart or log.warning)(notice)
         if not said and not finished:
             raise LLMError(f"The language model at {self.base_url} sent an empty answer "
                            "(the stream held no text). Check the server (or its log).")
         if not finished:
             raise LLMError(f"The language model at {self.base_url} stopped mid-answer "
                            "(the stream ended without a finish reason).")
+
+    def _replying(self):
+        """While a reply streams, the local memory-work server is paused
+        (``memory.reply_priority``); a no-op for one shared server or an endpoint."""
+        if self.memory_config is self.config:
+            return contextlib.nullcontext()
+        from memory import reply_priority
+        return reply_priority.replying(self.config)
 
     def _create_stream(self, client: openai.OpenAI, kwargs: dict[str, Any],
                        on_restart: Notice | None) -> Any:
@@ -243,21 +270,23 @@ class LLM:
              max_tokens: int | None = None) -> str:
         """Return the assistant's full reply to ``messages`` (non-streaming request).
 
-        Same arguments and errors as ``stream_chat``; the reply may be "".
+        Same arguments and errors as ``stream_chat``; the reply may be "". Sent to the
+        memory-work server (summaries and other background work use it).
         """
-        client = self._get_client()
+        client = self._get_client(memory_work=True)
         kwargs: dict[str, Any] = {
             "model": self._model, "messages": messages,
             "temperature": self.config.llm_temperature if temperature is None else temperature,
         }
         if max_tokens is not None:
             kwargs["max_tokens"] = max_tokens
-        return self._complete(client, kwargs)
+        return self._complete(client, kwargs, self.memory_config)
 
-    def _complete(self, client: openai.OpenAI, kwargs: dict[str, Any]) -> str:
+    def _complete(self, client: openai.OpenAI, kwargs: dict[str, Any],
+                  server: Config | None = None) -> str:
         self._count_call()
         try:
-            resp = self._send(client.chat.completions.create, **kwargs)
+            resp = self._send(client.chat.completions.create, server=server, **kwargs)
         except _FAILURES as exc:
             raise self._wrap(exc) from None
         self._count(getattr(resp, "usage", None))
@@ -297,7 +326,7 @@ class LLM:
         """
         jsonschema.validators.validator_for(schema).check_schema(schema)
         validator = jsonschema.validators.validator_for(schema)(schema)
-        client = self._get_client()
+        client = self._get_client(memory_work=True)
         convo = json_messages(self.json_mode(), messages, schema)
         base_len = len(convo)
         raw, problem = "", ""
@@ -308,7 +337,7 @@ class LLM:
             if fmt is not None:
                 kwargs["response_format"] = fmt
             try:
-                raw = self._complete(client, kwargs)
+                raw = self._complete(client, kwargs, self.memory_config)
             except LLMError as exc:
                 if fmt is None or not rejects_response_format(exc):
                     raise
@@ -317,7 +346,7 @@ class LLM:
                 self._json_fallback = True
                 convo = json_messages(self.json_mode(), messages, schema) + convo[base_len:]
                 kwargs.pop("response_format", None)
-                raw = self._complete(client, kwargs | {"messages": convo})
+                raw = self._complete(client, kwargs | {"messages": convo}, self.memory_config)
             data, problem = parse_answer(raw, validator)
             if not problem:
                 return data
@@ -331,48 +360,6 @@ class LLM:
         raise LLMOutputError(f"The language model returned invalid JSON for {name} twice "
                              f"({one_line(problem, 160)})", raw=raw)
 
-    # ------------------------------------------------------------------ vision
-    def describe_image(self, image: bytes, mime: str, prompt: str) -> str:
-        """Return ``VISION_MODEL``'s text answer to ``prompt`` about ``image`` (raw bytes
-        of type ``mime``, e.g. ``image/png``), sent as a base64 data URL in the OpenAI
-        vision message format to the configured endpoint.
-
-        Raises LLMError when no vision model is configured, on an empty image, or on
-        transport errors.
-        """
-        if not self.config.vision_model:
-            raise LLMError("No vision model configured (set VISION_MODEL)")
-        if not image:
-            raise LLMError("The image is empty")
-        url = f"data:{mime};base64,{base64.b64encode(image).decode('ascii')}"
-        client = self._get_client()
-        messages = [{"role": "user", "content": [
-            {"type": "text", "text": prompt},
-            {"type": "image_url", "image_url": {"url": url}},
-        ]}]
-        return self._complete(client, {"model": self.config.vision_model,
-                                       "messages": messages, "temperature": 0})
-
-    # ------------------------------------------------------------------ speech
-    def transcribe(self, audio: bytes, filename: str) -> str:
-        """Return ``TRANSCRIPTION_MODEL``'s transcript of ``audio`` (raw bytes of an audio
-        file named ``filename``; the name's extension tells the endpoint the format),
-        from the OpenAI-compatible ``POST /audio/transcriptions`` of the configured
-        endpoint. Raises LLMError when no transcription model is configured, on empty
-        audio, or on transport errors."""
-        if not self.config.transcription_model:
-            raise LLMError("No transcription model configured (set TRANSCRIPTION_MODEL)")
-        if not audio:
-            raise LLMError("The audio file is empty")
-        client = self._get_client()
-        self._count_call()
-        try:
-            resp = client.audio.transcriptions.create(
-                model=self.config.transcription_model, file=(filename, audio))
-        except _FAILURES as exc:
-            raise self._wrap(exc) from None
-        return str(getattr(resp, "text", "") or "")
-
     # ------------------------------------------------------------------ health
     def health(self) -> dict[str, Any]:
         """Probe the endpoint with ``GET /models`` (``HEALTH_TIMEOUT`` s, no retries).
@@ -383,8 +370,9 @@ class LLM:
         return probe(self.base_url, self.config.openai_api_key, self._model, self._wrap)
 
     def close(self) -> None:
-        """Close the HTTP connection pool (the local server keeps running)."""
+        """Close the HTTP connection pools (the local servers keep running)."""
         with self._init_lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
+            for client in (self._client, self._memory_client):
+                if client is not None:
+                    client.close()
+            self._client = self._memory_client = None

@@ -58,7 +58,29 @@ CHECK_MAX_TOKENS = 4
 
 def _paths(config: Config) -> tuple[Path, Path, Path]:
     data = Path(config.memory_data_dir).expanduser()
-    return (data / "llama-server.log", data / "llama-server.pid", data / "llama-server.lock")
+    name = "llama-server" if config.local_llm_role == "chat" else "llama-server-memory"
+    return (data / f"{name}.log", data / f"{name}.pid", data / f"{name}.lock")
+
+
+def memory_config(config: Config) -> Config:
+    """The Config of the server that does memory work: with ``LOCAL_LLM_MEMORY_SERVER``
+    (default) a second process on ``LOCAL_LLM_MEMORY_PORT`` (0: ``LOCAL_LLM_PORT`` + 1)
+    with its own log and pid files (``llama-server-memory.*``), paused while a reply
+    streams (``memory.reply_priority``); without it, ``config`` itself (one server)."""
+    if not config.local_llm_memory_server or config.local_llm_role == "memory":
+        return config
+    port = config.local_llm_memory_port or config.local_llm_port + 1
+    return config.model_copy(update={"local_llm_port": port, "local_llm_role": "memory"})
+
+
+def log_path(config: Config) -> Path:
+    """The log file of ``config``'s server (``<data dir>/llama-server[-memory].log``)."""
+    return _paths(config)[0]
+
+
+def server_pid(config: Config) -> int | None:
+    """The pid of the server this data dir started for ``config``'s role, if running."""
+    return _read_pid(_paths(config)[1])
 
 
 def served_models(config: Config, timeout: float = 2.0) -> list[str] | None:
@@ -291,8 +313,8 @@ def restart_after_crash(config: Config) -> str | None:
     the restart itself fails.
     """
     log, pid_file, lock = _paths(config)
-    budget = RestartBudget(lock.with_name("llama-server.restarted"))
-    with file_lock(lock.with_name("llama-server.restart.lock"), timeout=SERVER_START_DEADLINE + 60):
+    budget = RestartBudget(lock.with_name(lock.stem + ".restarted"))  # per server
+    with file_lock(lock.with_name(lock.stem + ".restart.lock"), timeout=SERVER_START_DEADLINE + 60):
         old_pid = _pid_in(pid_file)
         if not _gone(config, old_pid):
             return None
@@ -358,59 +380,25 @@ def stop_server(config: Config, timeout: float = 20.0) -> bool:
     return True
 
 
+def stop_all(config: Config) -> bool:
+    """Stop the chat server and the memory-work server of ``config``'s data dir
+    (``stop_server`` on each). Returns True if any process was stopped."""
+    stopped = stop_server(config)
+    if memory_config(config) is not config:
+        stopped = stop_server(memory_config(config)) or stopped
+    return stopped
+
+
 def status(config: Config) -> dict[str, object]:
-    """Return ``{"running", "base_url", "model", "served", "pid", "model_path",
-    "assembled", "log"}`` without starting anything."""
-    log, pid_file, _ = _paths(config)
-    models = served_models(config)
-    path = model_path(config.local_llm_model, config.memory_model_dir)
-    spec = spec_of(config.local_llm_model)
-    return {
-        "running": models is not None and model_alias(config) in models,
-        "base_url": base_url(config),
-        "model": model_alias(config),
-        "served": models,
-        "pid": _read_pid(pid_file),
-        "model_path": str(path),
-        "assembled": is_verified(path, path.with_name(path.name + ".sha256"), spec),
-        "log": str(log),
-    }
+    """Return the server's state without starting anything (``memory.local_llm_cli.status``)."""
+    from memory.local_llm_cli import status as _status
+    return _status(config)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry point: ``start`` (assemble + start or reuse, then one short real
-    generation, ``check_generation``; prints the base URL),
-    ``stop``, ``status`` (JSON) and ``path`` (assemble; prints the .gguf path).
-    Returns the process exit code (1 with a one-line message on LocalModelError)."""
-    parser = argparse.ArgumentParser(prog="python -m memory.local_llm",
-                                     description="Manage the offline llama.cpp model server.")
-    parser.add_argument("command", choices=["start", "stop", "status", "path"])
-    parser.add_argument("--model", choices=sorted(MODELS), help="override LOCAL_LLM_MODEL")
-    parser.add_argument("--port", type=int, help="override LOCAL_LLM_PORT")
-    args = parser.parse_args(argv)
-    overrides: dict[str, object] = {}
-    if args.model:
-        overrides["local_llm_model"] = args.model
-    if args.port:
-        overrides["local_llm_port"] = args.port
-    config = load_config(**overrides)
-    try:
-        if args.command == "start":
-            url = ensure_server(config)
-            text, seconds = check_generation(config)
-            print(url)
-            print(f"local model answered a test prompt in {seconds:.1f}s: {text.strip()!r}",
-                  file=sys.stderr)
-        elif args.command == "stop":
-            print("stopped" if stop_server(config) else "no server of ours was running")
-        elif args.command == "status":
-            print(json.dumps(status(config), indent=2))
-        else:
-            print(assemble_model(config.local_llm_model, config.memory_model_dir))
-    except LocalModelError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    """CLI entry point ``python -m memory.local_llm`` (``memory.local_llm_cli.main``)."""
+    from memory.local_llm_cli import main as _main
+    return _main(argv)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ def mem(tmp_path_factory):
     yield m
     m.close()
     if not already_running:  # leave the machine as we found it
-        local_llm.stop_server(m.config)
+        local_llm.stop_all(m.config)
 
 
 def texts(mem: Memory, user: str) -> list[str]:

@@ -33,11 +33,11 @@ def mem(tmp_path):
     local_llm.ensure_server(config)
     yield m
     m.close()
-    local_llm.stop_server(config)
+    local_llm.stop_all(config)
 
 
-def _kill_server(config) -> int:
-    pid = int((config.memory_data_dir / "llama-server.pid").read_text())
+def _kill_server(config, name: str = "llama-server") -> int:
+    pid = int((config.memory_data_dir / f"{name}.pid").read_text())
     os.kill(pid, signal.SIGKILL)
     return pid
 
@@ -90,13 +90,15 @@ def test_a_server_killed_mid_answer_is_restarted_and_the_whole_answer_given_agai
     assert turn.changes_error is None
 
 
-def test_a_dead_server_is_restarted_for_memory_extraction_too(mem):
+def test_a_dead_memory_server_is_restarted_for_memory_extraction_too(mem):
     assert mem.llm.chat([{"role": "user", "content": "Say hi."}], max_tokens=4).strip()
-    _kill_server(mem.config)
+    _kill_server(mem.config, "llama-server-memory")   # the memory-work server
     changes = mem.add("I work as a nurse in Lyon and I love sailing.", "cy")
     assert changes.error is None
     assert mem.llm.restarts == 1
     assert mem.list("cy")
     with pytest.raises(LLMError, match="crashed again within a minute"):
-        _kill_server(mem.config)
+        _kill_server(mem.config, "llama-server-memory")
         mem.llm.chat([{"role": "user", "content": "Say hi."}], max_tokens=4)
+    # the chat server was never touched
+    assert local_llm.status(mem.config)["running"]
