@@ -16,7 +16,9 @@
     python main.py mcp --user seven                # MCP server on stdio for desktop agents
 
 Exit codes: 0 ok, 2 bad usage or bad input (one line: a wrong option, a user id the
-rule refuses, an import file that fails validation), 1 runtime error with a one-line message.
+rule refuses, an import file that fails validation, a file `resources add` refuses or
+cannot learn from: corrupt, empty, encrypted, scanned, a ZIP bomb), 1 runtime error
+with a one-line message (the LLM or the store down).
 """
 from __future__ import annotations
 

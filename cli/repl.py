@@ -4,6 +4,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from rich.markup import escape
+
 from cli.output import CLIError, console, memory_table, print_changes, resolve_id
 from memory.users import check_user_id
 
@@ -125,7 +127,7 @@ def repl(args, open_memory) -> int:
                         raise CLIError("usage: /history ID")
                     mid = resolve_id(mem, user, arg)
                     for ev in mem.history(mid, user):
-                        console.print(f"  {ev.at:%Y-%m-%d %H:%M} [bold]{ev.event}[/] by {ev.actor}: "
+                        console.print(f"  {ev.at:%Y-%m-%d %H:%M} [bold]{ev.event}[/] by {escape(ev.who)}: "
                                       f"{ev.old_text or ''} → {ev.new_text or ''}")
                 elif cmd == "/image":
                     path, _, said = arg.partition(" ")

@@ -20,6 +20,7 @@ from memory.errors import LLMError
 from memory.learn import learn_turn
 from memory.profile import refresh_profile
 from memory.retrieval import SearchWeights, hybrid_search
+from memory.resources.model import name_history
 from memory.sanitize import (clamp_importance, clean_datetime, clean_id, clean_memory_text,
                              clean_metadata, clean_tags, clean_title)
 from memory.turn import ChatTurn, start_turn
@@ -305,8 +306,10 @@ class Memory:
         return self.store.delete_user_memories(check_user_id(user_id))
 
     def history(self, memory_id: str, user_id: str) -> list[HistoryEvent]:
-        """Return the change history of one memory of ``user_id``, oldest first."""
-        return self.store.history(check_user_id(user_id), clean_id(memory_id, "memory_id"))
+        """Return the change history of one memory of ``user_id``, oldest first; a
+        change a file made names it (``HistoryEvent.resource``, the file name)."""
+        uid = check_user_id(user_id)
+        return name_history(self.store, uid, self.store.history(uid, clean_id(memory_id, "memory_id")))
 
     def profile(self, user_id: str) -> str:
         """Return the profile text of ``user_id`` ("" if none yet)."""

@@ -63,7 +63,8 @@ class Candidate:
 
 
 def extract(llm, user_text: str, today: datetime, known: list[MemoryRecord] | None = None,
-            context: str = "", max_chars: int = 4000) -> list[Candidate]:
+            context: str = "", max_chars: int = 4000, *,
+            retry_uncovered: bool = True) -> list[Candidate]:
     """Ask the LLM for atomic memories in the user's message.
 
     Takes the LLM client (``memory.llm.LLM``), ``user_text`` (already reduced to its
@@ -82,10 +83,13 @@ def extract(llm, user_text: str, today: datetime, known: list[MemoryRecord] | No
     tokens (at most ``RETRY_MAX_TOKENS``; a document batch or a whole session is never
     covered that well and is not retried), the message is extracted once more without KNOWN and the new candidates are added
     (``saw_known=False``); reconciliation then compares them with the stored memories.
+    ``retry_uncovered=False`` never does that: a document's chunk is not a chat message
+    (its headings, lists and prose are never "covered" by a few facts, and a short
+    Markdown or HTML page would cost two calls).
     """
     shown = list(known or [])[:MAX_KNOWN]
     out = _extract_once(llm, user_text, today, shown, context, max_chars)
-    if shown and len(content_tokens(user_text)) <= RETRY_MAX_TOKENS \
+    if retry_uncovered and shown and len(content_tokens(user_text)) <= RETRY_MAX_TOKENS \
             and coverage(user_text, out) < RETRY_COVERAGE:
         log.debug("candidates cover too little of the message; extracting without KNOWN")
         keys = {normalize(c.text) for c in out}

@@ -119,7 +119,9 @@ class MemoryRecord:
 @dataclass
 class HistoryEvent:
     """One change to one memory: ADD / UPDATE / DELETE, who did it (``actor``:
-    ``llm``, ``user``, ``import``, ``system``) and when."""
+    ``llm``, ``user``, ``import``, ``system``, ``resource:<id8>`` for a file and
+    ``resource-deleted:<id8>`` for its deletion) and when. ``resource``: the file name
+    of that resource, filled when history is read (``Memory.history``), not stored."""
 
     memory_id: str
     user_id: str
@@ -129,10 +131,20 @@ class HistoryEvent:
     actor: str
     at: datetime = field(default_factory=utcnow)
     id: str = field(default_factory=new_id)
+    resource: str | None = None
+
+    @property
+    def who(self) -> str:
+        """Who made the change, for people: ``file cv.pdf`` (``file cv.pdf, deleted``
+        for its deletion) when ``resource`` is known, else ``actor``."""
+        if not self.resource:
+            return self.actor
+        gone = ", deleted" if self.actor.startswith("resource-deleted:") else ""
+        return f"file {self.resource}{gone}"
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict."""
-        return {
+        """Return a JSON-ready dict (with ``resource`` only when it is known)."""
+        out = {
             "id": self.id,
             "memory_id": self.memory_id,
             "user_id": self.user_id,
@@ -142,6 +154,9 @@ class HistoryEvent:
             "actor": self.actor,
             "at": _iso(self.at),
         }
+        if self.resource:
+            out["resource"] = self.resource
+        return out
 
 
 @dataclass

@@ -3,6 +3,7 @@
 Only the public ``Memory`` API is used."""
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
 from typing import Any
 
@@ -171,7 +172,7 @@ def browse(mem: Any, user: str) -> None:
         rec = by_id[pick]
         events = mem.history(pick, user)
         if events:
-            st.dataframe(pd.DataFrame([{"when": e.at, "event": e.event, "by": e.actor,
+            st.dataframe(pd.DataFrame([{"when": e.at, "event": e.event, "by": e.who,
                                         "before": e.old_text or "", "after": e.new_text or ""}
                                        for e in events]),
                          hide_index=True, width="stretch",
@@ -180,7 +181,7 @@ def browse(mem: Any, user: str) -> None:
                                  "When", format="YYYY-MM-DD HH:mm:ss"),
                              "event": st.column_config.TextColumn("Event", width="small"),
                              "by": st.column_config.TextColumn("By", width="small",
-                                                               help="user, llm or import"),
+                                                               help="user, llm, import, or the file it came from"),
                              "before": st.column_config.TextColumn("Before", width="large"),
                              "after": st.column_config.TextColumn("After", width="large")})
         else:
@@ -195,14 +196,23 @@ def browse(mem: Any, user: str) -> None:
                   on_click=_delete_one, args=(mem, user, pick))
 
 
+def upload_limit_mb(mem: Any) -> float:
+    """The largest file the Files tab takes, in MB: ``MEMORY_MAX_UPLOAD_MB``, or
+    Streamlit's ``server.maxUploadSize`` (.streamlit/config.toml, 20 like the default
+    of ``MEMORY_MAX_UPLOAD_MB``) when that is lower, since Streamlit refuses a larger
+    upload before the page sees it."""
+    return min(float(mem.config.memory_max_upload_mb), float(st.get_option("server.maxUploadSize")))
+
+
 def files(mem: Any, user: str) -> None:
     """Upload a file to learn from (with progress), and the list of files with their
     status, memory counts and a delete button."""
+    limit = upload_limit_mb(mem)
     st.caption("A CV, a travel plan, a saved web page, a photo: the assistant remembers what "
-               f"the file says about you. Up to {mem.config.memory_max_upload_mb:g} MB; text, "
+               f"the file says about you. Up to {limit:g} MB; text, "
                "Markdown, HTML, PDF, DOCX, images (with a vision model), audio (with a "
                "transcription model).")
-    up = st.file_uploader("File", key="resource_file")
+    up = st.file_uploader("File", key="resource_file", max_upload_size=max(1, math.ceil(limit)))
     if st.button("Learn from this file", key="resource_go", type="primary", disabled=up is None,
                  icon=":material/upload_file:"):
         bar = st.progress(0.0, text="Reading the file…")
@@ -217,7 +227,10 @@ def files(mem: Any, user: str) -> None:
             st.error(f"Not stored: {exc}", icon=":material/block:")
         else:
             bar.progress(1.0, text="Done")
-            if res.duplicate:
+            if res.duplicate and res.status == "pending":
+                st.info(f"{res.filename} is being read right now (another upload of it "
+                        "started first); its memories appear here when it is done.")
+            elif res.duplicate:
                 st.info(f"You already gave me {res.filename}; nothing new to learn.")
             elif res.status == "failed":
                 st.error(f"{res.filename}: {res.error}", icon=":material/error:")

@@ -167,6 +167,6 @@ def test_resources_commands_are_wired(run, tmp_path):
     r = run("resources", "list", "--user", "ana", "--json")
     assert r.returncode == 0 and json.loads(r.stdout) == [], r.stderr
     r = run("resources", "add", str(note), "--user", "ana", "--json")
-    assert r.returncode == 1 and json.loads(r.stdout)["status"] == "failed"  # an empty file
+    assert r.returncode == 2 and json.loads(r.stdout)["status"] == "failed"  # an empty file: bad input
     r = run("resources", "delete", "nope", "--user", "ana")
     assert r.returncode != 0 and "nope" in r.stderr

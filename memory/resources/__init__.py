@@ -9,10 +9,11 @@ are thin wrappers over them):
 * ``scope_filter(scope)`` / ``scoped_search(memory, query, user_id, limit, scope)``
   for ``search(..., scope="all" | "chat" | "resource:<id>")``
 
-Modules: ``model`` (the Resource record), ``sniff`` (size limit, type from content),
-``extract`` (format → text blocks), ``chunking`` (chunks, relevance, batches),
-``ingest`` (the pipeline and the operations), ``scope`` (search scopes), ``cli``
-(terminal commands).
+Modules: ``model`` (the Resource record, history naming the file), ``sniff`` (size
+limit, type from content), ``extract`` (format → text blocks), ``archive`` (ZIP limits
+enforced while inflating), ``chunking`` (chunks, relevance, batches), ``ingest`` (the
+pipeline and the operations), ``lease`` (who is learning from a pending resource),
+``scope`` (search scopes), ``cli`` (terminal commands).
 """
 from memory.resources.model import SOURCE, STATUSES, Resource
 

@@ -2,9 +2,11 @@
 
 Cost model (issue 11): the local 1.5B model needs seconds per extraction call, so a
 document must not cost one call per paragraph. Blocks are packed into chunks of at most
-:data:`CHUNK_CHARS` that never cross a heading or a page (a long block is cut at
-sentence ends); chunks that say nothing about the user are skipped without a call
-(:func:`about_user`); the rest are packed into batches of at most
+:data:`CHUNK_CHARS` that never cross a heading or a page (a long block, e.g. a PDF page,
+is cut where a sentence or a line ends, its lines kept, so a CV's "Address:" stays at a
+line start); chunks that say nothing about the user are skipped without a call
+(:func:`relevant`: :func:`about_user` of the chunk, or of the page or section it was cut
+from); the rest are packed into batches of at most
 :data:`BATCH_CHARS`, one extraction call each.
 """
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from memory.intents import sentences
 from memory.language import is_surely
 from memory.resources.extract import Block
 
@@ -40,80 +41,125 @@ _FIELDS = re.compile(
     re.IGNORECASE | re.MULTILINE)
 
 
-#: The speaker, English or Chinese (the same words ``intents.learnable_text`` looks for
-#: before it lets a chat sentence reach the extractor).
-_SPEAKER = re.compile(r"\b(i|i'm|i've|i'd|i'll|im|me|my|mine|myself|we|we're|our|us)\b|我",
-                      re.IGNORECASE)
+#: Who speaks, per language, as data: the writer alone (``self``), the writer with others
+#: (``group``) and the reader addressed (``reader``). The first person singular is the
+#: user; the plural is the user too ("we fly to Lisbon, our hotel…") unless the text
+#: also addresses a reader, which is how a company writes ("we recommend that you…",
+#: "contact our service about your warranty", "我们建议您…"). The words of
+#: ``intents.FIRST_PERSON`` (the chat's filter), split by whom they name; another
+#: language is left to the extractor (see :func:`about_user`).
+_VOICE: dict[str, dict[str, str]] = {
+    "en": {"self": r"\b(?:i|i'm|i've|i'd|i'll|im|me|my|mine|myself)\b",
+           "group": r"\b(?:we|we're|we've|we'd|we'll|our|ours|us|ourselves)\b",
+           "reader": r"\b(?:you|you're|you've|you'd|you'll|your|yours|yourself|yourselves)\b"},
+    "zh": {"self": r"我(?!们)", "group": r"我们|咱们", "reader": r"你|您"},
+}
+_SELF, _GROUP, _READER = (re.compile("|".join(v[k] for v in _VOICE.values()), re.IGNORECASE)
+                          for k in ("self", "group", "reader"))
+
+#: Where a long block is cut, best first: after a sentence end, at a line end, at a space
+#: (each only in the second half of the chunk, so no piece is tiny), else at the limit.
+_CUTS = (re.compile(r"[.!?;](?=\s)|[。！？；]"), re.compile(r"\n"), re.compile(r"\s"))
+#: A block at most this long (a PDF page, about 3,000–4,500 characters of prose; a
+#: section) lends its relevance to every chunk cut from it: the chunk after
+#: "Experience" in a CV has no label of its own. A longer block (a whole text file
+#: without blank lines) does not, so one "I" cannot send a book.
+BLOCK_CONTEXT = 6 * CHUNK_CHARS
 
 
 @dataclass
 class Chunk:
     """A piece of a document sent to extraction: ``text`` (its heading path on the
     first line when it has one), ``position`` (0-based index in the document),
-    ``page`` (1-based, PDFs)."""
+    ``page`` (1-based, PDFs), ``personal_block``: True when it was cut from a block of
+    at most :data:`BLOCK_CONTEXT` characters that as a whole is about the user."""
 
     text: str
     position: int
     page: int | None = None
+    personal_block: bool = False
 
 
 def chunk_blocks(blocks: list[Block], max_chars: int = CHUNK_CHARS) -> list[Chunk]:
     """Pack consecutive blocks of the same heading and page into chunks of at most
-    ``max_chars`` (the heading line not counted); a block longer than that is cut at
-    sentence ends (``intents.sentences``), a sentence longer still at ``max_chars``.
-    Returns the chunks in document order, positions 0, 1, …"""
-    pieces: list[Block] = []
+    ``max_chars`` (the heading line not counted); a block longer than that is cut
+    keeping its lines (labels such as "Address:" stay at line starts): after a sentence
+    end, else at a line end, else at a space, else at ``max_chars``. Returns the chunks
+    in document order, positions 0, 1, …"""
+    pieces: list[tuple[Block, bool]] = []
     for b in blocks:
-        pieces += _split(b, max_chars)
+        parts = _split(b, max_chars)
+        personal = len(parts) > 1 and len(b.text) <= BLOCK_CONTEXT and about_user(b.text)
+        pieces += [(p, personal) for p in parts]
     out: list[Chunk] = []
     body: list[str] = []
     key: tuple[str, int | None] | None = None
+    personal = False
 
     def flush() -> None:
         if body and key is not None:
             head = f"{key[0]}\n" if key[0] else ""
-            out.append(Chunk(head + "\n\n".join(body), len(out), key[1]))
+            out.append(Chunk(head + "\n\n".join(body), len(out), key[1], personal))
         body.clear()
 
-    for p in pieces:
+    for p, from_personal in pieces:
         size = sum(len(t) + 2 for t in body) + len(p.text)
         if (p.heading, p.page) != key or size > max_chars:
             flush()
-            key = (p.heading, p.page)
+            key, personal = (p.heading, p.page), False
         body.append(p.text)
+        personal = personal or from_personal
     flush()
     return out
 
 
 def _split(block: Block, max_chars: int) -> list[Block]:
-    if len(block.text) <= max_chars:
+    if max_chars < 1:
+        raise ValueError("max_chars must be at least 1")
+    text = block.text.strip()
+    if len(text) <= max_chars:
         return [block]
     parts: list[str] = []
-    cur = ""
-    for s in sentences(block.text) or [block.text]:
-        while len(s) > max_chars:  # one endless "sentence" (a table row dump, no stops)
-            parts.append(s[:max_chars])
-            s = s[max_chars:]
-        if cur and len(cur) + 1 + len(s) > max_chars:
-            parts.append(cur)
-            cur = s
-        else:
-            cur = f"{cur} {s}" if cur else s
-    if cur:
-        parts.append(cur)
-    return [Block(p, block.heading, block.page) for p in parts]
+    while len(text) > max_chars:
+        cut = _cut(text, max_chars)
+        parts.append(text[:cut].strip())
+        text = text[cut:].strip()
+    if text:
+        parts.append(text)
+    return [Block(p, block.heading, block.page) for p in parts if p]
+
+
+def _cut(text: str, max_chars: int) -> int:
+    """Where the first piece of ``text`` (longer than ``max_chars``) ends: the last cut
+    point of the best kind in :data:`_CUTS` between ``max_chars // 2`` and
+    ``max_chars``, else ``max_chars``."""
+    window = text[:max_chars + 1]  # the character after the limit decides "followed by a space"
+    for kind in _CUTS:
+        ends = [m.end() for m in kind.finditer(window, max_chars // 2) if m.end() <= max_chars]
+        if ends:
+            return ends[-1]
+    return max_chars
 
 
 def about_user(text: str) -> bool:
     """True when a chunk may say something about the user, so it is worth an LLM call:
-    it speaks in the first person ("I", "my", "我") or has a
-    personal field label (:data:`_FIELDS`), or its language is neither surely English
-    nor surely Chinese (the word lists cannot judge it, so the extractor does).
-    A chunk of a news article or a manual ("The council approved the budget") is
-    skipped."""
-    if _SPEAKER.search(text) or _FIELDS.search(text):
+    it speaks in the first person singular ("I", "my", "我"), or in the plural ("we",
+    "our", "我们") without addressing a reader ("you", "您": a vendor's "we recommend
+    that you…" is not the user), or has a personal field label (:data:`_FIELDS`), or
+    its language is neither surely English nor surely Chinese (the word lists cannot
+    judge it, so the extractor does). A chunk of a news article or a manual ("The
+    council approved the budget") is skipped."""
+    if _SELF.search(text) or _FIELDS.search(text):
+        return True
+    if _GROUP.search(text) and not _READER.search(text):
         return True
     return not (is_surely(text, "en") or is_surely(text, "zh"))
+
+
+def relevant(chunk: Chunk) -> bool:
+    """True when ``chunk`` is sent to extraction: it is about the user
+    (:func:`about_user`) or was cut from a block that is (``personal_block``)."""
+    return chunk.personal_block or about_user(chunk.text)
 
 
 def batches(chunks: list[Chunk], max_chars: int = BATCH_CHARS) -> list[list[Chunk]]:

@@ -1,7 +1,11 @@
 """Terminal front end of resources: ``python main.py resources add|list|delete`` and the REPL's ``/ingest PATH``.
 
 ``main.py`` wires them (see ``add_parser``, ``run`` and ``repl_ingest``); output is a
-rich table, or JSON with ``--json``; errors are one line (exit code 1).
+rich table, or JSON with ``--json``. Exit codes, as main.py's: 0 ok; 2 bad input (a
+refused, disguised or over-large file, an image or audio without its model, an unknown
+id, or ``add`` ended ``failed`` because of the file: corrupt, empty, encrypted, scanned,
+a ZIP bomb); 1 a runtime error (``add`` ended ``failed`` because the LLM was down, the
+store failed). Errors are one line.
 """
 from __future__ import annotations
 
@@ -31,9 +35,10 @@ def add_parser(sub: Any, common: Callable[[Any], Any]) -> Any:
 
 def run(args: Any, open_memory: Callable[[Any], Any], console: Any = None) -> int:
     """Run ``resources add|list|delete`` for parsed ``args``; ``open_memory(args)``
-    returns a Memory (closed here). Returns the exit code: 0, or 1 when ``add`` ended
-    ``failed`` (the reason printed). Raises ValueError (one line) for a refused file or
-    an unknown id; main.py prints it and exits 1."""
+    returns a Memory (closed here). Returns the exit code: 0; when ``add`` ended
+    ``failed`` (the reason printed) 2 if the file was the reason
+    (``Resource.bad_input``), else 1. Raises ValueError (one line) for a refused file or
+    an unknown id; main.py prints it and exits 2."""
     from memory.resources import ingest
 
     console = console or _console()
@@ -42,7 +47,7 @@ def run(args: Any, open_memory: Callable[[Any], Any], console: Any = None) -> in
         if args.action == "add":
             res = ingest.add_resource(mem, args.file, args.user)
             _emit(args, res.to_dict(), lambda: _print_added(console, res))
-            return 1 if res.status == "failed" else 0
+            return exit_code(res)
         if args.action == "list":
             items = ingest.resources(mem, args.user, include_deleted=args.all)
             _emit(args, [r.to_dict() for r in items], lambda: console.print(table(items, args.user)))
@@ -55,6 +60,14 @@ def run(args: Any, open_memory: Callable[[Any], Any], console: Any = None) -> in
         raise ValueError(f"unknown action {args.action!r}")
     finally:
         mem.close()
+
+
+def exit_code(res: Resource) -> int:
+    """The exit code of ``resources add`` for the returned ``res``: 0 unless it
+    ``failed``; then 2 when the file was the reason, 1 when a service was."""
+    if res.status != "failed":
+        return 0
+    return 2 if res.bad_input else 1
 
 
 def repl_ingest(mem: Any, user: str, arg: str, console: Any = None) -> Resource | None:
@@ -111,11 +124,17 @@ def table(items: list[Resource], user: str) -> Any:
 
 
 def _print_added(console: Any, res: Resource) -> None:
+    from rich.markup import escape
+
     if res.status == "failed":
-        console.print(f"[red]{res.filename}: failed[/] — {res.error}  [dim]({res.id[:8]})[/]")
+        console.print(f"[red]{escape(res.filename)}: failed[/] — {escape(res.error or '')}  "
+                      f"[dim]({res.id[:8]})[/]")
         return
-    seen = " (already known: the same file was added before)" if res.duplicate else ""
-    console.print(f"[green]{res.filename}[/] {res.status} · {res.memory_count or 0} memories "
+    seen = ""
+    if res.duplicate:
+        seen = (" (being learned from right now by another upload of the same file)"
+                if res.status == "pending" else " (already known: the same file was added before)")
+    console.print(f"[green]{escape(res.filename)}[/] {res.status} · {res.memory_count or 0} memories "
                   f"[dim]({res.id[:8]}, {res.mime})[/]{seen}")
     if res.duplicate:
         return

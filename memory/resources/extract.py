@@ -2,8 +2,10 @@
 
 One library per format: ``markdown-it-py`` (Markdown structure), ``trafilatura`` (the
 main text of an HTML page, navigation and boilerplate left out, returned as Markdown),
-``pypdf`` (a PDF's text layer, page by page), ``python-docx`` (paragraphs, heading
-styles and tables in document order); images go to the vision model
+``pypdf`` (a PDF's text layer, page by page; its warnings about a damaged file go to
+this module's logger at DEBUG, not stderr), ``python-docx`` (paragraphs, heading styles
+and tables in document order, read from a copy checked while inflating:
+``memory.resources.archive``); images go to the vision model
 (``LLM.describe_image``) and audio to the transcription endpoint
 (``LLM.transcribe``). Every failure is a :class:`ResourceFailed` whose message is
 the one line stored as the resource's ``error``.
@@ -13,10 +15,10 @@ from __future__ import annotations
 import io
 import logging
 import re
-import zipfile
 from dataclasses import dataclass
 
 from memory.errors import LLMError, one_line
+from memory.resources.archive import ArchiveRefused, bounded_copy
 from memory.resources.sniff import decode_text
 
 log = logging.getLogger(__name__)
@@ -26,14 +28,6 @@ log = logging.getLogger(__name__)
 MAX_TEXT_CHARS = 1_000_000
 #: Most pages read from one PDF.
 MAX_PAGES = 500
-#: A DOCX (a ZIP) whose parts would unpack to more than this many bytes, whose part
-#: compresses better than :data:`MAX_RATIO` to 1, or that has more than
-#: :data:`MAX_PARTS` parts is a decompression bomb, not a document (real DOCX XML
-#: compresses about 5–20 : 1; the classic 42.zip ratio is ~10⁶ : 1).
-MAX_UNZIPPED = 256 * 2**20
-MAX_RATIO = 200
-MAX_PARTS = 5000
-
 #: What the vision model is asked about an image resource.
 IMAGE_PROMPT = ("Describe this image in one to three sentences so it can be remembered later: "
                 "who or what is shown, names or text visible in it, place and occasion if clear.")
@@ -41,7 +35,13 @@ IMAGE_PROMPT = ("Describe this image in one to three sentences so it can be reme
 
 class ResourceFailed(Exception):
     """The resource cannot be learned from; ``str(exc)`` is the one-line reason stored
-    as its ``error`` (status ``failed``)."""
+    as its ``error`` (status ``failed``). ``bad_input`` is True when the file itself is
+    the reason (corrupt, empty, encrypted, scanned, a ZIP bomb) and False when a
+    service failed (the vision or transcription call)."""
+
+    def __init__(self, message: str, *, bad_input: bool = True):
+        super().__init__(message)
+        self.bad_input = bad_input
 
 
 @dataclass
@@ -85,11 +85,11 @@ def extract_blocks(kind: str, data: bytes, name: str, mime: str, llm=None) -> tu
     except ResourceFailed:
         raise
     except LLMError as exc:
-        raise ResourceFailed(one_line(exc)) from None
+        raise ResourceFailed(one_line(exc), bad_input=False) from None
     except Exception as exc:  # noqa: BLE001 - a library's error on bad input is one line
         log.debug("extraction of %s failed", name, exc_info=True)
         raise ResourceFailed(f"the {kind.upper() if kind in ('pdf', 'docx') else kind} "
-                             f"could not be read: {one_line(exc, 200)}") from None
+                             f"could not be read: {library_reason(exc)}") from None
     blocks = [b for b in blocks if b.text.strip()]
     total = sum(len(b.text) for b in blocks)
     if not blocks:
@@ -150,6 +150,7 @@ def _pdf(data: bytes) -> tuple[list[Block], int]:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
+    _pypdf_to_debug()
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)
         if reader.is_encrypted and not reader.decrypt(""):
@@ -157,7 +158,7 @@ def _pdf(data: bytes) -> tuple[list[Block], int]:
         pages = reader.pages
         count = len(pages)
     except PdfReadError as exc:
-        raise ResourceFailed(f"the PDF is damaged: {one_line(exc, 200)}") from None
+        raise ResourceFailed(f"the PDF is damaged: {library_reason(exc)}") from None
     if count > MAX_PAGES:
         raise ResourceFailed(f"the PDF has {count} pages; at most {MAX_PAGES} are read")
     blocks: list[Block] = []
@@ -168,30 +169,46 @@ def _pdf(data: bytes) -> tuple[list[Block], int]:
     return blocks, count
 
 
-def _check_zip(data: bytes) -> None:
-    """Refuse a decompression bomb before anything is unpacked (see MAX_UNZIPPED)."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            infos = zf.infolist()
-    except zipfile.BadZipFile as exc:
-        raise ResourceFailed(f"the DOCX is damaged: {one_line(exc, 200)}") from None
-    if len(infos) > MAX_PARTS:
-        raise ResourceFailed(f"the DOCX has {len(infos)} parts; refused as a ZIP bomb")
-    total = sum(i.file_size for i in infos)
-    if total > MAX_UNZIPPED:
-        raise ResourceFailed(f"the DOCX would unpack to {total / 2**20:,.0f} MB; refused as a ZIP bomb")
-    for i in infos:
-        if i.file_size > 1_000_000 and i.file_size > MAX_RATIO * max(i.compress_size, 1):
-            raise ResourceFailed(f"the DOCX part {i.filename} is compressed "
-                                 f"{i.file_size // max(i.compress_size, 1):,}:1; refused as a ZIP bomb")
+class _ToDebug(logging.Handler):
+    """Hands pypdf's records (warnings about a damaged file it worked around) to this
+    module's logger at DEBUG: the reason that matters is the one-line ``error``."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        log.debug("pypdf: %s", record.getMessage())
+
+
+def _pypdf_to_debug() -> None:
+    """Route the ``pypdf`` loggers into :class:`_ToDebug` instead of stderr (once)."""
+    pdf_log = logging.getLogger("pypdf")
+    if not any(isinstance(h, _ToDebug) for h in pdf_log.handlers):
+        pdf_log.addHandler(_ToDebug())
+        pdf_log.propagate = False
+
+
+#: A bytes literal in a library's message (pypdf: "Invalid Elementary Object starting
+#: with b'\\xd4' @1336: b'\\x9fq…'"), possibly cut off at the end.
+_BYTES_REPR = re.compile(r"""(?<![\w])b(['"])(?:\\.|(?!\1).)*(?:\1|$)""")
+
+
+def library_reason(exc: BaseException, limit: int = 200) -> str:
+    """A library's error message as one line of at most ``limit`` characters, without
+    the raw bytes some messages quote (``b'\\x9f…'``) or any other control or escape
+    sequence; the exception's class name when nothing readable is left."""
+    text = _BYTES_REPR.sub("", one_line(exc, 10_000))
+    text = re.sub(r"\\x[0-9a-fA-F]{2}", "", text)
+    text = re.sub(r"\s+([:.,;])", r"\1", re.sub(r"\s+", " ", text)).strip(" :;,")
+    return one_line(text, limit) if text else type(exc).__name__
 
 
 def _docx(data: bytes) -> list[Block]:
     import docx
     from docx.table import Table
 
-    _check_zip(data)
-    document = docx.Document(io.BytesIO(data))
+    try:
+        checked = bounded_copy(data)
+    except ArchiveRefused as exc:
+        raise ResourceFailed(f"the DOCX {exc}") from None
+    document = docx.Document(io.BytesIO(checked))
     path: list[tuple[int, str]] = []
     blocks: list[Block] = []
     for item in document.iter_inner_content():
@@ -217,7 +234,8 @@ def _heading_level(style: str) -> int:
 
 def _image(data: bytes, mime: str, name: str, llm) -> list[Block]:
     if llm is None or not llm.config.vision_model:
-        raise ResourceFailed("no vision model configured: set VISION_MODEL to learn from images")
+        raise ResourceFailed("no vision model configured: set VISION_MODEL to learn from images",
+                             bad_input=False)
     description = " ".join(llm.describe_image(data, mime, IMAGE_PROMPT).split())
     if not description:
         raise ResourceFailed("the vision model returned no description")
@@ -228,5 +246,6 @@ def _image(data: bytes, mime: str, name: str, llm) -> list[Block]:
 
 def _audio(data: bytes, name: str, llm) -> list[Block]:
     if llm is None or not llm.config.transcription_model:
-        raise ResourceFailed("no transcription model configured: set TRANSCRIPTION_MODEL")
+        raise ResourceFailed("no transcription model configured: set TRANSCRIPTION_MODEL",
+                             bad_input=False)
     return text_blocks(llm.transcribe(data, name))

@@ -13,15 +13,17 @@
       → ONE store transaction: ADD / UPDATE / DELETE with history by
         ``resource:<id8>`` (learn.apply_decisions) + status ``ready``
 
-Any failure before that transaction (corrupt file, no vision model, LLM down) marks the
-resource ``failed`` with one line and writes no memory, so nothing is half-stored.
+Any failure before that transaction (corrupt file, LLM down) marks the resource
+``failed`` with one line (``detail["failure"]``: ``input`` or ``service``) and writes no
+memory, so nothing is half-stored. A ``pending`` resource whose ingest died (the
+process was killed: ``memory.resources.lease``) is taken over by the next upload of
+the same file.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
 import time
-from datetime import timedelta
 from itertools import groupby
 from pathlib import PurePath
 from typing import Any, Callable
@@ -35,17 +37,15 @@ from memory.intents import normalize
 from memory.learn import apply_decisions, clean_candidates, known_for
 from memory.profile import refresh_profile
 from memory.reconcile import NEAR_DUP, reconcile
-from memory.resources.chunking import BATCH_CHARS, Chunk, about_user, batches, chunk_blocks
+from memory.resources import lease
+from memory.resources.chunking import BATCH_CHARS, Chunk, batches, chunk_blocks, relevant
 from memory.resources.extract import ResourceFailed, extract_blocks
 from memory.resources.model import MAX_FILENAME, SOURCE, Resource
 from memory.resources.sniff import EMPTY, describe, kind_of, read_source, sniff
+from memory.sanitize import strip_invisible
 from memory.types import Change, HistoryEvent, MemoryRecord, new_id, utcnow
 
 log = logging.getLogger(__name__)
-
-#: A resource still ``pending`` this long after its last update was abandoned (the
-#: process died mid-ingest); uploading it again retries.
-STALE_PENDING = timedelta(minutes=30)
 
 Progress = Callable[[int, int], None]
 
@@ -65,12 +65,16 @@ def add_resource(memory, source: Any, user_id: str, filename: str | None = None,
     (read at most ``MEMORY_MAX_UPLOAD_MB``); ``filename``: the name to show (default:
     the path's); ``mime``: a declared type (e.g. the browser's), only checked against
     the content. ``progress(done, total)`` is called after each extraction batch.
-    Returns the Resource (``ready``, or ``failed`` with ``error``; the same file again
-    returns the existing resource unchanged, a failed one is retried) with
-    ``memory_count`` and, in ``detail``, ``changes`` (ADD/UPDATE/DELETE/NONE dicts)
-    for this ingest. Raises ValueError (nothing stored) for a file over the limit, an
-    unsupported or disguised type, audio without ``TRANSCRIPTION_MODEL``, or a bad user
-    id; StoreError when the store fails.
+    Returns the Resource (``ready``, or ``failed`` with ``error`` and
+    ``detail["failure"]``: ``"input"`` when the file is the reason, ``"service"`` when
+    the LLM was; the same file again returns the existing resource unchanged with
+    ``duplicate`` set, ``pending`` while another live upload is learning from it; a
+    failed one, or a pending one whose ingest was abandoned (``lease.abandoned``: its
+    process died), is retried) with ``memory_count`` and, in ``detail``, ``changes``
+    (ADD/UPDATE/DELETE/NONE dicts) for this ingest. Raises ValueError (nothing stored)
+    for a file over the limit, an unsupported or disguised type, an image without
+    ``VISION_MODEL``, audio without ``TRANSCRIPTION_MODEL``, or a bad user id;
+    StoreError when the store fails.
     """
     uid = _uid(user_id)
     store = memory.store
@@ -90,34 +94,41 @@ def add_resource(memory, source: Any, user_id: str, filename: str | None = None,
     if kind == "audio" and not memory.config.transcription_model:
         raise ValueError(f"{name} is audio, which needs a speech-to-text model: set "
                          "TRANSCRIPTION_MODEL (OpenAI-compatible /audio/transcriptions)")
+    if kind == "image" and not memory.config.vision_model:
+        raise ValueError(f"{name} is an image, which needs a vision model: set VISION_MODEL")
+    started = {"ingest": lease.owner()}
     if existing is not None:
         res = existing
-        store.update_resource(uid, res.id, status="pending", error=None)
-        res.status, res.error = "pending", None
+        store.update_resource(uid, res.id, status="pending", error=None, detail=started)
+        res.status, res.error, res.detail = "pending", None, started
     else:
         fresh = Resource(id=new_id(), user_id=uid, filename=name, mime=detected,
-                         size=len(data), sha256=digest)
+                         size=len(data), sha256=digest, detail=started)
         res = store.insert_resource(fresh)
         if res.id != fresh.id:  # another upload of the same file got there first
             res.duplicate = True
             return _counted(memory, res)
-    try:
-        if detected == EMPTY:
-            raise ResourceFailed("the file is empty")
-        blocks, info = extract_blocks(kind, data, name, detected, memory.llm)
-        learn_blocks(memory, res, blocks, info, batch_chars=batch_chars, progress=progress)
-    except (ResourceFailed, LLMError) as exc:
-        reason = one_line(exc)
-        log.info("resource %s of %s failed: %s", res.id[:8], uid, reason)
-        store.update_resource(uid, res.id, status="failed", error=reason)
-        res.status, res.error = "failed", reason
-        return _counted(memory, res)
-    except BaseException as exc:
-        try:  # best effort: never leave a resource "pending" behind an error
-            store.update_resource(uid, res.id, status="failed", error=one_line(exc))
-        except Exception:  # noqa: BLE001 - the original error matters more
-            pass
-        raise
+    with lease.holding(res.id):
+        try:
+            if detected == EMPTY:
+                raise ResourceFailed("the file is empty")
+            blocks, info = extract_blocks(kind, data, name, detected, memory.llm)
+            learn_blocks(memory, res, blocks, info, batch_chars=batch_chars, progress=progress)
+        except (ResourceFailed, LLMError) as exc:
+            reason = one_line(exc)
+            failure = "input" if getattr(exc, "bad_input", False) else "service"
+            log.info("resource %s of %s failed (%s): %s", res.id[:8], uid, failure, reason)
+            store.update_resource(uid, res.id, status="failed", error=reason,
+                                  detail={"failure": failure})
+            res.status, res.error, res.detail = "failed", reason, {"failure": failure}
+            return _counted(memory, res)
+        except BaseException as exc:
+            try:  # best effort: never leave a resource "pending" behind an error
+                store.update_resource(uid, res.id, status="failed", error=one_line(exc),
+                                      detail={"failure": "service"})
+            except Exception:  # noqa: BLE001 - the original error matters more
+                pass
+            raise
     return _counted(memory, res)
 
 
@@ -130,7 +141,7 @@ def learn_blocks(memory, res: Resource, blocks, info: dict, *, batch_chars: int 
     uid, store, llm = res.user_id, memory.store, memory.llm
     started, calls = time.monotonic(), getattr(llm, "calls", 0)
     chunks = chunk_blocks(blocks)
-    used = [c for c in chunks if about_user(c.text)]
+    used = [c for c in chunks if relevant(c)]
     when = utcnow()
     found: list[tuple[Candidate, Chunk]] = []
     shown: set[str] = set()
@@ -139,8 +150,10 @@ def learn_blocks(memory, res: Resource, blocks, info: dict, *, batch_chars: int 
         text = "\n\n".join(c.text for c in batch)
         known, _ = known_for(memory, uid, text)  # a failed search: extract without KNOWN
         shown |= {r.id for r in known}
-        for cand in extract(llm, text, when, known, max_chars=len(text) + 1):
+        for cand in extract(llm, text, when, known, max_chars=len(text) + 1,
+                            retry_uncovered=False):
             found.append((cand, origin(cand.text, batch)))
+        lease.renew(store, res)
         if progress is not None:
             progress(n, len(groups))
     found = _distinct(found)
@@ -207,15 +220,15 @@ def _no_near_duplicates(found, vectors: np.ndarray):
 
 
 def _retryable(res: Resource) -> bool:
-    return res.status == "failed" or (res.status == "pending"
-                                      and utcnow() - res.updated_at > STALE_PENDING)
+    return res.status == "failed" or lease.abandoned(res)
 
 
 def _clean_name(name: str) -> str:
-    """The display name: the last path part, control characters out, at most
+    """The display name: the last path part, control characters out (C0 here; bidi,
+    zero-width and C1 by ``memory.sanitize.strip_invisible``), at most
     ``MAX_FILENAME`` characters (the extension kept)."""
     base = PurePath(str(name).replace("\\", "/")).name
-    base = "".join(ch for ch in base if ord(ch) >= 32).strip() or "upload"
+    base = strip_invisible("".join(ch for ch in base if ord(ch) >= 32)).strip() or "upload"
     if len(base) > MAX_FILENAME:
         stem, dot, ext = base.rpartition(".")
         ext = ext[:16] if dot else ""

@@ -1,6 +1,7 @@
 """The resource record: one uploaded file of one user (document, web page, image, audio) and what became of it."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,7 +31,9 @@ class Resource:
     bytes; ``sha256``: hex digest of the content (the same file twice for one user is
     one resource); ``status``: one of :data:`STATUSES`, ``error`` its one-line reason
     when ``failed``; ``detail``: JSON-ready facts about the ingest (``chunks``,
-    ``chunks_used``, ``llm_calls``, ``pages``, ``seconds``, ``changes``);
+    ``chunks_used``, ``llm_calls``, ``pages``, ``seconds``, ``changes``; while
+    ``pending`` its owner ``ingest``, once ``failed`` its ``failure``: ``input`` or
+    ``service``);
     ``deleted_at``: set by a soft delete (the row stays, its memories are gone).
     ``memory_count`` is filled by listings (live memories linked to it), else None.
     ``duplicate`` marks a repeated upload answered with the existing resource.
@@ -52,6 +55,13 @@ class Resource:
     #: True when ``add_resource`` returned this existing resource for a repeated upload
     #: (nothing was learned again); not stored
     duplicate: bool = False
+
+    @property
+    def bad_input(self) -> bool:
+        """True for a ``failed`` resource whose file itself was the reason (corrupt,
+        empty, encrypted, scanned, a ZIP bomb: ``detail["failure"] == "input"``); False
+        when a service failed (the LLM down) and for any other status."""
+        return self.status == "failed" and (self.detail or {}).get("failure") == "input"
 
     @property
     def scope(self) -> str:
@@ -136,6 +146,30 @@ def update_values(fields: dict[str, Any]) -> dict[str, Any]:
             out[key] = as_utc(out[key])
     out.setdefault("updated_at", utcnow())
     return out
+
+
+#: The actor of a history event a resource made (``Resource.actor``) or its deletion
+#: made: ``resource:<8 hex>`` / ``resource-deleted:<8 hex>``.
+_ACTOR = re.compile(r"^resource(?:-deleted)?:([0-9a-f]{8})$")
+
+
+def name_history(store, user_id: str, events: list) -> list:
+    """Fill ``resource`` (the file name) of the HistoryEvents in ``events`` made by one
+    of ``user_id``'s resources, deleted ones included, from ``store``'s resource rows
+    (one listing, only when some event names a resource). Returns ``events``."""
+    prefixes = {m.group(1) for e in events if (m := _ACTOR.match(e.actor or ""))}
+    if not prefixes:
+        return events
+    names: dict[str, str | None] = {}
+    for res in store.list_resources(user_id, include_deleted=True, limit=100_000):
+        key = res.id[:8]
+        if key in prefixes:  # two files with one prefix: name neither
+            names[key] = None if key in names else res.filename
+    for e in events:
+        m = _ACTOR.match(e.actor or "")
+        if m and names.get(m.group(1)):
+            e.resource = names[m.group(1)]
+    return events
 
 
 def _iso(value: datetime | None) -> str | None:

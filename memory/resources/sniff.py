@@ -2,8 +2,9 @@
 
 Binary formats are recognised by their magic numbers with ``puremagic`` (pure Python,
 no libmagic); a ZIP is only a DOCX when it holds ``word/document.xml``. Anything else
-is text when it has no NUL byte and decodes (UTF-8, else the encoding
-``charset_normalizer`` finds, e.g. GB18030 for Chinese), then HTML when it starts like
+is text when it decodes (:func:`decode_text`: UTF-16/32 by their byte-order mark,
+UTF-8, else the encoding ``charset_normalizer`` finds, e.g. GB18030 for Chinese or
+UTF-16 without a mark; NUL bytes only in UTF-16/32), then HTML when it starts like
 an HTML document (the WHATWG sniffing rule: ``<!DOCTYPE HTML``, ``<html``, ``<head``,
 ``<body`` … after whitespace), Markdown when it has ATX headings or the name says
 ``.md``, else plain text. A name or declared type that claims another supported type
@@ -11,6 +12,7 @@ than the content ("cv.pdf" holding a Windows program) is refused as disguised.
 """
 from __future__ import annotations
 
+import codecs
 import io
 import mimetypes
 import os
@@ -40,8 +42,14 @@ _ALIASES = {"audio/wave": "audio/wav", "audio/x-wav": "audio/wav", "audio/vnd.wa
 
 #: Bytes of the head looked at to decide text vs binary and HTML.
 _HEAD = 65536
-_HTML_START = re.compile(rb"^\s*<(!doctype\s+html|html|head|body|title|p|div|h1|table|!--)[\s>]",
+_HTML_START = re.compile(r"^\s*<(!doctype\s+html|html|head|body|title|p|div|h1|table|!--)[\s>]",
                          re.IGNORECASE)
+#: Byte-order marks of the encodings whose text holds NUL bytes (UTF-32 first: its
+#: little-endian mark starts like UTF-16's).
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+#: Encodings ``charset_normalizer`` may name for text with NUL bytes and no mark.
+_WIDE = ("utf_16", "utf_16_le", "utf_16_be", "utf_32", "utf_32_le", "utf_32_be")
 _MD_HEADING = re.compile(r"^#{1,6}\s+\S", re.MULTILINE)
 _READ = 1 << 20
 
@@ -173,6 +181,8 @@ def _binary_type(data: bytes) -> str | None:
     """The type a magic number proves, or None (no signature: maybe text)."""
     if data[:4] == b"PK\x03\x04":
         return _zip_type(data)
+    if _bom_codec(data):
+        return None  # UTF-16/32 text: the text rules decide
     import puremagic
 
     try:
@@ -204,30 +214,51 @@ def _zip_type(data: bytes) -> str:
 
 
 def decode_text(data: bytes) -> str | None:
-    """``data`` as text: UTF-8 (a BOM is dropped), else the encoding
-    ``charset_normalizer`` is confident in; None for binary data (a NUL byte in the
-    head, or no encoding fits)."""
-    if b"\x00" in data[:_HEAD]:
-        return None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
+    """``data`` as text, or None for binary data.
+
+    UTF-16/32 with a byte-order mark (Notepad's "Unicode") decodes by the mark; else
+    UTF-8 (its BOM dropped); else the encoding ``charset_normalizer`` is confident in
+    (GB18030, Latin-1, … and UTF-16/32 without a mark, the only ones allowed when the
+    head holds NUL bytes). Text with more than 1 % control characters is binary."""
+    codec = _bom_codec(data)
+    if codec:
+        try:
+            return _plain(data.decode(codec))
+        except UnicodeDecodeError:
+            return None
+    wide = b"\x00" in data[:_HEAD]
+    if not wide:
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            pass
     from charset_normalizer import from_bytes
 
     best = from_bytes(data).best()
-    if best is None:
+    if best is None or (wide and best.encoding not in _WIDE):
         return None
-    text = str(best)
-    controls = sum(1 for ch in text[:_HEAD] if ord(ch) < 32 and ch not in "\t\n\r\f")
-    return None if controls > len(text[:_HEAD]) // 100 else text
+    return _plain(str(best))
+
+
+def _bom_codec(data: bytes) -> str | None:
+    """"utf-16" / "utf-32" when ``data`` starts with that byte-order mark, else None."""
+    return next((codec for bom, codec in _BOMS if data.startswith(bom)), None)
+
+
+def _plain(text: str) -> str | None:
+    """``text`` without a leading BOM, or None when over 1 % of its head is control
+    characters (binary data that happened to decode)."""
+    text = text.removeprefix("\ufeff")
+    head = text[:_HEAD]
+    controls = sum(1 for ch in head if ord(ch) < 32 and ch not in "\t\n\r\f")
+    return None if controls > len(head) // 100 else text
 
 
 def _text_type(data: bytes, filename: str) -> str | None:
     text = decode_text(data)
     if text is None:
         return None
-    if _HTML_START.match(data[:1024].lstrip(b"\xef\xbb\xbf")):
+    if _HTML_START.match(text[:1024]):
         return "text/html"
     if _name_type(filename) == "text/markdown" or _MD_HEADING.search(text[:_HEAD]):
         return "text/markdown"
