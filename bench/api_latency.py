@@ -31,6 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import git_describe  # noqa: E402
+
 WORDS = ("tea coffee football chess Shanghai Nantes piano garden cat dog running swimming "
          "doctor teacher python rust sister brother birthday vacation Tokyo Paris novel jazz "
          "sushi noodles bicycle marathon guitar painting camping hiking").split()
@@ -148,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<12}{r['p50_ms']:>9}{r['p95_ms']:>9}{r['rps']:>9}")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
+        Path(args.out).write_text(json.dumps({**res, "git_describe": git_describe()},
+                                             indent=2) + "\n")
     return 0
 
 

@@ -273,9 +273,23 @@ class Timer:
         self.seconds = time.perf_counter() - self.start
 
 
+def git_describe() -> str:
+    """``git describe --always --dirty`` of the repository: the commit (abbreviated, or
+    the nearest tag) plus ``-dirty`` when the work tree has uncommitted changes, so a
+    result says whether the code it ran is exactly that commit. "" when git is
+    unavailable."""
+    try:
+        return subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
 def machine_info() -> dict[str, Any]:
     """Facts that make a number reproducible: CPU model and count, Python, platform,
-    package versions of the engine's parts and the git commit of the repository."""
+    package versions of the engine's parts, the git commit of the repository
+    (``git_commit``) and :func:`git_describe` (``git_describe``: ``-dirty`` when the
+    work tree differs from that commit)."""
     cpu = platform.processor() or ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -299,6 +313,7 @@ def machine_info() -> dict[str, Any]:
         commit = ""
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
             "platform": platform.platform(), "packages": versions, "git_commit": commit,
+            "git_describe": git_describe(),
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
@@ -348,8 +363,9 @@ def write_json_file(path: str | os.PathLike, payload: Any, indent: int = 1) -> N
 
 
 def write_json(name: str, payload: dict[str, Any], out_dir: str | os.PathLike | None = None) -> Path:
-    """Write ``payload`` (plus ``machine_info()`` under ``"machine"``) to
-    ``bench/results/<name>.json`` (or ``out_dir``) atomically. Returns the path."""
+    """Write ``payload`` (plus ``machine_info()`` under ``"machine"``, which holds
+    ``git_describe``) to ``bench/results/<name>.json`` (or ``out_dir``) atomically.
+    Returns the path."""
     path = (Path(out_dir) if out_dir else RESULTS) / f"{name}.json"
     write_json_file(path, {**payload, "machine": machine_info()}, indent=2)
     return path

@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import repair_evidence  # noqa: E402
+from bench.common import git_describe, repair_evidence  # noqa: E402
 from memory.embedder import (E5Embedder, Embedder, EmbedderError,  # noqa: E402
                              MiniLMEmbedder, OpenAIEmbedder, USEEmbedder)
 
@@ -285,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
                     merged[name] = {**before, **r}
             payload["results"] = merged
         shown = payload["results"]
+        payload["git_describe"] = git_describe()
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(payload, ensure_ascii=False, indent=1) + "\n",
                             encoding="utf-8")

@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,14 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(1, str(REPO))  # after a PYTHONPATH build, before site-packages
 
-
-def describe() -> str:
-    """``git describe --always --dirty`` of the repository ("" when unavailable)."""
-    try:
-        return subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
-                              capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
+from bench.common import git_describe  # noqa: E402
 
 
 def measure(llm, prompt: str, gen: int) -> dict[str, float]:
@@ -96,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 "max": round(max(values), 2)}
 
     libs = llama_build.library_files(Path(llama_cpp.__file__).parent)
-    result = {"benchmark": "llama_speed", "label": args.label, "git_describe": describe(),
+    result = {"benchmark": "llama_speed", "label": args.label, "git_describe": git_describe(),
               "model": args.model, "threads": args.threads, "runs": args.runs,
               "library": str(Path(llama_cpp.__file__).parent),
               "system_info": llama_cpp.llama_print_system_info().decode(errors="replace").strip(),

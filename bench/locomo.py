@@ -13,7 +13,9 @@ Stored turns (``--format``):
   ``Memory.add([{"role": "user", "content": "Speaker: text", "created_at": <session
   date>}, ...], user, thread_id=<one id per session>, infer=False)``: no date in the
   text, no image caption, no metadata; the date only as ``created_at`` and the session
-  only as the thread the product records.
+  only as the thread the product records. ``--no-thread-ids``: the same adds without
+  ``thread_id`` (a user's import that names no thread: the messages of one call are
+  still one conversation, issue 26).
 * ``context-meta`` / ``context`` / ``dated`` / ``raw``: one ``add`` per turn with the
   benchmark's own text (date prefix, image caption; see ``bench.common.turn_text``) and
   ``metadata={speaker, dia_id, session, session_date[, context]}``; ``context-meta``
@@ -30,6 +32,7 @@ issue 13).
 Usage::
 
     python bench/locomo.py --configs default     # headline: plain format, both halves
+    python bench/locomo.py --configs default --no-thread-ids   # the same, no thread ids
     python bench/locomo.py                       # all configs, writes bench/results/locomo.json
     python bench/locomo.py --configs default --conversations 1 --questions 20
     python bench/locomo.py --format context      # the question answered inlined in the text
@@ -98,11 +101,13 @@ def plain_text(turn) -> str:
     return f"{turn.speaker}: {turn.text}".strip()
 
 
-def ingest(mem, conv: Conversation, fmt: str = "plain") -> dict[str, str]:
+def ingest(mem, conv: Conversation, fmt: str = "plain", thread_ids: bool = True
+           ) -> dict[str, str]:
     """Store every turn of ``conv`` as one raw memory of its user. ``plain``: one ``add``
-    per session (the thread), each turn a message with the session date as its
-    ``created_at``; other formats: one ``add`` per turn with the benchmark's metadata.
-    Returns ``{memory_id: dia_id}``."""
+    per session, each turn a message with the session date as its ``created_at``, with
+    ``thread_id=<conversation>-s<session>`` unless ``thread_ids`` is False; other
+    formats: one ``add`` per turn with the benchmark's metadata. Returns
+    ``{memory_id: dia_id}``."""
     uid = user_of(conv)
     ids: dict[str, str] = {}
     if fmt == "plain":
@@ -112,7 +117,8 @@ def ingest(mem, conv: Conversation, fmt: str = "plain") -> dict[str, str]:
         for s, turns in sessions.items():
             msgs = [{"role": "user", "content": plain_text(t), "created_at": t.date}
                     for t in turns]
-            changes = mem.add(msgs, uid, thread_id=f"{conv.sample_id}-s{s}", infer=False)
+            thread = f"{conv.sample_id}-s{s}" if thread_ids else None
+            changes = mem.add(msgs, uid, thread_id=thread, infer=False)
             ids.update({c.id: t.dia_id for c, t in zip(changes, turns)})
         return ids
     prev = None
@@ -172,11 +178,12 @@ def half_of(index: int) -> str:
 def run(data: Path, config_names: list[str], fmt: str = "plain",
         conversations: int | None = None, max_questions: int | None = None,
         embedder: str | None = None, data_dir: str | None = None, quiet: bool = False,
-        halves: tuple[str, ...] = tuple(HALVES)) -> dict[str, Any]:
-    """Ingest the conversations of ``halves`` (first ``conversations`` of them, if set)
-    and evaluate each configuration on each half. Returns the results dict written to
-    ``bench/results/locomo.json``: ``configs[name][half]`` = ``{"recall": summary,
-    "search_ms_mean"}`` plus settings and timings."""
+        halves: tuple[str, ...] = tuple(HALVES), thread_ids: bool = True) -> dict[str, Any]:
+    """Ingest the conversations of ``halves`` (first ``conversations`` of them, if set;
+    ``thread_ids``: see :func:`ingest`) and evaluate each configuration on each half.
+    Returns the results dict written to ``bench/results/locomo.json``:
+    ``configs[name][half]`` = ``{"recall": summary, "search_ms_mean"}`` plus settings
+    and timings."""
     all_convs = load_locomo(data)
     convs = [(i, c) for i, c in enumerate(all_convs) if half_of(i) in halves]
     if conversations is not None:
@@ -192,7 +199,7 @@ def run(data: Path, config_names: list[str], fmt: str = "plain",
     mem = make_memory(folder, **extra)
     try:
         with Timer() as t_ingest:
-            ids = {i: ingest(mem, conv, fmt) for i, conv in convs}
+            ids = {i: ingest(mem, conv, fmt, thread_ids) for i, conv in convs}
         n_turns = sum(len(c.turns) for _, c in convs)
         results: dict[str, Any] = {}
         for name in config_names:
@@ -213,7 +220,8 @@ def run(data: Path, config_names: list[str], fmt: str = "plain",
                     print(f"{name} [{half}]: R@1 {a['r@1']:.3f} R@5 {a['r@5']:.3f} "
                           f"R@10 {a['r@10']:.3f} (n {a['n']}, {t_eval.seconds:.1f} s)",
                           flush=True)
-        return {"data": str(data), "format": fmt, "embedder": mem.embedder.id,
+        return {"data": str(data), "format": fmt, "thread_ids": thread_ids,
+                "embedder": mem.embedder.id,
                 "halves": {h: [c.sample_id for i, c in convs if half_of(i) == h] for h in halves},
                 "turns": n_turns, "ingest_seconds": round(t_ingest.seconds, 2),
                 "ingest_per_s": round(n_turns / t_ingest.seconds, 1), "configs": results}
@@ -249,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma-separated configurations (default: %(default)s)")
     ap.add_argument("--format", default="plain", choices=FORMATS,
                     help="stored text of a turn (default: %(default)s)")
+    ap.add_argument("--no-thread-ids", action="store_true",
+                    help="plain format: add each session without a thread_id")
     ap.add_argument("--halves", default="tune,report",
                     help="which halves to run: tune (conversations 0-4), report (5-9)")
     ap.add_argument("--conversations", type=int, default=None,
@@ -267,10 +277,11 @@ def main(argv: list[str] | None = None) -> int:
     with Timer() as total:
         res = run(args.data, [c.strip() for c in args.configs.split(",") if c.strip()],
                   args.format, args.conversations, args.questions, args.embedder,
-                  halves=halves)
+                  halves=halves, thread_ids=not args.no_thread_ids)
     res["total_seconds"] = round(total.seconds, 1)
     print_table(table_rows(res), title=f"LoCoMo recall@k — {res['embedder']}, {res['turns']} turns, "
-                                      f"format {res['format']}")
+                                      f"format {res['format']}"
+                                      f"{'' if res['thread_ids'] else ', no thread ids'}")
     print(f"ingest {res['ingest_seconds']} s ({res['ingest_per_s']} turns/s); "
           f"total {res['total_seconds']} s")
     if args.out:

@@ -54,7 +54,7 @@ if str(REPO) not in sys.path:  # allow `python bench/locomo_answers.py` from any
 from bench.common import (CATEGORIES, DEFAULT_LOCOMO, Conversation, Question,  # noqa: E402
                           load_locomo, markdown_table)
 from bench.locomo_f1 import rewrite_iso_dates, score_answer  # noqa: E402
-from bench.common import write_json_file  # noqa: E402
+from bench.common import git_describe, write_json_file  # noqa: E402
 from bench.locomo_ingest import (CHUNK_CHARS, STATE_FILE, Log, _calls,  # noqa: E402
                                  ensure_ingested, memory_user, raw_user)
 
@@ -364,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     mem = build_memory(data_dir, **overrides)
     try:
         meta = {"benchmark": "locomo_answers", "git_commit": _git("rev-parse", "--short", "HEAD"),
+                "git_describe": git_describe(),
                 "memory_dirty": bool(_git("status", "--porcelain", "--", "memory")),
                 "model": mem.llm.model, "llm_base_url": getattr(mem.llm, "base_url", None),
                 "local_llm": mem.config.uses_local_llm, "embedder": mem.embedder.id,

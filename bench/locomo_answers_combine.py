@@ -15,7 +15,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import write_json_file  # noqa: E402
+from bench.common import git_describe, write_json_file  # noqa: E402
 from bench.locomo_answers import answer_table, ingest_table, summarize  # noqa: E402
 
 
@@ -37,9 +37,11 @@ def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
             ingestion[conv] = ing
         rows.extend(res["questions"])
         sources.append({"convs": list(res["ingestion"]), "git_commit": res.get("git_commit"),
+                        "git_describe": res.get("git_describe"),
                         "model": res.get("model"), "seconds": res.get("seconds"),
                         "questions": len(res["questions"])})
-    return {"benchmark": "locomo_answers (combined)", "sources": sources,
+    return {"benchmark": "locomo_answers (combined)", "git_describe": git_describe(),
+            "sources": sources,
             "conditions": list(conditions or ()), "ingestion": ingestion,
             "summary": summarize(rows, conditions or ()), "questions": rows}
 

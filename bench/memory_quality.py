@@ -46,7 +46,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # allow `python bench/memory_quality.py` from anywhere
     sys.path.insert(0, str(REPO))
 
-from bench.common import write_json_file  # noqa: E402
+from bench.common import git_describe, write_json_file  # noqa: E402
 from bench.quality_score import format_table, score  # noqa: E402
 
 DATA = REPO / "bench" / "data" / "memory_quality.json"
@@ -278,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     meta = {
         "benchmark": "memory_quality", "split": args.split, "limit": args.limit, "only": args.only,
-        "git_commit": git_commit(), "memory_dirty": git_dirty(), "model": mem.llm.model,
+        "git_commit": git_commit(), "memory_dirty": git_dirty(),
+        "git_describe": git_describe(), "model": mem.llm.model,
         "llm_base_url": getattr(mem.llm, "base_url", None),
         "local_llm": mem.config.uses_local_llm,
         "temperature": mem.config.llm_temperature, "embedder": mem.embedder.id,

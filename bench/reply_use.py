@@ -217,7 +217,7 @@ def format_table(m: dict[str, dict[str, Any]]) -> str:
 # ---- CLI --------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point (see the module docstring). Returns the exit code."""
-    from bench.common import write_json_file
+    from bench.common import git_describe, write_json_file
     from bench.memory_quality import build_memory, git_commit, git_dirty
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -244,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     meta = {
         "benchmark": "reply_use", "limit": args.limit, "git_commit": git_commit(),
+        "git_describe": git_describe(),
         "memory_dirty": git_dirty(), "model": mem.llm.model,
         "llm_base_url": getattr(mem.llm, "base_url", None),
         "local_llm": mem.config.uses_local_llm, "temperature": mem.config.llm_temperature,

@@ -21,6 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import git_describe  # noqa: E402
+
 PERSONAL = [
     "I moved to Lisbon in March 2021 after five years in Hamburg. I work as a data engineer "
     "for a logistics company and I cycle to the office along the river most mornings.",
@@ -138,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         report = run(args.scripted, Path(tmp), args.batch_chars)
+    report["git_describe"] = git_describe()
     text = json.dumps(report, ensure_ascii=False, indent=2)
     print(text)
     if args.out:

@@ -152,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     real = int(args.real_mb * 2**20) if args.real_mb else 2_000_000_000
     report = run(real, args.cli)
+    from bench.common import git_describe
+    report["git_describe"] = git_describe()
     text = json.dumps(report, ensure_ascii=False, indent=2)
     print(text)
     if args.out:

@@ -107,7 +107,8 @@ def validate_export(data: Any, max_chars: int = MAX_TEXT_CHARS, *,
 def _memory(item: Any, where: str, max_chars: int) -> dict:
     _object(item, where)
     out = {"text": _req(item, "text", where, lambda v, f: _text(v, f, max_chars))}
-    for key, check in (("id", clean_id), ("thread_id", clean_id), ("source", _name),
+    for key, check in (("id", clean_id), ("thread_id", clean_id),
+                       ("conversation_id", clean_id), ("source", _name),
                        ("type", _choice(MEMORY_TYPES)), ("importance", _importance),
                        ("access_count", _count), ("tags", clean_tags),
                        ("metadata", clean_metadata),

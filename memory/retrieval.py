@@ -22,8 +22,9 @@ Score fusion (default, ``SearchWeights.fusion = "score"``), per candidate ``d`` 
   alphabetic, :func:`scripts`) can never match BM25, so its missing text score says
   nothing; it gets ``cross_script`` more vector weight.
 
-After fusion, chat messages imported into a thread get a share of their neighbours'
-scores (:mod:`memory.neighbours`), a date the query names is matched against
+After fusion, imported chat messages get a share of their neighbours' scores (the
+messages around them in their conversation: a thread, or one ``add`` call;
+:mod:`memory.neighbours`), a date the query names is matched against
 ``created_at`` (:mod:`memory.querydates`), a question about time ("When did …") prefers
 memories that say when, a query naming a person prefers the messages that person said
 (:mod:`memory.speakers`), and a first-person query demotes other
@@ -90,11 +91,11 @@ class SearchWeights:
     decaying with ``half_life_days`` (0 disables). Re-scoring multiplies the fused score,
     so it only reorders memories whose fused scores are close.
     ``context_prev`` / ``context_next``: share of the fused score of a chat message's
-    previous / next message (same thread, :mod:`memory.neighbours`) added to its own,
-    for the ``neighbour_pool`` best candidates and their neighbours (0 and 0 disable;
-    score fusion only). ``thread_share``: share of the best fused score among the other
-    candidates of the same thread added to a chat message (evidence comes in clusters;
-    0 disables). ``overfetch``: each retriever fetches ``limit × overfetch`` candidates
+    previous / next message (same conversation, :mod:`memory.neighbours`) added to its
+    own, for the ``neighbour_pool`` best candidates and their neighbours (0 and 0
+    disable; score fusion only). ``thread_share``: share of the best fused score among
+    the other candidates of the same conversation added to a chat message (evidence
+    comes in clusters; 0 disables). ``overfetch``: each retriever fetches ``limit × overfetch`` candidates
     (at least ``MIN_POOL``). ``date_boost``: relative boost of a memory created in a period
     the query names (:mod:`memory.querydates`) or up to ``date_lag_days`` after it; the
     date words then leave the text query and, with ``date_pool``, a second full-text

@@ -72,6 +72,44 @@ def test_locomo_recall_smoke(tmp_path):
     assert default["r@10"] >= before["r@10"], (default, before)
 
 
+@needs_data
+def test_locomo_plain_without_thread_ids_ranks_as_with_them(tmp_path):
+    """Issue 26: each session imported by one ``add`` call without a ``thread_id`` is one
+    conversation, so the first 40 questions of one conversation get exactly the ranking
+    they get with a thread per session."""
+    from bench.common import make_memory
+    from bench.locomo import configs, evaluate, ingest
+
+    conv = load_locomo(DEFAULT_LOCOMO)[0]
+    ranked = {}
+    for threads in (True, False):
+        mem = make_memory(tmp_path / str(threads))
+        try:
+            ids = ingest(mem, conv, "plain", thread_ids=threads)
+            sample = mem.list(f"locomo-{conv.sample_id}", limit=1)[0]
+            assert bool(sample.thread_id) is threads and sample.conversation_id
+            rows = evaluate(mem, conv, configs()["default"], max_questions=40, ids=ids)
+            ranked[threads] = [r["ranked"] for r in rows]
+        finally:
+            mem.close()
+    assert ranked[False] == ranked[True]
+
+
+def test_results_record_git_describe(tmp_path):
+    """Result files carry ``git describe --always --dirty`` (a ``-dirty`` suffix when the
+    work tree differs from the commit) next to ``git_commit``."""
+    import json
+    import subprocess
+
+    from bench.common import REPO, write_json
+
+    want = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+                          capture_output=True, text=True).stdout.strip()
+    machine = json.loads(write_json("x", {"a": 1}, out_dir=tmp_path).read_text())["machine"]
+    assert machine["git_describe"] == want and machine["git_commit"]
+    assert want.startswith(machine["git_commit"][:7]) or "-g" in want
+
+
 def test_latency_smoke(tmp_path):
     """A tiny latency run: every section produces numbers, the walk-through makes at
     most one memory LLM call per turn and moves Seven to Beijing."""

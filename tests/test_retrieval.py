@@ -212,6 +212,41 @@ def test_thread_neighbours_follow_the_import_order_of_one_thread(tmp_path):
         mem.close()
 
 
+def test_one_add_call_without_a_thread_is_a_conversation(tmp_path):
+    """Issue 26: the messages of one ``add`` call are ordered neighbours without a
+    ``thread_id``, exactly as with one; another call's messages are not among them."""
+    from datetime import datetime, timezone
+
+    from memory import Memory, load_config
+    from memory.neighbours import thread_neighbours
+
+    mem = Memory(load_config(env_file=None, memory_data_dir=str(tmp_path)), llm=object())
+    try:
+        day = datetime(2023, 5, 8, tzinfo=timezone.utc)
+        msgs = [{"role": "user", "content": t, "created_at": day}
+                for t in ("Ann: What did you do last weekend?", "Bob: Went fishing with Joe!",
+                          "Ann: Nice.")]
+        ids = [c.id for c in mem.add(msgs, "u1", infer=False)]
+        other = [c.id for c in mem.add([{"role": "user", "content": t, "created_at": day}
+                                        for t in ("Bob: unrelated", "Ann: indeed")],
+                                       "u1", infer=False)]
+        recs = {r.id: r for r in mem.store.get_memories("u1", [*ids, *other])}
+        assert recs[ids[0]].thread_id is None
+        assert len({recs[i].conversation_id for i in ids}) == 1
+        assert recs[other[0]].conversation_id not in (None, recs[ids[0]].conversation_id)
+        found = thread_neighbours(mem.store, "u1", [recs[ids[1]], recs[ids[2]], recs[other[0]]])
+        assert found == {ids[1]: (ids[0], ids[2]), ids[2]: (ids[1], None),
+                         other[0]: (None, other[1])}
+        # the answer shares no word with the question; its neighbour lifts it in
+        hits = [m.id for m in mem.search("what did Bob do last weekend", "u1", limit=3).memories]
+        assert ids[1] in hits
+        off = SearchWeights(context_prev=0.0, context_next=0.0, vector=0.0)
+        assert ids[1] not in [m.id for m in mem.search("last weekend plans", "u1", limit=3,
+                                                       weights=off).memories]
+    finally:
+        mem.close()
+
+
 def test_a_date_in_the_query_prefers_memories_written_then(tmp_path):
     from datetime import datetime, timezone
 

@@ -1,4 +1,4 @@
-"""SQLite-specific message neighbours (insertion order for equal timestamps, seeks of the thread index, the migration that adds it) and the record decoding search relies on."""
+"""SQLite-specific message neighbours (insertion order for equal timestamps, seeks of the conversation index, the migrations that add it) and the record decoding search relies on."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -6,8 +6,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from memory.store.sqlite import SQLiteStore, load_sqlite_module
-from memory.store.sqlite import migrations as migrations_mod
-from memory.store.sqlite.schema import THREAD_INDEX
+from memory.store.sqlite.schema import CONVERSATION_INDEX, THREAD_INDEX
 from memory.store.sqlite.search import _NEIGHBOURS
 from memory.types import MemoryRecord, new_id
 
@@ -39,39 +38,75 @@ def test_equal_timestamps_keep_insertion_order_by_index_seeks(tmp_path):
                 "EXPLAIN QUERY PLAN " + _NEIGHBOURS.replace("{ids}", ":i0"),
                 {"user": "u1", "now": 0, "w": 1, "i0": ids[0]})]
         seeks = [p for p in plan if p.startswith("SEARCH p USING INDEX")]
-        assert len(seeks) == 4 and all(THREAD_INDEX in p for p in seeks), plan
+        assert len(seeks) == 4 and all(CONVERSATION_INDEX in p for p in seeks), plan
         assert any("created_at=? AND rowid<?" in p for p in seeks), plan
     finally:
         store.close()
 
 
-def test_a_file_from_before_the_thread_index_upgrades(tmp_path, monkeypatch):
-    path = tmp_path / "memory.db"
-    before = [m for m in migrations_mod.MIGRATIONS if m.id < "0006"]
-    assert len(before) == 5
-    monkeypatch.setattr(migrations_mod, "MIGRATIONS", before)
-    old = SQLiteStore(path)
-    old.open("e", DIM)
-    msgs = chat("u1", "t1", 3)
-    old.insert_memories(msgs)
-    old.close()
+def _index_exists(conn, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() \
+        is not None
+
+
+def _old_file(path, records: list[MemoryRecord], before: str) -> None:
+    """A store file as the code before migration ``before`` (``"0006"`` or ``"0007"``)
+    left it, holding ``records``: written by today's store, then the later steps undone
+    (no ``conversation_id`` column, the thread index only from 0006 on, the steps'
+    records gone)."""
+    store = SQLiteStore(path)
+    store.open("e", DIM)
+    store.insert_memories(records)
+    store.close()
     conn = load_sqlite_module().connect(str(path))
     try:
-        assert conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?",
-                            (THREAD_INDEX,)).fetchone() is None
+        conn.execute(f"DROP INDEX {CONVERSATION_INDEX}")
+        conn.execute("ALTER TABLE memories DROP COLUMN conversation_id")
+        if before > "0006":
+            conn.execute(f"CREATE INDEX {THREAD_INDEX} ON memories(user_id, thread_id, created_at)")
+        conn.execute("DELETE FROM schema_migrations WHERE id >= ?", (before,))
+        conn.commit()
+        assert "conversation_id" not in {r[1] for r in conn.execute("PRAGMA table_info(memories)")}
     finally:
         conn.close()
-    monkeypatch.undo()
+
+
+def test_a_file_from_before_the_thread_index_upgrades(tmp_path):
+    path = tmp_path / "memory.db"
+    msgs = chat("u1", "t1", 3)
+    _old_file(path, msgs, "0006")
     store = SQLiteStore(path)
     try:
-        assert {m.id: m.applied_at is not None for m in store.migration_status()
-                }["0006_thread_index"]
         store.open("e", DIM)
+        applied = {m.id: m.applied_at is not None for m in store.migration_status()}
+        assert applied["0006_thread_index"] and applied["0007_conversations"]
         ids = [m.id for m in msgs]
         assert store.message_neighbours("u1", [ids[1]], 60) == {ids[1]: (ids[0], ids[2])}
         with store._read() as c:
-            assert c.execute("SELECT 1 FROM sqlite_master WHERE name = ?",
-                             (THREAD_INDEX,)).fetchone() is not None
+            assert _index_exists(c, CONVERSATION_INDEX) and not _index_exists(c, THREAD_INDEX)
+    finally:
+        store.close()
+
+
+def test_a_file_from_before_conversations_keeps_its_thread_neighbours(tmp_path):
+    """Rows written before ``0007_conversations``: a thread's raw messages get their thread
+    as conversation (neighbours as before), other rows none (no neighbours, as before)."""
+    path = tmp_path / "memory.db"
+    msgs = chat("u1", "t1", 3)
+    loose = chat("u1", None, 2)  # raw without a thread: the old code gave them no neighbours
+    fact = MemoryRecord(id=new_id(), user_id="u1", text="a learned fact", thread_id="t1",
+                        source="chat", created_at=DAY, updated_at=DAY, embedding=msgs[0].embedding)
+    _old_file(path, [*msgs, *loose, fact], "0007")
+    store = SQLiteStore(path)
+    try:
+        store.open("e", DIM)
+        ids = [m.id for m in msgs]
+        got = {r.id: r.conversation_id
+               for r in store.get_memories("u1", [*ids, loose[0].id, fact.id])}
+        assert got == {ids[0]: "t1", ids[1]: "t1", ids[2]: "t1", loose[0].id: None,
+                       fact.id: None}
+        assert store.message_neighbours("u1", [ids[0], loose[0].id, fact.id], 60) == \
+            {ids[0]: (None, ids[1])}
     finally:
         store.close()
 
@@ -123,11 +158,12 @@ def test_positional_record_decoding_equals_the_shared_mapper():
     from memory.store.sqlite import rows
 
     row = (7, "m1", "u1", "text", "event", "t1", 4, '["a", "b"]', "raw", '{"k": [1]}',
-           1683554160123456, 1683554161000000, -5, 2**40, 3)
+           1683554160123456, 1683554161000000, -5, 2**40, 3, "c1")
     want = common.memory_from_row(dict(zip(common.MEMORY_FIELDS, row[1:])), rows.dt)
     assert rows.record(row) == want and want.tags == ["a", "b"] and want.access_count == 3
-    assert rows.record(row[:12] + (None, None, None)) == common.memory_from_row(
-        dict(zip(common.MEMORY_FIELDS, row[1:12] + (None, None, None))), rows.dt)
+    assert want.conversation_id == "c1"
+    assert rows.record(row[:12] + (None, None, None, None)) == common.memory_from_row(
+        dict(zip(common.MEMORY_FIELDS, row[1:12] + (None, None, None, None))), rows.dt)
     assert rows.record(row, {7: [1.0, 2.0]}).embedding == [1.0, 2.0]
     assert rows.record(row, {8: [1.0]}).embedding is None
     assert rows.dt(1683554160123456) == datetime(2023, 5, 8, 13, 56, 0, 123456,

@@ -112,17 +112,18 @@ def test_vector_search_rejects_wrong_dimension_and_nan(q):
         q.vector_search("u", [float("nan")] * 384, 3, NOW)
 
 
-def test_message_neighbours_are_correlated_seeks_inside_the_users_thread(q):
+def test_message_neighbours_are_correlated_seeks_inside_the_users_conversation(q):
     stmt = q.message_neighbours("bob", ["m1", "m2"], NOW, 1.5)
     text = sql(stmt)
     outer = text[text.rindex(" FROM memories WHERE "):]
     assert "memories.user_id = %s" in outer and "memories.id IN (" in outer
-    assert "memories.source = %s" in outer and "memories.thread_id != %s" in outer
+    assert "memories.source = %s" in outer and "memories.conversation_id != %s" in outer
     for side, cmp, fn, order in (("prev_id", "<", "date_sub", "DESC"),
                                  ("next_id", ">", "date_add", "ASC")):
         sub = text[:text.index(f"AS {side}")]
         sub = sub[sub.rindex("(SELECT n.id"):]
-        assert "n.user_id = memories.user_id AND n.thread_id = memories.thread_id" in sub
+        assert ("n.user_id = memories.user_id AND n.conversation_id = "
+                "memories.conversation_id") in sub
         assert (f"(n.created_at {cmp} memories.created_at OR n.created_at = "
                 f"memories.created_at AND n.id {cmp} memories.id)") in sub
         assert f"{fn}(memories.created_at, INTERVAL 1500000 MICROSECOND)" in sub
@@ -367,7 +368,7 @@ def test_index_names_fit_tidbs_64_characters():
     names = {ix.name for t in schema.tables for ix in t.indexes}
     names |= {schema.vector_index.name, schema.fulltext_index.name}
     assert all(len(n) <= 64 for n in names), [n for n in names if len(n) > 64]
-    assert len(names) == 6  # 4 B-tree indexes, HNSW, FULLTEXT: still distinct
+    assert len(names) == 7  # 5 B-tree indexes, HNSW, FULLTEXT: still distinct
     assert build_schema(8).vector_index.name == "vec_idx_memories_embedding_cosine"  # short: unchanged
     from memory.store.tidb.schema import index_name
 
@@ -392,6 +393,7 @@ def test_migrations_table_statements_compile():
     record = sql(record_migration(table, "0001_initial", NOW))
     assert record.startswith("INSERT INTO t1_schema_migrations (id, applied_at) VALUES (%s, %s)")
     assert record.endswith("ON DUPLICATE KEY UPDATE id = t1_schema_migrations.id")
-    assert [m.id for m in migrations_for(None)] == ["0001_initial", "0002_resources"]
+    assert [m.id for m in migrations_for(None)] == ["0001_initial", "0002_resources",
+                                                    "0003_conversations"]
     with pytest.raises(ValueError, match="open"):
         migrations_for(None)[0].apply(object())

@@ -109,18 +109,24 @@ def test_ddl_is_refused_inside_a_transaction(store):
 # ---- migrate() -------------------------------------------------------------------------
 class RecordingConn:
     """Compiles every statement with the MySQL dialect; SELECTs of schema_migrations
-    return ``applied``."""
+    return ``applied``; UPDATEs report the next of ``updated`` as their row count (0
+    when none is left); ``commit()`` is recorded as ``COMMIT``."""
 
-    def __init__(self, applied=()):
+    def __init__(self, applied=(), updated=()):
         self.sql: list[str] = []
         self.applied = list(applied)
+        self.updated = list(updated)
 
     def execute(self, stmt, *args):
         text = " ".join(str(stmt.compile(dialect=DIALECT)).split())
         self.sql.append(text)
         at = datetime(2025, 1, 1, tzinfo=timezone.utc)
         data = [(a, at) for a in self.applied] if text.startswith("SELECT") else []
-        return type("Result", (), {"all": lambda self_: data})()
+        count = self.updated.pop(0) if text.startswith("UPDATE") and self.updated else 0
+        return type("Result", (), {"all": lambda self_: data, "rowcount": count})()
+
+    def commit(self):
+        self.sql.append("COMMIT")
 
 
 def _migrating_store(conn):
@@ -132,7 +138,8 @@ def _migrating_store(conn):
 
 def test_migrate_applies_0001_on_a_new_database_and_records_it():
     conn = RecordingConn()
-    assert _migrating_store(conn).migrate() == ["0001_initial", "0002_resources"]
+    assert _migrating_store(conn).migrate() == ["0001_initial", "0002_resources",
+                                                "0003_conversations"]
     assert conn.sql[0].startswith("CREATE TABLE IF NOT EXISTS t1_schema_migrations")
     assert any(s.startswith("CREATE TABLE IF NOT EXISTS t1_memories ") and "VECTOR(8)" in s
                for s in conn.sql)
@@ -142,10 +149,33 @@ def test_migrate_applies_0001_on_a_new_database_and_records_it():
     create_resources = next(i for i, s in enumerate(conn.sql) if "TABLE IF NOT EXISTS t1_resources" in s)
     records = [i for i, s in enumerate(conn.sql) if s.startswith("INSERT INTO t1_schema_migrations")]
     assert records[0] < create_resources < records[1]  # 0002 after 0001 was recorded
+    assert any("conversation_id" in s for s in conn.sql[records[1]:records[2]])
+
+
+def test_0003_adds_the_conversation_column_and_fills_it_in_committed_batches():
+    """Issue 26: old rows of a thread get their thread as conversation, in batches of
+    BACKFILL_ROWS rows each committed (a large table stays under TiDB's transaction
+    size), until an UPDATE changes nothing; every statement is re-runnable."""
+    from memory.store.tidb.migrations import BACKFILL_ROWS
+
+    conn = RecordingConn(applied=["0001_initial", "0002_resources"],
+                         updated=[BACKFILL_ROWS, 17])
+    assert _migrating_store(conn).migrate() == ["0003_conversations"]
+    assert conn.sql[1].startswith("SELECT t1_schema_migrations.id")
+    step = conn.sql[2:]  # after CREATE TABLE schema_migrations and reading it
+    assert step[0] == ("ALTER TABLE t1_memories ADD COLUMN IF NOT EXISTS conversation_id "
+                       "VARCHAR(64) NULL")
+    assert step[1] == ("CREATE INDEX IF NOT EXISTS ix_t1_memories_user_conversation ON "
+                       "t1_memories (user_id, conversation_id, created_at)")
+    fill = ("UPDATE t1_memories SET conversation_id=t1_memories.thread_id WHERE "
+            "t1_memories.source = %s AND t1_memories.thread_id != %s AND "
+            f"t1_memories.conversation_id IS NULL LIMIT {BACKFILL_ROWS}")
+    assert step[2:8] == [fill, "COMMIT", fill, "COMMIT", fill,
+                         step[7]] and step[7].startswith("INSERT INTO t1_schema_migrations")
 
 
 def test_migrate_is_a_no_op_when_up_to_date_and_refuses_unknown_ids():
-    conn = RecordingConn(applied=["0001_initial", "0002_resources"])
+    conn = RecordingConn(applied=["0001_initial", "0002_resources", "0003_conversations"])
     store = _migrating_store(conn)
     assert store.migrate() == []
     assert not any("t1_memories" in s for s in conn.sql)
@@ -156,12 +186,13 @@ def test_migrate_is_a_no_op_when_up_to_date_and_refuses_unknown_ids():
 def test_migration_status_lists_applied_and_pending():
     store = _migrating_store(RecordingConn(applied=["0001_initial"]))
     store._connect = lambda: None
-    row, pending_row = store.migration_status()
+    row, pending_row, last = store.migration_status()
     assert row.id == "0001_initial" and row.applied_at.startswith("2025-01-01T00:00:00")
     assert pending_row.id == "0002_resources" and pending_row.applied_at is None
+    assert last.id == "0003_conversations" and last.applied_at is None
     store = _migrating_store(RecordingConn())
     store._connect = lambda: None
-    assert [r.applied_at for r in store.migration_status()] == [None, None]
+    assert [r.applied_at for r in store.migration_status()] == [None, None, None]
 
 
 # ---- search indexes ------------------------------------------------------------------

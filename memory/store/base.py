@@ -197,11 +197,11 @@ class Store(ABC):
         """The chat messages right before and right after some of ``user_id``'s.
 
         A message is a live memory with ``source == "raw"`` and a non-empty
-        ``thread_id`` (``Memory.add(..., thread_id=..., infer=False)``). For each message
-        among ``ids`` returns ``{id: (previous_id, next_id)}``: the adjacent live message
-        of the same thread in the order ``created_at``, then storage order (SQLite:
-        insertion order; TiDB: id), each None when there is none or it lies more than
-        ``window_s`` seconds away. Ids that are not live messages of ``user_id`` are
+        ``conversation_id`` (``Memory.add(..., infer=False)``: the thread, or the call
+        itself). For each message among ``ids`` returns ``{id: (previous_id, next_id)}``:
+        the adjacent live message of the same conversation in the order ``created_at``,
+        then storage order (SQLite: insertion order; TiDB: id), each None when there is
+        none or it lies more than ``window_s`` seconds away. Ids that are not live messages of ``user_id`` are
         absent. Only ids come back (search fetches the records it needs itself)."""
 
     @abstractmethod

@@ -19,7 +19,7 @@ from memory.types import HistoryEvent, MemoryRecord, Message, Thread, as_utc, ut
 __all__ = [
     "UPDATABLE_FIELDS", "ORDERS", "MEMORY_FIELDS", "HISTORY_FIELDS", "THREAD_FIELDS",
     "MESSAGE_FIELDS", "check_order", "check_paging", "jsonable", "required_time",
-    "field_value", "prepare_update", "unique_records", "memory_values", "history_values",
+    "field_value", "prepare_update", "unique_records", "conversation_of", "memory_values", "history_values",
     "thread_values", "message_values", "profile_values",
     "vector_values", "check_embedder", "embedder_policy", "json_value", "memory_from_row",
     "event_from_row", "thread_from_row", "message_from_row",
@@ -36,7 +36,7 @@ ORDERS = ("created_desc", "created_asc", "accessed_desc")
 #: Logical column names of the four row kinds (the order the mappers read them in).
 MEMORY_FIELDS = ("id", "user_id", "text", "type", "thread_id", "importance", "tags", "source",
                  "metadata", "created_at", "updated_at", "last_accessed_at", "expires_at",
-                 "access_count")
+                 "access_count", "conversation_id")
 HISTORY_FIELDS = ("id", "memory_id", "user_id", "event", "old_text", "new_text", "actor", "at")
 THREAD_FIELDS = ("id", "user_id", "title", "created_at", "updated_at", "summary",
                  "summarized_upto")
@@ -139,10 +139,21 @@ def unique_records(records: Iterable[MemoryRecord]) -> dict[str, MemoryRecord]:
     return out
 
 
+def conversation_of(rec: MemoryRecord) -> str | None:
+    """The conversation ``rec`` is stored under: its ``conversation_id``, else its
+    ``thread_id`` when it is a verbatim message (``source="raw"``), else None — the rule
+    the stores' migrations (SQLite ``0007_conversations``, TiDB ``0003_conversations``)
+    apply to rows written before the column existed."""
+    if rec.conversation_id is not None:
+        return rec.conversation_id
+    return rec.thread_id if rec.source == "raw" and rec.thread_id else None
+
+
 def memory_values(rec: Any) -> dict[str, Any]:
     """Validate a MemoryRecord and return its logical column values
-    (:data:`MEMORY_FIELDS`, no embedding). Raises ValueError (not a record, missing id
-    or user, invalid text, non-JSON tags/metadata, missing created/updated time)."""
+    (:data:`MEMORY_FIELDS`, no embedding; ``conversation_id`` by
+    :func:`conversation_of`). Raises ValueError (not a record, missing id or user,
+    invalid text, non-JSON tags/metadata, missing created/updated time)."""
     if not isinstance(rec, MemoryRecord):
         raise ValueError(f"expected a MemoryRecord, got {type(rec).__name__}")
     return {
@@ -155,6 +166,7 @@ def memory_values(rec: Any) -> dict[str, Any]:
         "updated_at": required_time(rec.updated_at, "updated_at"),
         "last_accessed_at": as_utc(rec.last_accessed_at), "expires_at": as_utc(rec.expires_at),
         "access_count": int(rec.access_count or 0),
+        "conversation_id": _optional_text(conversation_of(rec), "conversation_id"),
     }
 
 
@@ -302,7 +314,8 @@ def memory_from_row(r: Mapping[str, Any], when: Decode = as_utc) -> MemoryRecord
         updated_at=when(r["updated_at"]),  # type: ignore[arg-type]
         last_accessed_at=when(r["last_accessed_at"]), expires_at=when(r["expires_at"]),
         access_count=int(r["access_count"] or 0),
-        embedding=[float(x) for x in emb] if emb is not None else None)
+        embedding=[float(x) for x in emb] if emb is not None else None,
+        conversation_id=r.get("conversation_id"))
 
 
 def event_from_row(r: Mapping[str, Any], when: Decode = as_utc) -> HistoryEvent:

@@ -51,3 +51,22 @@ def test_neighbours_never_cross_users(store, mk):
     assert store.message_neighbours(A, [mine[0].id, theirs[0].id], 3600) == \
         {mine[0].id: (None, mine[1].id)}
     assert store.message_neighbours(B, [theirs[1].id], 3600) == {theirs[1].id: (theirs[0].id, None)}
+
+
+def test_messages_of_one_conversation_without_a_thread_are_neighbours(store, mk):
+    """Issue 26: the messages of one ``Memory.add`` call share a ``conversation_id`` even
+    without a thread; two calls are two conversations; a raw message stored with a
+    thread and no conversation is in its thread's conversation."""
+    t0 = utcnow().replace(microsecond=0) - timedelta(days=2)
+    call1 = _chat(mk, A, None, ["c0", "c1", "c2"], t0, conversation_id="call-1")
+    call2 = _chat(mk, A, None, ["d0", "d1"], t0 + timedelta(seconds=30),
+                  conversation_id="call-2")  # interleaved in time
+    threaded = _chat(mk, A, "t1", ["t0", "t1"], t0 + timedelta(seconds=10))
+    store.insert_memories([*call1, *call2, *threaded])
+    ids = [r.id for r in call1]
+    got = store.message_neighbours(A, [ids[1], call2[0].id, threaded[1].id], 3600)
+    assert got == {ids[1]: (ids[0], ids[2]), call2[0].id: (None, call2[1].id),
+                   threaded[1].id: (threaded[0].id, None)}
+    back = {r.id: r.conversation_id for r in store.get_memories(A, [ids[0], threaded[0].id])}
+    assert back == {ids[0]: "call-1", threaded[0].id: "t1"}
+    assert store.get_memory(A, ids[0]).thread_id is None

@@ -22,7 +22,8 @@ _ORDER_SQL = {
 }
 assert set(_ORDER_SQL) == set(common.ORDERS)
 
-_MEM_INSERT = f"INSERT INTO memories({rows.MEM_COLS}) VALUES ({', '.join('?' * 15)})"
+_MEM_INSERT = (f"INSERT INTO memories({rows.MEM_COLS}) "
+               f"VALUES ({', '.join('?' * (1 + len(common.MEMORY_FIELDS)))})")
 _VEC_INSERT = ("INSERT INTO vec_memories(rowid, user_id, embedding, type, expires_at, "
                "created_at) VALUES (?, ?, ?, ?, ?, ?)")
 

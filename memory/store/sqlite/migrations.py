@@ -107,6 +107,20 @@ def _thread_index(conn: Any) -> None:
     conn.execute(schema.THREAD_INDEX_DDL)
 
 
+@_step("0007_conversations")
+def _conversations(conn: Any) -> None:
+    """Add memories.conversation_id (a raw message's thread, or the one Memory.add call
+    that stored it), fill it with thread_id for the raw messages of a thread, and index
+    (user_id, conversation_id, created_at) instead of the thread index."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(memories)")}
+    if "conversation_id" not in columns:  # re-runnable, like the steps before it
+        conn.execute("ALTER TABLE memories ADD COLUMN conversation_id TEXT")
+    conn.execute("UPDATE memories SET conversation_id = thread_id "
+                 "WHERE source = 'raw' AND thread_id <> '' AND conversation_id IS NULL")
+    conn.execute(schema.CONVERSATION_INDEX_DDL)
+    conn.execute(f"DROP INDEX IF EXISTS {schema.THREAD_INDEX}")
+
+
 def _applied(conn: Any) -> dict[str, str]:
     return dict(conn.execute("SELECT id, applied_at FROM schema_migrations"))
 

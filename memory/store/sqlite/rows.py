@@ -79,7 +79,8 @@ def history_row(ev: HistoryEvent) -> tuple:
 
 assert common.MEMORY_FIELDS == (
     "id", "user_id", "text", "type", "thread_id", "importance", "tags", "source", "metadata",
-    "created_at", "updated_at", "last_accessed_at", "expires_at", "access_count")
+    "created_at", "updated_at", "last_accessed_at", "expires_at", "access_count",
+    "conversation_id")
 
 
 def record(row: tuple, embeddings: dict[int, list[float]] | None = None) -> MemoryRecord:
@@ -88,14 +89,15 @@ def record(row: tuple, embeddings: dict[int, list[float]] | None = None) -> Memo
     The same record as :func:`memory.store.common.memory_from_row`, built from the
     tuple's positions without an intermediate dict (search builds ~90 per query)."""
     (rid, mid, user, text, mtype, thread, importance, tags, source, metadata, created,
-     updated, accessed, expires, count) = row
+     updated, accessed, expires, count, conversation) = row
     return MemoryRecord(
         id=mid, user_id=user, text=text, type=mtype, thread_id=thread,
         importance=int(importance), tags=list(common.json_value(tags, [])), source=source,
         metadata=dict(common.json_value(metadata, {})), created_at=dt(created),  # type: ignore[arg-type]
         updated_at=dt(updated), last_accessed_at=dt(accessed),  # type: ignore[arg-type]
         expires_at=dt(expires), access_count=int(count or 0),
-        embedding=None if embeddings is None else embeddings.get(rid))
+        embedding=None if embeddings is None else embeddings.get(rid),
+        conversation_id=conversation)
 
 
 def event(row: tuple) -> HistoryEvent:

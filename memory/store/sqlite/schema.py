@@ -22,8 +22,10 @@ Layout (all in one database file, WAL mode):
   ``user_tok : "u…" AND {body context} : ("term" OR …)``: FTS5 intersects the user's
   doclist with the terms' doclists instead of ranking every user's rows. BM25 weights are
   ``(0, 1, CONTEXT_WEIGHT)``.
-  Indexes ``(user_id, created_at)``, ``(user_id, type)`` and ``(user_id, thread_id,
-  created_at)`` (:data:`THREAD_INDEX`).
+  ``conversation_id`` (added by ``0007_conversations``) groups a raw import's messages:
+  the thread, or one ``Memory.add`` call. Indexes ``(user_id, created_at)``,
+  ``(user_id, type)`` and ``(user_id, conversation_id, created_at)``
+  (:data:`CONVERSATION_INDEX`; it replaced ``(user_id, thread_id, created_at)``).
 * ``history``, ``profiles``, ``threads``, ``messages``.
 * ``vec_versions(user_id, version)`` — bumped in every write transaction that changes a
   user's vectors, types, dates or expiries; ``meta.vec_epoch`` is bumped when the vector
@@ -136,6 +138,13 @@ CREATE TABLE IF NOT EXISTS vec_versions (
 THREAD_INDEX = "memories_user_thread"
 THREAD_INDEX_DDL = (f"CREATE INDEX IF NOT EXISTS {THREAD_INDEX} "
                     "ON memories(user_id, thread_id, created_at)")
+
+#: The index that finds a message's neighbours in its conversation (migration
+#: ``0007_conversations``, which drops :data:`THREAD_INDEX`): the same seeks as the
+#: thread index, for messages of a thread and of one ``Memory.add`` call alike.
+CONVERSATION_INDEX = "memories_user_conversation"
+CONVERSATION_INDEX_DDL = (f"CREATE INDEX IF NOT EXISTS {CONVERSATION_INDEX} "
+                          "ON memories(user_id, conversation_id, created_at)")
 
 #: The full-text table with the ``context`` column (schema_version 3).
 FTS_DDL = ("CREATE VIRTUAL TABLE memories_fts USING fts5(user_tok, body, context, "

@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 from memory.store.sqlite import cache, rows
 from memory.store.sqlite.memories import Memories, dates_clause, live, types_clause
-from memory.store.sqlite.schema import CONTEXT_WEIGHT, MAX_K, THREAD_INDEX, user_token
+from memory.store.sqlite.schema import CONTEXT_WEIGHT, CONVERSATION_INDEX, MAX_K, user_token
 from memory.textsearch import any_term, query_terms, quote_term
 
 #: A query term found in more than this share of all full-text rows (every user's) is
@@ -36,16 +36,17 @@ _DF = "(SELECT count(*) FROM (SELECT 1 FROM memories_fts WHERE memories_fts MATC
 
 def _adjacent(side: str) -> str:
     """SQL of the id of the live chat message right before (``side="prev"``) or after
-    (``"next"``) message ``f`` in its thread, within ``:w`` µs: first among the messages
-    sharing ``f``'s timestamp (storage order), else the nearest earlier / later one.
-    Both halves are seeks of :data:`THREAD_INDEX` (a range over ``(created_at, rid)``
-    would walk every message of a chat imported with one timestamp)."""
+    (``"next"``) message ``f`` in its conversation (``conversation_id``: its thread or
+    its ``Memory.add`` call), within ``:w`` µs: first among the messages sharing ``f``'s
+    timestamp (storage order), else the nearest earlier / later one. Both halves are
+    seeks of :data:`CONVERSATION_INDEX` (a range over ``(created_at, rid)`` would walk
+    every message of a chat imported with one timestamp)."""
     if side == "prev":
         lt, desc, bound = "<", "DESC", "p.created_at >= f.created_at - :w"
     else:
         lt, desc, bound = ">", "ASC", "p.created_at <= f.created_at + :w"
-    base = (f"SELECT p.id FROM memories p INDEXED BY {THREAD_INDEX} WHERE p.user_id = "
-            "f.user_id AND p.thread_id = f.thread_id AND p.source = 'raw' AND "
+    base = (f"SELECT p.id FROM memories p INDEXED BY {CONVERSATION_INDEX} WHERE p.user_id = "
+            "f.user_id AND p.conversation_id = f.conversation_id AND p.source = 'raw' AND "
             "(p.expires_at IS NULL OR p.expires_at > :now) AND ")
     same = f"{base}p.created_at = f.created_at AND p.rid {lt} f.rid ORDER BY p.rid {desc} LIMIT 1"
     near = (f"{base}p.created_at {lt} f.created_at AND {bound} "
@@ -55,7 +56,7 @@ def _adjacent(side: str) -> str:
 
 _NEIGHBOURS = (f"SELECT f.id, {_adjacent('prev')}, {_adjacent('next')} FROM memories f "
                "WHERE +f.user_id = :user AND f.id IN ({ids}) AND f.source = 'raw' AND "
-               "f.thread_id <> '' AND (f.expires_at IS NULL OR f.expires_at > :now)")
+               "f.conversation_id <> '' AND (f.expires_at IS NULL OR f.expires_at > :now)")
 
 
 def _sole_owner(conn: Any, user_id: str) -> bool:

@@ -6,10 +6,14 @@ from typing import Any, Callable
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.mysql import insert as mysql_insert
-from sqlalchemy.schema import CreateTable
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from memory.store.migrations import Migration, check
-from memory.store.tidb.schema import TiDBSchema, schema_ddl
+from memory.store.tidb.schema import ID_LEN, TiDBSchema, conversation_index_name, schema_ddl
+
+#: Rows per transaction when ``0003_conversations`` fills ``conversation_id``: far below
+#: TiDB's default 100 MB transaction size (``txn-total-size-limit``) at ~3 KB per row.
+BACKFILL_ROWS = 5000
 
 #: A step: (id, one-line doc, apply(conn, schema)). The schema is bound by
 #: ``migrations_for`` because the tables depend on the store's prefix and dimension.
@@ -30,6 +34,22 @@ def _m0002_resources(conn: Any, schema: TiDBSchema) -> None:
     for ddl in resources_ddl(resources_table(schema.prefix)):
         conn.execute(ddl)
 
+def _m0003_conversations(conn: Any, schema: TiDBSchema) -> None:
+    """Add memories.conversation_id and its (user_id, conversation_id, created_at) index,
+    then fill it with thread_id for the raw messages of a thread, committing every
+    :data:`BACKFILL_ROWS` rows (re-runnable: only rows still without one are filled)."""
+    m = schema.memories
+    conn.execute(sa.text(f"ALTER TABLE {m.name} ADD COLUMN IF NOT EXISTS conversation_id "
+                         f"VARCHAR({ID_LEN}) NULL"))  # name: prefix checked by build_schema
+    index = next(ix for ix in m.indexes if ix.name == conversation_index_name(schema.prefix))
+    conn.execute(CreateIndex(index, if_not_exists=True))
+    fill = (sa.update(m).where(m.c.source == "raw", m.c.thread_id != "",
+                               m.c.conversation_id.is_(None))
+            .values(conversation_id=m.c.thread_id).with_dialect_options(mysql_limit=BACKFILL_ROWS))
+    while conn.execute(fill).rowcount:
+        conn.commit()
+
+
 #: Every migration, in order. Add a step with the next number; never edit or renumber
 #: an applied one. DDL in TiDB commits statement by statement, so a step must be
 #: idempotent (``IF NOT EXISTS`` / ``IF EXISTS``): a crash between its DDL and the
@@ -43,6 +63,10 @@ STEPS: list[Step] = [
      "resources table (uploaded files; one live row per user and sha256 through a stored "
      "generated column with a unique index)",
      _m0002_resources),
+    ("0003_conversations",
+     "memories.conversation_id (a raw message's thread, or the Memory.add call that stored "
+     "it), filled from thread_id for the raw messages of a thread, and its index",
+     _m0003_conversations),
 ]
 
 

@@ -39,6 +39,12 @@ def index_name(name: str) -> str:
     return f"{name[:MAX_NAME_LEN - 9]}_{digest}"
 
 
+def conversation_index_name(prefix: str = "") -> str:
+    """Name of the ``(user_id, conversation_id, created_at)`` index of ``memories``, by
+    which a chat message's neighbours in its conversation are found."""
+    return index_name(f"ix_{prefix}memories_user_conversation")
+
+
 class UTCDateTime(sa.types.TypeDecorator):
     """``DATETIME(6)`` holding UTC: aware datetimes are stored as naive UTC and read back
     as aware UTC (TiDB's DATETIME has no zone)."""
@@ -119,6 +125,8 @@ def build_schema(dim: int, prefix: str = "") -> TiDBSchema:
     class MemoryRow(_Base):
         __tablename__ = f"{p}memories"
         __table_args__ = (sa.Index(index_name(f"ix_{p}memories_user_created"), "user_id", "created_at"),
+                          sa.Index(conversation_index_name(p), "user_id", "conversation_id",
+                                   "created_at"),
                           _TABLE_OPTS)
         id: str = _col(VARCHAR(ID_LEN), primary_key=True)
         user_id: str = _col(VARCHAR(USER_LEN), nullable=False)
@@ -136,6 +144,8 @@ def build_schema(dim: int, prefix: str = "") -> TiDBSchema:
         access_count: int = _col(INTEGER, nullable=False, server_default="0")
         # index=False: the HNSW index is created separately, only where TiFlash exists.
         embedding: list[float] | None = VectorField(dimensions=dim, index=False)
+        # a raw message's thread or Memory.add call (migration 0003_conversations)
+        conversation_id: str | None = _col(VARCHAR(ID_LEN), nullable=True)
 
     class HistoryRow(_Base):
         __tablename__ = f"{p}memory_history"

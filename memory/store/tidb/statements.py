@@ -196,9 +196,10 @@ class TiDBSQL:
                            window_s: float) -> Any:
         """``SELECT id, (previous message) AS prev_id, (next message) AS next_id FROM
         memories WHERE user_id = :u AND <live> AND id IN (..) AND source = 'raw' AND
-        thread_id <> ''``: each neighbour is a correlated ``ORDER BY created_at, id
-        LIMIT 1`` over the same user's live raw rows of the same thread within
-        ``window_s`` seconds (found through the ``(user_id, created_at)`` index), as in
+        conversation_id <> ''``: each neighbour is a correlated ``ORDER BY created_at,
+        id LIMIT 1`` over the same user's live raw rows of the same conversation (thread
+        or ``Memory.add`` call) within ``window_s`` seconds (found through the
+        ``(user_id, conversation_id, created_at)`` index), as in
         ``Store.message_neighbours``."""
         m = self.s.memories
         n = m.alias("n")
@@ -217,7 +218,8 @@ class TiDBSQL:
                 near = n.c.created_at <= sa.func.date_add(m.c.created_at, window)
                 sort = [n.c.created_at.asc(), n.c.id.asc()]
             return (sa.select(n.c.id)
-                    .where(n.c.user_id == m.c.user_id, n.c.thread_id == m.c.thread_id,
+                    .where(n.c.user_id == m.c.user_id,
+                           n.c.conversation_id == m.c.conversation_id,
                            n.c.source == "raw",
                            sa.or_(n.c.expires_at.is_(None), n.c.expires_at > now),
                            order, near)
@@ -226,7 +228,7 @@ class TiDBSQL:
         return (sa.select(m.c.id, adjacent(True).label("prev_id"),
                           adjacent(False).label("next_id"))
                 .where(*self._live(user_id, now), m.c.id.in_(list(ids)),
-                       m.c.source == "raw", m.c.thread_id != ""))
+                       m.c.source == "raw", m.c.conversation_id != ""))
 
     def touch(self, user_id: str, ids: list[str], at: datetime) -> Any:
         """UPDATE that records a recall: ``access_count + 1`` and ``last_accessed_at = at``."""
