@@ -45,6 +45,9 @@ class Config(BaseSettings):
     llm_timeout: float = Field(default=120.0, gt=0)
     llm_max_retries: int = Field(default=2, ge=0, le=10)
     llm_temperature: float = Field(default=0.3, ge=0, le=2)
+    #: longest chat reply in tokens: a small model that loops stops within ~2 minutes
+    #: on 2 cores instead of filling the whole context
+    llm_reply_max_tokens: int = Field(default=1024, ge=16)
     vision_model: str | None = None
     # speech-to-text model on the same endpoint (POST /audio/transcriptions) for audio resources
     transcription_model: str | None = None

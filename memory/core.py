@@ -8,31 +8,27 @@ filters inside its queries; an id owned by another user behaves like an unknown 
 """
 from __future__ import annotations
 
-import logging
-import threading
-from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
 from memory.backup import EMBED_BATCH, export_user, import_user
 from memory.config import Config, load_config
-from memory.errors import LLMError
-from memory.learn import learn_turn
+from memory.learn import learn_changes
 from memory.profile import refresh_profile
 from memory.retrieval import SearchWeights, hybrid_search
+from memory.resources import ingest
 from memory.resources.model import name_history
+from memory.resources.scope import scoped_search
 from memory.sanitize import (clamp_importance, clean_datetime, clean_id, clean_memory_text,
                              clean_metadata, clean_tags, clean_title)
 from memory.turn import ChatTurn, start_turn
-from memory.types import (MEMORY_TYPES, Change, HistoryEvent, MemoryRecord, Message,
-                          SearchResult, Thread, as_utc, new_id, utcnow)
-from memory.users import check_user_id
+from memory.types import (MEMORY_TYPES, Change, Changes, HistoryEvent, MemoryRecord,
+                          Message, SearchResult, Thread, as_utc, new_id, utcnow)
+from memory.users import UserLocks, check_user_id
 from memory.validate import (MAX_LIST_LIMIT, MAX_SEARCH_LIMIT, check_int, check_query,
                              context_before_user, normalize_messages)
 
 __all__ = ["Memory", "ChatTurn", "Changes", "check_user_id"]
-
-log = logging.getLogger(__name__)
 
 
 class Memory:
@@ -41,6 +37,8 @@ class Memory:
     ``Memory(config)`` builds the parts from a ``Config``; tests and benchmarks may pass
     ready-made ``embedder``/``store``/``llm`` objects instead. Raises ConfigError for bad
     settings, StoreError/EmbedderMismatchError when the store cannot be opened.
+    ``user_locks`` (``memory.users.UserLocks``) serialises each user's writes; the write
+    path (``memory.learn``, ``memory.resources.ingest``) takes it from here.
     """
 
     def __init__(self, config: Config | None = None, *, embedder=None, store=None, llm=None):
@@ -57,8 +55,7 @@ class Memory:
             from memory.llm import LLM
             llm = LLM(self.config)
         self.llm = llm
-        self._user_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
-        self._locks_guard = threading.Lock()
+        self.user_locks = UserLocks()
 
     @classmethod
     def from_env(cls, env_file: str | None = ".env", **overrides: Any) -> "Memory":
@@ -113,7 +110,8 @@ class Memory:
             return Changes(self._add_raw(uid, thread_id, items, mtype,
                                          clamp_importance(importance), clean_tags(tags)))
         user_text = "\n".join(m["content"] for m in msgs if m["role"] == "user")
-        return self._learn(uid, thread_id, user_text, context_before_user(msgs), meta, when)
+        return learn_changes(self, uid, thread_id, user_text, context_before_user(msgs),
+                             meta, when)
 
     def _add_raw(self, uid, thread_id, items, mtype, importance, tags):
         """Store ``items`` = ``[(text, metadata, created_at)]`` (already cleaned and
@@ -124,6 +122,7 @@ class Memory:
             return isinstance(ctx, str) and bool(ctx.strip())
 
         changes: list[Change] = []
+        conversation = thread_id or (new_id() if len(items) > 1 else None)  # memory.neighbours
         for start in range(0, len(items), EMBED_BATCH):
             chunk = items[start:start + EMBED_BATCH]
             # a chat import's conversational context (metadata["context"], e.g. the
@@ -135,7 +134,8 @@ class Memory:
                 rec = MemoryRecord(id=new_id(), user_id=uid, text=text, type=mtype,
                                    thread_id=thread_id, importance=importance,
                                    tags=list(tags), source="raw", metadata=dict(meta),
-                                   created_at=when, updated_at=when, embedding=vec.tolist())
+                                   created_at=when, updated_at=when, embedding=vec.tolist(),
+                                   conversation_id=conversation)
                 records.append(rec)
                 events.append(HistoryEvent(rec.id, uid, "ADD", None, text, "user", at=utcnow()))
                 changes.append(Change("ADD", rec.id, text, type=mtype))
@@ -143,23 +143,6 @@ class Memory:
         if mtype in ("profile", "preference"):
             refresh_profile(self.store, uid, utcnow())
         return changes
-
-    def _user_lock(self, uid: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._user_locks[uid]
-
-    def _learn(self, uid: str, thread_id: str | None, user_text: str, context: str,
-               metadata: dict, when: datetime) -> "Changes":
-        """Run ``memory.learn.learn_turn`` (the write path) for one call; an LLM failure
-        or an extracted text that cannot be stored (ValueError, e.g. a redaction
-        failure) gives an empty result whose ``error`` says why (nothing of it is
-        written: the turn's writes are one transaction)."""
-        try:
-            return Changes(learn_turn(self, uid, thread_id, user_text, context, metadata, when))
-        except (LLMError, ValueError) as exc:
-            error = f"Memory extraction skipped: {exc}"
-            log.warning("%s", error)
-            return Changes(error=error)
 
     # ---- reading ----------------------------------------------------------------------
     def search(self, query: str, user_id: str, limit: int = 10,
@@ -175,7 +158,6 @@ class Memory:
         is not text or is empty, a limit outside 1..1000, or an unknown scope.
         """
         if scope != "all":
-            from memory.resources.scope import scoped_search
             return scoped_search(self, query, user_id, limit, scope, filters=filters,
                                  weights=weights)
         uid = check_user_id(user_id)
@@ -198,28 +180,23 @@ class Memory:
         again returns the existing one). Raises ValueError for a file over
         ``MEMORY_MAX_UPLOAD_MB``, a refused or disguised type; StoreError.
         See ``memory.resources.ingest.add_resource``."""
-        from memory.resources import ingest
         return ingest.add_resource(self, source, user_id, filename, mime, progress=progress)
 
     def resources(self, user_id: str, *, include_deleted: bool = False) -> list:
         """The user's resources, newest first, with ``memory_count``."""
-        from memory.resources import ingest
         return ingest.resources(self, user_id, include_deleted=include_deleted)
 
     def resource(self, user_id: str, resource_id: str):
         """One resource of the user, or None (unknown or another user's)."""
-        from memory.resources import ingest
         return ingest.resource(self, user_id, resource_id)
 
     def resource_memories(self, user_id: str, resource_id: str) -> list[MemoryRecord]:
         """The live memories learned from one of the user's resources."""
-        from memory.resources import ingest
         return ingest.resource_memories(self, user_id, resource_id)
 
     def delete_resource(self, user_id: str, resource_id: str) -> bool:
         """Soft-delete a resource: its memories leave search and lists (history keeps
         why); False if the user has no such resource."""
-        from memory.resources import ingest
         return ingest.delete_resource(self, user_id, resource_id)
 
     def list(self, user_id: str, limit: int = 100, offset: int = 0,
@@ -390,14 +367,3 @@ class Memory:
             except Exception as exc:  # noqa: BLE001 - health never raises
                 out[name] = {"ok": False, "detail": str(exc)}
         return out
-
-
-class Changes(list):
-    """``list[Change]`` returned by ``Memory.add``; ``error`` is this call's one-line
-    reason when extraction failed (then the list is empty and nothing was written)."""
-
-    error: str | None = None
-
-    def __init__(self, items=(), error: str | None = None):
-        super().__init__(items)
-        self.error = error

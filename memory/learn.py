@@ -40,15 +40,31 @@ from memory import constraints
 from memory.profile import refresh_profile
 from memory.reconcile import Decision, reconcile
 from memory.sanitize import clamp_importance, clean_memory_text, clean_tags
-from memory.errors import one_line
-from memory.types import Change, HistoryEvent, MemoryRecord, new_id, utcnow
+from memory.errors import LLMError, one_line
+from memory.types import Change, Changes, HistoryEvent, MemoryRecord, new_id, utcnow
 
 log = logging.getLogger(__name__)
 
 
+def learn_changes(mem, uid: str, thread_id: str | None, user_text: str, context: str,
+                  metadata: dict, when: datetime) -> Changes:
+    """``learn_turn`` for one ``Memory.add`` call or chat turn, never raising for the
+    model: returns its changes as ``Changes``; an LLM failure (LLMError) or an extracted
+    text that cannot be stored (ValueError, e.g. a redaction failure) gives an empty
+    ``Changes`` whose ``error`` says why, logged (nothing of it is written: the turn's
+    writes are one transaction)."""
+    try:
+        return Changes(learn_turn(mem, uid, thread_id, user_text, context, metadata, when))
+    except (LLMError, ValueError) as exc:
+        error = f"Memory extraction skipped: {exc}"
+        log.warning("%s", error)
+        return Changes(error=error)
+
+
 def learn_turn(mem, uid: str, thread_id: str | None, user_text: str, context: str,
                metadata: dict, when: datetime) -> list[Change]:
-    """Learn from the user's message ``user_text`` of one turn (``mem``: the Memory).
+    """Learn from the user's message ``user_text`` of one turn (``mem``: the Memory; its
+    ``store``, ``embedder``, ``llm``, ``search`` and ``user_locks`` are used).
 
     ``context``: the assistant message the user is answering ("" if none); ``metadata``
     is copied onto new memories; ``when`` (aware UTC) dates them and resolves relative
@@ -58,14 +74,14 @@ def learn_turn(mem, uid: str, thread_id: str | None, user_text: str, context: st
     if not user_text.strip():
         return []
     if is_forget_request(user_text):
-        with mem._user_lock(uid):
+        with mem.user_locks.for_user(uid):
             return forget(mem, uid, user_text)
     text = learnable_text(user_text, answering=_asks_question(context))
     if not text:
         return []
     fixes = find_corrections(text)
     if fixes:
-        with mem._user_lock(uid):
+        with mem.user_locks.for_user(uid):
             corrected = _apply_corrections(mem, uid, fixes)
     else:
         corrected = []
@@ -83,7 +99,7 @@ def learn_turn(mem, uid: str, thread_id: str | None, user_text: str, context: st
         stale += [(r, "diet") for r in meat_free(stored())]
     if not candidates and not stale:
         return corrected
-    with mem._user_lock(uid):
+    with mem.user_locks.for_user(uid):
         embeddings = mem.embedder.embed_documents([c.text for c in candidates]) if candidates \
             else np.zeros((0, mem.embedder.dim), dtype=np.float32)
         constraints.mark(candidates, mem.embedder, embeddings)

@@ -4,11 +4,11 @@ server on 127.0.0.1, started, reused, waited for and stopped here.
 The GGUF file it serves is assembled from PyPI part packages by ``memory.local_model``
 (re-exported here: ``MODELS``, ``MODEL_PACKAGES``, ``assemble_model`` …).
 
-CLI: ``python -m memory.local_llm start|stop|status|path [--model NAME]``.
+CLI: ``python -m memory.local_llm start|stop|status|path [--model NAME]``; the commands
+and ``status(config)`` (the servers' state as a dict) are in ``memory.local_llm_cli``.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib
 import importlib.util
@@ -389,17 +389,6 @@ def stop_all(config: Config) -> bool:
     return stopped
 
 
-def status(config: Config) -> dict[str, object]:
-    """Return the server's state without starting anything (``memory.local_llm_cli.status``)."""
-    from memory.local_llm_cli import status as _status
-    return _status(config)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI entry point ``python -m memory.local_llm`` (``memory.local_llm_cli.main``)."""
-    from memory.local_llm_cli import main as _main
-    return _main(argv)
-
-
-if __name__ == "__main__":
+if __name__ == "__main__":  # ``python -m memory.local_llm``: this file runs as __main__
+    from memory.local_llm_cli import main
     raise SystemExit(main())

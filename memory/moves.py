@@ -15,20 +15,11 @@ from __future__ import annotations
 import re
 
 from memory import topics
-from memory.stated import MOVED_ZH, PLACE
+from memory.stated import MOVED_ZH, city_of
 from memory.grounding import mentions_someone_else
 
 _MOVED = re.compile(r"\b(?:moved|moving|relocated|relocating|now (?:lives|living|based))\b"
                     rf"|{MOVED_ZH}|现在住在|引っ越|이사(?:했|하|를|갔|왔|해)", re.IGNORECASE)
-_WORKS_IN_EN = re.compile(rf"^(?:Works|Working|Is working|Is based|Based)\s+in\s+(?P<place>{PLACE})\s*\.?$")
-_WORKS_IN_ZH = re.compile(r"^(?:我)?(?:现在)?在(?P<place>(?![一二三两几某这那本])[\u4e00-\u9fff]{2,4}?)(?:工作|上班)。?$")
-
-
-def city_of(text: str) -> str | None:
-    """The city of a workplace memory that is only a city ("Works in Denver" → "Denver",
-    "在西安工作" → "西安"), or None ("Works at Google", "在一所小学工作")."""
-    m = _WORKS_IN_EN.match(text.strip()) or _WORKS_IN_ZH.match(text.strip())
-    return m["place"] if m else None
 
 
 def says_moved(text: str) -> bool:

@@ -281,10 +281,20 @@ def works_in_city(text: str) -> str | None:
     return None
 
 
+_WORKS_IN_EN = re.compile(rf"^(?:Works|Working|Is working|Is based|Based)\s+in\s+(?P<place>{PLACE})\s*\.?$")
+_WORKS_IN_ZH = re.compile(r"^(?:我)?(?:现在)?在(?P<place>(?![一二三两几某这那本])[\u4e00-\u9fff]{2,4}?)(?:工作|上班)。?$")
+
+
+def city_of(text: str) -> str | None:
+    """The city of a workplace memory that is only a city ("Works in Denver" → "Denver",
+    "在西安工作" → "西安"), or None ("Works at Google", "在一所小学工作")."""
+    m = _WORKS_IN_EN.match(text.strip()) or _WORKS_IN_ZH.match(text.strip())
+    return m["place"] if m else None
+
+
 def work_city_candidate(text: str, candidates: list[Candidate]) -> Candidate | None:
     """A ``workplace`` Candidate "在<城市>工作" for the city ``works_in_city`` finds when
     no candidate is already that city as a workplace, else None."""
-    from memory.moves import city_of  # moves imports this module
     place = works_in_city(text)
     if place is None or any(city_of(c.text) == place for c in candidates):
         return None

@@ -12,6 +12,7 @@ from typing import Callable, Iterator
 
 from memory.errors import LLMError, LocalModelRestarted, one_line
 from memory.images import attach_images, with_descriptions
+from memory.learn import learn_changes
 from memory.prompting import build_prompt, summarize_thread, title_of
 from memory.sanitize import (LIMITS, clean_id, clean_message, clean_metadata,
                              clean_model_text, keep_raw_transcripts)
@@ -134,7 +135,9 @@ def stream_reply(turn: "ChatTurn") -> Iterator[str]:
     try:
         for attempt in range(2):
             try:
-                for delta in turn.mem.llm.stream_chat(turn.prompt, on_restart=restarted):
+                for delta in turn.mem.llm.stream_chat(
+                        turn.prompt, on_restart=restarted,
+                        max_tokens=turn.mem.config.llm_reply_max_tokens):
                     delta = clean_model_text(delta)
                     parts.append(delta)
                     yield delta
@@ -182,8 +185,8 @@ def learn_from(turn: "ChatTurn") -> list[Change]:
     if turn.error:
         turn.changes_error = "Memory extraction skipped: the reply failed"
         return []
-    changes = mem._learn(turn.user_id, turn.thread.id, turn.text, turn.context,
-                         turn.metadata, utcnow())
+    changes = learn_changes(mem, turn.user_id, turn.thread.id, turn.text, turn.context,
+                            turn.metadata, utcnow())
     turn.changes_error = changes.error
     summarize_thread(mem.store, mem.llm, turn.user_id, turn.thread.id,
                      mem.config.memory_history_turns)

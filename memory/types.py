@@ -50,6 +50,11 @@ class MemoryRecord:
     embedder) or None when a record is read back without it. ``importance`` is 1 (trivia)
     to 5 (identity-level). ``expires_at``: rows past it are never returned by a store.
     ``access_count`` counts how often the memory was given to the model (for insights).
+    ``conversation_id``: the conversation a verbatim message (``source="raw"``) belongs
+    to, whose messages search treats as ordered neighbours (``memory.neighbours``): its
+    ``thread_id``, or, for the messages of one ``Memory.add(..., infer=False)`` call of
+    several messages without a thread, one id that call made; None otherwise. A raw record
+    written with a thread and no conversation gets its thread (``memory.store.common``).
     """
 
     id: str
@@ -67,6 +72,7 @@ class MemoryRecord:
     expires_at: datetime | None = None
     access_count: int = 0
     embedding: list[float] | None = None
+    conversation_id: str | None = None
 
     def to_dict(self, with_embedding: bool = False) -> dict[str, Any]:
         """Return a JSON-ready dict (datetimes as ISO-8601 strings)."""
@@ -85,6 +91,7 @@ class MemoryRecord:
             "last_accessed_at": _iso(self.last_accessed_at),
             "expires_at": _iso(self.expires_at),
             "access_count": self.access_count,
+            "conversation_id": self.conversation_id,
         }
         if with_embedding and self.embedding is not None:
             out["embedding"] = [float(x) for x in self.embedding]
@@ -113,6 +120,7 @@ class MemoryRecord:
             expires_at=as_utc(data.get("expires_at")),
             access_count=int(data.get("access_count") or 0),
             embedding=data.get("embedding"),
+            conversation_id=data.get("conversation_id"),
         )
 
 
@@ -291,6 +299,18 @@ class Change:
         """Return a JSON-ready dict."""
         return {"event": self.event, "id": self.id, "text": self.text,
                 "old_text": self.old_text, "type": self.type, "reason": self.reason}
+
+
+class Changes(list):
+    """``list[Change]`` returned by ``Memory.add``; ``error`` is this call's one-line
+    reason when extraction failed (then the list is empty and nothing was written).
+    ``Changes(items=(), error=None)``."""
+
+    error: str | None = None
+
+    def __init__(self, items=(), error: str | None = None):
+        super().__init__(items)
+        self.error = error
 
 
 def _iso(value: datetime | None) -> str | None:

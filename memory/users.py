@@ -1,7 +1,10 @@
-"""The one user-id rule, used by the engine, the CLI and the web app (API.md: "User ids")."""
+"""Users: the one user-id rule, used by the engine, the CLI and the web app (API.md:
+"User ids"), and ``UserLocks``, the per-user write locks of one ``Memory``."""
 from __future__ import annotations
 
+import threading
 import unicodedata
+from collections import defaultdict
 from typing import Any
 
 #: longest accepted user id, in characters (after NFC normalisation)
@@ -39,3 +42,21 @@ def check_user_id(user_id: Any) -> str:
         if ch in _BIDI_CONTROLS:
             raise ValueError(f"user_id contains a text-direction control (U+{ord(ch):04X})")
     return uid
+
+
+class UserLocks:
+    """One ``threading.Lock`` per user id: the lock provider of a ``Memory``
+    (``Memory.user_locks``), passed with it to the write path so one user's writes
+    (learning from a turn, a forget request, learning from or deleting a file) run one
+    at a time in this process while other users' run in parallel. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._guard = threading.Lock()
+
+    def for_user(self, uid: str) -> threading.Lock:
+        """Return ``uid``'s lock, not acquired (``with locks.for_user(uid): ...``): the
+        same object on every call, created on first use. ``uid`` is an already-checked
+        user id (``check_user_id``)."""
+        with self._guard:
+            return self._locks[uid]

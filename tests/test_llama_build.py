@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from memory import llama_build, local_llm
+from memory import llama_build, local_llm, local_llm_cli
 from memory.config import load_config
 from memory.errors import LocalModelError
 from memory.local_llm_crash import RestartBudget, crash_cause
@@ -203,7 +203,7 @@ def test_start_reports_the_test_generation(tmp_path, monkeypatch, capsys):
         monkeypatch.delenv("OPENAI_API_KEY", raising=False)
         monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
         monkeypatch.setenv("MEMORY_DATA_DIR", str(tmp_path / "d"))
-        assert local_llm.main(["start", "--port", str(server.port),
+        assert local_llm_cli.main(["start", "--port", str(server.port),
                                "--model", "qwen2.5-coder-1.5b"]) == 0
         out = capsys.readouterr()
         assert out.out.strip() == server.base_url

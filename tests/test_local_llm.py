@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from memory import local_llm, local_model
+from memory import local_llm, local_llm_cli, local_model
 from memory.config import load_config
 from memory.errors import LocalModelError
 from memory.local_llm import ModelSpec, assemble_model
@@ -162,12 +162,12 @@ def test_cli_status_reports_without_starting(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     monkeypatch.setenv("MEMORY_DATA_DIR", str(tmp_path / "d"))
-    assert local_llm.main(["status", "--port", str(port), "--model", "qwen2.5-coder-0.5b"]) == 0
+    assert local_llm_cli.main(["status", "--port", str(port), "--model", "qwen2.5-coder-0.5b"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["running"] is False and status["pid"] is None
     assert status["base_url"] == f"http://127.0.0.1:{port}/v1"
     assert status["model"] == "qwen2.5-coder-0.5b"
-    assert local_llm.main(["stop", "--port", str(port)]) == 0
+    assert local_llm_cli.main(["stop", "--port", str(port)]) == 0
     assert "no server of ours" in capsys.readouterr().out
 
 
@@ -241,7 +241,7 @@ def test_real_server_start_json_completion_and_stop(tmp_path):
         log = (tmp_path / "llama-server.log").read_text()
         assert log.count("=== ") == 1 and "llama_cpp.server" in log
         pid = int((tmp_path / "llama-server.pid").read_text())
-        assert local_llm.status(config)["running"] is True
+        assert local_llm_cli.status(config)["running"] is True
 
         llm = LLM(config)
         assert llm.health()["ok"] is True

@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from memory import Memory, local_llm
+from memory import Memory, local_llm, local_llm_cli
 from memory.config import load_config
 from memory.errors import LLMError
 
@@ -56,7 +56,7 @@ def test_a_server_killed_between_turns_is_restarted_and_the_message_answered(mem
     assert turn.error is None and reply.strip()
     assert turn.notice and "restarted" in turn.notice and "killed" in turn.notice
     new = int((mem.config.memory_data_dir / "llama-server.pid").read_text())
-    assert new != old and local_llm.status(mem.config)["running"]
+    assert new != old and local_llm_cli.status(mem.config)["running"]
     # the notice is kept with the reply (the app shows it under the message)
     stored = [m for m in mem.store.get_messages("ana", first.thread.id) if m.role == "assistant"]
     assert stored[-1].metadata.get("notice") == turn.notice
@@ -101,4 +101,4 @@ def test_a_dead_memory_server_is_restarted_for_memory_extraction_too(mem):
         _kill_server(mem.config, "llama-server-memory")
         mem.llm.chat([{"role": "user", "content": "Say hi."}], max_tokens=4)
     # the chat server was never touched
-    assert local_llm.status(mem.config)["running"]
+    assert local_llm_cli.status(mem.config)["running"]

@@ -44,16 +44,11 @@ from memory.resources.model import MAX_FILENAME, SOURCE, Resource
 from memory.resources.sniff import EMPTY, describe, kind_of, read_source, sniff
 from memory.sanitize import strip_invisible
 from memory.types import Change, HistoryEvent, MemoryRecord, new_id, utcnow
+from memory.users import check_user_id
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
-
-
-def _uid(user_id: str) -> str:
-    from memory.core import check_user_id
-
-    return check_user_id(user_id)
 
 
 def add_resource(memory, source: Any, user_id: str, filename: str | None = None,
@@ -76,7 +71,7 @@ def add_resource(memory, source: Any, user_id: str, filename: str | None = None,
     ``VISION_MODEL``, audio without ``TRANSCRIPTION_MODEL``, or a bad user id;
     StoreError when the store fails.
     """
-    uid = _uid(user_id)
+    uid = check_user_id(user_id)
     store = memory.store
     limit = int(float(memory.config.memory_max_upload_mb) * 2**20)
     data, name = read_source(source, limit, filename)
@@ -157,7 +152,7 @@ def learn_blocks(memory, res: Resource, blocks, info: dict, *, batch_chars: int 
         if progress is not None:
             progress(n, len(groups))
     found = _distinct(found)
-    with memory._user_lock(uid):
+    with memory.user_locks.for_user(uid):
         changes: list[Change] = []
         decisions = []
         if found:
@@ -246,7 +241,7 @@ def resources(memory, user_id: str, *, include_deleted: bool = False,
               limit: int = 200) -> list[Resource]:
     """``user_id``'s resources, newest first, each with ``memory_count`` (live memories
     linked to it); soft-deleted ones only with ``include_deleted``."""
-    uid = _uid(user_id)
+    uid = check_user_id(user_id)
     counts = memory.store.resource_memory_counts(uid)
     out = memory.store.list_resources(uid, include_deleted=include_deleted, limit=limit)
     for r in out:
@@ -257,7 +252,7 @@ def resources(memory, user_id: str, *, include_deleted: bool = False,
 def resource(memory, user_id: str, resource_id: str) -> Resource | None:
     """One live resource of ``user_id`` (with ``memory_count``) or None, also for
     another user's id or a deleted one."""
-    uid = _uid(user_id)
+    uid = check_user_id(user_id)
     res = memory.store.get_resource(uid, str(resource_id))
     return None if res is None else _counted(memory, res)
 
@@ -265,7 +260,7 @@ def resource(memory, user_id: str, resource_id: str) -> Resource | None:
 def resource_memories(memory, user_id: str, resource_id: str) -> list[MemoryRecord]:
     """The live memories of ``user_id`` learned from one resource, in document order
     (``metadata.chunk``); [] for an unknown or another user's resource."""
-    uid = _uid(user_id)
+    uid = check_user_id(user_id)
     ids = memory.store.resource_memory_ids(uid, str(resource_id))
     recs = memory.store.get_memories(uid, ids) if ids else []
     return sorted(recs, key=lambda r: (int((r.metadata or {}).get("chunk") or 0), r.created_at))
@@ -279,14 +274,14 @@ def delete_resource(memory, user_id: str, resource_id: str) -> bool:
     *updated* (a chat memory the document corrected) keep their current text; their
     history names the resource. Returns False for an unknown, deleted or another
     user's resource."""
-    uid = _uid(user_id)
+    uid = check_user_id(user_id)
     store = memory.store
     res = store.get_resource(uid, str(resource_id))
     if res is None:
         return False
     now = utcnow()
     actor = f"resource-deleted:{res.id[:8]}"
-    with memory._user_lock(uid):
+    with memory.user_locks.for_user(uid):
         recs = store.get_memories(uid, store.resource_memory_ids(uid, res.id))
         with store.transaction():
             for rec in recs:
