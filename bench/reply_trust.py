@@ -42,7 +42,6 @@ import argparse
 import json
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -55,6 +54,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.common import git_describe as describe  # noqa: E402  (also bench/reply_latency.py's)
 from bench.reply_use import avoid_hits, matching, norm  # noqa: E402
 
 DATA = REPO / "bench" / "data" / "reply_trust.json"
@@ -192,15 +192,6 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
             out[key] = {"mean": round(statistics.fmean(values), 3), "min": min(values),
                         "max": max(values)}
     return out
-
-
-def describe() -> str:
-    """``git describe --always --dirty`` ("" when unavailable)."""
-    try:
-        return subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
-                              capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
 
 
 def table(s: dict[str, dict[str, float]], runs: int) -> str:

@@ -27,13 +27,16 @@ def build_prompt(thread: Thread, text: str, used: SearchResult,
     ``PROMPT_MESSAGE_CHARS``); the new message ``text``."""
     lines = []
     if used.profile:
-        lines.append("Profile:\n" + used.profile + "\n")
+        # each fact names its owner, so a small model does not take it as its own
+        lines.append("Profile of the user:\n" + "\n".join(
+            f"- The user: {line[2:]}" if line.startswith("- ") else line
+            for line in used.profile.splitlines()) + "\n")
     in_profile = set(used.profile.splitlines())
     extra = [m for m in used.memories if f"- {m.text}" not in in_profile]
     if extra:
         lines.append("Other memories (most relevant first; date = when the user said it):")
         for m in extra:
-            lines.append(f"- [{m.created_at:%Y-%m-%d}] {m.text}")
+            lines.append(f"- [{m.created_at:%Y-%m-%d}] The user: {m.text}")
     knowledge = ("Facts the user told you about themselves (the user is \"you\"; you are "
                  "not the user):\n" + "\n".join(lines)) if lines else prompts.KNOWLEDGE_NONE
     system = prompts.CHAT_SYSTEM.format(today=utcnow().strftime("%Y-%m-%d (%A)"), knowledge=knowledge)

@@ -76,6 +76,23 @@ def test_the_constraint_reaches_the_prompt_whatever_retrieval_ranks(mem):
     mem.add("I'm vegetarian and I love hiking.", "ola")
     turn = mem.chat("Any idea for dinner tonight?", "ola")
     system = turn.prompt[0]["content"]
-    assert "Always respect:\n- Is vegetarian" in system
+    assert "Always respect:\n- The user: Is vegetarian" in system
     assert "you are not the user" in system
     assert "Since you love" not in system  # no example that reads like a user's fact
+
+
+def test_an_older_value_of_a_one_value_topic_is_marked_as_past(mem):
+    from datetime import timedelta
+
+    from memory.types import utcnow
+    then = utcnow() - timedelta(days=60)
+    mem.add("Lives in Paris", "pia", infer=False, memory_type="profile", tags=["home"],
+            created_at=then)
+    mem.add("Moved to Lyon", "pia", infer=False, memory_type="profile", tags=["home"])
+    mem.add("Has two sisters", "pia", infer=False, memory_type="profile", tags=["family"],
+            created_at=then)   # a many-value topic: never 'earlier'
+    profile = mem.profile("pia")
+    about, earlier = profile.split("Earlier, no longer current:")
+    assert "- Moved to Lyon" in about and "- Has two sisters" in about
+    assert "Lives in Paris" not in about
+    assert earlier.strip() == f"- Lives in Paris (until {then:%Y-%m})"

@@ -36,7 +36,7 @@ def test_chinese_claims_profile_coverage_and_second_person():
 def _replies(req):
     if is_json_request(req):
         return {"memories": []}
-    if "Always respect:\n- Is vegetarian" in system_text(req):
+    if "Always respect:\n- The user: Is vegetarian" in system_text(req):
         return "Since you're vegetarian, how about a chickpea curry?"
     return "You could grill a steak."
 
