@@ -24,8 +24,11 @@ def paused_target(tmp_path):
     llama_cpp.server and its pid is in llama-server-memory.pid)."""
     config = load_config(env_file=None, memory_data_dir=tmp_path, openai_base_url=None,
                          openai_api_key=None)
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)",
-                             "llama_cpp.server"])
+    proc = subprocess.Popen([sys.executable, "-c",
+                             "import time; print('ready', flush=True); time.sleep(120)",
+                             "llama_cpp.server"], stdout=subprocess.PIPE, text=True)
+    # until it prints, /proc may still show the forked pytest's command line
+    assert proc.stdout.readline().strip() == "ready"
     (tmp_path / "llama-server-memory.pid").write_text(f"{proc.pid}\n")
     yield config, proc
     proc.send_signal(signal.SIGCONT)
