@@ -260,11 +260,15 @@ def test_real_server_start_json_completion_and_stop(tmp_path):
         assert text.strip()
         _chat_and_extraction_at_once_both_finish(config)
     finally:
-        stopped = local_llm.stop_server(config)
-    assert stopped is True
-    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+        memory_pid = local_llm.server_pid(local_llm.memory_config(config))
+        stopped = local_llm.stop_all(config)   # the chat server and the memory-work server
+    assert stopped is True and memory_pid is not None  # complete_json started the second one
+    for gone in (pid, memory_pid):
+        assert not Path(f"/proc/{gone}").exists() or "Z" in Path(f"/proc/{gone}/stat").read_text().split()[2]
     assert local_llm.served_models(config) is None
+    assert local_llm.served_models(local_llm.memory_config(config)) is None
     assert not (tmp_path / "llama-server.pid").exists()
+    assert not (tmp_path / "llama-server-memory.pid").exists()
     assert os.path.exists(config.memory_model_dir)
 
 
