@@ -75,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"pair {i + 1}: first {t1[0]:.1f}/{t1[1]:.1f}s, follow-up {t2[0]:.1f}/{t2[1]:.1f}s "
                   f"(first token / whole reply)", file=sys.stderr, flush=True)
         mem.close()
+        if mem.llm.memory_config is not mem.config:   # started in this temporary data dir:
+            from memory import local_llm              # its pid file goes with the folder
+            local_llm.stop_server(mem.llm.memory_config)
     stats = {k: {"p50": round(statistics.median(r[k] for r in rows), 2),
                  "max": round(max(r[k] for r in rows), 2)}
              for k in ("first_ttft", "first_total", "follow_ttft", "follow_total")}
