@@ -203,11 +203,14 @@ def test_start_reports_the_test_generation(tmp_path, monkeypatch, capsys):
         monkeypatch.delenv("OPENAI_API_KEY", raising=False)
         monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
         monkeypatch.setenv("MEMORY_DATA_DIR", str(tmp_path / "d"))
+        # one scripted server: no real memory-work server on the port after it
+        monkeypatch.setenv("LOCAL_LLM_MEMORY_SERVER", "false")
         assert local_llm_cli.main(["start", "--port", str(server.port),
                                "--model", "qwen2.5-coder-1.5b"]) == 0
         out = capsys.readouterr()
         assert out.out.strip() == server.base_url
         asked = server.chat_requests()
     assert "answered a test prompt in" in out.err
+    assert not (tmp_path / "d" / "llama-server-memory.pid").exists()
     assert [r["messages"][-1]["content"] for r in asked] == [local_llm.CHECK_PROMPT]
     assert asked[0]["max_tokens"] == local_llm.CHECK_MAX_TOKENS
