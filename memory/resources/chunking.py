@@ -11,8 +11,10 @@ from); the rest are packed into batches of at most
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from memory.language import is_surely
 from memory.resources.extract import Block
@@ -41,21 +43,36 @@ _FIELDS = re.compile(
     re.IGNORECASE | re.MULTILINE)
 
 
-#: Who speaks, per language, as data: the writer alone (``self``), the writer with others
-#: (``group``) and the reader addressed (``reader``). The first person singular is the
-#: user; the plural is the user too ("we fly to Lisbon, our hotel…") unless the text
-#: also addresses a reader, which is how a company writes ("we recommend that you…",
-#: "contact our service about your warranty", "我们建议您…"). The words of
-#: ``intents.FIRST_PERSON`` (the chat's filter), split by whom they name; another
-#: language is left to the extractor (see :func:`about_user`).
-_VOICE: dict[str, dict[str, str]] = {
-    "en": {"self": r"\b(?:i|i'm|i've|i'd|i'll|im|me|my|mine|myself)\b",
-           "group": r"\b(?:we|we're|we've|we'd|we'll|our|ours|us|ourselves)\b",
-           "reader": r"\b(?:you|you're|you've|you'd|you'll|your|yours|yourself|yourselves)\b"},
-    "zh": {"self": r"我(?!们)", "group": r"我们|咱们", "reader": r"你|您"},
-}
-_SELF, _GROUP, _READER = (re.compile("|".join(v[k] for v in _VOICE.values()), re.IGNORECASE)
-                          for k in ("self", "group", "reader"))
+#: Who speaks, per language: the writer alone (``self``), the writer with others
+#: (``group``) and the reader addressed (``reader``), word lists in
+#: ``memory/data/voice.json``. The first person singular is the user; the plural is the
+#: user too ("we fly to Lisbon, our hotel…") unless the text also addresses a reader,
+#: which is how a company writes ("we recommend that you…", "我们建议您…"). A language
+#: not in the file is left to the extractor (see :func:`about_user`).
+VOICE = Path(__file__).resolve().parent.parent / "data" / "voice.json"
+
+
+def voice_patterns(path: Path = VOICE) -> tuple[re.Pattern, re.Pattern, re.Pattern]:
+    """The ``(self, group, reader)`` patterns built from the word lists at ``path``:
+    whole words for words with letters that take spaces, substrings for CJK words; a
+    ``self`` word that starts a ``group`` word does not match inside it (我 not in 我们)."""
+    data = {k: v for k, v in json.loads(path.read_text(encoding="utf-8")).items() if k != "about"}
+
+    def word(w: str, longer: list[str]) -> str:
+        if re.fullmatch(r"[\w']+", w, re.ASCII):
+            return rf"\b{re.escape(w)}\b"
+        tails = [re.escape(g[len(w):]) for g in longer if g.startswith(w) and g != w]
+        return re.escape(w) + (f"(?!{'|'.join(tails)})" if tails else "")
+
+    def pattern(kind: str) -> re.Pattern:
+        parts = [word(w, lang.get("group", []) if kind == "self" else [])
+                 for lang in data.values() for w in lang.get(kind, [])]
+        return re.compile("|".join(parts), re.IGNORECASE)
+
+    return pattern("self"), pattern("group"), pattern("reader")
+
+
+_SELF, _GROUP, _READER = voice_patterns()
 
 #: Where a long block is cut, best first: after a sentence end, at a line end, at a space
 #: (each only in the second half of the chunk, so no piece is tiny), else at the limit.
