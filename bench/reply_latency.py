@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.reply_trust import describe  # noqa: E402
+from bench.common import git_describe  # noqa: E402
 
 FIRST = ["Hi! I'm Nadia, I live in Porto and I work as a pharmacist. I'm vegetarian and I love surfing.",
          "你好，我叫王磊，住在杭州，是一名中学老师，平时喜欢打羽毛球。",
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     stats = {k: {"p50": round(statistics.median(r[k] for r in rows), 2),
                  "max": round(max(r[k] for r in rows), 2)}
              for k in ("first_ttft", "first_total", "follow_ttft", "follow_total")}
-    result = {"benchmark": "reply_latency", "git_describe": describe(),
+    result = {"benchmark": "reply_latency", "git_describe": git_describe(),
               "memory_server": args.memory_server, "pairs": args.pairs, "stats": stats,
               "rows": rows}
     print(json.dumps({"memory_server": args.memory_server, **stats}))

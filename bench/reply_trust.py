@@ -54,7 +54,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.common import git_describe as describe  # noqa: E402  (also bench/reply_latency.py's)
+from bench.common import git_describe  # noqa: E402
 from bench.reply_use import avoid_hits, matching, norm  # noqa: E402
 
 DATA = REPO / "bench" / "data" / "reply_trust.json"
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None, memory_factory: Callable | None = None) 
     if memory_factory is None:
         from bench.memory_quality import build_memory
         memory_factory = build_memory
-    meta = {"benchmark": "reply_trust", "split": args.split, "git_describe": describe(),
+    meta = {"benchmark": "reply_trust", "split": args.split, "git_describe": git_describe(),
             "cases": len(cases)}
     runs, records = [], []
     for run in range(args.runs):

@@ -11,8 +11,10 @@ install.sh and any AMX / AVX-512 instruction found (exit 1 when AMX is found).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
+import os
 import re
 import shutil
 import subprocess
@@ -54,18 +56,29 @@ def library_files(package_dir: Path | None = None) -> list[Path]:
     return libs
 
 
-def mnemonics(library: Path) -> Counter:
-    """Count the instruction mnemonics in ``library``'s executable sections, from
-    ``objdump -d`` (binutils; the compiler's toolchain brings it). Raises
-    BuildScanError when objdump is missing or fails."""
+def _disassembly(library: Path) -> str:
+    """``objdump -d --no-show-raw-insn`` of ``library`` (binutils; the compiler's
+    toolchain brings it), once per file per process. Raises BuildScanError when objdump
+    is missing or fails."""
+    return _disassemble(str(library))
+
+
+@functools.lru_cache(maxsize=32)
+def _disassemble(library: str) -> str:
     objdump = shutil.which("objdump")
     if objdump is None:
         raise BuildScanError("objdump (binutils) is needed to scan the llama.cpp build")
-    proc = subprocess.run([objdump, "-d", "--no-show-raw-insn", str(library)],
+    proc = subprocess.run([objdump, "-d", "--no-show-raw-insn", library],
                           capture_output=True, text=True, errors="replace")
     if proc.returncode != 0:
         raise BuildScanError(f"objdump failed on {library}: {proc.stderr.strip()[:200]}")
-    return Counter(_INSN.findall(proc.stdout))
+    return proc.stdout
+
+
+def mnemonics(library: Path) -> Counter:
+    """Count the instruction mnemonics in ``library``'s executable sections (from its
+    disassembly). Raises BuildScanError when objdump is missing or fails."""
+    return Counter(_INSN.findall(_disassembly(library)))
 
 
 def amx_instructions(libraries: list[Path]) -> dict[str, dict[str, int]]:
@@ -82,23 +95,13 @@ def amx_instructions(libraries: list[Path]) -> dict[str, dict[str, int]]:
 def zmm_users(libraries: list[Path]) -> list[str]:
     """Names of the libraries whose code touches a 512-bit ``zmm`` register (AVX-512),
     which the portable build leaves out too."""
-    objdump = shutil.which("objdump")
-    if objdump is None:
-        raise BuildScanError("objdump (binutils) is needed to scan the llama.cpp build")
-    out = []
-    for lib in libraries:
-        proc = subprocess.run([objdump, "-d", str(lib)], capture_output=True, text=True,
-                              errors="replace")
-        if "%zmm" in proc.stdout:
-            out.append(lib.name)
-    return out
+    return [lib.name for lib in libraries if "%zmm" in _disassembly(lib)]
 
 
 def recorded_flags() -> str | None:
     """The CMake flags scripts/install.sh built the installed wheel with, if recorded
     (``llama_cpp/build-flags.txt`` is not shipped by pip; install.sh keeps them beside
     the cached wheel, so this reads the newest ``cmake-args.txt`` there), else None."""
-    import os
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "memory-chat"
     files = sorted((cache / "wheels").glob("llama-*/cmake-args.txt"),
                    key=lambda p: p.stat().st_mtime)

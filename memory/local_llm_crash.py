@@ -15,6 +15,7 @@ instead of a restart loop.
 """
 from __future__ import annotations
 
+import os
 import re
 import signal
 import time
@@ -58,7 +59,6 @@ def record_exit(pid: int, status: int) -> None:
 
 def exit_signal(pid: int | None) -> int | None:
     """The signal number that killed ``pid`` if this process reaped it, else None."""
-    import os
     status = _EXITS.get(pid) if pid is not None else None
     if status is not None and os.WIFSIGNALED(status):
         return os.WTERMSIG(status)
