@@ -7,6 +7,7 @@ and migrations.
 from __future__ import annotations
 
 import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -14,7 +15,30 @@ from typing import Any, Literal
 MemoryType = Literal["profile", "preference", "fact", "task", "summary", "episode"]
 MEMORY_TYPES: tuple[str, ...] = ("profile", "preference", "fact", "task", "summary", "episode")
 
-EventType = Literal["ADD", "UPDATE", "DELETE", "NONE"]
+EventType = Literal["ADD", "UPDATE", "END", "FORGET", "RESTORE", "UNDO", "DELETE", "NONE"]
+
+#: Where a memory stands (``MemoryRecord.status``). Only ``current`` memories are found
+#: by search, listed and given to the model. ``superseded``: a newer memory replaced its
+#: value (``superseded_by`` names it); ``ended``: it stopped holding without a successor
+#: (a habit given up, a job left); both are kept as the user's past, with the time they
+#: stopped (``invalid_at``) and what decided it (``invalid_reason``), and can be restored
+#: by undo. ``forgotten``: the user asked to forget it: a tombstone, never used again,
+#: restorable by undo until it is purged (``memory.retention``).
+MemoryStatus = Literal["current", "superseded", "ended", "forgotten"]
+MEMORY_STATUSES: tuple[str, ...] = ("current", "superseded", "ended", "forgotten")
+PAST_STATUSES: tuple[str, ...] = ("superseded", "ended")
+
+#: The Change/HistoryEvent events of the write path, and what each means:
+#: ADD a new memory; UPDATE a memory's value replaced (the earlier value is kept as a
+#: ``superseded`` row); END a memory no longer current (kept as past); FORGET a memory the
+#: user asked to forget (tombstone); RESTORE a memory brought back by undo; UNDO an ADD
+#: or UPDATE taken back; DELETE a memory erased for good (an explicit delete); NONE nothing.
+WRITE_EVENTS: tuple[str, ...] = ("ADD", "UPDATE", "END", "FORGET")
+
+
+#: The turn whose changes are being written in this thread of execution (set by
+#: :func:`memory.turn_scope.turn`); history events default their ``turn_id`` to it.
+_CURRENT_TURN: ContextVar[str | None] = ContextVar("memory_turn", default=None)
 
 
 def utcnow() -> datetime:
@@ -55,6 +79,13 @@ class MemoryRecord:
     ``thread_id``, or, for the messages of one ``Memory.add(..., infer=False)`` call of
     several messages without a thread, one id that call made; None otherwise. A raw record
     written with a thread and no conversation gets its thread (``memory.store.common``).
+
+    Validity (bi-temporal in the manner of Graphiti's ``valid_at``/``invalid_at``):
+    ``status`` is one of :data:`MEMORY_STATUSES`; ``valid_from`` when the memory began to
+    hold (None: since ``created_at``); ``invalid_at`` when it stopped being current (None
+    while ``current``); ``superseded_by`` the id of the memory that replaced it;
+    ``invalid_reason`` what decided it: ``llm``, ``rule:<name>``, ``user``,
+    ``resource:<file name>``.
     """
 
     id: str
@@ -73,6 +104,16 @@ class MemoryRecord:
     access_count: int = 0
     embedding: list[float] | None = None
     conversation_id: str | None = None
+    status: str = "current"
+    valid_from: datetime | None = None
+    invalid_at: datetime | None = None
+    superseded_by: str | None = None
+    invalid_reason: str | None = None
+
+    @property
+    def current(self) -> bool:
+        """True while the memory holds (``status == "current"``)."""
+        return self.status == "current"
 
     def to_dict(self, with_embedding: bool = False) -> dict[str, Any]:
         """Return a JSON-ready dict (datetimes as ISO-8601 strings)."""
@@ -92,6 +133,11 @@ class MemoryRecord:
             "expires_at": _iso(self.expires_at),
             "access_count": self.access_count,
             "conversation_id": self.conversation_id,
+            "status": self.status,
+            "valid_from": _iso(self.valid_from),
+            "invalid_at": _iso(self.invalid_at),
+            "superseded_by": self.superseded_by,
+            "invalid_reason": self.invalid_reason,
         }
         if with_embedding and self.embedding is not None:
             out["embedding"] = [float(x) for x in self.embedding]
@@ -121,15 +167,24 @@ class MemoryRecord:
             access_count=int(data.get("access_count") or 0),
             embedding=data.get("embedding"),
             conversation_id=data.get("conversation_id"),
+            status=str(data.get("status") or "current"),
+            valid_from=as_utc(data.get("valid_from")),
+            invalid_at=as_utc(data.get("invalid_at")),
+            superseded_by=data.get("superseded_by"),
+            invalid_reason=data.get("invalid_reason"),
         )
 
 
 @dataclass
 class HistoryEvent:
-    """One change to one memory: ADD / UPDATE / DELETE, who did it (``actor``:
-    ``llm``, ``user``, ``import``, ``system``, ``resource:<id8>`` for a file and
-    ``resource-deleted:<id8>`` for its deletion) and when. ``resource``: the file name
-    of that resource, filled when history is read (``Memory.history``), not stored."""
+    """One change to one memory: an event of :data:`EventType` (see
+    :data:`WRITE_EVENTS`), who did it (``actor``: ``llm``, ``rule:<name>``, ``user``,
+    ``import``, ``system``, ``resource:<id8>`` for a file and ``resource-deleted:<id8>``
+    for its deletion) and when. ``turn_id``: the turn (one ``Memory.add`` call or chat
+    turn) whose changes undo takes back together; by default the turn being learned in
+    this thread of execution (:func:`memory.turn_scope.current_turn`), else None.
+    ``resource``: the file name of that resource, filled when history is read
+    (``Memory.history``), not stored."""
 
     memory_id: str
     user_id: str
@@ -140,6 +195,7 @@ class HistoryEvent:
     at: datetime = field(default_factory=utcnow)
     id: str = field(default_factory=new_id)
     resource: str | None = None
+    turn_id: str | None = field(default_factory=lambda: _CURRENT_TURN.get())
 
     @property
     def who(self) -> str:
@@ -161,6 +217,7 @@ class HistoryEvent:
             "new_text": self.new_text,
             "actor": self.actor,
             "at": _iso(self.at),
+            "turn_id": self.turn_id,
         }
         if self.resource:
             out["resource"] = self.resource
@@ -271,22 +328,31 @@ class ScoredMemory:
 @dataclass
 class SearchResult:
     """What ``Memory.search`` returns: ranked ``memories`` (best first) and the user's
-    ``profile`` text ("" when none is known yet)."""
+    ``profile`` text ("" when none is known yet). ``past``: memories that are no longer
+    current (superseded or ended; ``memory.past``), nearest first, filled for a chat
+    turn whose message asks about the user's past; [] otherwise."""
 
     memories: list[ScoredMemory]
     profile: str = ""
+    past: list[ScoredMemory] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict."""
-        return {"profile": self.profile, "memories": [m.to_dict() for m in self.memories]}
+        """Return a JSON-ready dict (``past`` only when there is some)."""
+        out: dict[str, Any] = {"profile": self.profile,
+                               "memories": [m.to_dict() for m in self.memories]}
+        if self.past:
+            out["past"] = [m.to_dict() for m in self.past]
+        return out
 
 
 @dataclass
 class Change:
-    """One outcome of ``Memory.add``: ``event`` is ADD/UPDATE/DELETE/NONE, ``id`` the
-    memory concerned, ``text`` its new text (old text for DELETE), ``old_text`` the text
-    before an UPDATE; ``reason`` is None, or one line saying why the change may be
-    wrong (a reconcile fallback to ADD, KNOWN memories that could not be searched)."""
+    """One outcome of ``Memory.add``: ``event`` is ADD/UPDATE/END/FORGET/NONE (see
+    :data:`WRITE_EVENTS`; DELETE only from older callers), ``id`` the memory concerned,
+    ``text`` its new text (its last text for END/FORGET), ``old_text`` the text before an
+    UPDATE; ``reason`` is None, or one line saying why the change may be wrong (a
+    reconcile fallback to ADD, KNOWN memories that could not be searched) or what ended
+    it (``rule:ceased``)."""
 
     event: str
     id: str | None
@@ -303,14 +369,18 @@ class Change:
 
 class Changes(list):
     """``list[Change]`` returned by ``Memory.add``; ``error`` is this call's one-line
-    reason when extraction failed (then the list is empty and nothing was written).
-    ``Changes(items=(), error=None)``."""
+    reason when extraction failed (then the list is empty and nothing was written);
+    ``turn_id`` the id its history events carry, which ``Memory.undo`` takes to take the
+    whole turn back (None when nothing was written).
+    ``Changes(items=(), error=None, turn_id=None)``."""
 
     error: str | None = None
+    turn_id: str | None = None
 
-    def __init__(self, items=(), error: str | None = None):
+    def __init__(self, items=(), error: str | None = None, turn_id: str | None = None):
         super().__init__(items)
         self.error = error
+        self.turn_id = turn_id
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -125,6 +125,29 @@ def test_writes_in_this_process_patch_the_cached_matrix(big):
     assert big.matrix_rebuilds == 1  # every write patched the cache in place
 
 
+def test_superseding_and_restoring_patch_the_cached_matrix(big):
+    big.vector_search("big", unit(0), 5)
+    live = [r for page in big.iter_memories("big", with_embedding=False) for r in page
+            if r.expires_at is None][:3]
+    for r, status in zip(live, ("superseded", "ended", "forgotten")):
+        assert big.invalidate_memory("big", r.id, status=status, at=utcnow(), reason="llm")
+    found = {m for m, _ in big.vector_search("big", unit(1), 1000)}
+    assert not found & {r.id for r in live}
+    assert_same_as_vec0(big, "big", seed=30, n_queries=2)
+    assert big.restore_memory("big", live[1].id)
+    assert live[1].id in {m for m, _ in big.vector_search("big", unit(1), 1000)}
+    assert_same_as_vec0(big, "big", seed=31, n_queries=2)
+    assert big.matrix_rebuilds == 1  # patched in place
+    # a fresh store object builds its matrix without the non-current rows
+    other = SQLiteStore(big.path)
+    other.open(EMB, DIM)
+    try:
+        again = {m for m, _ in other.vector_search("big", unit(1), 1000)}
+        assert live[0].id not in again and live[1].id in again and live[2].id not in again
+    finally:
+        other.close()
+
+
 def test_many_appends_grow_and_compact_the_matrix(big):
     big.vector_search("big", unit(0), 5)
     for i in range(30):  # more rows than the slack left at build time

@@ -75,6 +75,15 @@ def test_old_file_upgrades_and_keeps_its_rows(tmp_path, name, legacy):
         store.insert_memories([MemoryRecord(id=new_id(), user_id="alice", text="more tea",
                                             embedding=unit(9))])
         assert store.count_memories("alice") == 3
+        # 0008_validity: every old memory is current; superseding and undo work on it
+        assert {m.status for m in alice} == {"current"} and store.past_memories("alice") == []
+        assert store.invalidate_memory("alice", IDS["a"], status="superseded",
+                                       at=datetime.now(timezone.utc), reason="llm")
+        assert store.vector_search("alice", unit(1), 5)[0][0] != IDS["a"]
+        assert [m.id for m in store.past_memories("alice")] == [IDS["a"]]
+        assert store.restore_memory("alice", IDS["a"])
+        assert store.vector_search("alice", unit(1), 1)[0][0] == IDS["a"]
+        assert store.last_turn("alice") is None  # old history has no turn ids
     finally:
         store.close()
     conn = raw(path)

@@ -158,12 +158,15 @@ def test_positional_record_decoding_equals_the_shared_mapper():
     from memory.store.sqlite import rows
 
     row = (7, "m1", "u1", "text", "event", "t1", 4, '["a", "b"]', "raw", '{"k": [1]}',
-           1683554160123456, 1683554161000000, -5, 2**40, 3, "c1")
+           1683554160123456, 1683554161000000, -5, 2**40, 3, "c1", "superseded",
+           1683554100000000, 1683554170000000, "m2", "llm")
     want = common.memory_from_row(dict(zip(common.MEMORY_FIELDS, row[1:])), rows.dt)
     assert rows.record(row) == want and want.tags == ["a", "b"] and want.access_count == 3
     assert want.conversation_id == "c1"
-    assert rows.record(row[:12] + (None, None, None, None)) == common.memory_from_row(
-        dict(zip(common.MEMORY_FIELDS, row[1:12] + (None, None, None, None))), rows.dt)
+    assert (want.status, want.superseded_by, want.invalid_reason) == ("superseded", "m2", "llm")
+    empty = (None, None, None, None, "current", None, None, None, None)
+    assert rows.record(row[:12] + empty) == common.memory_from_row(
+        dict(zip(common.MEMORY_FIELDS, row[1:12] + empty)), rows.dt)
     assert rows.record(row, {7: [1.0, 2.0]}).embedding == [1.0, 2.0]
     assert rows.record(row, {8: [1.0]}).embedding is None
     assert rows.dt(1683554160123456) == datetime(2023, 5, 8, 13, 56, 0, 123456,

@@ -18,9 +18,9 @@ from sqlalchemy.dialects import mysql
 from memory.store import tidb
 from memory.store.tidb import (TiDBSQL, TiDBStore, UTCDateTime, build_schema,
                                connection_settings, fulltext_terms, schema_ddl)
-from memory.store.common import ORDERS
+from memory.store.common import ORDERS, validity_values
 from memory.store.tidb.rows import history_row, memory_row
-from memory.types import HistoryEvent, MemoryRecord, Message, Thread
+from memory.types import WRITE_EVENTS, HistoryEvent, MemoryRecord, Message, Thread
 from tests.tidb_helpers import cfg
 
 DIALECT = mysql.dialect()
@@ -167,6 +167,15 @@ def _statements(q: TiDBSQL) -> dict[str, list]:
         "update_memory": [q.update_memory("u1", "m1", {"text": "x"})],
         "owned_ids": [q.owned_ids("u1", ["a", "b"])],
         "delete_memory": [q.delete_memory("u1", "m1")],
+        "delete_versions": [q.delete_versions("u1", "m1")],
+        "invalidate": [q.invalidate("u1", "m1", validity_values("ended", NOW, None, "llm"))],
+        "restore": [q.restore("u1", "m1")],
+        "get_any_memory": [q.get_any_memory("u1", "m1"), q.get_any_memory("u1", "m1", True)],
+        "past_memories": [q.past_memories("u1", ["superseded", "ended"], 5, True)],
+        "forgotten_before": [q.forgotten_before("u1", NOW)],
+        "purge": [q.purge("u1", ["a", "b"])],
+        "turn_history": [q.turn_history("u1", "t1")],
+        "last_turn": [q.last_turn("u1", WRITE_EVENTS)],
         "delete_user": q.delete_user("u1"),
         "get_memories": [q.get_memories("u1", ["a", "b"], NOW)],
         "list_memories": [q.list_memories("u1", NOW, order=o, **lm) for o in ORDERS],
@@ -368,7 +377,7 @@ def test_index_names_fit_tidbs_64_characters():
     names = {ix.name for t in schema.tables for ix in t.indexes}
     names |= {schema.vector_index.name, schema.fulltext_index.name}
     assert all(len(n) <= 64 for n in names), [n for n in names if len(n) > 64]
-    assert len(names) == 7  # 5 B-tree indexes, HNSW, FULLTEXT: still distinct
+    assert len(names) == 9  # 7 B-tree indexes, HNSW, FULLTEXT: still distinct
     assert build_schema(8).vector_index.name == "vec_idx_memories_embedding_cosine"  # short: unchanged
     from memory.store.tidb.schema import index_name
 
@@ -394,6 +403,6 @@ def test_migrations_table_statements_compile():
     assert record.startswith("INSERT INTO t1_schema_migrations (id, applied_at) VALUES (%s, %s)")
     assert record.endswith("ON DUPLICATE KEY UPDATE id = t1_schema_migrations.id")
     assert [m.id for m in migrations_for(None)] == ["0001_initial", "0002_resources",
-                                                    "0003_conversations"]
+                                                    "0003_conversations", "0004_validity"]
     with pytest.raises(ValueError, match="open"):
         migrations_for(None)[0].apply(object())

@@ -139,7 +139,7 @@ def _migrating_store(conn):
 def test_migrate_applies_0001_on_a_new_database_and_records_it():
     conn = RecordingConn()
     assert _migrating_store(conn).migrate() == ["0001_initial", "0002_resources",
-                                                "0003_conversations"]
+                                                "0003_conversations", "0004_validity"]
     assert conn.sql[0].startswith("CREATE TABLE IF NOT EXISTS t1_schema_migrations")
     assert any(s.startswith("CREATE TABLE IF NOT EXISTS t1_memories ") and "VECTOR(8)" in s
                for s in conn.sql)
@@ -160,7 +160,7 @@ def test_0003_adds_the_conversation_column_and_fills_it_in_committed_batches():
 
     conn = RecordingConn(applied=["0001_initial", "0002_resources"],
                          updated=[BACKFILL_ROWS, 17])
-    assert _migrating_store(conn).migrate() == ["0003_conversations"]
+    assert _migrating_store(conn).migrate() == ["0003_conversations", "0004_validity"]
     assert conn.sql[1].startswith("SELECT t1_schema_migrations.id")
     step = conn.sql[2:]  # after CREATE TABLE schema_migrations and reading it
     assert step[0] == ("ALTER TABLE t1_memories ADD COLUMN IF NOT EXISTS conversation_id "
@@ -175,7 +175,8 @@ def test_0003_adds_the_conversation_column_and_fills_it_in_committed_batches():
 
 
 def test_migrate_is_a_no_op_when_up_to_date_and_refuses_unknown_ids():
-    conn = RecordingConn(applied=["0001_initial", "0002_resources", "0003_conversations"])
+    conn = RecordingConn(applied=["0001_initial", "0002_resources", "0003_conversations",
+                                  "0004_validity"])
     store = _migrating_store(conn)
     assert store.migrate() == []
     assert not any("t1_memories" in s for s in conn.sql)
@@ -186,13 +187,13 @@ def test_migrate_is_a_no_op_when_up_to_date_and_refuses_unknown_ids():
 def test_migration_status_lists_applied_and_pending():
     store = _migrating_store(RecordingConn(applied=["0001_initial"]))
     store._connect = lambda: None
-    row, pending_row, last = store.migration_status()
+    row, pending_row, _, last = store.migration_status()
     assert row.id == "0001_initial" and row.applied_at.startswith("2025-01-01T00:00:00")
     assert pending_row.id == "0002_resources" and pending_row.applied_at is None
-    assert last.id == "0003_conversations" and last.applied_at is None
+    assert last.id == "0004_validity" and last.applied_at is None
     store = _migrating_store(RecordingConn())
     store._connect = lambda: None
-    assert [r.applied_at for r in store.migration_status()] == [None, None, None]
+    assert [r.applied_at for r in store.migration_status()] == [None, None, None, None]
 
 
 # ---- search indexes ------------------------------------------------------------------

@@ -138,8 +138,56 @@ class Store(ABC):
     @abstractmethod
     def delete_memory(self, user_id: str, memory_id: str,
                       history: HistoryEvent | None = None) -> bool:
-        """Delete one memory of ``user_id`` (base, vector and text rows) and record the
-        history event. Returns False if no such memory for this user."""
+        """Erase one memory of ``user_id`` for good, whatever its status, with the
+        earlier versions it superseded (``superseded_by`` = its id; base, vector and text
+        rows), and record the history event. Returns False if no such memory for this
+        user."""
+
+    # ---- validity (supersede instead of delete; memory.types.MEMORY_STATUSES) ---------
+    @abstractmethod
+    def invalidate_memory(self, user_id: str, memory_id: str, *, status: str, at: datetime,
+                          reason: str, superseded_by: str | None = None,
+                          history: HistoryEvent | None = None) -> bool:
+        """Make one *current* memory of ``user_id`` ``superseded`` (a newer memory,
+        ``superseded_by``, replaced its value), ``ended`` (it no longer holds) or
+        ``forgotten`` (a tombstone: the user asked to forget it), from ``at`` on, because
+        of ``reason`` (``llm``, ``rule:<name>``, ``user``, ``resource:<file>``), with the
+        history event, in one transaction. The row and its vector stay; search, lists,
+        counts and ``get_memory`` no longer return it. Returns False (nothing written)
+        when the user has no such current memory. ValueError for another status."""
+
+    @abstractmethod
+    def restore_memory(self, user_id: str, memory_id: str,
+                       history: HistoryEvent | None = None) -> bool:
+        """Make a superseded, ended or forgotten memory of ``user_id`` current again
+        (undo), with the history event. False when there is no such non-current memory."""
+
+    @abstractmethod
+    def get_any_memory(self, user_id: str, memory_id: str,
+                       with_embedding: bool = False) -> MemoryRecord | None:
+        """One memory of ``user_id`` whatever its status or expiry, or None."""
+
+    @abstractmethod
+    def past_memories(self, user_id: str, *, statuses: tuple[str, ...] = ("superseded", "ended"),
+                      limit: int = 200, with_embedding: bool = False) -> list[MemoryRecord]:
+        """``user_id``'s memories with one of ``statuses`` (default: the past, superseded
+        and ended; ``("forgotten",)`` for tombstones), most recently invalidated first,
+        at most ``limit``."""
+
+    @abstractmethod
+    def purge_forgotten(self, user_id: str, before: datetime) -> int:
+        """Erase for good ``user_id``'s forgotten memories invalidated before ``before``
+        and the versions they superseded (their history events stay). Returns how many
+        rows were erased."""
+
+    @abstractmethod
+    def turn_history(self, user_id: str, turn_id: str) -> list[HistoryEvent]:
+        """Every history event of one turn of ``user_id`` in the order written."""
+
+    @abstractmethod
+    def last_turn(self, user_id: str) -> str | None:
+        """The id of ``user_id``'s latest turn with an ADD, UPDATE, END or FORGET event
+        that was not undone (no UNDO/RESTORE event carries its id), or None."""
 
     @abstractmethod
     def delete_user_memories(self, user_id: str) -> int:

@@ -14,10 +14,11 @@ import numpy as np
 from memory.store.base import EmbedderMismatchError
 from memory.store.base import require_text as _text
 from memory.store.base import require_user as _user
-from memory.types import HistoryEvent, MemoryRecord, Message, Thread, as_utc, utcnow
+from memory.types import (MEMORY_STATUSES, HistoryEvent, MemoryRecord, Message, Thread, as_utc,
+                          utcnow)
 
 __all__ = [
-    "UPDATABLE_FIELDS", "ORDERS", "MEMORY_FIELDS", "HISTORY_FIELDS", "THREAD_FIELDS",
+    "UPDATABLE_FIELDS", "VALIDITY_FIELDS", "validity_values", "ORDERS", "MEMORY_FIELDS", "HISTORY_FIELDS", "THREAD_FIELDS",
     "MESSAGE_FIELDS", "check_order", "check_paging", "jsonable", "required_time",
     "field_value", "prepare_update", "unique_records", "conversation_of", "memory_values", "history_values",
     "thread_values", "message_values", "profile_values",
@@ -36,8 +37,15 @@ ORDERS = ("created_desc", "created_asc", "accessed_desc")
 #: Logical column names of the four row kinds (the order the mappers read them in).
 MEMORY_FIELDS = ("id", "user_id", "text", "type", "thread_id", "importance", "tags", "source",
                  "metadata", "created_at", "updated_at", "last_accessed_at", "expires_at",
-                 "access_count", "conversation_id")
-HISTORY_FIELDS = ("id", "memory_id", "user_id", "event", "old_text", "new_text", "actor", "at")
+                 "access_count", "conversation_id", "status", "valid_from", "invalid_at",
+                 "superseded_by", "invalid_reason")
+HISTORY_FIELDS = ("id", "memory_id", "user_id", "event", "old_text", "new_text", "actor", "at",
+                  "turn_id")
+
+#: The validity columns (``MemoryRecord.status`` …): written by ``insert_memories`` (an
+#: import keeps a past memory past), then only by ``invalidate_memory`` /
+#: ``restore_memory``, never by ``update_memory``.
+VALIDITY_FIELDS = ("status", "valid_from", "invalid_at", "superseded_by", "invalid_reason")
 THREAD_FIELDS = ("id", "user_id", "title", "created_at", "updated_at", "summary",
                  "summarized_upto")
 MESSAGE_FIELDS = ("id", "thread_id", "user_id", "role", "content", "seq", "created_at",
@@ -167,7 +175,28 @@ def memory_values(rec: Any) -> dict[str, Any]:
         "last_accessed_at": as_utc(rec.last_accessed_at), "expires_at": as_utc(rec.expires_at),
         "access_count": int(rec.access_count or 0),
         "conversation_id": _optional_text(conversation_of(rec), "conversation_id"),
+        **validity_values(rec.status, rec.invalid_at, rec.superseded_by, rec.invalid_reason,
+                          rec.valid_from),
     }
+
+
+def validity_values(status: Any, invalid_at: Any = None, superseded_by: Any = None,
+                    reason: Any = None, valid_from: Any = None) -> dict[str, Any]:
+    """The validity columns (:data:`VALIDITY_FIELDS`) checked: ``status`` one of
+    :data:`memory.types.MEMORY_STATUSES`; a ``current`` memory has no ``invalid_at``,
+    ``superseded_by`` or reason; any other status needs ``invalid_at`` (aware UTC).
+    Raises ValueError otherwise."""
+    status = _text(status or "current", "status")
+    if status not in MEMORY_STATUSES:
+        raise ValueError(f"status must be one of {', '.join(MEMORY_STATUSES)}, got {status!r}")
+    if status == "current":
+        invalid_at, superseded_by, reason = None, None, None
+    elif invalid_at is None:
+        raise ValueError(f"a {status} memory needs invalid_at")
+    return {"status": status, "valid_from": as_utc(valid_from),
+            "invalid_at": as_utc(invalid_at),
+            "superseded_by": _optional_text(superseded_by, "superseded_by"),
+            "invalid_reason": _optional_text(reason, "invalid_reason")}
 
 
 def history_values(ev: Any) -> dict[str, Any]:
@@ -179,7 +208,8 @@ def history_values(ev: Any) -> dict[str, Any]:
             "user_id": _user(ev.user_id), "event": _text(ev.event, "event"),
             "old_text": _optional_text(ev.old_text, "old_text"),
             "new_text": _optional_text(ev.new_text, "new_text"),
-            "actor": _text(ev.actor, "actor"), "at": required_time(ev.at, "history time")}
+            "actor": _text(ev.actor, "actor"), "at": required_time(ev.at, "history time"),
+            "turn_id": _optional_text(ev.turn_id, "turn_id")}
 
 
 def thread_values(thread: Any) -> dict[str, Any]:
@@ -315,14 +345,17 @@ def memory_from_row(r: Mapping[str, Any], when: Decode = as_utc) -> MemoryRecord
         last_accessed_at=when(r["last_accessed_at"]), expires_at=when(r["expires_at"]),
         access_count=int(r["access_count"] or 0),
         embedding=[float(x) for x in emb] if emb is not None else None,
-        conversation_id=r.get("conversation_id"))
+        conversation_id=r.get("conversation_id"), status=r.get("status") or "current",
+        valid_from=when(r.get("valid_from")), invalid_at=when(r.get("invalid_at")),
+        superseded_by=r.get("superseded_by"), invalid_reason=r.get("invalid_reason"))
 
 
 def event_from_row(r: Mapping[str, Any], when: Decode = as_utc) -> HistoryEvent:
     """A HistoryEvent from a mapping with the :data:`HISTORY_FIELDS` keys."""
     return HistoryEvent(id=r["id"], memory_id=r["memory_id"], user_id=r["user_id"],
                         event=r["event"], old_text=r["old_text"], new_text=r["new_text"],
-                        actor=r["actor"], at=when(r["at"]))  # type: ignore[arg-type]
+                        actor=r["actor"], at=when(r["at"]),  # type: ignore[arg-type]
+                        turn_id=r.get("turn_id"))
 
 
 def thread_from_row(r: Mapping[str, Any], when: Decode = as_utc) -> Thread:

@@ -8,6 +8,7 @@ from memory.store.base import require_user as _user
 from memory.store.sqlite import rows
 from memory.store.sqlite.cache import unit
 from memory.store.sqlite.memories import Memories, _exp
+from memory.store.sqlite.schema import VEC_EXPIRES_SQL
 from memory.store.sqlite.schema import create_vec_table, set_meta
 from memory.types import HistoryEvent, MemoryRecord
 
@@ -39,7 +40,7 @@ class Admin(Memories):
         with self._vec_write() as (conn, patches):
             found = []
             for chunk in rows.chunks(list(blobs)):
-                q = (f"SELECT rid, id, type, expires_at, created_at FROM memories WHERE "
+                q = (f"SELECT rid, id, type, {VEC_EXPIRES_SQL}, created_at FROM memories WHERE "
                      f"user_id = ? AND id IN ({', '.join('?' * len(chunk))})")
                 found.extend(conn.execute(q, (user_id, *chunk)).fetchall())
             conn.executemany("DELETE FROM vec_memories WHERE rowid = ?", [(r[0],) for r in found])

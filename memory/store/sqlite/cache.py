@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from memory.store.sqlite.schema import NEVER
+from memory.store.sqlite.schema import NEVER, VEC_EXPIRES_SQL
 
 #: A user with at least this many memories is vector-searched from an in-process float32
 #: matrix instead of the vec0 scan. Measured on the 2-core dev box (512-dim random
@@ -290,7 +290,7 @@ def build(conn: Any, user_id: str, key: tuple[int, int], dim: int, total: int) -
     types: list[str] = []
     exp: list[int] = []
     born: list[int] = []
-    rows = conn.execute("SELECT rid, id, type, expires_at, created_at FROM memories "
+    rows = conn.execute(f"SELECT rid, id, type, {VEC_EXPIRES_SQL}, created_at FROM memories "
                         "WHERE user_id = ? ORDER BY rid", (user_id,)).fetchall()
     n = 0
     blobs: list[bytes] = []

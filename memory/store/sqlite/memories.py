@@ -10,7 +10,7 @@ from memory.store.base import require_user as _user
 from memory.store.sqlite import rows
 from memory.store.sqlite.cache import unit
 from memory.store.sqlite.connection import Connections
-from memory.store.sqlite.schema import NEVER, context_of, user_token, vec_table_dim
+from memory.store.sqlite.schema import NEVER, PAST, context_of, user_token, vec_table_dim
 from memory.textsearch import index_text
 from memory.types import HistoryEvent, MemoryRecord
 
@@ -29,9 +29,10 @@ _VEC_INSERT = ("INSERT INTO vec_memories(rowid, user_id, embedding, type, expire
 
 
 def live(alias: str = "") -> str:
-    """SQL condition "not expired" (one ``?``: now in µs) on ``alias.expires_at``."""
+    """SQL condition "current and not expired" (one ``?``: now in µs) on ``alias``'s
+    ``status`` and ``expires_at``."""
     p = f"{alias}." if alias else ""
-    return f"({p}expires_at IS NULL OR {p}expires_at > ?)"
+    return f"({p}status = 'current' AND ({p}expires_at IS NULL OR {p}expires_at > ?))"
 
 
 def types_clause(types: list[str] | None, column: str) -> tuple[str, list[str]]:
@@ -77,7 +78,7 @@ class Memories(Connections):
     def _insert_history(conn: Any, history_rows: list[tuple]) -> None:
         if history_rows:
             conn.executemany(
-                f"INSERT INTO history({rows.HIST_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                f"INSERT INTO history({rows.HIST_COLS}) VALUES ({', '.join('?' * len(common.HISTORY_FIELDS))}) "
                 "ON CONFLICT(user_id, id) DO NOTHING", history_rows)
 
     @staticmethod
@@ -127,14 +128,14 @@ class Memories(Connections):
                 for offset, (row, data, body) in enumerate(prepared.values()):
                     rid = start + offset
                     base.append((rid, *row))
-                    vec.append((rid, row[1], data, row[3], _exp(row[12]), row[9]))
+                    vec.append((rid, row[1], data, row[3], _exp(row[12], row[15]), row[9]))
                     fts.append((rid, user_token(row[1]), *body))
                 conn.executemany(_MEM_INSERT, base)
                 conn.executemany(_VEC_INSERT, vec)
                 conn.executemany("INSERT INTO memories_fts(rowid, user_tok, body, context) "
                                  "VALUES (?, ?, ?, ?)", fts)
                 for user in dict.fromkeys(row[1] for row, _, _ in prepared.values()):
-                    ops = [("add", row[0], unit(data), row[3], _exp(row[12]), row[9])
+                    ops = [("add", row[0], unit(data), row[3], _exp(row[12], row[15]), row[9])
                            for row, data, _ in prepared.values() if row[1] == user]
                     self._bump(conn, patches, user, ops)
             self._insert_history(conn, history_rows)
@@ -157,7 +158,7 @@ class Memories(Connections):
         data = rows.blob(embedding, self._require_dim()) if embedding is not None else None
         history_rows = [rows.history_row(history)] if history is not None else []
         with self._vec_write() as (conn, patches):
-            row = conn.execute("SELECT rid, type, expires_at, created_at FROM memories "
+            row = conn.execute("SELECT rid, type, expires_at, created_at, status FROM memories "
                                "WHERE user_id = ? AND id = ?", (user_id, memory_id)).fetchone()
             if row is None:
                 return False
@@ -171,7 +172,7 @@ class Memories(Connections):
                 conn.execute("UPDATE memories_fts SET context = ? WHERE rowid = ?",
                              (index_text(context_of(values["metadata"])), rid))
             new_type = sets.get("type", row[1])
-            vec_expires = _exp(sets.get("expires_at", row[2]))
+            vec_expires = _exp(sets.get("expires_at", row[2]), row[4])
             born = sets.get("created_at", row[3])
             changed = [k for k in ("type", "expires_at", "created_at") if k in sets]
             ops: list[tuple] = []
@@ -202,18 +203,20 @@ class Memories(Connections):
 
     def delete_memory(self, user_id: str, memory_id: str,
                       history: HistoryEvent | None = None) -> bool:
-        """Delete one memory of ``user_id`` (base, vector and FTS rows) and record
+        """Erase one memory of ``user_id`` for good, whatever its status, with the
+        earlier versions it superseded (base, vector and FTS rows), and record
         ``history`` in the same transaction. Returns False if ``user_id`` has no such
         memory (then no history is written either)."""
         user_id = _user(user_id)
         history_rows = [rows.history_row(history)] if history is not None else []
         with self._vec_write() as (conn, patches):
-            row = conn.execute("SELECT rid FROM memories WHERE user_id = ? AND id = ?",
-                               (user_id, memory_id)).fetchone()
-            if row is None:
+            found = conn.execute("SELECT rid, id FROM memories WHERE user_id = ? AND "
+                                 "(id = ? OR superseded_by = ?)",
+                                 (user_id, memory_id, memory_id)).fetchall()
+            if memory_id not in {mid for _, mid in found}:
                 return False
-            self._delete_rows(conn, [row[0]])
-            self._bump(conn, patches, user_id, [("kill", memory_id)])
+            self._delete_rows(conn, [rid for rid, _ in found])
+            self._bump(conn, patches, user_id, [("kill", mid) for _, mid in found])
             self._insert_history(conn, history_rows)
         return True
 
@@ -311,6 +314,9 @@ class Memories(Connections):
                 self._insert_history(conn, history_rows)
 
 
-def _exp(expires: int | None) -> int:
-    """``expires_at`` as stored in the vector index (:data:`NEVER` for no expiry)."""
+def _exp(expires: int | None, status: str | None = "current") -> int:
+    """``expires_at`` as stored in the vector index: :data:`NEVER` for no expiry,
+    :data:`PAST` for a memory that is no longer current."""
+    if status not in (None, "current"):
+        return PAST
     return NEVER if expires is None else expires

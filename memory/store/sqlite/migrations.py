@@ -121,6 +121,19 @@ def _conversations(conn: Any) -> None:
     conn.execute(f"DROP INDEX IF EXISTS {schema.THREAD_INDEX}")
 
 
+@_step("0008_validity")
+def _validity(conn: Any) -> None:
+    """Add memories.status (current/superseded/ended/forgotten; every existing memory is
+    current), valid_from, invalid_at, superseded_by and invalid_reason, history.turn_id,
+    and the indexes (user_id, status, invalid_at) and (user_id, turn_id)."""
+    for table, column, decl in schema.VALIDITY_COLUMNS:
+        columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in columns:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+    conn.execute(schema.VALIDITY_INDEX_DDL)
+    conn.execute(schema.TURN_INDEX_DDL)
+
+
 def _applied(conn: Any) -> dict[str, str]:
     return dict(conn.execute("SELECT id, applied_at FROM schema_migrations"))
 

@@ -80,7 +80,7 @@ def history_row(ev: HistoryEvent) -> tuple:
 assert common.MEMORY_FIELDS == (
     "id", "user_id", "text", "type", "thread_id", "importance", "tags", "source", "metadata",
     "created_at", "updated_at", "last_accessed_at", "expires_at", "access_count",
-    "conversation_id")
+    "conversation_id", "status", "valid_from", "invalid_at", "superseded_by", "invalid_reason")
 
 
 def record(row: tuple, embeddings: dict[int, list[float]] | None = None) -> MemoryRecord:
@@ -89,7 +89,8 @@ def record(row: tuple, embeddings: dict[int, list[float]] | None = None) -> Memo
     The same record as :func:`memory.store.common.memory_from_row`, built from the
     tuple's positions without an intermediate dict (search builds ~90 per query)."""
     (rid, mid, user, text, mtype, thread, importance, tags, source, metadata, created,
-     updated, accessed, expires, count, conversation) = row
+     updated, accessed, expires, count, conversation, status, valid_from, invalid_at,
+     superseded_by, reason) = row
     return MemoryRecord(
         id=mid, user_id=user, text=text, type=mtype, thread_id=thread,
         importance=int(importance), tags=list(common.json_value(tags, [])), source=source,
@@ -97,7 +98,8 @@ def record(row: tuple, embeddings: dict[int, list[float]] | None = None) -> Memo
         updated_at=dt(updated), last_accessed_at=dt(accessed),  # type: ignore[arg-type]
         expires_at=dt(expires), access_count=int(count or 0),
         embedding=None if embeddings is None else embeddings.get(rid),
-        conversation_id=conversation)
+        conversation_id=conversation, status=status or "current", valid_from=dt(valid_from),
+        invalid_at=dt(invalid_at), superseded_by=superseded_by, invalid_reason=reason)
 
 
 def event(row: tuple) -> HistoryEvent:

@@ -26,7 +26,12 @@ Layout (all in one database file, WAL mode):
   the thread, or one ``Memory.add`` call. Indexes ``(user_id, created_at)``,
   ``(user_id, type)`` and ``(user_id, conversation_id, created_at)``
   (:data:`CONVERSATION_INDEX`; it replaced ``(user_id, thread_id, created_at)``).
-* ``history``, ``profiles``, ``threads``, ``messages``.
+* validity (migration ``0008_validity``): ``status`` (``current``, ``superseded``,
+  ``ended``, ``forgotten``), ``valid_from``, ``invalid_at``, ``superseded_by``,
+  ``invalid_reason``. Only ``current`` rows are live; the vector index stores
+  :data:`PAST` as the expiry of the others, so the KNN scan skips them. Index
+  ``(user_id, status, invalid_at)`` finds a user's past and forgotten memories.
+* ``history`` (``turn_id`` since ``0008_validity``), ``profiles``, ``threads``, ``messages``.
 * ``vec_versions(user_id, version)`` — bumped in every write transaction that changes a
   user's vectors, types, dates or expiries; ``meta.vec_epoch`` is bumped when the vector
   index is recreated. Both key the in-process matrix cache (``cache.py``).
@@ -42,6 +47,13 @@ from memory.textsearch import FTS5_TOKENIZE
 #: ``expires_at`` value stored in the vector index for memories that never expire
 #: (microseconds; about year 148,000, beyond any datetime).
 NEVER = 2**62
+
+#: ``expires_at`` stored in the vector index for a memory that is no longer current
+#: (superseded, ended, forgotten): the KNN and the cached matrix skip it like an expired one.
+PAST = 0
+
+#: SQL of a ``memories`` row's expiry as the vector index stores it (None: no expiry).
+VEC_EXPIRES_SQL = f"CASE WHEN status = 'current' THEN expires_at ELSE {PAST} END"
 
 #: sqlite-vec refuses KNN queries with k > 4096; larger k are clamped to this.
 MAX_K = 4096
@@ -149,6 +161,18 @@ CONVERSATION_INDEX_DDL = (f"CREATE INDEX IF NOT EXISTS {CONVERSATION_INDEX} "
 #: The full-text table with the ``context`` column (schema_version 3).
 FTS_DDL = ("CREATE VIRTUAL TABLE memories_fts USING fts5(user_tok, body, context, "
            f"tokenize = '{FTS5_TOKENIZE}')")
+
+
+#: Migration ``0008_validity``: the validity columns of ``memories`` and ``history.turn_id``.
+VALIDITY_COLUMNS = (("memories", "status", "TEXT NOT NULL DEFAULT 'current'"),
+                    ("memories", "valid_from", "INTEGER"),
+                    ("memories", "invalid_at", "INTEGER"),
+                    ("memories", "superseded_by", "TEXT"),
+                    ("memories", "invalid_reason", "TEXT"),
+                    ("history", "turn_id", "TEXT"))
+VALIDITY_INDEX_DDL = ("CREATE INDEX IF NOT EXISTS memories_user_status "
+                      "ON memories(user_id, status, invalid_at)")
+TURN_INDEX_DDL = "CREATE INDEX IF NOT EXISTS history_user_turn ON history(user_id, turn_id)"
 
 
 def statements(ddl: str) -> list[str]:

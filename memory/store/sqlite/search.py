@@ -47,7 +47,7 @@ def _adjacent(side: str) -> str:
         lt, desc, bound = ">", "ASC", "p.created_at <= f.created_at + :w"
     base = (f"SELECT p.id FROM memories p INDEXED BY {CONVERSATION_INDEX} WHERE p.user_id = "
             "f.user_id AND p.conversation_id = f.conversation_id AND p.source = 'raw' AND "
-            "(p.expires_at IS NULL OR p.expires_at > :now) AND ")
+            "p.status = 'current' AND (p.expires_at IS NULL OR p.expires_at > :now) AND ")
     same = f"{base}p.created_at = f.created_at AND p.rid {lt} f.rid ORDER BY p.rid {desc} LIMIT 1"
     near = (f"{base}p.created_at {lt} f.created_at AND {bound} "
             f"ORDER BY p.created_at {desc}, p.rid {desc} LIMIT 1")
@@ -56,7 +56,8 @@ def _adjacent(side: str) -> str:
 
 _NEIGHBOURS = (f"SELECT f.id, {_adjacent('prev')}, {_adjacent('next')} FROM memories f "
                "WHERE +f.user_id = :user AND f.id IN ({ids}) AND f.source = 'raw' AND "
-               "f.conversation_id <> '' AND (f.expires_at IS NULL OR f.expires_at > :now)")
+               "f.conversation_id <> '' AND f.status = 'current' AND "
+               "(f.expires_at IS NULL OR f.expires_at > :now)")
 
 
 def _sole_owner(conn: Any, user_id: str) -> bool:
@@ -215,12 +216,12 @@ def _ranked(conn: Any, exprs: list[str], user_id: str, k: int, now: int, filter_
     if not filter_sql:
         pool = 2 * k + 16
         found = conn.execute(
-            f"SELECT m.id, -f.score, m.expires_at FROM ({scored} "
+            f"SELECT m.id, -f.score, m.expires_at, m.status FROM ({scored} "
             "ORDER BY score, rowid DESC LIMIT ?) f "
             "CROSS JOIN memories m ON m.rid = f.rowid WHERE +m.user_id = ? "
             "ORDER BY f.score, f.rowid DESC", (*args, pool, user_id)).fetchall()
-        alive = [(mid, float(score)) for mid, score, exp in found
-                 if exp is None or exp > now]
+        alive = [(mid, float(score)) for mid, score, exp, status in found
+                 if status == "current" and (exp is None or exp > now)]
         if len(alive) >= k or len(found) < pool:
             return alive[:k]
     found = conn.execute(

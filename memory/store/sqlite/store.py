@@ -14,9 +14,10 @@ from memory.store.sqlite.resources import Resources
 from memory.store.sqlite.schema import create_vec_table, get_meta, set_meta, vec_table_dim
 from memory.store.sqlite.search import Search
 from memory.store.sqlite.threads import Threads
+from memory.store.sqlite.validity import Validity
 
 
-class SQLiteStore(Admin, Search, Threads, Resources):
+class SQLiteStore(Admin, Search, Validity, Threads, Resources):
     """The embedded store: ``SQLiteStore(path)`` opens/creates the SQLite file ``path``
     (its directory created 0700, the file 0600) and applies pending migrations.
 

@@ -15,7 +15,9 @@ Modules, by concern (everything except the network round trip is checked offline
 * ``indexes``    TiFlash detection, opt-in HNSW index, FULLTEXT index (TiDB Cloud only),
                  columnar-replica wait and probe
 * ``store``      ``TiDBStore``: connection, ``transaction()``, open/migrate, health, admin
-* ``memories`` / ``threads`` / ``resources``  the store's memory, conversation and uploaded-file methods (mixins)
+* ``memories`` / ``validity`` / ``threads`` / ``resources``  the store's memory, memory-validity
+                 (supersede, end, forget, restore, purge, turns), conversation and
+                 uploaded-file methods (mixins)
 
 Embeddings are computed on the client by the product's own embedder; the store never
 relies on TiDB Cloud's server-side ``EMBED_TEXT``.

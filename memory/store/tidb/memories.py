@@ -69,9 +69,22 @@ class MemoriesMixin:
 
     def delete_memory(self, user_id: str, memory_id: str,
                       history: HistoryEvent | None = None) -> bool:
-        """Delete one memory of ``user_id`` and record ``history``; False if absent."""
-        stmt = self.sql.delete_memory(_user(user_id), memory_id)
-        return self._change_one("delete memory", stmt, history)
+        """Erase one memory of ``user_id`` for good, whatever its status, then the
+        earlier versions it superseded (``superseded_by`` = its id), and record
+        ``history``, in one transaction. False (nothing erased, no history) when the user
+        has no memory with that id."""
+        user_id = _user(user_id)
+        history_rows = [history_row(history)] if history is not None else []
+
+        def work(c: Connection) -> bool:
+            if not c.execute(self.sql.delete_memory(user_id, memory_id)).rowcount:
+                return False
+            c.execute(self.sql.delete_versions(user_id, memory_id))
+            if history_rows:
+                c.execute(self.sql.insert_history_ignore(), history_rows)
+            return True
+
+        return self._tx("delete memory", work)
 
     def _change_one(self, what: str, stmt: Any, history: HistoryEvent | None) -> bool:
         """Run the UPDATE/DELETE ``stmt`` of one memory and, if it found the row, insert
@@ -101,7 +114,7 @@ class MemoriesMixin:
 
     def get_memory(self, user_id: str, memory_id: str,
                    with_embedding: bool = False) -> MemoryRecord | None:
-        """Return one live memory of ``user_id`` or None."""
+        """Return one live (current, unexpired) memory of ``user_id`` or None."""
         found = self._get(user_id, [memory_id], with_embedding)
         return found[0] if found else None
 

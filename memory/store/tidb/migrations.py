@@ -9,7 +9,9 @@ from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from memory.store.migrations import Migration, check
-from memory.store.tidb.schema import ID_LEN, TiDBSchema, conversation_index_name, schema_ddl
+from memory.store.tidb.schema import (ID_LEN, VALIDITY_COLUMNS, TiDBSchema,
+                                      conversation_index_name, later_index_names, schema_ddl,
+                                      turn_index_name, validity_index_name)
 
 #: Rows per transaction when ``0003_conversations`` fills ``conversation_id``: far below
 #: TiDB's default 100 MB transaction size (``txn-total-size-limit``) at ~3 KB per row.
@@ -21,9 +23,15 @@ Step = tuple[str, str, Callable[[Any, TiDBSchema], None]]
 
 
 def _m0001_initial(conn: Any, schema: TiDBSchema) -> None:
-    """Create the tables and B-tree indexes of the first release."""
+    """Create the tables and B-tree indexes (``CREATE … IF NOT EXISTS``). The indexes on
+    columns that later migrations add (``schema.later_index_names``) are left to those
+    migrations: on a database created before named migrations, whose tables lack those
+    columns, ``CREATE INDEX`` would fail here (a new table has them from the start, and
+    the later migrations, which always run after this one, create the indexes)."""
+    later = later_index_names(schema.prefix)
     for ddl in schema_ddl(schema):
-        conn.execute(ddl)
+        if not (isinstance(ddl, CreateIndex) and ddl.element.name in later):
+            conn.execute(ddl)
 
 
 
@@ -50,6 +58,34 @@ def _m0003_conversations(conn: Any, schema: TiDBSchema) -> None:
         conn.commit()
 
 
+def validity_ddl(schema: TiDBSchema) -> list[Any]:
+    """The DDL of ``0004_validity``, in order: one ``ALTER TABLE … ADD COLUMN IF NOT
+    EXISTS`` per column of :data:`memory.store.tidb.schema.VALIDITY_COLUMNS` (one change
+    per statement: older TiDB releases refuse or only experimentally allow several
+    changes in one ALTER TABLE, and ``IF NOT EXISTS`` skips a column an interrupted run
+    already added), then ``CREATE INDEX IF
+    NOT EXISTS`` of ``(user_id, status, invalid_at)`` on memories and ``(user_id,
+    turn_id)`` on the history. ``status`` is ``NOT NULL DEFAULT 'current'``: TiDB gives
+    the existing rows the default, so every memory stored before is current."""
+    tables = {"memories": schema.memories, "history": schema.history}
+    # table names: the prefix is checked by build_schema (letters, digits, _)
+    out: list[Any] = [sa.text(f"ALTER TABLE {tables[key].name} ADD COLUMN IF NOT EXISTS "
+                              f"{column} {decl}") for key, column, decl in VALIDITY_COLUMNS]
+    wanted = (validity_index_name(schema.prefix), turn_index_name(schema.prefix))
+    for table, name in zip((schema.memories, schema.history), wanted):
+        index = next(ix for ix in table.indexes if ix.name == name)
+        out.append(CreateIndex(index, if_not_exists=True))
+    return out
+
+
+def _m0004_validity(conn: Any, schema: TiDBSchema) -> None:
+    """Add the validity columns of memories (status, valid_from, invalid_at,
+    superseded_by, invalid_reason), history.turn_id and their two indexes
+    (:func:`validity_ddl`; every statement re-runnable)."""
+    for ddl in validity_ddl(schema):
+        conn.execute(ddl)
+
+
 #: Every migration, in order. Add a step with the next number; never edit or renumber
 #: an applied one. DDL in TiDB commits statement by statement, so a step must be
 #: idempotent (``IF NOT EXISTS`` / ``IF EXISTS``): a crash between its DDL and the
@@ -67,6 +103,11 @@ STEPS: list[Step] = [
      "memories.conversation_id (a raw message's thread, or the Memory.add call that stored "
      "it), filled from thread_id for the raw messages of a thread, and its index",
      _m0003_conversations),
+    ("0004_validity",
+     "memories.status (current, superseded, ended, forgotten; existing memories are "
+     "current), valid_from, invalid_at, superseded_by, invalid_reason; "
+     "memory_history.turn_id; indexes (user_id, status, invalid_at) and (user_id, turn_id)",
+     _m0004_validity),
 ]
 
 

@@ -24,6 +24,7 @@ from memory.resources.model import RESOURCE_FIELDS, Resource, resource_values, u
 from memory.store.base import require_text as _text
 from memory.store.base import require_user as _user
 from memory.store.tidb.schema import ID_LEN, USER_LEN, _TABLE_OPTS, UTCDateTime, index_name
+from memory.store.tidb.statements import live_conditions
 from memory.types import utcnow
 
 
@@ -106,8 +107,8 @@ class ResourceSQL:
         return sa.func.json_unquote(sa.func.json_extract(self.m.c.metadata, "$.resource_id"))
 
     def _live(self, user_id: str, now: Any) -> list[Any]:
-        m = self.m.c
-        return [m.user_id == user_id, sa.or_(m.expires_at.is_(None), m.expires_at > now)]
+        """The user's live memories: current (``status``) and not expired."""
+        return [self.m.c.user_id == user_id, *live_conditions(self.m, now)]
 
     def memory_ids(self, user_id: str, resource_id: str, now: Any) -> Any:
         """Ids of the user's live memories learned from ``resource_id``."""

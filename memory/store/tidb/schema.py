@@ -45,6 +45,42 @@ def conversation_index_name(prefix: str = "") -> str:
     return index_name(f"ix_{prefix}memories_user_conversation")
 
 
+def validity_index_name(prefix: str = "") -> str:
+    """Name of the ``(user_id, status, invalid_at)`` index of ``memories`` (migration
+    ``0004_validity``), by which a user's past and forgotten memories are found."""
+    return index_name(f"ix_{prefix}memories_user_status")
+
+
+def turn_index_name(prefix: str = "") -> str:
+    """Name of the ``(user_id, turn_id)`` index of the history table (migration
+    ``0004_validity``), by which one turn's events are found."""
+    return index_name(f"ix_{prefix}history_user_turn")
+
+
+def later_index_names(prefix: str = "") -> set[str]:
+    """The B-tree indexes on columns added by a migration after ``0001_initial``
+    (``0003_conversations``, ``0004_validity``): that migration creates them, after its
+    columns, so ``0001_initial`` leaves them out (on a database that predates named
+    migrations the columns do not exist yet when 0001 runs)."""
+    return {conversation_index_name(prefix), validity_index_name(prefix),
+            turn_index_name(prefix)}
+
+
+#: Migration ``0004_validity``: (table key, column, declaration) of the columns it adds,
+#: as ``ALTER TABLE … ADD COLUMN IF NOT EXISTS <column> <declaration>``. The same
+#: columns as the table models below (``tests/test_tidb_validity_sql.py`` checks
+#: they agree); ``status`` NOT NULL DEFAULT 'current', so every existing memory
+#: becomes current.
+VALIDITY_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("memories", "status", "VARCHAR(16) NOT NULL DEFAULT 'current'"),
+    ("memories", "valid_from", "DATETIME(6) NULL"),
+    ("memories", "invalid_at", "DATETIME(6) NULL"),
+    ("memories", "superseded_by", f"VARCHAR({ID_LEN}) NULL"),
+    ("memories", "invalid_reason", "TEXT NULL"),
+    ("history", "turn_id", f"VARCHAR({ID_LEN}) NULL"),
+)
+
+
 class UTCDateTime(sa.types.TypeDecorator):
     """``DATETIME(6)`` holding UTC: aware datetimes are stored as naive UTC and read back
     as aware UTC (TiDB's DATETIME has no zone)."""
@@ -127,6 +163,7 @@ def build_schema(dim: int, prefix: str = "") -> TiDBSchema:
         __table_args__ = (sa.Index(index_name(f"ix_{p}memories_user_created"), "user_id", "created_at"),
                           sa.Index(conversation_index_name(p), "user_id", "conversation_id",
                                    "created_at"),
+                          sa.Index(validity_index_name(p), "user_id", "status", "invalid_at"),
                           _TABLE_OPTS)
         id: str = _col(VARCHAR(ID_LEN), primary_key=True)
         user_id: str = _col(VARCHAR(USER_LEN), nullable=False)
@@ -146,10 +183,18 @@ def build_schema(dim: int, prefix: str = "") -> TiDBSchema:
         embedding: list[float] | None = VectorField(dimensions=dim, index=False)
         # a raw message's thread or Memory.add call (migration 0003_conversations)
         conversation_id: str | None = _col(VARCHAR(ID_LEN), nullable=True)
+        # validity (migration 0004_validity): only 'current' rows are live; the others
+        # (superseded, ended, forgotten) keep their row and vector as the user's past
+        status: str = _col(VARCHAR(16), nullable=False, server_default="current")
+        valid_from: datetime | None = _col(UTCDateTime, nullable=True)
+        invalid_at: datetime | None = _col(UTCDateTime, nullable=True)
+        superseded_by: str | None = _col(VARCHAR(ID_LEN), nullable=True)
+        invalid_reason: str | None = _col(TEXT, nullable=True)
 
     class HistoryRow(_Base):
         __tablename__ = f"{p}memory_history"
         __table_args__ = (sa.Index(index_name(f"ix_{p}history_user_memory"), "user_id", "memory_id"),
+                          sa.Index(turn_index_name(p), "user_id", "turn_id"),
                           _TABLE_OPTS)
         id: str = _col(VARCHAR(ID_LEN), primary_key=True)
         memory_id: str = _col(VARCHAR(ID_LEN), nullable=False)
@@ -159,6 +204,8 @@ def build_schema(dim: int, prefix: str = "") -> TiDBSchema:
         new_text: str | None = _col(MEDIUMTEXT, nullable=True)
         actor: str = _col(VARCHAR(32), nullable=False)
         at: datetime = _col(UTCDateTime, nullable=False)
+        # the turn whose changes undo takes back together (migration 0004_validity)
+        turn_id: str | None = _col(VARCHAR(ID_LEN), nullable=True)
 
     class ProfileRow(_Base):
         __tablename__ = f"{p}profiles"

@@ -31,12 +31,14 @@ from memory.store.tidb.settings import (ConnectionSettings, connection_settings,
                                         tls_verification_failed)
 from memory.store.tidb.statements import TiDBSQL
 from memory.store.tidb.threads import ThreadsMixin
+from memory.store.tidb.validity import ValidityMixin
 from memory.types import HistoryEvent, MemoryRecord, new_id, utcnow
 
 T = TypeVar("T")
 
 
-class TiDBStore(MemoriesMixin, ThreadsMixin, SearchIndexesMixin, ResourcesMixin, Store):
+class TiDBStore(MemoriesMixin, ValidityMixin, ThreadsMixin, SearchIndexesMixin,
+                ResourcesMixin, Store):
     """``Store`` on TiDB. Build it with ``TiDBStore.from_config(config)`` (no connection
     yet), then ``open(embedder_id, dim)`` connects, creates the database, applies the
     named migrations, checks the recorded embedder and sets up the search indexes. Every
