@@ -14,8 +14,8 @@ from memory.sanitize import (IMPORTANCE_MAX, IMPORTANCE_MIN, LIMITS, clamp_impor
                              clean_datetime, clean_history_text, clean_id, clean_metadata,
                              clean_summary, clean_tags, clean_text, clean_title,
                              keep_raw_transcripts, redact)
-from memory.types import (MEMORY_TYPES, HistoryEvent, MemoryRecord, Message, Thread, new_id,
-                          utcnow)
+from memory.types import (MEMORY_STATUSES, MEMORY_TYPES, HistoryEvent, MemoryRecord, Message,
+                          Thread, new_id, utcnow)
 from memory.users import check_user_id
 
 EXPORT_VERSION = 1
@@ -27,9 +27,10 @@ MAX_IMPORT_BYTES = 50 * 1024 * 1024
 MAX_TEXT_CHARS = LIMITS["message"]
 #: longest actor / source name in an import
 NAME_CHARS = 64
-HISTORY_EVENTS = ("ADD", "UPDATE", "DELETE", "NONE")
+HISTORY_EVENTS = ("ADD", "UPDATE", "END", "FORGET", "RESTORE", "UNDO", "DELETE", "NONE")
 MESSAGE_ROLES = ("user", "assistant", "system")
-_DATES = ("created_at", "updated_at", "expires_at", "last_accessed_at")
+_DATES = ("created_at", "updated_at", "expires_at", "last_accessed_at", "valid_from",
+          "invalid_at")
 
 
 # ---- export ------------------------------------------------------------------------------
@@ -111,9 +112,12 @@ def _memory(item: Any, where: str, max_chars: int) -> dict:
                        ("conversation_id", clean_id), ("source", _name),
                        ("type", _choice(MEMORY_TYPES)), ("importance", _importance),
                        ("access_count", _count), ("tags", clean_tags),
-                       ("metadata", clean_metadata),
+                       ("metadata", clean_metadata), ("status", _choice(MEMORY_STATUSES)),
+                       ("superseded_by", clean_id), ("invalid_reason", _name),
                        *((key, clean_datetime) for key in _DATES)):
         out[key] = _opt(item, key, where, check)
+    if out["status"] not in (None, "current") and out["invalid_at"] is None:
+        raise ValueError(f"{where}.invalid_at: a {out['status']} memory needs invalid_at")
     return out
 
 
@@ -122,7 +126,7 @@ def _event(item: Any, where: str, max_chars: int, keep_raw: bool) -> dict:
     out = {"memory_id": _req(item, "memory_id", where, clean_id)}
     for key, check in (("event", _choice(HISTORY_EVENTS)), ("old_text", clean_history_text),
                        ("new_text", clean_history_text), ("actor", _name),
-                       ("at", clean_datetime)):
+                       ("at", clean_datetime), ("turn_id", clean_id)):
         out[key] = _opt(item, key, where, check)
     return out
 
@@ -259,6 +263,10 @@ def _import(mem, uid: str, data: dict, replace: bool, fresh_ids: bool) -> dict:
         have_ids.add(rec.id)
         have_texts.add(key)
         fresh.append(rec)
+    new_of = {old: new for new, old in renamed.items()}
+    for rec in fresh:  # an earlier value points at its memory under its new id
+        if rec.superseded_by in new_of:
+            rec.superseded_by = new_of[rec.superseded_by]
     for start in range(0, len(fresh), EMBED_BATCH):
         chunk = fresh[start:start + EMBED_BATCH]
         for rec, vec in zip(chunk, mem.embedder.embed_documents([r.text for r in chunk])):
@@ -283,7 +291,8 @@ def _import(mem, uid: str, data: dict, replace: bool, fresh_ids: bool) -> dict:
 
 def _history(uid: str, fresh: list[MemoryRecord], items: list[dict],
              renamed: dict[str, str]) -> dict[str, list[HistoryEvent]]:
-    """The history events of each imported memory (its exported ones, else one ADD)."""
+    """The history events of each imported memory (its exported ones, else one ADD);
+    without turn ids: an imported turn is not undone as one."""
     by_old_id: dict[str, list[dict]] = defaultdict(list)
     for ev in items:
         by_old_id[ev["memory_id"]].append(ev)
@@ -292,8 +301,10 @@ def _history(uid: str, fresh: list[MemoryRecord], items: list[dict],
         past = by_old_id.get(renamed.get(rec.id, rec.id)) or []
         out[rec.id] = [HistoryEvent(rec.id, uid, ev.get("event") or "ADD", ev.get("old_text"),
                                     ev.get("new_text"), ev.get("actor") or "import",
-                                    at=ev.get("at") or utcnow()) for ev in past] \
-            or [HistoryEvent(rec.id, uid, "ADD", None, rec.text, "import")]
+                                    at=ev.get("at") or utcnow(), turn_id=None)
+                       for ev in past] \
+            or ([] if rec.superseded_by else  # an earlier value's history is its memory's
+                [HistoryEvent(rec.id, uid, "ADD", None, rec.text, "import", turn_id=None)])
     return out
 
 

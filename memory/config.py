@@ -82,6 +82,9 @@ class Config(BaseSettings):
     memory_search_limit: int = Field(default=8, ge=1, le=100)
     memory_max_message_chars: int = Field(default=20000, ge=100)
     memory_history_turns: int = Field(default=12, ge=2)
+    # hours a memory the user asked to forget in chat stays restorable by undo before it
+    # is erased for good (memory/retention.py); 0 erases it at the next write
+    memory_forget_retention_hours: float = Field(default=24, ge=0, le=24 * 365)
     # privacy: True keeps chat messages unredacted (memories, titles, metadata, tags and
     # history are redacted regardless); see memory/sanitize.py
     memory_keep_raw_transcripts: bool = False

@@ -22,8 +22,9 @@ from memory.resources.scope import scoped_search
 from memory.sanitize import (clamp_importance, clean_datetime, clean_id, clean_memory_text,
                              clean_metadata, clean_tags, clean_title)
 from memory.turn import ChatTurn, start_turn
-from memory.types import (MEMORY_TYPES, Change, Changes, HistoryEvent, MemoryRecord,
-                          Message, SearchResult, Thread, as_utc, new_id, utcnow)
+from memory.types import (MEMORY_TYPES, PAST_STATUSES, Change, Changes, HistoryEvent,
+                          MemoryRecord, Message, SearchResult, Thread, as_utc, new_id, utcnow)
+from memory.undo import undo_turn
 from memory.users import UserLocks, check_user_id
 from memory.validate import (MAX_LIST_LIMIT, MAX_SEARCH_LIMIT, check_int, check_query,
                              context_before_user, normalize_messages)
@@ -265,10 +266,11 @@ class Memory:
         return new
 
     def delete(self, memory_id: str, user_id: str) -> bool:
-        """Delete one memory of ``user_id`` (history keeps a DELETE event). Returns False
-        if the user has no such memory."""
+        """Erase one memory of ``user_id`` for good — current, past or forgotten — with
+        its earlier versions (privacy: no retention; history keeps a DELETE event).
+        Returns False if the user has no such memory."""
         uid = check_user_id(user_id)
-        old = self.store.get_memory(uid, clean_id(memory_id, "memory_id"))
+        old = self.store.get_any_memory(uid, clean_id(memory_id, "memory_id"))
         if old is None:
             return False
         ok = self.store.delete_memory(
@@ -276,6 +278,27 @@ class Memory:
         if ok and old.type in ("profile", "preference"):
             refresh_profile(self.store, uid, utcnow())
         return ok
+
+    def undo(self, user_id: str, turn_id: str | None = None) -> Changes:
+        """Take back every change one turn made (``memory.undo``): ``turn_id`` from
+        ``Changes.turn_id``, default the user's latest turn not undone yet. Returns the
+        reversed changes (``UNDO``/``RESTORE``; empty when there is nothing to undo).
+        Raises ``memory.undo.UndoError`` (a ValueError) when the turn is not the user's,
+        was undone already or a later turn changed its memories."""
+        uid = check_user_id(user_id)
+        tid = None if turn_id is None else clean_id(turn_id, "turn_id")
+        return undo_turn(self, uid, tid)
+
+    def past(self, user_id: str, limit: int = 100, *, forgotten: bool = False
+             ) -> list[MemoryRecord]:
+        """``user_id``'s memories that are no longer current — superseded and ended
+        values, most recently ended first, each with ``invalid_at``, ``superseded_by``
+        and ``invalid_reason`` — or, with ``forgotten``, the forgotten ones still
+        restorable by undo. ``limit`` 1..MAX_LIST_LIMIT (ValueError otherwise)."""
+        uid = check_user_id(user_id)
+        limit = check_int(limit, "limit", 1, MAX_LIST_LIMIT)
+        statuses = ("forgotten",) if forgotten else PAST_STATUSES
+        return self.store.past_memories(uid, statuses=statuses, limit=limit)
 
     def delete_all(self, user_id: str) -> int:
         """Delete every memory, history event and the profile of ``user_id`` only (chat

@@ -1,19 +1,20 @@
 """Forget requests in chat: "forget that I like sushi", "please forget my phone number",
-"别记这个" delete through the normal delete path (history says the user asked).
+"别记这个" tombstone what they name (``memory.versions.tombstone``: out of search, lists and
+prompts at once; undoable; erased after the retention, ``memory.retention``).
 
 What is forgotten:
 
-* a request that names something ("… that I like sushi", "我的住址") deletes the user's
+* a request that names something ("… that I like sushi", "我的住址") forgets the user's
   memories that search finds for it *and* that share its content words (or, across
   scripts, are close as embeddings); nothing is deleted on a weak match;
 * a bare request ("forget that", "forget it", "别记这个") undoes the user's last
-  learning turn: memories it added are deleted, memories it updated get their old text
-  back.
+  learning turn as a whole (``memory.undo``).
 
 No LLM call; the turn is never sent to extraction (which would store the fact again).
 """
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from datetime import datetime
@@ -22,7 +23,11 @@ import numpy as np
 
 from memory.grounding import FUNCTION_WORDS, content_tokens
 from memory.intents import FORGET_OTHER
-from memory.types import Change, HistoryEvent, utcnow
+from memory.types import Change, utcnow
+from memory.undo import UndoError, undo_turn
+from memory.versions import tombstone
+
+log = logging.getLogger(__name__)
 
 _TRIGGER = re.compile(
     r"(please|pls|can you|could you|just|and|also|kindly)?\s*"
@@ -50,8 +55,8 @@ def forget_target(text: str) -> str:
 def forget(mem, uid: str, text: str, now: datetime | None = None) -> list[Change]:
     """Carry out the forget request ``text`` of user ``uid`` on ``mem`` (a Memory).
 
-    Returns one ``Change`` per memory deleted (``DELETE``) or restored (``UPDATE``,
-    when undoing an update of the last turn); ``[]`` when nothing matched. History
+    Returns one ``Change`` per memory forgotten (``FORGET``), or the undo's changes
+    (``UNDO``/``RESTORE``) for a bare request; ``[]`` when nothing matched. History
     events carry actor ``"user"``."""
     now = now or utcnow()
     target = forget_target(text)
@@ -60,9 +65,8 @@ def forget(mem, uid: str, text: str, now: datetime | None = None) -> list[Change
     victims = _matching(mem, uid, target)
     changes = []
     for rec in victims:
-        if mem.store.delete_memory(uid, rec.id, history=HistoryEvent(
-                rec.id, uid, "DELETE", rec.text, None, "user", at=now)):
-            changes.append(Change("DELETE", rec.id, rec.text, type=rec.type))
+        if tombstone(mem.store, uid, rec, "user", now):
+            changes.append(Change("FORGET", rec.id, rec.text, type=rec.type))
     _refresh(mem, uid, changes, now)
     return changes
 
@@ -89,30 +93,13 @@ def _matching(mem, uid: str, target: str) -> list:
 
 
 def _undo_last_turn(mem, uid: str, now: datetime) -> list[Change]:
-    """Undo the user's most recent extraction turn: the ADD/UPDATE events written by
-    the LLM at the same instant (one turn's changes share their timestamp)."""
-    events = [e for e in mem.store.all_history(uid)
-              if e.actor == "llm" and e.event in ("ADD", "UPDATE")]
-    if not events:
+    """Undo the user's most recent learning turn as a whole (``memory.undo``); ``[]``
+    when there is none or it cannot be undone (a later turn changed its memories)."""
+    try:
+        return list(undo_turn(mem, uid, now=now))
+    except UndoError as exc:
+        log.info("bare forget request: %s", exc)
         return []
-    last = max(e.at for e in events)
-    changes: list[Change] = []
-    for e in (e for e in events if e.at == last):
-        rec = mem.store.get_memory(uid, e.memory_id)
-        if rec is None or rec.text != e.new_text:
-            continue  # already changed since: leave it
-        if e.event == "ADD":
-            if mem.store.delete_memory(uid, rec.id, history=HistoryEvent(
-                    rec.id, uid, "DELETE", rec.text, None, "user", at=now)):
-                changes.append(Change("DELETE", rec.id, rec.text, type=rec.type))
-        elif e.old_text:
-            vec = mem.embedder.embed_documents([e.old_text])[0].tolist()
-            if mem.store.update_memory(uid, rec.id, text=e.old_text, embedding=vec,
-                                       fields={"updated_at": now}, history=HistoryEvent(
-                                           rec.id, uid, "UPDATE", rec.text, e.old_text, "user", at=now)):
-                changes.append(Change("UPDATE", rec.id, e.old_text, rec.text, rec.type))
-    _refresh(mem, uid, changes, now)
-    return changes
 
 
 def _refresh(mem, uid: str, changes: list[Change], now: datetime) -> None:

@@ -36,12 +36,13 @@ from memory.extraction import Candidate, extract
 from memory.forget import forget
 from memory.intents import is_forget_request, learnable_text
 from memory.moves import left_behind, moves_home
-from memory import constraints
+from memory import constraints, retention, turn_scope, versions
 from memory.profile import refresh_profile
 from memory.reconcile import Decision, reconcile
 from memory.sanitize import clamp_importance, clean_memory_text, clean_tags
 from memory.errors import LLMError, one_line
-from memory.types import Change, Changes, HistoryEvent, MemoryRecord, new_id, utcnow
+from memory.types import (WRITE_EVENTS, Change, Changes, HistoryEvent, MemoryRecord, new_id,
+                          utcnow)
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +54,18 @@ def learn_changes(mem, uid: str, thread_id: str | None, user_text: str, context:
     text that cannot be stored (ValueError, e.g. a redaction failure) gives an empty
     ``Changes`` whose ``error`` says why, logged (nothing of it is written: the turn's
     writes are one transaction)."""
-    try:
-        return Changes(learn_turn(mem, uid, thread_id, user_text, context, metadata, when))
-    except (LLMError, ValueError) as exc:
-        error = f"Memory extraction skipped: {exc}"
-        log.warning("%s", error)
-        return Changes(error=error)
+    config = getattr(mem, "config", None)
+    if config is not None:
+        retention.purge_user(mem.store, uid, config.memory_forget_retention_hours)
+    with turn_scope.turn() as turn_id:
+        try:
+            changes = learn_turn(mem, uid, thread_id, user_text, context, metadata, when)
+        except (LLMError, ValueError) as exc:
+            error = f"Memory extraction skipped: {exc}"
+            log.warning("%s", error)
+            return Changes(error=error)
+    undoable = any(c.event in WRITE_EVENTS for c in changes)  # not an undo's own changes
+    return Changes(changes, turn_id=turn_id if undoable else None)
 
 
 def learn_turn(mem, uid: str, thread_id: str | None, user_text: str, context: str,
@@ -151,8 +158,8 @@ def _apply_corrections(mem, uid: str, fixes) -> list[Change]:
             log.warning("correction of memory %s skipped: %s", rec.id, exc)
             continue
         vec = mem.embedder.embed_documents([text])[0].tolist()
-        if mem.store.update_memory(uid, rec.id, text=text, embedding=vec, fields={"updated_at": now},
-                                   history=HistoryEvent(rec.id, uid, "UPDATE", rec.text, text, "llm", at=now)):
+        if versions.replace_value(mem.store, uid, rec, text, vec, {"updated_at": now}, "llm",
+                                  now, reason="rule:correction"):
             changes.append(Change("UPDATE", rec.id, text, rec.text, rec.type))
     if any(c.type in ("profile", "preference") for c in changes):
         refresh_profile(mem.store, uid, now)
@@ -238,6 +245,18 @@ def apply_decisions(mem, uid: str, thread_id: str | None, decisions: list[Decisi
     return changes
 
 
+#: Decision reasons that mean the model decided (anything else is a rule of the write path).
+_MODEL_REASONS = ("llm", "extract", "")
+
+
+def _reason(d: Decision, actor: str) -> str:
+    """What decided an UPDATE or an ending: ``actor`` (the model, or the file) or
+    ``rule:<name>`` for a rule of the write path (``rule:ceased``, ``rule:one-value``)."""
+    if d.reason in _MODEL_REASONS:
+        return actor
+    return versions.reason_of(actor, d.reason.replace(" ", "-"))
+
+
 _FALLBACK = "the reconciliation call failed, so it was added (nothing lost; it may repeat a memory)"
 
 
@@ -261,13 +280,12 @@ def _apply(mem, uid, thread_id, d: Decision, update, metadata, when, now,
         tags = list(dict.fromkeys(cand.tags + list(d.target.tags)))[:8]
         fields = {"importance": max(d.target.importance, cand.importance),
                   "tags": tags, "type": cand.type, "updated_at": now}
-        ok = mem.store.update_memory(
-            uid, d.target.id, text=text, embedding=vec.tolist(), fields=fields,
-            history=HistoryEvent(d.target.id, uid, "UPDATE", d.target.text, text, actor, at=now))
+        ok = versions.replace_value(mem.store, uid, d.target, text, vec.tolist(), fields,
+                                    actor, now, reason=_reason(d, actor))
         return Change("UPDATE", d.target.id, text, d.target.text, cand.type) if ok else None
     if d.action == "DELETE" and d.target is not None:
-        ok = mem.store.delete_memory(
-            uid, d.target.id,
-            history=HistoryEvent(d.target.id, uid, "DELETE", d.target.text, None, actor, at=now))
-        return Change("DELETE", d.target.id, d.target.text, type=d.target.type) if ok else None
+        reason = _reason(d, actor)
+        ok = versions.end(mem.store, uid, d.target, actor, now, reason=reason)
+        return Change("END", d.target.id, d.target.text, type=d.target.type,
+                      reason=None if reason == actor else reason) if ok else None
     return Change("NONE", d.target.id if d.target else None, cand.text, type=cand.type)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Callable, Iterator
 
+from memory import past
 from memory.errors import LLMError, LocalModelRestarted, one_line
 from memory.images import attach_images, with_descriptions
 from memory.learn import learn_changes
@@ -105,7 +106,9 @@ def recent_messages(mem, uid: str, thread: Thread, exclude_id: str) -> list[Mess
 def retrieve(mem, uid: str, text: str) -> tuple[SearchResult, str | None]:
     """Return ``(memories + profile for the reply, None)``, or ``(empty result, one-line
     reason)`` when the search fails: the chat goes on and the reason is shown with the
-    reply. Memories given to the model get their recall counters touched."""
+    reply. Memories given to the model get their recall counters touched. A message
+    about the user's past also gets the nearest past memories (``used.past``,
+    ``memory.past``)."""
     try:
         used = mem.search(text, uid, limit=mem.config.memory_search_limit)
     except Exception as exc:  # noqa: BLE001 - retrieval trouble must not kill the chat
@@ -113,6 +116,10 @@ def retrieve(mem, uid: str, text: str) -> tuple[SearchResult, str | None]:
         return SearchResult([], ""), f"Memories could not be searched for this reply: {one_line(exc)}"
     if used.memories:
         mem.store.touch_memories(uid, [m.id for m in used.memories], utcnow())
+    try:
+        used.past = past.recall(mem, uid, text)
+    except Exception as exc:  # noqa: BLE001 - the past is extra: the reply goes on without it
+        log.warning("past memories could not be searched: %s", exc)
     return used, None
 
 
@@ -179,7 +186,7 @@ def _store_reply(turn: "ChatTurn") -> None:
 
 def learn_from(turn: "ChatTurn") -> list[Change]:
     """Extract and store memories from the turn's user message, then summarise the
-    thread. Sets ``turn.changes_error`` instead of raising for LLM trouble; after a
+    thread. Returns the ``Changes`` (with ``turn_id`` for undo). Sets ``turn.changes_error`` instead of raising for LLM trouble; after a
     failed reply nothing is asked of the LLM (it just failed)."""
     mem = turn.mem
     if turn.error:
@@ -190,7 +197,7 @@ def learn_from(turn: "ChatTurn") -> list[Change]:
     turn.changes_error = changes.error
     summarize_thread(mem.store, mem.llm, turn.user_id, turn.thread.id,
                      mem.config.memory_history_turns)
-    return list(changes)
+    return changes
 
 
 class ChatTurn:

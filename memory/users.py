@@ -45,16 +45,18 @@ def check_user_id(user_id: Any) -> str:
 
 
 class UserLocks:
-    """One ``threading.Lock`` per user id: the lock provider of a ``Memory``
+    """One re-entrant lock (``threading.RLock``) per user id: the lock provider of a ``Memory``
     (``Memory.user_locks``), passed with it to the write path so one user's writes
     (learning from a turn, a forget request, learning from or deleting a file) run one
-    at a time in this process while other users' run in parallel. Thread-safe."""
+    at a time in this process while other users' run in parallel. Re-entrant, so a step
+    that holds it may call another that takes it (a bare forget request undoes the last
+    turn, ``memory.undo``). Thread-safe."""
 
     def __init__(self) -> None:
-        self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._locks: dict[str, threading.RLock] = defaultdict(threading.RLock)
         self._guard = threading.Lock()
 
-    def for_user(self, uid: str) -> threading.Lock:
+    def for_user(self, uid: str) -> threading.RLock:
         """Return ``uid``'s lock, not acquired (``with locks.for_user(uid): ...``): the
         same object on every call, created on first use. ``uid`` is an already-checked
         user id (``check_user_id``)."""

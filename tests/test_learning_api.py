@@ -19,7 +19,7 @@ def test_a_forget_request_never_matches_through_a_function_word(mem):
                                           {"text": "Mi piace molto il calcio", "topic": "like"}]}):
         mem.add("Faccio il cuoco e mi piace molto il calcio.", "luca")
     changes = mem.add("Dimentica che mi piace il calcio.", "luca")
-    assert [(c.event, c.text) for c in changes] == [("DELETE", "Mi piace molto il calcio")]
+    assert [(c.event, c.text) for c in changes] == [("FORGET", "Mi piace molto il calcio")]
     assert texts(mem, "luca") == ["Faccio il cuoco"]  # "il" named nothing
 
 
@@ -29,7 +29,7 @@ def test_a_spanish_forget_request_deletes_through_the_api(mem):
         mem.add("Vivo en Madrid y trabajo como profesor.", "diego")
     n = len(mem.llm_server.requests)
     changes = mem.add("Olvida que vivo en Madrid.", "diego")
-    assert [(c.event, c.text) for c in changes] == [("DELETE", "Vive en Madrid")]
+    assert [(c.event, c.text) for c in changes] == [("FORGET", "Vive en Madrid")]
     assert texts(mem, "diego") == ["Trabaja como profesor"]
     assert len(mem.llm_server.requests) == n  # no LLM call: it never reaches extraction
 
@@ -51,7 +51,7 @@ def test_forget_by_name_deletes_only_that_memory_and_history_says_the_user(mem):
     mem.add("I like sushi and I live in Oslo.", "ann")
     mem.add("I have a cat.", "bob")
     changes = mem.add("Please forget that I like sushi.", "ann")
-    assert [c.event for c in changes] == ["DELETE"] and changes[0].text == "Likes sushi"
+    assert [c.event for c in changes] == ["FORGET"] and changes[0].text == "Likes sushi"
     assert texts(mem, "ann") == ["Lives in Oslo"]
     assert [e.actor for e in mem.history(changes[0].id, "ann")] == ["llm", "user"]
     assert texts(mem, "bob") == ["Has a cat named Miso"]  # another user's rows untouched
@@ -64,8 +64,9 @@ def test_bare_forget_undoes_the_last_turn(mem):
     mem.add("I moved, I live in Bergen now.", "ann")
     assert texts(mem, "ann") == ["Likes sushi", "Lives in Bergen"]
     changes = mem.add("别记这个", "ann")
-    assert [c.event for c in changes] == ["UPDATE"]
+    assert [c.event for c in changes] == ["UNDO"]
     assert texts(mem, "ann") == ["Likes sushi", "Lives in Oslo"]  # the move is undone
+    assert mem.past("ann") == []  # the superseded copy of Oslo went with the undo
 
 
 def test_a_short_answer_is_read_with_the_assistants_question(mem):
@@ -85,9 +86,12 @@ def test_cessation_deletes_through_the_api(mem):
         changes = mem.add("I don't drink coffee anymore.", "cara")  # the model re-extracts it
     finally:
         del FACTS["coffee"]
-    assert [(c.event, c.text) for c in changes] == [("DELETE", "Drinks coffee every morning")]
+    assert [(c.event, c.text) for c in changes] == [("END", "Drinks coffee every morning")]
+    assert changes[0].reason == "rule:ceased"
     assert mem.list("cara") == []
-    assert [e.event for e in mem.history(changes[0].id, "cara")] == ["ADD", "DELETE"]
+    assert [e.event for e in mem.history(changes[0].id, "cara")] == ["ADD", "END"]
+    [past] = mem.past("cara")  # kept as the user's past, not deleted
+    assert (past.id, past.status, past.invalid_reason) == (changes[0].id, "ended", "rule:ceased")
 
 
 def test_a_correction_updates_through_the_api(mem):
@@ -152,9 +156,9 @@ def test_a_move_keeps_the_job_and_retires_the_old_city_workplace(mem):
         assert texts(mem, "dana") == ["Is a firefighter", "Name is Dana", "Works in Denver"]
         changes = mem.add("We moved to Portland over the summer.", "dana")  # "relocated" holds a FACTS key
     assert texts(mem, "dana") == ["Is a firefighter", "Moved to Portland over the summer", "Name is Dana"]
-    gone = [c for c in changes if c.event == "DELETE"]
+    gone = [c for c in changes if c.event == "END"]
     assert [c.text for c in gone] == ["Works in Denver"]
-    assert [e.event for e in mem.history(gone[0].id, "dana")] == ["ADD", "DELETE"]
+    assert [e.event for e in mem.history(gone[0].id, "dana")] == ["ADD", "END"]
 
 
 def test_a_new_age_replaces_the_old_one_without_an_llm_call(mem):
@@ -176,6 +180,6 @@ def test_a_graduation_retires_the_current_studies(mem):
         mem.add("我叫陈晨，在浙江大学读研究生。", "chen")
         changes = mem.add("我已经毕业了，现在在杭州的一家药企做研发。", "chen")
     assert texts(mem, "chen") == ["名字是陈晨", "现在在杭州的一家药企做研发"]
-    assert [(c.event, c.text) for c in changes if c.event == "DELETE"] == [("DELETE", "在浙江大学读研究生")]
+    assert [(c.event, c.text) for c in changes if c.event == "END"] == [("END", "在浙江大学读研究生")]
 
 

@@ -113,7 +113,10 @@ def test_walkthrough_remember_recall_update_isolate(mem, llm):
     assert [(e.event, e.old_text, e.new_text) for e in hist] == [
         ("ADD", None, "Works in Shanghai"),
         ("UPDATE", "Works in Shanghai", "Works in Beijing now")]
-    assert "Beijing" in mem.profile("seven") and "Shanghai" not in mem.profile("seven")
+    current, _, earlier = mem.profile("seven").partition("Earlier, no longer current:")
+    assert "Beijing" in current and "Shanghai" not in current
+    assert "Works in Shanghai (until" in earlier  # the earlier value is kept, as past
+    assert [r.text for r in mem.past("seven")] == ["Works in Shanghai"]
 
     # Jane knows nothing of Seven and cannot reach Seven's rows by id
     _, reply, _ = say(mem, "What is my favourite programming language?", "jane")
@@ -231,9 +234,12 @@ def test_export_import_roundtrip_is_lossless_and_idempotent(mem):
     say(mem, "Hi, I'm Seven. I work in Shanghai and love football.", "seven")
     say(mem, "I moved to Beijing last month.", "seven")
     data = json.loads(json.dumps(mem.export("seven")))
-    assert data["profile"] and len(data["memories"]) == 4 and data["threads"]
+    # 4 current memories + the superseded "Works in Shanghai": the past is exported too
+    assert data["profile"] and len(data["memories"]) == 5 and data["threads"]
+    assert sorted(m["status"] for m in data["memories"]) == ["current"] * 4 + ["superseded"]
     report = mem.import_(data, "seven-copy")
-    assert report["imported"] == 4 and report["skipped"] == 0
+    assert report["imported"] == 5 and report["skipped"] == 0
+    assert [r.text for r in mem.past("seven-copy")] == ["Works in Shanghai"]
     copy = json.loads(json.dumps(mem.export("seven-copy")))
 
     def key(d):
@@ -243,7 +249,7 @@ def test_export_import_roundtrip_is_lossless_and_idempotent(mem):
         sorted((h["event"], h["new_text"]) for h in data["history"])
     assert [len(t["messages"]) for t in copy["threads"]] == [len(t["messages"]) for t in data["threads"]]
     again = mem.import_(data, "seven-copy")
-    assert again == {"imported": 0, "skipped": 4, "threads": 0}
+    assert again == {"imported": 0, "skipped": 5, "threads": 0}
     assert mem.count("seven") == 4  # the source user is untouched
 
 
