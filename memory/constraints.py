@@ -12,11 +12,11 @@ whatever the retrieval ranking. Checked on a held-out set in 14 languages
 """
 from __future__ import annotations
 
-import json
-import threading
 from pathlib import Path
 
 import numpy as np
+
+from memory.knn import ExampleClassifier
 
 #: the tag a constraint memory carries (``MemoryRecord.tags``)
 TAG = "constraint"
@@ -31,25 +31,13 @@ MARGIN = 0.0
 
 DATA = Path(__file__).with_name("data") / "constraints.json"
 
-_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-_lock = threading.Lock()
+#: the vote (``memory.knn``) over the labelled examples of :data:`DATA`
+CLASSIFIER = ExampleClassifier(DATA, yes="constraint", no="other", k=K, margin=MARGIN)
 
 
 def examples(path: Path = DATA) -> tuple[list[str], list[str]]:
     """The labelled example texts ``(constraints, others)`` from the data file."""
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return list(data["constraint"]), list(data["other"])
-
-
-def _example_vectors(embedder) -> tuple[np.ndarray, np.ndarray]:
-    """The examples embedded by ``embedder`` (unit rows, float32), once per embedder."""
-    key = id(embedder)
-    with _lock:
-        if key not in _cache:
-            yes, no = examples()
-            _cache[key] = (np.asarray(embedder.embed_documents(yes), dtype=np.float32),
-                           np.asarray(embedder.embed_documents(no), dtype=np.float32))
-        return _cache[key]
+    return ExampleClassifier(path, "constraint", "other").examples()
 
 
 def scores(embedder, vectors: np.ndarray) -> np.ndarray:
@@ -57,29 +45,17 @@ def scores(embedder, vectors: np.ndarray) -> np.ndarray:
     rows of ``vectors`` (shape ``(n, dim)``, unit length): mean cosine similarity to the
     ``K`` nearest constraint examples minus that to the ``K`` nearest other examples.
     Returns shape ``(n,)``; > ``MARGIN`` means constraint."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    if vectors.size == 0:
-        return np.zeros((0,), dtype=np.float32)
-    yes, no = _example_vectors(embedder)
-
-    def top_mean(examples_: np.ndarray) -> np.ndarray:
-        sims = vectors @ examples_.T
-        k = min(K, sims.shape[1])
-        return np.sort(sims, axis=1)[:, -k:].mean(axis=1)
-
-    return top_mean(yes) - top_mean(no)
+    return CLASSIFIER.scores(embedder, vectors)
 
 
 def are_constraints(embedder, vectors: np.ndarray) -> list[bool]:
     """For each row of ``vectors`` (see ``scores``): is that memory a constraint?"""
-    return [bool(s > MARGIN) for s in scores(embedder, vectors)]
+    return CLASSIFIER.decide(embedder, vectors)
 
 
 def classify(embedder, texts: list[str]) -> list[bool]:
     """Embed ``texts`` as documents with ``embedder`` and classify each (``are_constraints``)."""
-    if not texts:
-        return []
-    return are_constraints(embedder, embedder.embed_documents(texts))
+    return CLASSIFIER.classify(embedder, texts)
 
 
 def mark(candidates: list, embedder, vectors: np.ndarray) -> None:

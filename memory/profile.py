@@ -37,11 +37,18 @@ def split_current(records: list) -> tuple[list, list]:
     return [r for r in records if r not in earlier], earlier
 
 
+def _until(rec):
+    """When a past value stopped holding: its ``invalid_at`` (a superseded or ended
+    memory), else — an older value of a one-value topic — when it was said."""
+    return rec.invalid_at or rec.created_at
+
+
 def build_profile(store, user_id: str) -> str:
     """Return the profile text of ``user_id``: up to 10 constraints (profile or
     preference memories tagged ``constraint``), 10 other profile facts and 8
-    preferences, most important then newest first, and up to 5 earlier values of
-    one-value topics (``split_current``), as short bulleted sections ("Always
+    preferences, most important then newest first, and up to 5 earlier values —
+    superseded or ended profile and preference memories (``memory.versions``) and older
+    values of one-value topics (``split_current``) —, as short bulleted sections ("Always
     respect:", "About:", "Preferences:", "Earlier, no longer current:"); "" when the
     user has none."""
     sections = []
@@ -56,10 +63,14 @@ def build_profile(store, user_id: str) -> str:
         past += earlier
         if records:
             sections.append(title + ":\n" + "\n".join(f"- {r.text}" for r in records[:cap]))
+    past += [r for r in store.past_memories(user_id, limit=50)
+             if r.type in ("profile", "preference") and not is_constraint(r.tags)]
     if past:
-        past.sort(key=lambda r: -r.created_at.timestamp())
+        past.sort(key=lambda r: -_until(r).timestamp())
+        seen: set[str] = set()
+        shown = [r for r in past if not (r.text in seen or seen.add(r.text))]  # one per text
         sections.append(EARLIER_TITLE + ":\n" + "\n".join(
-            f"- {r.text} (until {r.created_at:%Y-%m})" for r in past[:MAX_EARLIER_ITEMS]))
+            f"- {r.text} (until {_until(r):%Y-%m})" for r in shown[:MAX_EARLIER_ITEMS]))
     if rules:
         rules.sort(key=lambda r: (-r.importance, -r.updated_at.timestamp()))
         sections.insert(0, CONSTRAINTS_TITLE + ":\n"

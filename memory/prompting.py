@@ -22,8 +22,9 @@ SUMMARY_BATCH = 8
 def build_prompt(thread: Thread, text: str, used: SearchResult,
                  history: list[Message]) -> list[dict]:
     """Return the chat messages sent to the LLM (``[{"role", "content"}]``): the system
-    prompt with today's date, the profile and the retrieved memories not already in the
-    profile; the thread summary; ``history`` (user/assistant messages, each cut to
+    prompt with today's date, the profile, the retrieved memories not already in the
+    profile and, for a question about the past, the past memories with their period
+    (``used.past``); the thread summary; ``history`` (user/assistant messages, each cut to
     ``PROMPT_MESSAGE_CHARS``); the new message ``text``."""
     lines = []
     if used.profile:
@@ -37,6 +38,13 @@ def build_prompt(thread: Thread, text: str, used: SearchResult,
         lines.append("Other memories (most relevant first; date = when the user said it):")
         for m in extra:
             lines.append(f"- [{m.created_at:%Y-%m-%d}] The user: {m.text}")
+    if used.past:
+        lines.append("No longer true — the user's past, only for questions about the past "
+                     "(period = from when the user said it until it changed):")
+        for m in used.past:
+            rec = m.record
+            start = rec.valid_from or rec.created_at
+            lines.append(f"- [{start:%Y-%m} – {rec.invalid_at:%Y-%m}] Earlier, the user: {rec.text}")
     knowledge = ("Facts the user told you about themselves (the user is \"you\"; you are "
                  "not the user):\n" + "\n".join(lines)) if lines else prompts.KNOWLEDGE_NONE
     system = prompts.CHAT_SYSTEM.format(today=utcnow().strftime("%Y-%m-%d (%A)"), knowledge=knowledge)

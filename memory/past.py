@@ -1,0 +1,54 @@
+"""The past is answerable: questions about what used to be true ("Where did I live before
+Cardiff?", "我以前做什么工作？") are answered from memories that are no longer current.
+
+When the write path replaces or ends a memory it keeps the earlier value as a
+``superseded`` or ``ended`` row (``memory.versions``). Current search never returns those.
+For a chat message that asks about the user's own past — decided language-neutrally by a
+k-nearest-neighbour vote on the multilingual embedder over labelled examples
+(``memory/data/past_questions.json``; held-out check ``tests/data/past_questions_heldout.json``)
+— :func:`recall` adds the past memories nearest to the message, and the prompt shows them
+with their period, marked as no longer current (``memory.prompting``). Forgotten memories
+are never recalled.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from memory.knn import ExampleClassifier
+from memory.types import PAST_STATUSES, ScoredMemory
+
+DATA = Path(__file__).with_name("data") / "past_questions.json"
+
+#: the vote over :data:`DATA` ("past" = asks about the user's own past)
+CLASSIFIER = ExampleClassifier(DATA, yes="past", no="other", k=3, margin=0.0)
+
+#: past memories given to the model for one message, at most
+MAX_PAST = 4
+#: past memories compared with the message, the most recently ended first
+SCAN = 300
+#: cosine similarity (query embedding vs memory embedding) a past memory needs to be
+#: recalled; low, because "Where did I live before?" shares little with "Lives in Bristol"
+MIN_SIMILARITY = 0.2
+
+
+def asks_about_past(embedder, text: str) -> bool:
+    """True when ``text`` (a chat message) asks about the user's own past."""
+    return bool(text.strip()) and CLASSIFIER.classify(embedder, [text[:1000]])[0]
+
+
+def recall(mem, uid: str, text: str, limit: int = MAX_PAST) -> list[ScoredMemory]:
+    """The past memories of ``uid`` (superseded, ended) nearest to ``text`` when it asks
+    about the user's past, best first, at most ``limit``; [] otherwise or when the user
+    has none (then no embedding is computed)."""
+    records = mem.store.past_memories(uid, statuses=PAST_STATUSES, limit=SCAN,
+                                      with_embedding=True)
+    records = [r for r in records if r.embedding is not None]
+    if not records or not asks_about_past(mem.embedder, text):
+        return []
+    query = np.asarray(mem.embedder.embed_query(text[:1000]), dtype=np.float32)
+    sims = np.asarray([r.embedding for r in records], dtype=np.float32) @ query
+    order = np.argsort(-sims)[:limit]
+    return [ScoredMemory(records[i], float(sims[i])) for i in order
+            if sims[i] >= MIN_SIMILARITY]
