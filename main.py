@@ -10,6 +10,7 @@
     python main.py migrate --to tidb|sqlite        # copy every user's data to the other store
     python main.py migrate --status [--json]       # the store's named schema migrations
     python main.py reembed
+    python main.py purge                           # erase forgotten memories past retention
     python main.py resources add FILE --user seven [--json]   # learn from a file
     python main.py resources list|delete ... --user seven
     python main.py serve [--host 127.0.0.1 --port 8000]   # HTTP API (docs/api.md)
@@ -180,6 +181,22 @@ def reembed_cmd(args) -> int:
     return 0
 
 
+def purge_cmd(args) -> int:
+    """Erase, for every user, the memories forgotten in chat more than
+    ``MEMORY_FORGET_RETENTION_HOURS`` ago (``memory.retention``)."""
+    from memory.retention import purge_all
+
+    mem = _open_memory(args)
+    try:
+        hours = mem.config.memory_forget_retention_hours
+        erased = purge_all(mem.store, hours)
+    finally:
+        mem.close()
+    _emit(args, {"erased": erased, "retention_hours": hours}, lambda: console.print(
+        f"erased {erased} memories forgotten more than {hours:g} h ago"))
+    return 0
+
+
 def script_options(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the options every script subcommand (``memories ...``, ``resources ...``) takes:
     ``--user`` (required), ``--json``, ``--data-dir``. Returns ``sp``."""
@@ -234,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int, default=8000)
     mc = sub.add_parser("mcp", help="MCP server on stdio for one user (desktop agents)")
     mc.add_argument("--user", required=True, help="the user whose memories the agent uses")
+    pg = sub.add_parser("purge", help="erase memories forgotten in chat longer ago than "
+                                      "MEMORY_FORGET_RETENTION_HOURS (every user)")
+    pg.add_argument("--json", action="store_true")
     re_ = sub.add_parser("reembed", help="re-embed all memories with the configured embedder")
     re_.add_argument("--json", action="store_true")
     return p
@@ -252,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
             return migrate_cmd(args)
         if args.cmd == "reembed":
             return reembed_cmd(args)
+        if args.cmd == "purge":
+            return purge_cmd(args)
         if args.cmd == "resources":
             from memory.resources.cli import run as run_resources
             return run_resources(args, _open_memory)

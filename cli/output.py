@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console(highlight=False)
@@ -51,15 +52,22 @@ def memory_table(records, title: str, scores=None) -> Table:
 
 
 def print_changes(changes) -> None:
-    """Print one coloured line per ADD / UPDATE / DELETE change (or "no new memories")."""
+    """Print one coloured line per change that did something — ADD, UPDATE, END (no
+    longer current, kept as past), FORGET, DELETE, UNDO, RESTORE — or "no new memories"."""
     marks = {"ADD": "[green]+ added[/]", "UPDATE": "[yellow]~ updated[/]",
-             "DELETE": "[red]- deleted[/]"}
+             "END": "[magenta]- no longer current[/]", "FORGET": "[red]- forgotten[/]",
+             "DELETE": "[red]- deleted[/]", "UNDO": "[blue]↶ undone[/]",
+             "RESTORE": "[blue]↶ restored[/]"}
     shown = [c for c in changes if c.event in marks]
     if not shown:
         console.print("[dim](no new memories)[/]")
         return
     for c in shown:
-        extra = f"  [dim](was: {c.old_text})[/]" if c.event == "UPDATE" and c.old_text else ""
-        console.print(f"  {marks[c.event]} [cyan]{(c.id or '')[:8]}[/] {c.text}{extra}")
-
-
+        if c.event == "UPDATE" and c.old_text:
+            extra = f"  [dim](was: {escape(c.old_text)})[/]"
+        elif c.event == "UNDO" and c.old_text:
+            extra = f"  [dim](instead of: {escape(c.old_text)})[/]" if c.text else ""
+        else:
+            extra = ""
+        text = c.text or (c.old_text or "")
+        console.print(f"  {marks[c.event]} [cyan]{(c.id or '')[:8]}[/] {escape(text)}{extra}")

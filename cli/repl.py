@@ -12,7 +12,9 @@ from memory.users import check_user_id
 HELP = """Commands:
   /memories          list your memories
   /search TEXT       hybrid search of your memories
-  /forget ID         delete a memory (an id prefix from /memories is enough)
+  /forget ID         erase a memory for good (an id prefix from /memories is enough)
+  /undo              take back every change your last message made to your memories
+  /past              earlier values and memories that are no longer current
   /history ID        the change history of a memory
   /profile           what the assistant knows about you, in short
   /image PATH [TEXT] send an image (described by VISION_MODEL) with optional text
@@ -122,6 +124,16 @@ def repl(args, open_memory) -> int:
                     mid = resolve_id(mem, user, arg)
                     mem.delete(mid, user)
                     console.print(f"[red]forgotten[/] {mid[:8]}")
+                elif cmd == "/undo":
+                    undone = mem.undo(user)
+                    if undone:
+                        print_changes(undone)
+                    else:
+                        console.print("[dim](nothing to undo)[/]")
+                elif cmd == "/past":
+                    for r in mem.past(user, limit=50):
+                        console.print(f"  [cyan]{r.id[:8]}[/] {escape(r.text)} [dim]({r.status} "
+                                      f"{r.invalid_at:%Y-%m-%d}, by {escape(r.invalid_reason or '?')})[/]")
                 elif cmd == "/history":
                     if not arg:
                         raise CLIError("usage: /history ID")

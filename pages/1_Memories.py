@@ -65,11 +65,14 @@ def main() -> None:
         for err in errors:
             st.error(f"Not saved — {err}")
 
-    tab_browse, tab_files, tab_io = st.tabs([":material/table: Browse & edit",
-                                             ":material/description: Files",
-                                             ":material/swap_vert: Export / import"])
+    tab_browse, tab_past, tab_files, tab_io = st.tabs([":material/table: Browse & edit",
+                                                       ":material/history: Earlier values",
+                                                       ":material/description: Files",
+                                                       ":material/swap_vert: Export / import"])
     with tab_browse:
         browse(mem, user)
+    with tab_past:
+        earlier(mem, user)
     with tab_files:
         files(mem, user)
     with tab_io:
@@ -194,6 +197,52 @@ def browse(mem: Any, user: str) -> None:
             st.json({k: v for k, v in rec.to_dict().items() if k != "user_id"})
         st.button("Delete this memory", key="mem_delete_one", icon=":material/delete:",
                   on_click=_delete_one, args=(mem, user, pick))
+
+
+def _erase(mem: Any, user: str, memory_id: str) -> None:
+    ok = mem.delete(memory_id, user)
+    st.session_state["mem_flash"] = (0, 1 if ok else 0, [] if ok else ["it was already gone"])
+
+
+def earlier(mem: Any, user: str) -> None:
+    """What is no longer current: earlier values and ended memories (the user's past,
+    used to answer questions about it), and memories forgotten on request, which the
+    chat's Undo can still bring back until they are erased for good."""
+    past = mem.past(user, limit=500)
+    st.caption("When something you said changes, the earlier value is kept here with its "
+               "period instead of being deleted, so questions about the past can be "
+               "answered. Use **Undo** under the chat's “Last message changed” to take a "
+               "change back.")
+    if past:
+        st.dataframe(pd.DataFrame([{
+            "memory": r.text, "status": r.status,
+            "from": r.valid_from or r.created_at, "until": r.invalid_at,
+            "why": r.invalid_reason or ""} for r in past]), hide_index=True, width="stretch",
+            key="past_table", column_config={
+                "memory": st.column_config.TextColumn("Memory", width="large"),
+                "status": st.column_config.TextColumn(
+                    "Status", width="small",
+                    help="superseded: a newer value replaced it; ended: no longer holds"),
+                "from": st.column_config.DatetimeColumn("From", format="YYYY-MM-DD"),
+                "until": st.column_config.DatetimeColumn("Until", format="YYYY-MM-DD"),
+                "why": st.column_config.TextColumn(
+                    "Decided by", width="small",
+                    help="llm (the model), rule:<name> (a rule of the write path), user, "
+                         "or resource:<file>")})
+    else:
+        st.caption("No earlier values yet.")
+    gone = mem.past(user, limit=200, forgotten=True)
+    st.subheader("Forgotten on request")
+    hours = mem.config.memory_forget_retention_hours
+    st.caption(f"Out of search and replies already; erased for good {hours:g} h after "
+               "you asked (Undo can bring them back until then).")
+    if not gone:
+        st.caption("Nothing forgotten recently.")
+    for r in gone:
+        a, b = st.columns([0.8, 0.2], vertical_alignment="center")
+        a.markdown(f"~~{ui.md_escape(r.text)}~~ · {ui.ago(r.invalid_at)}")
+        b.button("Erase now", key=f"erase_{r.id}", icon=":material/delete_forever:",
+                 on_click=_erase, args=(mem, user, r.id))
 
 
 def upload_limit_mb(mem: Any) -> float:

@@ -87,7 +87,7 @@ def test_trivial_question_starts_no_memory_change(app_env):
     assert messages(at)[-1] == ("assistant", "I don't know your name yet.")
     finish_extraction(at)
     assert at.session_state["last_changes"] == {"user_id": "alice", "error": None,
-                                                "changes": []}
+                                                "turn_id": None, "changes": []}
     assert "Nothing new to remember from the last message." in all_markdown(at)
     assert engine().count("alice") == 0
 

@@ -146,6 +146,26 @@ def test_repl_chat_remembers_across_new_thread_and_commands(run):
     assert "0 memories of jane" in out.split("now chatting as jane")[1]
 
 
+def test_repl_undo_takes_the_last_message_back(run):
+    session = "\n".join([
+        "Hi, I'm Seven and I love football.",
+        "/undo",
+        "/memories",
+        "/undo",
+        "exit",
+    ]) + "\n"
+    r = run("--user", "seven", stdin=session)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "+ added" in out
+    undo = out.split("undone", 1)
+    assert len(undo) == 2 and "Name is Seven" in undo[1] and "Loves football" in undo[1]
+    assert "0 memories of seven" in out
+    assert "(nothing to undo)" in out
+    r = run("purge", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["erased"] == 0, r.stderr
+
+
 def test_migrate_status_lists_the_named_migrations(run):
     r = run("migrate", "--status", "--json")
     assert r.returncode == 0, r.stderr

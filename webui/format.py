@@ -30,8 +30,13 @@ def ago(when: datetime | None, now: datetime | None = None) -> str:
 
 
 #: badge colour per change event
-EVENT_COLORS = {"ADD": "green", "UPDATE": "orange", "DELETE": "red", "NONE": "gray"}
-EVENT_LABELS = {"ADD": "added", "UPDATE": "updated", "DELETE": "deleted", "NONE": "kept"}
+EVENT_COLORS = {"ADD": "green", "UPDATE": "orange", "END": "violet", "FORGET": "red",
+                "DELETE": "red", "UNDO": "gray", "RESTORE": "blue", "NONE": "gray"}
+EVENT_LABELS = {"ADD": "added", "UPDATE": "updated", "END": "no longer current",
+                "FORGET": "forgotten", "DELETE": "deleted", "UNDO": "undone",
+                "RESTORE": "restored", "NONE": "kept"}
+#: the events a turn's card lists (NONE is left out)
+SHOWN_EVENTS = ("ADD", "UPDATE", "END", "FORGET", "DELETE", "UNDO", "RESTORE")
 #: badge colour per memory type
 TYPE_COLORS = {"profile": "violet", "preference": "blue", "fact": "green", "task": "orange",
                "summary": "gray", "episode": "yellow"}
@@ -78,8 +83,9 @@ def importance_stars(importance: int | None) -> str:
 
 
 def changes_summary(changes: Iterable[Any]) -> dict[str, int]:
-    """Count change events: ``{"ADD": n, "UPDATE": n, "DELETE": n}`` (NONE ignored)."""
-    out = {"ADD": 0, "UPDATE": 0, "DELETE": 0}
+    """Count change events in :data:`SHOWN_EVENTS` order: ``{"ADD": n, "UPDATE": n,
+    "END": n, …}`` (NONE and unknown events ignored)."""
+    out = dict.fromkeys(SHOWN_EVENTS, 0)
     for ch in changes:
         ev = str(getattr(ch, "event", "") or "").upper()
         if ev in out:

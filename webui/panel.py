@@ -6,8 +6,8 @@ from typing import Any
 import streamlit as st
 
 from memory.images import image_path_of_user
-from webui.format import (EVENT_LABELS, ago, changes_summary, event_badge, importance_stars,
-                          md_escape, profile_markdown, type_badge)
+from webui.format import (EVENT_LABELS, SHOWN_EVENTS, ago, changes_summary, event_badge,
+                          importance_stars, md_escape, profile_markdown, type_badge)
 from webui.session import flash, flash_outcome
 
 #: memories shown in the live panel (the Memories page shows everything)
@@ -34,6 +34,7 @@ def _collect(job: dict[str, Any], user: str) -> None:
     try:
         changes, error = job["future"].result()
         last = {"user_id": job["user_id"], "error": error,
+                "turn_id": getattr(changes, "turn_id", None),
                 "changes": [c.to_dict() if hasattr(c, "to_dict") else dict(c)
                             for c in (changes or [])]}
     except Exception as exc:  # noqa: BLE001 - shown in the panel
@@ -95,15 +96,33 @@ def _confirm_clear(mem: Any, user: str) -> None:
     c2.button("Cancel", key="clear_no", width="stretch", on_click=_cancel_clear)
 
 
-def render_changes(last: dict[str, Any]) -> dict[str, str]:
-    """Show what the last turn changed; return ``{memory_id: event}`` to highlight."""
+def _undo_last(mem: Any, user: str, turn_id: str) -> None:
+    """Undo every change of the last message (``Memory.undo``) and show what came back."""
+    try:
+        undone = mem.undo(user, turn_id)
+    except ValueError as exc:  # UndoError: already undone, or changed since
+        flash(f"Could not undo: {exc}", ":material/warning:")
+        return
+    except Exception as exc:  # noqa: BLE001 - shown to the user
+        flash(f"Could not undo: {exc}", ":material/warning:")
+        return
+    st.session_state["last_changes"] = {"user_id": user, "error": None, "turn_id": None,
+                                        "undone": True,
+                                        "changes": [c.to_dict() for c in undone]}
+    flash(f"Undone: {len(undone)} {'change' if len(undone) == 1 else 'changes'} taken back.",
+          ":material/undo:")
+
+
+def render_changes(mem: Any, user: str, last: dict[str, Any]) -> dict[str, str]:
+    """Show what the last turn changed, with an Undo button while it can be undone;
+    return ``{memory_id: event}`` to highlight."""
     highlight: dict[str, str] = {}
     with st.container(border=True, key="last_changes_box"):
-        st.markdown("**Last message changed**")
+        st.markdown("**Undo took back**" if last.get("undone") else "**Last message changed**")
         if last.get("error"):
             st.warning(f"Memories were not updated: {last['error']}", icon=":material/warning:")
             return highlight
-        real = [c for c in last.get("changes", []) if c.get("event") in ("ADD", "UPDATE", "DELETE")]
+        real = [c for c in last.get("changes", []) if c.get("event") in SHOWN_EVENTS]
         if not real:
             st.caption("Nothing new to remember from the last message.")
             return highlight
@@ -112,15 +131,20 @@ def render_changes(last: dict[str, Any]) -> dict[str, str]:
         for c in real:
             ev = c["event"]
             text = md_escape(c.get("text") or "")
-            if ev == "UPDATE" and c.get("old_text"):
-                body = f"~~{md_escape(c['old_text'])}~~ → {text}"
-            elif ev == "DELETE":
+            if ev in ("UPDATE", "UNDO") and c.get("old_text"):
+                body = f"~~{md_escape(c['old_text'])}~~" + (f" → {text}" if text else "")
+            elif ev in ("END", "FORGET", "DELETE"):
                 body = f"~~{text}~~"
             else:
                 body = text
             st.markdown(f"{event_badge(ev)} {body}")
             if c.get("id"):
                 highlight[c["id"]] = ev
+        if last.get("turn_id"):
+            st.button("Undo", key="undo_last", icon=":material/undo:", type="secondary",
+                      on_click=_undo_last, args=(mem, user, last["turn_id"]),
+                      help="Take back every change this message made to your memories "
+                           "(earlier values and forgotten memories come back).")
     return highlight
 
 
@@ -140,7 +164,7 @@ def render_panel(mem: Any, user: str) -> None:
             st.caption("Nothing yet — tell me about yourself.")
 
     last = st.session_state.get("last_changes")
-    highlight = render_changes(last) if last and last.get("user_id") == user else {}
+    highlight = render_changes(mem, user, last) if last and last.get("user_id") == user else {}
 
     total = mem.count(user)
     st.markdown(f"**{total}** {'memory' if total == 1 else 'memories'}",

@@ -62,21 +62,31 @@ class Engine:
     def add(self, user_id: str, messages: str | list[dict], *, infer: bool = True,
             thread_id: str | None = None, metadata: dict | None = None,
             memory_type: str | None = None, importance: int | None = None,
-            tags: list[str] | None = None) -> list[dict]:
-        """Add memories (``Memory.add``); returns the changes as dicts
-        (``{"event", "id", "text", "old_text", "type"}``). Raises EngineUnavailable with
+            tags: list[str] | None = None) -> dict:
+        """Add memories (``Memory.add``); returns ``{"changes": [{"event", "id", "text",
+        "old_text", "type", "reason"}], "turn_id"}`` (the id undo takes). Raises EngineUnavailable with
         the LLM's one-line reason when extraction failed (nothing was stored)."""
         if not infer:
             changes = _guard(lambda: self.memory.add(
                 messages, user_id, thread_id=thread_id, infer=False, metadata=metadata,
                 memory_type=memory_type, importance=importance, tags=tags))
-            return [c.to_dict() for c in changes]
+            return _changes(changes)
         changes = _guard(lambda: self.memory.add(messages, user_id, thread_id=thread_id,
                                                  infer=True, metadata=metadata))
         failed = getattr(changes, "error", None)
         if failed and not changes:
             raise EngineUnavailable(one_line(failed))
-        return [c.to_dict() for c in changes]
+        return _changes(changes)
+
+    def undo(self, user_id: str, turn_id: str | None = None) -> dict:
+        """Undo one turn (``Memory.undo``): ``{"changes": [...], "turn_id"}``. Raises
+        ``memory.undo.UndoError`` when it cannot be undone."""
+        return _changes(_guard(lambda: self.memory.undo(user_id, turn_id)))
+
+    def past(self, user_id: str, limit: int = 100, forgotten: bool = False) -> list[dict]:
+        """The user's past (superseded, ended) or forgotten memories as dicts."""
+        return [r.to_dict() for r in
+                _guard(lambda: self.memory.past(user_id, limit, forgotten=forgotten))]
 
     def search(self, user_id: str, query: str, limit: int = 10,
                filters: dict | None = None, scope: str = "all") -> dict:
@@ -263,10 +273,17 @@ class Turn:
     def used(self) -> list[dict]:
         return [m.to_dict() for m in self._turn.used.memories]
 
-    def learn(self) -> tuple[list[dict], str | None]:
-        """Extract and store this turn's memories (blocking; one LLM call at most)."""
+    def learn(self) -> tuple[dict, str | None]:
+        """Extract and store this turn's memories (blocking; one LLM call at most):
+        ``({"changes": [...], "turn_id"}, error or None)``."""
         changes = self._turn.changes()
-        return [c.to_dict() for c in changes], self._turn.changes_error
+        return _changes(changes), self._turn.changes_error
+
+
+def _changes(changes) -> dict:
+    """``{"changes": [dicts], "turn_id"}`` of a ``Changes``."""
+    return {"changes": [c.to_dict() for c in changes],
+            "turn_id": getattr(changes, "turn_id", None)}
 
 
 def _guard(call):

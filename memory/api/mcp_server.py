@@ -58,8 +58,9 @@ def build_mcp(engine: Engine, user_id: str | None = None) -> MCPServer:
                                                  "facts and reconcile them with stored ones; "
                                                  "false: store the text verbatim")] = True,
     ) -> dict[str, Any]:
-        """Remember something about the user. Returns the changes made (ADD/UPDATE/DELETE/NONE)."""
-        return {"changes": call(engine.add, who(ctx), text, infer=infer)}
+        """Remember something about the user. Returns the changes made
+        (ADD/UPDATE/END/FORGET/NONE) and the ``turn_id`` that undo takes."""
+        return call(engine.add, who(ctx), text, infer=infer)
 
     @server.tool()
     def search_memories(

@@ -47,7 +47,11 @@ class Change(BaseModel):
     """What one add did to one memory. ``reason``: None, or one line saying why the
     change may be wrong (the reconciliation call failed so it was added; the known
     memories could not be searched)."""
-    event: Literal["ADD", "UPDATE", "DELETE", "NONE"]
+    event: Literal["ADD", "UPDATE", "END", "FORGET", "DELETE", "UNDO", "RESTORE", "NONE"] = Field(
+        description="ADD new; UPDATE value replaced (the earlier value is kept as a superseded "
+                    "memory); END no longer current (kept as past); FORGET forgotten on request "
+                    "(restorable by undo until purged); DELETE erased; UNDO/RESTORE an undo; "
+                    "NONE nothing")
     id: str | None
     text: str
     old_text: str | None = None
@@ -57,6 +61,14 @@ class Change(BaseModel):
 
 class AddResponse(BaseModel):
     changes: list[Change]
+    turn_id: str | None = Field(default=None, description="give it to POST /v1/memories/undo "
+                                "to take back this call's changes; None when nothing changed")
+
+
+class UndoRequest(_Request):
+    """Which turn to undo: ``turn_id`` from an add (or chat) response; omitted = the
+    caller's latest turn that changed a memory and was not undone."""
+    turn_id: str | None = Field(default=None, max_length=64)
 
 
 class Memory(BaseModel):
@@ -73,6 +85,17 @@ class Memory(BaseModel):
     created_at: str | None = None
     updated_at: str | None = None
     expires_at: str | None = None
+    status: str = Field(default="current", description="current, superseded (a newer value "
+                        "replaced it), ended (no longer holds) or forgotten")
+    valid_from: str | None = None
+    invalid_at: str | None = Field(default=None, description="when it stopped being current")
+    superseded_by: str | None = None
+    invalid_reason: str | None = Field(default=None, description="what ended it: llm, "
+                                       "rule:<name>, user or resource:<file>")
+
+
+class PastPage(BaseModel):
+    memories: list[Memory]
 
 
 class ScoredMemory(Memory):

@@ -189,3 +189,30 @@ def test_changes_carry_the_engines_reason(api, monkeypatch):
     monkeypatch.undo()
     raw = api.client.post("/v1/memories", json={"messages": "tea", "infer": False}, headers=h)
     assert raw.json()["changes"][0]["reason"] is None
+
+
+def test_undo_and_past_routes(api):
+    """An add answers its turn_id; POST /v1/memories/undo takes the turn back (an added
+    memory is erased); a forget request is a tombstone listed by /past?forgotten=true
+    and undo restores it; another user cannot undo it (409, nothing changed)."""
+    h, other = api.user("seven"), api.user("eight")
+    c = api.client
+    added = c.post("/v1/memories", json={"messages": "I love green tea"}, headers=h).json()
+    assert added["turn_id"] and [ch["event"] for ch in added["changes"]] == ["ADD"]
+    undone = c.post("/v1/memories/undo", json={"turn_id": added["turn_id"]}, headers=h)
+    assert undone.status_code == 200
+    assert [ch["event"] for ch in undone.json()["changes"]] == ["UNDO"]
+    assert c.get("/v1/memories", headers=h).json()["total"] == 0
+    is_error(c.post("/v1/memories/undo", json={"turn_id": added["turn_id"]}, headers=h), 409)
+    c.post("/v1/memories", json={"messages": "I love green tea"}, headers=h)
+    forgot = c.post("/v1/memories", json={"messages": "Please forget that I love green tea"},
+                    headers=h).json()
+    assert [ch["event"] for ch in forgot["changes"]] == ["FORGET"]
+    assert c.get("/v1/memories", headers=h).json()["total"] == 0
+    gone = c.get("/v1/memories/past", params={"forgotten": "true"}, headers=h).json()["memories"]
+    assert [(m["text"], m["status"]) for m in gone] == [("Likes green tea", "forgotten")]
+    assert c.get("/v1/memories/past", headers=h).json()["memories"] == []
+    is_error(c.post("/v1/memories/undo", json={"turn_id": forgot["turn_id"]}, headers=other), 409)
+    assert c.post("/v1/memories/undo", json={}, headers=h).status_code == 200  # latest turn
+    assert [m["text"] for m in c.get("/v1/memories", headers=h).json()["memories"]] == ["Likes green tea"]
+    assert c.post("/v1/memories/undo", json={"turn_id": "x" * 65}, headers=h).status_code == 422

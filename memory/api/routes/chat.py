@@ -4,8 +4,8 @@ chat turn streamed as Server-Sent Events (sse-starlette).
 SSE events of one turn, in order: ``start`` ``{"thread_id", "used": [memories given to
 the model]}``; ``token`` ``{"text"}`` per reply delta; ``error`` ``{"message"}`` if the
 LLM fails mid-reply; ``notice`` ``{"message"}`` if the local model crashed and was
-restarted to answer; ``memory`` ``{"changes", "error"}`` after the reply (unless
-``learn=false``); ``done`` ``{"thread_id", "reply"}``. An LLM that is down before the
+restarted to answer; ``memory`` ``{"changes", "turn_id", "error"}`` after the reply
+(unless ``learn=false``; ``turn_id`` is what ``POST /v1/memories/undo`` takes); ``done`` ``{"thread_id", "reply"}``. An LLM that is down before the
 first token answers 503 JSON instead of a stream (the user message stays in the thread,
 as in the REPL and the web app).
 """
@@ -97,8 +97,8 @@ def _events(turn: Turn, first: str | None, deltas: Iterator[str], learn: bool) -
     if turn.error:
         yield _event("error", {"message": turn.error})
     elif learn:
-        changes, error = turn.learn()
-        yield _event("memory", {"changes": changes, "error": error})
+        learned, error = turn.learn()
+        yield _event("memory", {**learned, "error": error})
     yield _event("done", {"thread_id": turn.thread_id, "reply": turn.reply})
 
 

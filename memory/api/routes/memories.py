@@ -1,4 +1,4 @@
-"""``/v1/memories``: add, search, list, get, update, delete, delete-all-mine, history.
+"""``/v1/memories``: add, undo, past, search, list, get, update, delete, delete-all-mine, history.
 
 Every route takes the user from the API key; another user's memory id answers 404,
 exactly like an id that does not exist.
@@ -16,6 +16,7 @@ from memory.api.deps import current_user, engine
 from memory.api.engine import Engine
 from memory.api.errors import ApiError, not_found
 from memory.api.keys import Principal
+from memory.undo import UndoError
 
 router = APIRouter(prefix="/v1/memories", tags=["memories"])
 User = Annotated[Principal, Depends(current_user)]
@@ -31,10 +32,30 @@ def add_memories(body: s.AddRequest, user: User, eng: Eng):
         m if isinstance(m, str) else m.model_dump(exclude_none=True) for m in body.messages]
     if body.infer and (body.memory_type or body.importance or body.tags):
         raise ApiError(422, "memory_type, importance and tags apply to infer=false only")
-    changes = eng.add(user.user_id, messages, infer=body.infer, thread_id=body.thread_id,
-                      metadata=body.metadata, memory_type=body.memory_type,
-                      importance=body.importance, tags=body.tags)
-    return {"changes": changes}
+    return eng.add(user.user_id, messages, infer=body.infer, thread_id=body.thread_id,
+                   metadata=body.metadata, memory_type=body.memory_type,
+                   importance=body.importance, tags=body.tags)
+
+
+@router.post("/undo", response_model=s.AddResponse, responses={409: {}})
+def undo_turn(body: s.UndoRequest, user: User, eng: Eng):
+    """Take back every change one turn made (``turn_id`` from an add or chat response;
+    omitted: the caller's latest turn not undone yet): added memories are erased, updated
+    ones get their earlier value back, ended and forgotten ones are current again. 409
+    when it was undone already or a later turn changed its memories."""
+    try:
+        return eng.undo(user.user_id, body.turn_id)
+    except UndoError as exc:
+        raise ApiError(409, str(exc)) from None
+
+
+@router.get("/past", response_model=s.PastPage)
+def past_memories(user: User, eng: Eng, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                  forgotten: bool = False):
+    """The caller's memories that are no longer current — earlier values (superseded) and
+    ended ones, most recently ended first — or, with ``forgotten=true``, the ones
+    forgotten on request that undo can still restore."""
+    return {"memories": eng.past(user.user_id, limit, forgotten)}
 
 
 @router.post("/search", response_model=s.SearchResponse)
@@ -94,7 +115,8 @@ def update_memory(memory_id: str, body: s.UpdateRequest, user: User, eng: Eng):
 
 @router.delete("/{memory_id}", status_code=204, responses={404: {}})
 def delete_memory(memory_id: str, user: User, eng: Eng):
-    """Delete one memory (its history keeps a DELETE event)."""
+    """Erase one memory for good, with its earlier values (its history keeps a DELETE
+    event); also a past or forgotten one."""
     if not eng.delete(user.user_id, memory_id):
         raise not_found()
     return Response(status_code=204)
