@@ -1,7 +1,11 @@
 """Memory-quality benchmark: what the chat path stores, on the product's real LLM.
 
 Every scenario of ``bench/data/memory_quality.json`` is a short conversation of a FRESH
-user (one user id per scenario). Each turn goes through the chat path's memory step::
+user (one user id per scenario). A scenario's ``"seed": [{"text", "type"}, ...]`` are
+memories the user already has: they are stored before its first turn without the LLM
+(``Memory.import_``, as a restored backup), and their ids go into the record, so the
+scorer can check that the turns left them alone (the false-positive metric). Each turn
+goes through the chat path's memory step::
 
     Memory.add([{"role": "user", ...}, {"role": "assistant", ...}], user_id,
                infer=True, created_at=<the file's "today" at 12:00 UTC>)
@@ -21,11 +25,23 @@ Usage::
     python bench/memory_quality.py                      # tune split (4 of 5 scenarios)
     python bench/memory_quality.py --split report       # held-out split (scenario i % 5 == 4)
     python bench/memory_quality.py --split all --limit 2 --out /tmp/mq.json
+    python bench/memory_quality.py --data bench/data/memory_false_positive.json --split all
+    python bench/memory_quality.py --split report --runs 3   # mean (min–max) over 3 runs
 
-Progress goes to stderr (one line per turn), the markdown table to stdout, JSON (metrics,
-failures, and per turn: user text, changes, memories after the turn) to ``--out``
-(default ``bench/results/memory_quality_<split>.json``), rewritten after every scenario so
-an interrupted run keeps what it measured.
+Progress goes to stderr (one line per turn), the markdown table to stdout, JSON to
+``--out`` (default ``bench/results/memory_quality_<split>.json``), rewritten after every
+scenario so an interrupted run keeps what it measured: the settings (``git_describe``
+says whether the code was committed), ``metrics``, ``failures``, ``unmatched``, ``table``,
+and ``runs``: one entry per run, ``{"run", "seconds", "scenarios_run", "metrics",
+"failures", "unmatched", "records"}`` where ``records`` are the per-scenario records
+(user id, seeds, and per turn: user text, changes, memories after the turn). (Results
+written before ``--runs`` existed hold the records of their one run in ``runs``.)
+
+``--runs N`` runs the whole split N times, fresh users each time; the table's cells are
+then ``mean (min–max)`` over the runs, ``metrics`` holds the means and
+``metrics_spread`` the ``{"mean", "min", "max"}`` cells (``quality_score.aggregate_runs``;
+only complete runs count once one is complete), and every failure carries its ``run``.
+With N = 1 the output is the one-run table.
 """
 from __future__ import annotations
 
@@ -38,7 +54,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -47,7 +63,7 @@ if str(REPO) not in sys.path:  # allow `python bench/memory_quality.py` from any
     sys.path.insert(0, str(REPO))
 
 from bench.common import git_describe, write_json_file  # noqa: E402
-from bench.quality_score import format_table, score  # noqa: E402
+from bench.quality_score import aggregate_runs, format_table, run_means, score  # noqa: E402
 
 DATA = REPO / "bench" / "data" / "memory_quality.json"
 RESULTS = REPO / "bench" / "results"
@@ -82,6 +98,35 @@ def turn_time(today: str) -> datetime:
     return d.replace(hour=12, tzinfo=timezone.utc)
 
 
+#: fields of a scenario's seed passed on to the import (``text`` and ``type`` in the sets)
+SEED_FIELDS = ("text", "type", "importance", "tags", "metadata", "created_at", "updated_at")
+
+
+def insert_seeds(mem, uid: str, seeds: list[dict[str, Any]], when: datetime
+                 ) -> list[dict[str, Any]]:
+    """Store ``seeds`` (``[{"text", "type"}, ...]``) for ``uid`` without the LLM, through
+    ``Memory.import_`` (``memory.backup.import_user``: validated, PII-redacted,
+    embedded, one ADD history event each with actor ``import``), dated the day before
+    ``when`` unless a seed says otherwise. Returns ``[{"id", "text", "type"}, ...]`` in
+    seed order with the text as stored; ``id`` is None for a seed the import skipped
+    (the same text twice)."""
+    if not seeds:
+        return []
+    day_before = (when - timedelta(days=1)).isoformat()
+    items = []
+    for seed in seeds:
+        item = {k: seed[k] for k in SEED_FIELDS if seed.get(k) is not None}
+        item.setdefault("created_at", day_before)
+        item.setdefault("updated_at", item["created_at"])
+        items.append({"id": uuid.uuid4().hex, **item})
+    mem.import_({"memories": items}, uid)
+    stored = {r.id: r for r in mem.list(uid, limit=1000)}
+    return [{"id": it["id"] if it["id"] in stored else None,
+             "text": stored[it["id"]].text if it["id"] in stored else it["text"],
+             "type": stored[it["id"]].type if it["id"] in stored else it.get("type")}
+            for it in items]
+
+
 # ---- the scenario loop (takes any Memory: the real one, or one on the scripted server) ----
 def _llm_stats(mem) -> dict[str, int]:
     stats = getattr(mem.llm, "stats", None)
@@ -109,7 +154,8 @@ def _summary(changes: list[dict[str, Any]], width: int = 60) -> str:
         text = " ".join((text or "").split())
         return text if len(text) <= width else text[: width - 1] + "…"
 
-    marks = {"ADD": "+", "UPDATE": "~", "DELETE": "-", "NONE": "="}
+    marks = {"ADD": "+", "UPDATE": "~", "DELETE": "-", "END": "x", "FORGET": "-",
+             "RESTORE": "^", "UNDO": "^", "NONE": "="}
     parts = []
     for c in changes:
         if c["action"] == "UPDATE":
@@ -124,18 +170,33 @@ def run_scenario(mem, scenario: dict[str, Any], today: str, *, user_id: str | No
     """Feed one scenario's turns to ``mem`` for a fresh user and snapshot after each turn.
 
     ``user_id`` defaults to ``mq-<scenario id>-<random>`` (fresh even in a reused data
-    dir). Returns ``{"id", "lang", "user_id", "turns": [snapshot, ...]}`` where a
-    snapshot is what :func:`bench.quality_score.score` reads (``active``, ``added``,
-    ``changes``, ``history``, ``llm_calls``, ``prompt_tokens``, ``seconds``) plus
-    ``turn``, ``category``, ``user``, ``completion_tokens`` and ``error`` (the add's
-    failure, e.g. the LLM was unreachable: then the turn stored nothing)."""
+    dir). The scenario's ``seed`` memories are stored first (:func:`insert_seeds`).
+    Returns ``{"id", "lang", "user_id", "seeds", "turns": [snapshot, ...]}`` where
+    ``seeds`` is ``[{"id", "text", "type"}, ...]`` ([] without seeds; ``seed_error``
+    is added when storing them failed) and a snapshot is what
+    :func:`bench.quality_score.score` reads (``active``, ``added``, ``changes``,
+    ``history``, ``llm_calls``, ``prompt_tokens``, ``seconds``) plus ``turn``,
+    ``category``, ``user``, ``completion_tokens`` and ``error`` (the add's failure, e.g.
+    the LLM was unreachable: then the turn stored nothing). A turn without an
+    ``assistant`` reply sends the user message alone."""
     uid = user_id or f"mq-{scenario['id']}-{uuid.uuid4().hex[:8]}"
     when = turn_time(today)
     seen: set[str] = set()
     snaps: list[dict[str, Any]] = []
+    seed_error = None
+    try:
+        seeds = insert_seeds(mem, uid, scenario.get("seed") or [], when)
+    except Exception as exc:  # noqa: BLE001 - recorded; the seeds then count as lost
+        seed_error = f"{type(exc).__name__}: {exc}"
+        seeds = [{"id": None, "text": s.get("text"), "type": s.get("type")}
+                 for s in scenario.get("seed") or []]
+        if log:
+            log(f"{label}{scenario['id']} seeds not stored: {seed_error}")
+    seen.update(s["id"] for s in seeds if s["id"])
     for i, turn in enumerate(scenario["turns"]):
-        messages = [{"role": "user", "content": turn["user"]},
-                    {"role": "assistant", "content": turn["assistant"]}]
+        messages = [{"role": "user", "content": turn["user"]}]
+        if turn.get("assistant"):
+            messages.append({"role": "assistant", "content": turn["assistant"]})
         before = _llm_stats(mem)
         error = None
         start = time.perf_counter()
@@ -168,19 +229,24 @@ def run_scenario(mem, scenario: dict[str, Any], today: str, *, user_id: str | No
             err = f" ERROR {error}" if error else ""
             log(f"{label}{scenario['id']} t{i} {turn.get('category', '?'):<20} "
                 f"{seconds:6.1f}s {snap['llm_calls']} calls  {_summary(changes)}{err}")
-    return {"id": scenario["id"], "lang": scenario.get("lang"), "user_id": uid, "turns": snaps}
+    record = {"id": scenario["id"], "lang": scenario.get("lang"), "user_id": uid,
+              "seeds": seeds, "turns": snaps}
+    if seed_error:
+        record["seed_error"] = seed_error
+    return record
 
 
 def run_scenarios(mem, scenarios: list[dict[str, Any]], today: str, *,
                   log: Callable[[str], None] | None = None,
-                  on_scenario: Callable[[list[dict[str, Any]]], None] | None = None
-                  ) -> list[dict[str, Any]]:
+                  on_scenario: Callable[[list[dict[str, Any]]], None] | None = None,
+                  label: str = "") -> list[dict[str, Any]]:
     """:func:`run_scenario` for each scenario in order (one fresh user each); calls
-    ``on_scenario(records_so_far)`` after each one. Returns the per-scenario records."""
+    ``on_scenario(records_so_far)`` after each one; ``label`` prefixes the progress
+    lines. Returns the per-scenario records."""
     records: list[dict[str, Any]] = []
     for k, scen in enumerate(scenarios, start=1):
         records.append(run_scenario(mem, scen, today, log=log,
-                                    label=f"[{k}/{len(scenarios)}] "))
+                                    label=f"{label}[{k}/{len(scenarios)}] "))
         if on_scenario:
             on_scenario(records)
     return records
@@ -188,10 +254,40 @@ def run_scenarios(mem, scenarios: list[dict[str, Any]], today: str, *,
 
 def evaluate(scenarios: list[dict[str, Any]], records: list[dict[str, Any]]) -> dict[str, Any]:
     """Score ``records`` (from :func:`run_scenarios`, possibly fewer than ``scenarios``:
-    an interrupted run) against ``scenarios``."""
-    done = {r["id"]: r["turns"] for r in records}
+    an interrupted run) against ``scenarios``; the records' ``seeds`` go to the scorer."""
+    done = {r["id"]: r for r in records}
     ran = [s for s in scenarios if s["id"] in done]
     return score(ran, [done[s["id"]] for s in ran])
+
+
+def summarize_runs(scenarios: list[dict[str, Any]], runs: list[list[dict[str, Any]]]
+                   ) -> dict[str, Any]:
+    """Score every run (a list of per-scenario records each) and combine them: returns
+    ``{"runs": [{"run", "scenarios_run", "metrics", "failures", "unmatched",
+    "records"}, ...], "metrics", "table", "failures", "unmatched"}`` plus, for more than
+    one run, ``metrics_spread`` (:func:`bench.quality_score.aggregate_runs` of the
+    complete runs, or of all when none is complete yet) with ``metrics`` its means and
+    ``table`` in ``mean (min–max)`` cells. One run: its own metrics and table."""
+    keys = ("all", "categories", "langs", "turns")
+    entries, results = [], []
+    for k, records in enumerate(runs, start=1):
+        result = evaluate(scenarios, records)
+        results.append(result)
+        entries.append({"run": k, "scenarios_run": len(records),
+                        "metrics": {key: result[key] for key in keys},
+                        "failures": result["failures"], "unmatched": result["unmatched"],
+                        "records": records})
+    if len(results) <= 1:
+        result = results[0] if results else evaluate(scenarios, [])
+        return {"runs": entries, "metrics": {key: result[key] for key in keys},
+                "table": format_table(result), "failures": result["failures"],
+                "unmatched": result["unmatched"]}
+    complete = [r for r, e in zip(results, entries) if e["scenarios_run"] == len(scenarios)]
+    agg = aggregate_runs(complete or results)
+    return {"runs": entries, "metrics": run_means(agg), "metrics_spread": agg,
+            "runs_aggregated": agg["runs"], "table": format_table(agg),
+            "failures": [{"run": e["run"], **f} for e in entries for f in e["failures"]],
+            "unmatched": [{"run": e["run"], **u} for e in entries for u in e["unmatched"]]}
 
 
 # ---- building the product's Memory --------------------------------------------------------
@@ -243,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="run only the first N scenarios of the split")
     ap.add_argument("--only", default=None, metavar="REGEX",
                     help="run only the split's scenarios whose id matches REGEX (e.g. 'career|move')")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="run the split N times (fresh users each time); cells: mean (min–max)")
     ap.add_argument("--out", default=None,
                     help="JSON results (default bench/results/memory_quality_<split>.json; '' for none)")
     ap.add_argument("--data-dir", default=None,
@@ -251,12 +349,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--temperature", type=float, default=None,
                     help="override LLM_TEMPERATURE (default: the product setting)")
     args = ap.parse_args(argv)
+    if args.runs < 1:
+        ap.error("--runs must be at least 1")
 
     data = load_data(args.data)
     scenarios = select(data["scenarios"], args.split, args.limit)
     if args.only:
         scenarios = [s for s in scenarios if re.search(args.only, s["id"])]
-    today = data["today"]
+    today = data.get("today") or date.today().isoformat()
     out = Path(args.out) if args.out else (RESULTS / f"memory_quality_{args.split}.json"
                                            if args.out is None else None)
     overrides = {} if args.temperature is None else {"llm_temperature": args.temperature}
@@ -272,8 +372,10 @@ def main(argv: list[str] | None = None) -> int:
         tmp = tempfile.TemporaryDirectory(prefix="memory-quality-")
         data_dir = Path(tmp.name)
     n_turns = sum(len(s["turns"]) for s in scenarios)
-    log(f"memory quality: split {args.split}, {len(scenarios)} scenarios, {n_turns} turns, "
-        f"data dir {data_dir}")
+    n_seeds = sum(len(s.get("seed") or []) for s in scenarios)
+    log(f"memory quality: split {args.split}, {len(scenarios)} scenarios, {n_turns} turns"
+        f"{f', {n_seeds} seeds' if n_seeds else ''}"
+        f"{f', {args.runs} runs' if args.runs > 1 else ''}, data dir {data_dir}")
     mem = build_memory(data_dir, **overrides)
     started = time.time()
     meta = {
@@ -285,37 +387,55 @@ def main(argv: list[str] | None = None) -> int:
         "temperature": mem.config.llm_temperature, "embedder": mem.embedder.id,
         "today": today, "data_file": str(Path(args.data).resolve()),
         "data_version": data.get("version"), "scenarios_planned": len(scenarios),
-        "turns_planned": n_turns,
+        "turns_planned": n_turns, "seeds_planned": n_seeds, "runs_planned": args.runs,
     }
+    runs: list[list[dict[str, Any]]] = []
+    run_seconds: list[float] = []
 
-    def payload(records: list[dict[str, Any]]) -> dict[str, Any]:
-        result = evaluate(scenarios, records)
+    def payload() -> dict[str, Any]:
+        summary = summarize_runs(scenarios, runs)
+        for entry, secs in zip(summary["runs"], run_seconds + [None] * len(runs)):
+            entry["seconds"] = secs if secs is None else round(secs, 1)
         return {**meta, "seconds": round(time.time() - started, 1),
-                "scenarios_run": len(records), "table": format_table(result),
-                "metrics": {k: result[k] for k in ("all", "categories", "langs", "turns")},
-                "failures": result["failures"], "unmatched": result["unmatched"],
-                "runs": records}
+                "scenarios_run": len(runs[-1]) if runs else 0, "runs_run": len(runs),
+                **summary}
 
-    def save(records: list[dict[str, Any]]) -> None:
+    def save(_records: list[dict[str, Any]] | None = None) -> None:
         if out is not None:
-            write_json_file(out, payload(records))
+            write_json_file(out, payload())
 
     try:
         log(f"model {meta['model']} at {meta['llm_base_url']}, commit {meta['git_commit']}")
-        records = run_scenarios(mem, scenarios, today, log=log, on_scenario=save)
+        for k in range(1, args.runs + 1):
+            records: list[dict[str, Any]] = []
+            runs.append(records)
+            run_started = time.time()
+
+            def on_scenario(done: list[dict[str, Any]], records=records) -> None:
+                records[:] = done
+                save()
+
+            run_scenarios(mem, scenarios, today, log=log, on_scenario=on_scenario,
+                          label=f"[run {k}/{args.runs}] " if args.runs > 1 else "")
+            run_seconds.append(time.time() - run_started)
     finally:
         mem.close()
         if tmp is not None:
             tmp.cleanup()
-    final = payload(records)
+    final = payload()
     if out is not None:
         from bench.common import machine_info
         final["machine"] = machine_info()
         write_json_file(out, final)
-    print(f"memory quality — split {args.split}, {len(records)} scenarios, "
-          f"{final['metrics']['turns']} turns, model {meta['model']}, commit {meta['git_commit']}"
+    turns = final["metrics"]["turns"]
+    print(f"memory quality — split {args.split}, "
+          f"{f'{args.runs} runs × ' if args.runs > 1 else ''}{len(scenarios)} scenarios, "
+          f"{turns:.0f} turns{' each' if args.runs > 1 else ''}, model {meta['model']}, "
+          f"commit {meta['git_commit']}"
           f"{' (memory/ modified)' if meta['memory_dirty'] else ''}, "
           f"{final['seconds']:.0f} s")
+    if args.runs > 1:
+        print(f"cells: mean (min–max) over {final['runs_aggregated']} runs")
     print()
     print(final["table"])
     if out is not None:

@@ -9,10 +9,10 @@ from collections import Counter
 
 import pytest
 
-from bench.memory_quality import (DATA, evaluate, load_data, main, run_scenario,
-                                  run_scenarios, select, split_of)
-from bench.quality_score import (CATEGORIES, format_table, is_chinese, lang_ok, matches_all,
-                                 score)
+from bench.memory_quality import (DATA, evaluate, insert_seeds, load_data, main, run_scenario,
+                                  run_scenarios, select, split_of, turn_time)
+from bench.quality_score import (CATEGORIES, aggregate_runs, format_table, is_chinese, lang_id,
+                                 lang_ok, matches_all, run_means, score)
 from tests.fake_llm import is_json_request, last_user_text
 
 NOT_PARIS = r"^(?!.*(lyon|moved|used to|previously|formerly)).*paris"
@@ -140,7 +140,9 @@ def test_perfect_run_scores_perfectly():
     assert a["calls_per_turn"] == pytest.approx(4 / 5)
     assert res["failures"] == [] and res["unmatched"] == []
     table = format_table(res)
-    assert "| **all** | 5 | 1.000 | 1.000 | 0.000 | 1.000 | 1.000 | 1.000 |" in table
+    assert "| **all** | 5 | 1.000 | 1.000 | 0.000 | 0.000 | 1.000 | 1.000 | 1.000 |" in table
+    assert "fp ok" not in table  # no seeds in this data
+    assert a["changes"] == 6 and a["junk_count"] == 0 and a["added"] == 4
     assert set(res["categories"]) == {"intro", "assistant_self", "move_job", "forget"}
     assert res["langs"]["zh"]["n"] == 1
     # a dict keyed by scenario id works the same
@@ -159,11 +161,16 @@ def test_known_bad_run_scores_badly_on_exactly_those_columns():
     assert cats["intro"]["junk"] == 0.0                     # the rest stays clean
     assert res["langs"]["en"]["lang"] == 1.0
     a = res["all"]
-    assert a["junk"] == pytest.approx(1 / 5) and a["update"] == 0 and a["forget"] == 0
+    # ADD-only junk as older reports had it: the assistant's words, 1 of 5 added memories
+    assert a["junk_add"] == pytest.approx(1 / 5)
+    # per change: that ADD and the UPDATE that overwrote the job (an over-deletion), of
+    # 4 ADDs + 1 UPDATE + the zh ADD
+    assert a["junk"] == pytest.approx(2 / 6) and a["over_deleted"] == 1
+    assert a["update"] == 0 and a["forget"] == 0
     assert a["recall"] < 1 and a["lang"] < 1
     kinds = Counter(f["kind"] for f in res["failures"])
     assert kinds["max_new"] == 1 and kinds["update-history"] == 1 and kinds["forget-kept"] == 1
-    assert kinds["lang"] == 1
+    assert kinds["lang"] == 1 and kinds["over-delete"] == 1
 
 
 def test_partial_run_scores_only_what_ran():
@@ -347,7 +354,333 @@ def test_cli_end_to_end_on_scripted_llm(scripted_llm, tmp_path, monkeypatch, cap
     res = json.loads(out.read_text(encoding="utf-8"))
     first = select(load_data(DATA)["scenarios"], "report")[0]
     assert res["model"] == "scripted" and res["git_commit"] is not None
-    assert res["split"] == "report" and [r["id"] for r in res["runs"]] == [first["id"]]
+    records = res["runs"][0]["records"]
+    assert res["split"] == "report" and [r["id"] for r in records] == [first["id"]]
     assert res["metrics"]["all"]["n"] == len(first["turns"])
-    assert res["runs"][0]["turns"][0]["user"] == first["turns"][0]["user"]
+    assert res["runs"][0]["metrics"] == res["metrics"] and res["runs_run"] == 1
+    assert records[0]["turns"][0]["user"] == first["turns"][0]["user"]
+    assert res["git_describe"] and "metrics_spread" not in res
     assert "machine" in res and res["table"].startswith("| category |")
+
+
+# ---- scorer rules: changes-based junk, END / FORGET, language id, seeds, several runs ------
+def one(scenario_turns, lang="en", seed=None):
+    scen = {"id": "s", "lang": lang, "turns": scenario_turns}
+    if seed is not None:
+        scen["seed"] = seed
+    return [scen]
+
+
+def turn(category="intro", **expect):
+    return {"user": "u", "assistant": "a", "category": category, "expect": expect}
+
+
+def test_unmatched_add_counts_as_junk():
+    scen = one([turn(present=[{"all": ["nurse"]}], junk=["weather"])])
+    snaps = [[snap([("m1", "Is a nurse"), ("m2", "Has a red car"), ("m3", "Nice weather")],
+                   [("ADD", "m1", "Is a nurse", None), ("ADD", "m2", "Has a red car", None),
+                    ("ADD", "m3", "Nice weather", None)])]]
+    res = score(scen, snaps)
+    a = res["all"]
+    assert a["junk"] == pytest.approx(2 / 3) and a["junk_unmatched"] == 1
+    assert a["junk_add"] == pytest.approx(1 / 3)          # the old figure: regex junk only
+    assert [u["text"] for u in res["unmatched"]] == ["Has a red car"]
+    assert Counter(f["kind"] for f in res["failures"]) == {"unmatched": 1, "junk": 1}
+
+
+def test_update_to_junk_and_update_on_a_max_new_turn_count_as_junk():
+    scen = one([turn(present=[{"all": ["nurse"]}, {"all": ["tea"]}]),
+                turn("assistant_self", max_new=0, junk=["memory chat"]),
+                turn("question", max_new=0)])
+    h0 = [ev("m1", "ADD", None, "Is a nurse"), ev("m2", "ADD", None, "Likes tea")]
+    t0 = snap([("m1", "Is a nurse"), ("m2", "Likes tea")],
+              [("ADD", "m1", "Is a nurse", None), ("ADD", "m2", "Likes tea", None)], h0)
+    # the assistant's self-description written over the tea memory
+    t1 = snap([("m1", "Is a nurse"), ("m2", "Talks to Memory Chat, likes tea")],
+              [("UPDATE", "m2", "Talks to Memory Chat, likes tea", "Likes tea")], h0)
+    # a question turn rephrasing a memory (it still holds "nurse": no over-deletion)
+    t2 = snap([("m1", "Works as a nurse"), ("m2", "Talks to Memory Chat, likes tea")],
+              [("UPDATE", "m1", "Works as a nurse", "Is a nurse")], h0)
+    res = score(scen, [[t0, t1, t2]])
+    a = res["all"]
+    assert (a["changes"], a["junk_count"], a["junk_update"]) == (4, 2, 2)
+    assert a["junk"] == pytest.approx(2 / 4) and a["junk_add"] == 0
+    assert res["categories"]["assistant_self"]["junk"] == 1.0
+    assert res["categories"]["question"]["junk"] == 1.0
+    assert {f["kind"] for f in res["failures"]} == {"update-max_new"}
+
+
+def test_over_deletion_counts_as_junk_unless_the_fact_survives_elsewhere():
+    scen = one([turn(present=[{"all": ["nurse"]}, {"all": ["tea"]}]),
+                turn("smalltalk"),
+                turn("question", present=[{"all": ["nurse"]}], max_new=0)])
+    t0 = snap([("m1", "Is a nurse"), ("m2", "Likes tea"), ("m3", "Works as a nurse")],
+              [("ADD", "m1", "Is a nurse", None), ("ADD", "m2", "Likes tea", None),
+               ("ADD", "m3", "Works as a nurse", None)])
+    # a duplicate merged away (m3 still holds "nurse") and the tea memory ended: tea is
+    # expected only on turn 0, so ending it on turn 1 is no over-deletion
+    t1 = snap([("m1", "Is a nurse")],
+              [("DELETE", "m3", "Works as a nurse", None), ("END", "m2", "Likes tea", None)])
+    # the job forgotten while turn 2 still expects it
+    t2 = snap([], [("FORGET", "m1", "Is a nurse", None)])
+    res = score(scen, [[t0, t1, t2]])
+    a = res["all"]
+    assert a["over_deleted"] == 1 and a["changes"] == 6 and a["junk"] == pytest.approx(1 / 6)
+    over = [f for f in res["failures"] if f["kind"] == "over-delete"]
+    assert len(over) == 1 and over[0]["turn"] == 2 and over[0]["detail"]["action"] == "FORGET"
+    assert over[0]["detail"]["text"] == "Is a nurse"
+    # the same FORGET on turn 1 (with the expectation of turn 2) is counted on turn 1
+    t1b = snap([("m2", "Likes tea"), ("m3", "Works as a nurse")],
+               [("FORGET", "m1", "Is a nurse", None)])
+    t1c = snap([("m2", "Likes tea")], [("END", "m3", "Works as a nurse", None)])
+    res = score(scen, [[t0, t1b, t1c]])
+    assert res["all"]["over_deleted"] == 1
+    assert [f["turn"] for f in res["failures"] if f["kind"] == "over-delete"] == [2]
+
+
+def test_end_and_forget_events_are_update_and_forget_evidence():
+    scen = one([turn(present=[{"all": ["paris"]}, {"all": ["ramen"]}]),
+                turn("move_job", present=[{"all": ["lyon"]}], absent=[{"all": [NOT_PARIS]}],
+                     update={"history_old": ["paris"]}),
+                turn("forget", forget={"gone": ["ramen"]})])
+    h0 = [ev("m1", "ADD", None, "Lives in Paris"), ev("m2", "ADD", None, "Loves ramen")]
+    t0 = snap([("m1", "Lives in Paris"), ("m2", "Loves ramen")],
+              [("ADD", "m1", "Lives in Paris", None), ("ADD", "m2", "Loves ramen", None)], h0)
+
+    def run(end_event, forget_event):
+        h1 = h0 + [ev("m1", end_event, "Lives in Paris", None),
+                   ev("m3", "ADD", None, "Lives in Lyon")]
+        t1 = snap([("m2", "Loves ramen"), ("m3", "Lives in Lyon")],
+                  [("END", "m1", "Lives in Paris", None), ("ADD", "m3", "Lives in Lyon", None)], h1)
+        h2 = h1 + [ev("m2", forget_event, "Loves ramen", None)]
+        t2 = snap([("m3", "Lives in Lyon")], [(forget_event, "m2", "Loves ramen", None)], h2)
+        return score(scen, [[t0, t1, t2]])["all"]
+
+    for end_event, forget_event in (("END", "FORGET"), ("DELETE", "DELETE"), ("END", "END")):
+        a = run(end_event, forget_event)
+        assert (a["update"], a["forget"], a["junk"]) == (1, 1, 0), (end_event, forget_event)
+    a = run("NONE", "NONE")   # neither left a trace in the history
+    assert (a["update"], a["forget"]) == (0, 0)
+
+
+def test_language_id_for_every_language():
+    # a French memory in a Spanish scenario (the old es-vs-en choice passed it)
+    assert not lang_ok("Habite à Madrid avec sa sœur", "es")
+    assert lang_ok("Vive en Madrid con su hermana", "es")
+    res = score(one([turn(present=[{"all": ["madrid"]}])], lang="es"),
+                [[snap([("m1", "Habite à Madrid avec sa sœur")],
+                       [("ADD", "m1", "Habite à Madrid avec sa sœur", None)])]])
+    assert res["all"]["lang"] == 0 and res["all"]["recall"] == 1
+    (f,) = [f for f in res["failures"] if f["kind"] == "lang"]
+    assert f["lang_id"] == "fr"
+    # English scaffolding around another script fails (it passed before)
+    assert not lang_ok("Lives in Казани", "ru") and lang_ok("Живёт в Казани", "ru")
+    assert lang_ok("Работает в Google", "ru")
+    # English is checked by language id too, not only "no CJK"
+    assert lang_ok("Is a paramedic", "en") and not lang_ok("Trabaja como enfermera en Madrid", "en")
+    # placeholders and short names are tolerated
+    assert lang_ok("[PHONE]", "de") and lang_ok("Heter Erik", "sv") and lang_ok("Ana", "es")
+    assert lang_ok("Tanaka", "ja") and not lang_ok("Name is Tanaka", "ja")
+    assert lang_ok("Lives in成都", "mixed") and lang_ok("anything", None)
+
+
+def test_chinese_japanese_and_korean_are_told_apart():
+    ja, ko, zh = "東京に住んでいます", "서울에 살아요", "住在成都"
+    assert lang_ok(ja, "ja") and not lang_ok(ja, "zh") and not lang_ok(ja, "ko")
+    assert lang_ok(ko, "ko") and not lang_ok(ko, "zh") and not lang_ok(ko, "ja")
+    assert lang_ok(zh, "zh") and not lang_ok(zh, "ko") and not lang_ok(zh, "en")
+    assert lang_ok("東京在住", "ja")      # kanji only: cannot be told from Chinese
+    assert not lang_ok("Works at 삼성", "ko") and lang_ok("삼성전자에서 일해요", "ko")
+    assert lang_id(ja) == "ja" and lang_id(ko) == "ko" and lang_id(zh) == "zh"
+
+
+SEEDS = [{"id": "s1", "text": "Lives in Porto", "type": "profile"},
+         {"id": "s2", "text": "Has a cat named Miso", "type": "fact"},
+         {"id": "s3", "text": "Likes jazz", "type": "preference"}]
+
+
+def test_seeds_missing_or_rewritten_break_the_false_positive_metric():
+    scen = one([turn("fp_question", survive="all", max_new=0),
+                turn("fp_hypothetical", survive="all", max_new=0),
+                turn("fp_smalltalk", survive="all", max_new=0)],
+               seed=[{"text": s["text"], "type": s["type"]} for s in SEEDS])
+    seeded = [(s["id"], s["text"]) for s in SEEDS]
+    hist = [ev(s["id"], "ADD", None, s["text"]) for s in SEEDS]
+    t0 = snap(seeded, [], hist)
+    # the hypothetical ended the home and rewrote the cat
+    h1 = hist + [ev("s1", "END", "Lives in Porto", None),
+                 ev("s2", "UPDATE", "Has a cat named Miso", "Has a dog")]
+    t1 = snap([("s2", "Has a dog"), ("s3", "Likes jazz")],
+              [("END", "s1", "Lives in Porto", None),
+               ("UPDATE", "s2", "Has a dog", "Has a cat named Miso")], h1)
+    t2 = snap([("s2", "Has a dog"), ("s3", "Likes jazz")], [], h1)
+    record = {"seeds": SEEDS, "turns": [t0, t1, t2]}
+    res = score(scen, [record])
+    a = res["all"]
+    assert (a["fp_turns"], a["fp_broken"], a["seeds_lost"], a["seeds"]) == (3, 2, 2, 3)
+    assert a["fp_ok"] == pytest.approx(1 / 3)
+    assert res["categories"]["fp_question"]["fp_ok"] == 1
+    assert res["categories"]["fp_hypothetical"]["seeds_lost"] == 2
+    assert res["categories"]["fp_smalltalk"]["seeds_lost"] == 0
+    seeds = {f["detail"]["seed"]: f["detail"] for f in res["failures"] if f["kind"] == "seed"}
+    assert set(seeds) == {"Lives in Porto", "Has a cat named Miso"}      # reported once each
+    assert seeds["Lives in Porto"]["state"] == "missing"
+    assert seeds["Lives in Porto"]["change"]["action"] == "END"
+    assert seeds["Has a cat named Miso"]["state"] == "rewritten"
+    assert seeds["Has a cat named Miso"]["now"] == "Has a dog"
+    assert seeds["Has a cat named Miso"]["change"]["old_text"] == "Has a cat named Miso"
+    # categories not in CATEGORIES come in data order; seed columns shown
+    assert list(res["categories"]) == ["fp_question", "fp_hypothetical", "fp_smalltalk"]
+    table = format_table(res)
+    assert "| fp ok | seeds lost |" in table
+    assert "| **all** | 3 |" in table and "| 0.333 | 2 |" in table
+    # without the runner's record the seeds are looked up by text: same verdicts
+    by_text = score(scen, [[t0, t1, t2]])["all"]
+    assert (by_text["fp_broken"], by_text["seeds_lost"]) == (2, 2)
+    # a seed restored before the end is not lost
+    t2r = snap(seeded, [("RESTORE", "s1", "Lives in Porto", None)], h1)
+    t2r["active"][1]["text"] = "Has a cat named Miso"
+    a = score(scen, [{"seeds": SEEDS, "turns": [t0, t1, t2r]}])["all"]
+    assert (a["fp_broken"], a["seeds_lost"]) == (1, 0)
+
+
+def test_categories_and_languages_follow_the_data_after_the_known_ones():
+    scens = [{"id": "a", "lang": "nl", "turns": [turn("move"), turn("intro")]},
+             {"id": "b", "lang": "en", "turns": [turn("habit_end"), turn("move")]},
+             {"id": "c", "lang": "ja", "turns": [turn("job_change")]}]
+    res = score(scens, [[snap([])] * 2, [snap([])] * 2, [snap([])]])
+    assert list(res["categories"]) == ["intro", "move", "habit_end", "job_change"]
+    assert list(res["langs"]) == ["en", "nl", "ja"]
+
+
+def test_aggregating_several_runs():
+    r1 = {"all": {"n": 4, "recall": 1.0, "junk": 0.1, "update": None, "seeds_lost": 1},
+          "categories": {"intro": {"n": 2, "recall": 1.0}},
+          "langs": {"en": {"n": 4, "recall": 1.0}}, "turns": 4}
+    r2 = {"all": {"n": 4, "recall": 0.5, "junk": 0.3, "update": None, "seeds_lost": 3},
+          "categories": {"intro": {"n": 2, "recall": 0.5}, "move": {"n": 2, "recall": 0.0}},
+          "langs": {"en": {"n": 4, "recall": 0.5}}, "turns": 4}
+    agg = aggregate_runs([r1, r2])
+    assert agg["runs"] == 2 and agg["turns"] == {"mean": 4, "min": 4, "max": 4}
+    assert agg["all"]["recall"] == {"mean": 0.75, "min": 0.5, "max": 1.0}
+    assert agg["all"]["junk"]["mean"] == pytest.approx(0.2)
+    assert agg["all"]["update"] is None
+    assert list(agg["categories"]) == ["intro", "move"]
+    assert agg["categories"]["move"]["recall"] == {"mean": 0.0, "min": 0.0, "max": 0.0}
+    means = run_means(agg)
+    assert means["all"]["recall"] == 0.75 and means["all"]["update"] is None
+    assert means["turns"] == 4
+    table = format_table(agg)
+    assert "| **all** | 4 | 0.750 (0.500–1.000) | – | 0.200 (0.100–0.300) |" in table
+    assert "| 2 (1–3) |" in table          # seeds lost: a count
+    # one run: plain numbers, as before
+    assert "| **all** | 4 | 1.000 | – | 0.100 |" in format_table(r1)
+
+
+# ---- the runner with seeds, several runs and a new data file, on the scripted server -----
+SEEDED = {"id": "fp-mini", "lang": "en",
+          "seed": [{"text": "Lives in Porto", "type": "profile"},
+                   {"text": "Has a cat named Miso", "type": "fact"}],
+          "turns": [
+              {"user": "What's the capital of Peru?", "assistant": "Lima.",
+               "category": "fp_question", "expect": {"survive": "all", "max_new": 0}},
+              {"user": "If I lived in Oslo I'd ski every day.",
+               "category": "fp_hypothetical", "expect": {"survive": "all", "max_new": 0}}]}
+
+
+def test_runner_inserts_seeds_without_the_llm(make_config, scripted_llm, data):
+    from memory import Memory
+
+    scripted_llm.responder = scripted
+    mem = Memory(make_config())
+    try:
+        stored = insert_seeds(mem, "seed-check", SEEDED["seed"], turn_time(data["today"]))
+        assert scripted_llm.chat_requests() == []             # no LLM call
+        assert [s["text"] for s in stored] == [s["text"] for s in SEEDED["seed"]]
+        assert {r.id for r in mem.list("seed-check")} == {s["id"] for s in stored}
+        rec = run_scenario(mem, SEEDED, data["today"])
+        bad = run_scenario(mem, {**SEEDED, "seed": [{"text": "Likes jazz", "type": "bogus"}],
+                                 "turns": SEEDED["turns"][:1]}, data["today"])
+    finally:
+        mem.close()
+    # a seed the import refuses is recorded, and counts as lost
+    assert "type" in bad["seed_error"] and bad["seeds"] == [
+        {"id": None, "text": "Likes jazz", "type": "bogus"}]
+    assert evaluate([SEEDED], [bad])["all"]["fp_broken"] == 1
+    seeds = rec["seeds"]
+    assert [s["text"] for s in seeds] == ["Lives in Porto", "Has a cat named Miso"]
+    assert all(s["id"] for s in seeds) and [s["type"] for s in seeds] == ["profile", "fact"]
+    t0 = rec["turns"][0]
+    assert {m["id"]: m["text"] for m in t0["active"]} == {s["id"]: s["text"] for s in seeds}
+    imported = [e for e in t0["history"] if e["memory_id"] in {s["id"] for s in seeds}]
+    assert [e["event"] for e in imported] == ["ADD", "ADD"]
+    assert {e["actor"] for e in imported} == {"import"}
+    assert rec["turns"][1]["error"] is None and "seed_error" not in rec
+    res = evaluate([SEEDED], [rec])
+    a = res["all"]
+    assert (a["fp_turns"], a["fp_broken"], a["seeds_lost"], a["seeds"]) == (2, 0, 0, 2)
+    assert a["fp_ok"] == 1
+
+
+def test_cli_several_runs_on_a_seeded_data_file(scripted_llm, tmp_path, monkeypatch, capsys):
+    scripted_llm.responder = scripted
+    for key, value in {"OPENAI_BASE_URL": scripted_llm.base_url, "OPENAI_API_KEY": "test",
+                       "LLM_MODEL": "scripted", "LLM_TIMEOUT": "10", "LLM_MAX_RETRIES": "1"}.items():
+        monkeypatch.setenv(key, value)
+    data_file = tmp_path / "fp.json"
+    data_file.write_text(json.dumps({"version": 1, "today": "2026-11-27",
+                                     "scenarios": [SEEDED, MINI]}), encoding="utf-8")
+    out = tmp_path / "mq.json"
+    assert main(["--data", str(data_file), "--split", "all", "--runs", "2", "--out", str(out),
+                 "--data-dir", str(tmp_path / "store")]) == 0
+    printed = capsys.readouterr()
+    assert "[run 2/2] [2/2] en-mini t2" in printed.err
+    assert "2 runs × 2 scenarios" in printed.out and "mean (min–max) over 2 runs" in printed.out
+    assert "| fp ok | seeds lost |" in printed.out and "| fp_question |" in printed.out
+    res = json.loads(out.read_text(encoding="utf-8"))
+    assert res["runs_planned"] == 2 and res["runs_run"] == 2 and res["runs_aggregated"] == 2
+    assert [r["run"] for r in res["runs"]] == [1, 2]
+    users = [rec["user_id"] for r in res["runs"] for rec in r["records"]]
+    assert len(set(users)) == 4                                # fresh users each run
+    assert all(len(r["records"][0]["seeds"]) == 2 for r in res["runs"])
+    assert res["metrics"]["all"]["fp_ok"] == 1 and res["metrics"]["all"]["n"] == 5
+    assert res["metrics_spread"]["all"]["recall"]["min"] <= res["metrics"]["all"]["recall"]
+    assert all("run" in f for f in res["failures"]) and res["git_describe"]
+
+
+def test_no_unmatched_adds_in_a_scenario_that_labels_nothing_to_keep():
+    scen = one([turn("fp_trip", survive="all", junk=["umbrella"])],
+               seed=[{"text": "Lives in Rome", "type": "profile"}])
+    t0 = snap([("s1", "Lives in Rome"), ("m1", "Is going to Naples"), ("m2", "Forgot umbrella")],
+              [("ADD", "m1", "Is going to Naples", None), ("ADD", "m2", "Forgot umbrella", None)])
+    a = score(scen, [{"seeds": [{"id": "s1", "text": "Lives in Rome"}], "turns": [t0]}])["all"]
+    assert (a["junk_unmatched"], a["junk_count"], a["changes"]) == (0, 1, 2)
+    assert a["fp_ok"] == 1 and a["seeds_lost"] == 0
+
+
+@pytest.mark.parametrize("name", ["memory_quality_holdout2.json", "memory_false_positive.json"])
+def test_cli_split_all_on_the_new_data_files(name, scripted_llm, tmp_path, monkeypatch, capsys):
+    path = DATA.parent / name
+    if not path.exists():
+        pytest.skip(f"{name} not written yet")
+    scripted_llm.responder = scripted
+    for key, value in {"OPENAI_BASE_URL": scripted_llm.base_url, "OPENAI_API_KEY": "test",
+                       "LLM_MODEL": "scripted", "LLM_TIMEOUT": "10", "LLM_MAX_RETRIES": "1"}.items():
+        monkeypatch.setenv(key, value)
+    out = tmp_path / "mq.json"
+    assert main(["--data", str(path), "--split", "all", "--limit", "2", "--out", str(out),
+                 "--data-dir", str(tmp_path / "store")]) == 0
+    table = capsys.readouterr().out
+    res = json.loads(out.read_text(encoding="utf-8"))
+    scen = load_data(path)["scenarios"][:2]
+    records = res["runs"][0]["records"]
+    assert [r["id"] for r in records] == [s["id"] for s in scen]
+    assert res["metrics"]["all"]["n"] == sum(len(s["turns"]) for s in scen)
+    for cat in {t["category"] for s in scen for t in s["turns"]}:
+        assert f"| {cat} |" in table
+    seeded = any(s.get("seed") for s in scen)
+    assert ("| fp ok | seeds lost |" in table) == seeded
+    if seeded:  # every seed stored (the import accepted the file's types and texts)
+        assert all("seed_error" not in r for r in records)
+        assert all(s["id"] for r in records for s in r["seeds"])
+        assert res["metrics"]["all"]["seeds"] == sum(len(s.get("seed") or []) for s in scen)
