@@ -13,6 +13,12 @@ candidate's content words must be found in what the user said (LLM-free):
 the source; a candidate with no content token at all (say "Is happy") is judged by
 the caller. Translations (a Chinese message, an English memory) have no lexical
 support; the caller falls back to embedding similarity for those.
+
+The scaffold words, the CJK function characters and the relation words that tell whose
+fact a clause is (``mentions_someone_else``, ``attribute``) are ``memory.lexicon``'s, in
+``memory/data/lexicon/<language>.json``: the relation words are the same
+``memory.owner`` reads, except the ``roles`` ("doctor", "老师"), which found anywhere in a
+clause are as often the user's own job.
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ from functools import lru_cache
 import snowballstemmer
 import stopwordsiso
 
+from memory import lexicon
 from memory.language import has_cjk, has_kana
 
 #: function words of French, Spanish, German, Italian and Portuguese (stopwords-iso lists):
@@ -33,20 +40,10 @@ FUNCTION_WORDS = frozenset(stopwordsiso.stopwords(["fr", "es", "de", "it", "pt"]
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 
-#: Words every memory is built from; they say nothing about whose fact it is.
-SCAFFOLD = frozenset("""
-a an the and or but of to in at on for with from by as is are was were be been being am
-i i'm me my mine you your he she it its they them their we our us this that these those
-user user's name named called lives live living lived works work working worked job
-likes like liked loves love loved enjoys enjoy enjoyed prefers prefer preferred favourite
-favorite has have had having does do did doesn't don't didn't not no never anymore now
-currently recently just also still very really since until moved move moving went go goes going
-got get gets started start starts stopped stop used usually often always sometimes
-wants want wanted plans plan planning planned will would can could should about there
-here who what when where why how which week month year day years months weeks days old
-new lot lots much many some any all more most other another same one ones two time
-""".split())
-_CJK_FUNCTION = frozenset("的了是在我你他她它们有个一这那和与及也都就不很还仍要会想把被对于吗呢吧啊")
+#: Words every memory is built from; they say nothing about whose fact it is
+#: (``memory.lexicon``: English ``scaffold``, Chinese ``function_chars``).
+SCAFFOLD = frozenset(lexicon.words("scaffold", ["en"]))
+_CJK_FUNCTION = frozenset(lexicon.words("function_chars", ["zh"]))
 
 
 @lru_cache(maxsize=1)
@@ -85,44 +82,38 @@ def shares_content(a: str, b: str) -> bool:
     return bool(content_tokens(a) & content_tokens(b))
 
 
+#: Relation words that name the person a clause is about ("my sister …", "我哥哥 …"): the
+#: relations of ``memory.lexicon`` (the same as ``memory.owner``'s) except the roles,
+#: which found anywhere are as often the user's own job ("I'm a doctor", "在学校当老师")
+_KIN_EN_WORDS = [w for w in lexicon.words("relations", ["en"]) if w not in lexicon.words("roles", ["en"])]
+_KIN_ZH_WORDS = [w for w in lexicon.words("relations", ["zh"]) if w not in lexicon.words("roles", ["zh"])]
+_KIN_EN = re.compile(rf"\b({lexicon.alternation(_KIN_EN_WORDS)})\b", re.IGNORECASE)
+_KIN_ZH = re.compile(lexicon.alternation(_KIN_ZH_WORDS))
+#: ... and the one-character ones after 我 ("我哥", "我妹")
+_ZH_SHORT = lexicon.words_re("short_relations", ["zh"])
 #: Words that put another person in a clause: pronouns and the people users talk about.
-_OTHERS_EN = re.compile(
-    r"\b(he|she|they|him|her|his|hers|their|them|he's|she's|they're|sister|brother|mother|mom|"
-    r"mum|father|dad|wife|husband|son|daughter|kids?|children|child|friend|boss|colleague|"
-    r"coworker|girlfriend|boyfriend|partner|neighbou?r|cousin|aunt|uncle|grandma|grandpa|"
-    r"grandmother|grandfather|roommate|niece|nephew|fianc[ée]e?|sibling|parents?)\b", re.IGNORECASE)
-_OTHERS_ZH = re.compile(
-    r"他|她|哥哥|姐姐|弟弟|妹妹|妈妈|爸爸|母亲|父亲|老婆|老公|妻子|丈夫|儿子|女儿|孩子|朋友|同事|老板|"
-    r"女朋友|男朋友|女友|男友|邻居|表哥|表姐|表妹|表弟|爷爷|奶奶|外公|外婆|室友|父母|爸妈|舅舅|叔叔|阿姨|"
-    r"我妈|我爸|我哥|我姐|我弟|我妹")
-#: The user as the subject: "I …", "I'm …", "我 …" (not "我的"/"我哥哥").
-#: Relation words that name the person a clause is about ("my sister …", "我哥哥 …").
-_KIN_EN = re.compile(
-    r"\b(sister|brother|mother|mom|mum|father|dad|wife|husband|son|daughter|friend|boss|"
-    r"colleague|coworker|girlfriend|boyfriend|partner|neighbou?r|cousin|aunt|uncle|grandma|"
-    r"grandpa|grandmother|grandfather|roommate|niece|nephew|parents)\b", re.IGNORECASE)
-_KIN_ZH = re.compile(
-    r"女朋友|男朋友|哥哥|姐姐|弟弟|妹妹|妈妈|爸爸|母亲|父亲|老婆|老公|妻子|丈夫|儿子|女儿|朋友|同事|老板|"
-    r"女友|男友|邻居|表哥|表姐|表妹|表弟|爷爷|奶奶|外公|外婆|室友|父母|爸妈|舅舅|叔叔|阿姨")
-#: The same relations in French, Spanish, German, Italian, Portuguese as the subject at the
-#: start of a clause ("Mia sorella vive a Torino e fa l'avvocata" is the sister's job; not
-#: "Vivo con mi hermana": these languages drop the "I"), and Japanese / Korean ones
-#: followed by their topic or subject particle (a kanji inside a Chinese word never counts)
+_OTHERS_EN = re.compile(rf"\b({lexicon.alternation(lexicon.words('third_person', ['en']) + _KIN_EN_WORDS)})\b",
+                        re.IGNORECASE)
+_OTHERS_ZH = re.compile(rf"{lexicon.alternation(lexicon.words('third_person', ['zh']) + _KIN_ZH_WORDS)}"
+                        rf"|我(?:{_ZH_SHORT})")
+#: The same relations in French, Spanish, German, Italian, Portuguese (the languages with
+#: ``determiners``) as the subject at the start of a clause ("Mia sorella vive a Torino e
+#: fa l'avvocata" is the sister's job; not "Vivo con mi hermana": these languages drop the
+#: "I"), and Japanese / Korean ones (with ``subject_particles``) followed by their topic or
+#: subject particle (a kanji inside a Chinese word never counts)
+_LATIN = lexicon.having("determiners")
 _KIN_OTHER = re.compile(
-    r"^\W*(?:(?:y|e|et|und|also|aussi|también|anche|também)\s+)?"
-    r"(?:(?:mi|mia|mio|mis|ma|mon|mes|mein|meine|minha|meu|la|el|il|le|lo|a|o|die|der)\s+)?"
-    r"(sœur|soeur|frère|frere|mère|père|femme|mari|fils|fille|copine|copain|"
-    r"hermana|hermano|madre|padre|esposa|esposo|marido|hijo|hija|novia|novio|amiga|amigo|"
-    r"schwester|bruder|mutter|vater|ehefrau|ehemann|sohn|tochter|freundin|freund|"
-    r"sorella|fratello|moglie|marito|figlio|figlia|fidanzata|fidanzato|amica|amico|"
-    r"irmã|irmão|mãe|pai|filho|filha|namorada|namorado)\b"
-    r"|(?:姉|妹|兄|弟|母|父|妻|夫|息子|娘|友達|彼氏)(?=は|が)"
-    r"|(?:언니|누나|오빠|형|동생|엄마|어머니|아빠|아버지|아내|남편|아들|딸|친구|여자친구|남자친구)(?=는|은|가|이|도)",
+    rf"^\W*(?:(?:{lexicon.words_re('and_also', _LATIN)})\s+)?(?:(?:{lexicon.words_re('determiners', _LATIN)})\s+)?"
+    rf"({lexicon.words_re('relations', _LATIN)})\b"
+    + "".join(rf"|(?:{lexicon.words_re('relations', [lang])})(?={lexicon.words_re('subject_particles', [lang])})"
+              for lang in lexicon.having("subject_particles")),
     re.IGNORECASE)
-#: The user as subject: "I …", "I'm …", "我 …" (not "我的"/"我哥哥").
-_SELF_SUBJECT = re.compile(r"\b(i|i'm|i've|i'd|i'll|im)\b", re.IGNORECASE)
-_SELF_SUBJECT_ZH = re.compile(r"我(?!的|们|" + _OTHERS_ZH.pattern.replace("他|她|", "") + ")")
-_CLAUSE_SPLIT = re.compile(r"[.!?。！？;；,，、\n]+|\b(?:and|but|while|whereas)\b", re.IGNORECASE)
+#: The user as subject: "I …", "I'm …", "我 …" (not "我的"/"我们"/"我哥哥"/"我哥").
+_SELF_EN = lexicon.words("self_subject", ["en"]) + lexicon.words("self_subject_informal", ["en"])
+_SELF_SUBJECT = re.compile(rf"\b({lexicon.alternation(_SELF_EN)})\b", re.IGNORECASE)
+_SELF_SUBJECT_ZH = re.compile(rf"我(?!的|们|{lexicon.alternation(_KIN_ZH_WORDS)}|{_ZH_SHORT})")
+_BREAKS = lexicon.words_re("clause_breaks", ["en"])
+_CLAUSE_SPLIT = re.compile(rf"[.!?。！？;；,，、\n]+|\b(?:{_BREAKS})\b", re.IGNORECASE)
 
 
 def mentions_someone_else(text: str) -> bool:

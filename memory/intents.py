@@ -10,73 +10,71 @@ A chat turn is one of three things for the memory:
   extractor (``learnable_text``), so a question or a hypothetical beside a fact cannot
   become a memory either.
 
-The word lists cover English and Chinese; other languages fall through to the
-extractor, whose prompt carries the same rules.
+The word lists (``memory/data/lexicon/<language>.json``, read by ``memory.lexicon``)
+cover English and Chinese, and for some checks French, Spanish, German, Italian,
+Portuguese, Japanese and Korean; other languages fall through to the extractor, whose
+prompt carries the same rules.
 """
 from __future__ import annotations
 
 import re
 import unicodedata
 
+from memory import lexicon
 from memory.language import has_cjk, has_hangul
 
-#: Acknowledgements and small talk that never carry a memory, in English and Chinese.
-_TRIVIAL = {
-    "ok", "okay", "k", "kk", "thanks", "thank you", "thx", "ty", "cool", "nice", "great",
-    "yes", "no", "yep", "nope", "yeah", "sure", "hi", "hello", "hey", "bye", "goodbye",
-    "good night", "good morning", "lol", "haha", "hmm", "got it", "i see", "alright", "fine",
-    "wow", "thanks a lot", "sounds good", "that sounds great", "perfect", "awesome",
-    "true", "right", "exactly", "indeed", "agreed", "maybe", "of course", "oh", "ah",
-    "嗯", "嗯嗯", "好", "好的", "好吧", "谢谢", "多谢", "哈哈", "哈哈哈", "是的", "对", "对的",
-    "行", "可以", "收到", "明白", "知道了", "你好", "再见", "晚安", "哦", "噢", "啊", "早上好",
-    "谢谢你", "太好了", "不错", "没问题",
-}
+_LATIN = tuple(lang for lang in lexicon.languages() if lexicon.spaced(lang))
+_CJK = tuple(lang for lang in lexicon.languages() if not lexicon.spaced(lang))
+_EN = ["en"]
+
+
+def _speaker(langs) -> str:
+    """A regex of the speaker's own words in ``langs`` (``memory.lexicon.speaker_words``
+    and ``self_prefixes``): whole words in spaced languages, anywhere in the others."""
+    spaced = [lang for lang in langs if lexicon.spaced(lang)]
+    unspaced = [lang for lang in langs if not lexicon.spaced(lang)]
+    parts = [rf"\b(?:{lexicon.alternation(lexicon.speaker_words(spaced))})\b"] if spaced else []
+    if lexicon.words("self_prefixes", spaced):
+        parts.append(rf"\b(?:{lexicon.words_re('self_prefixes', spaced)})")
+    if unspaced:
+        parts.append(lexicon.alternation(lexicon.speaker_words(unspaced)))
+    return "|".join(parts)
+
+
+#: Acknowledgements and small talk that never carry a memory, in English and Chinese
+#: (``memory.lexicon`` ``trivial``).
+_TRIVIAL = lexicon.words("trivial", ["en", "zh"])
 _PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
 
 #: Any reference to the speaker: a request that mentions the user ("Help me plan my
 #: trip to Rome") is not a bare request, and a clause of a question that is not itself a
 #: question is kept ("I'm Tom, what's my score?" → "I'm Tom").
 FIRST_PERSON = re.compile(
-    r"\b(i am|i'm|im|i have|i've|i had|i live|i work|i moved|i like|i love|i hate|i was|"
-    r"i got|i started|i quit|i don't|i do not|i no longer|i never|i always|i usually|"
-    r"my|mine|we|our)\b"
-    r"|我",
-    re.IGNORECASE,
-)
-_QUESTION_END = re.compile(r"([?？]|[吗呢么嘛]|什么|怎么样|好不好|是不是|对不对)[\s!！。.~]*$")
-_QUESTION_START = re.compile(
-    r"^(who|what|when|where|why|how|which|whose|do|does|did|is|are|am|was|were|can|could|"
-    r"would|will|should|shall|may|have|has)\b", re.IGNORECASE)
-_REQUEST = re.compile(
-    r"^(please\s+)?(tell|write|give|show|explain|help|recommend|suggest|translate|"
-    r"summari[sz]e|list|describe|make|create|draft|plan|find|calculate|compose|generate|"
-    r"let's|lets)\b"
-    r"|^(请|帮我|给我|告诉我|讲(一?个)?|写(一?个)?|推荐|建议|解释|翻译|总结|列出|介绍一下)",
-    re.IGNORECASE)
+    rf"\b({lexicon.words_re('self_statements', _EN)})\b|{lexicon.words_re('self_subject', ['zh'])}", re.IGNORECASE)
+_QUESTION_END = re.compile(rf"([?？]|{lexicon.words_re('question_endings', _CJK)})[\s!！。.~]*$")
+_QUESTION_START = re.compile(rf"^({lexicon.words_re('question_openers', _LATIN)})\b", re.IGNORECASE)
+_REQUEST = re.compile(rf"^(please\s+)?({lexicon.words_re('request_openers', _LATIN)})\b"
+                      rf"|^({lexicon.words_re('request_openers', _CJK)})", re.IGNORECASE)
+#: "if I were rich", "要是我有钱", "si j'étais riche", "wenn ich reich wäre", "もし", "만약": a
+#: conditional opening the sentence (after a filler: "well, if …") or a hypothetical
+#: phrase anywhere; a conditional verb ("würde", "j'aimerais être") marks a wish, not a fact
 _HYPOTHETICAL = re.compile(
-    r"\b(if i (were|was|had|could|won|became|lived)|if only i|i wish i|imagine if|"
-    r"suppose i|supposing i|what if i|in another life|in my dreams?)\b"
-    r"|^\W*((well|so|but|and|oh|hmm)\W+)?(if|unless|suppose|imagine)\b"
-    r"|^\W*(如果|要是|假如|假设|倘若|万一)|我要是|我希望我是|想象一下|下辈子"
-    # French, Spanish, German, Italian, Portuguese, Japanese, Korean: "si j'étais riche",
-    # "si fuera rico", "wenn ich reich wäre", "se fossi ricco", "se eu fosse rico", "もし",
-    # "만약"; a conditional verb ("würde", "je voudrais être") marks a wish, not a fact
-    r"|^\W*(falls|imagine|imagina|stell dir vor|immagina)\b|^\W*si (?:je|j['’]|yo)\b"
-    r"|\b(si j['’](?:étais|avais)|si (?:yo )?(?:fuera|fuese|tuviera|tuviese|pudiera)|"
-    r"wenn ich \w+ (?:wäre|hätte|könnte)|würde ich|ich würde|se (?:io )?(?:fossi|avessi|potessi)|"
-    r"se eu (?:fosse|tivesse|pudesse)|ojalá|j['’]aimerais être|me gustaría ser)\b"
-    r"|^\W*(もし|仮に)|만약|만일",
+    rf"\b({lexicon.words_re('hypotheticals', _LATIN)}|wenn ich \w+ (?:wäre|hätte|könnte))\b"
+    rf"|{lexicon.words_re('hypotheticals', _CJK)}"
+    rf"|^\W*(({lexicon.words_re('discourse_fillers', _EN)})\W+)?({lexicon.words_re('conditionals', _EN)})\b"
+    rf"|^\W*({lexicon.words_re('conditionals', [lang for lang in _LATIN if lang != 'en'])})\b"
+    rf"|^\W*({lexicon.words_re('conditionals', _CJK)})",
     re.IGNORECASE)
 #: The speaker in a sentence (English or Chinese). A sentence without it says nothing
 #: about the user ("It's freezing today", "哈哈，你好贴心") unless it answers the
 #: assistant's question.
-_SPEAKER = re.compile(r"\b(i|i'm|i've|i'd|i'll|im|me|my|mine|myself|we|we're|our|us)\b|我",
-                      re.IGNORECASE)
+_SPEAKER = re.compile(_speaker(["en", "zh"]), re.IGNORECASE)
 #: The same request in French, Spanish, German, Italian, Portuguese, Japanese and Korean:
 #: the imperative at the start of a clause with what follows it ("Oublie que j'habite à
 #: Lyon", "Olvida que vivo en Madrid", "Vergiss, dass …", "忘れてください", "잊어 줘").
 #: Not "n'oublie pas de …", "no olvides …", "忘れないで" (reminders) or "忘れてしまった"
-#: (an event). Also used by ``memory.forget`` to cut the trigger from the target.
+#: (an event). Also used by ``memory.forget`` to cut the trigger from the target, which
+#: is why its word lists stay here, in their order (``memory.lexicon`` sorts longest first).
 FORGET_OTHER = (
     r"^\W*(?:s'il te plaît|s'il vous plaît|stp|por favor|bitte|per favore|por favor)?\W*"
     r"(?:(?:oublie|oubliez|olvida|olvide|olvídate de|olvídese de|vergiss|vergessen sie|dimentica|"
@@ -85,28 +83,26 @@ FORGET_OTHER = (
     r"\s+(?:ça|cela|eso|esto|lo|das|questo|quello|isso|isto|mon|ma|mes|mi|mis|mein|meine|meinen|mio|mia|meu|minha))"
     r"|忘れて(?:ください|下さい|くれ|ほしい|もらえ)|忘れて[。！!\s]*$|覚えないで|記憶しないで"
     r"|잊어\s?(?:줘|주세요|버려|버리세요)|기억하지\s?마")
-#: The speaker in French and German sentences ("Il fait froid aujourd'hui" says nothing
-#: about the user); Spanish, Italian, Portuguese, Japanese and Korean drop the pronoun.
-_SPEAKER_OTHER = {
-    "fr": re.compile(r"(?:\b(?:je|moi|me|mon|ma|mes|nous|notre|nos)\b|\b[jm]['’])", re.IGNORECASE),
-    "de": re.compile(r"\b(?:ich|mich|mir|mein\w*|wir|uns|unser\w*)\b", re.IGNORECASE),
-}
+#: The speaker in French and German sentences, the languages besides English and Chinese
+#: that name the speaker ("Il fait froid aujourd'hui" says nothing about the user);
+#: Spanish, Italian, Portuguese, Japanese and Korean drop the pronoun (``pro_drop``).
+_SPEAKER_OTHER = {lang: re.compile(_speaker([lang]), re.IGNORECASE) for lang in lexicon.languages()
+                  if lang not in ("en", "zh") and not lexicon.pro_drop(lang) and lexicon.speaker_words([lang])}
 #: Talk about the weather, in the languages that drop the pronoun (Japanese, Korean,
 #: Spanish, Italian, Portuguese), where the speaker check above cannot work: "今日はいい
 #: 天気ですね", "날씨가 좋네요", "Hoy hace buen tiempo". Small talk unless the sentence names
 #: the speaker ("私は雨が好きです" is a like); a Latin-script sentence counts only when short
 #: (≤ 5 words), since "trabajo en casa cuando llueve" names the speaker by its verb alone.
 _WEATHER = re.compile(
-    r"天気|天候|晴れ|雨が|雪が|(?:暑|寒|涼し)い(?:です)?[ねよな]?[。！!]*$|날씨|비가|눈이|덥네|춥네"
-    r"|\b(?:el tiempo|buen tiempo|mal tiempo|hace (?:calor|frío|frio|sol|viento)|llueve|nieva"
-    r"|il tempo|bel tempo|fa (?:caldo|freddo)|piove|nevica"
-    r"|o tempo|faz (?:calor|frio|sol)|chove|chovendo|está (?:calor|frio))\b", re.IGNORECASE)
+    rf"{lexicon.words_re('weather', _CJK)}|(?:暑|寒|涼し)い(?:です)?[ねよな]?[。！!]*$"
+    rf"|\b(?:{lexicon.words_re('weather', _LATIN)})\b", re.IGNORECASE)
+#: ... and the speaker in those languages: "私", "yo", "mi", Korean "저는"/"제가"/"우리는"
+#: (not inside a word), or a like or dislike with the pronoun dropped ("寒いのが苦手です",
+#: "추운 날씨를 싫어해요", "me gusta")
+_PRO_DROP = [lang for lang in lexicon.languages() if lexicon.pro_drop(lang) and lang != "ko"]
 _SELF_PRO_DROP = re.compile(
-    r"私|わたし|あたし|僕|ぼく|俺|自分"
-    r"|(?<![\uac00-\ud7af])(?:저|제|나|내|우리)(?:는|가|도|를|의|\s)"
-    r"|\b(?:yo|me|mi|mis|nosotros|io|mio|mia|miei|noi|eu|meu|minha|nós)\b"
-    # a like or dislike with the pronoun dropped: "寒いのが苦手です", "추운 날씨를 싫어해요"
-    r"|好き|嫌い|苦手|좋아해|좋아하|싫어|\b(?:gusta|odio|piace|gosto|adoro|amo)\b", re.IGNORECASE)
+    rf"{_speaker(_PRO_DROP)}|(?<![\uac00-\ud7af])(?:{_speaker(['ko'])})(?:는|가|도|를|의|\s)"
+    rf"|{lexicon.words_re('likes', _CJK)}|\b(?:{lexicon.words_re('likes', _LATIN)})\b", re.IGNORECASE)
 #: A request to forget, in the imperative at the start of a clause: "forget that …",
 #: "please don't save this", "别记这个", "把地址忘掉". Not: "don't forget to …" (a
 #: reminder), "I'll never forget it" or "I don't remember that" (statements), "I forgot
@@ -120,12 +116,15 @@ _FORGET = re.compile(
     r"|(别|不要|不用|不必|无需)(再)?(记|记住|保存|存)|忘(掉|记掉)(吧|了吧)?[。！!.~\s]*$|(删掉|删除|去掉)(这|那|我的|关于)"
     r"|" + FORGET_OTHER,
     re.IGNORECASE)
+#: one-character Chinese relation words: "我妈说过" is not "我说过"
+_ZH_ONE_CHAR = "".join(w for w in lexicon.words("relations", ["zh"]) + lexicon.words("short_relations", ["zh"])
+                       if len(w) == 1)
 #: "as I said", "like I told you", "I mentioned", "我之前说过", "跟你说过的": the user repeats
 _ALREADY_SAID = re.compile(
     r"\b(?:as|like) I (?:said|told you|mentioned)\b|\bI (?:already|just) (?:told you|said|mentioned)\b|"
     r"\bI(?:'ve| have)? (?:already )?(?:told you|said|mentioned)(?: (?:this|that|it))? (?:before|already|earlier)\b|"
     r"\bI told you(?: that)? I\b|"
-    r"(?:我(?![妈爸哥姐弟妹的])|之前|以前|已经|早就)[^，,。！!？?]{0,4}(?:说过|讲过|提过)|跟你说过|跟你讲过|告诉过你", re.IGNORECASE)
+    rf"(?:我(?![{_ZH_ONE_CHAR}的])|之前|以前|已经|早就)[^，,。！!？?]{{0,4}}(?:说过|讲过|提过)|跟你说过|跟你讲过|告诉过你", re.IGNORECASE)
 _CLAUSE = re.compile(r"[,，、—–]|\s-\s")
 _SENTENCE = re.compile(r"[^.!?。！？;；\n]+[.!?。！？;；]*")
 
@@ -137,7 +136,7 @@ def normalize(text: str) -> str:
 
 
 _TRIVIAL_KEYS = frozenset(normalize(t) for t in _TRIVIAL)
-_TRIVIAL_WORDS = frozenset(normalize(w) for t in _TRIVIAL for w in t.split()) | {"you", "so", "much", "very"}
+_TRIVIAL_WORDS = frozenset(normalize(w) for t in _TRIVIAL + lexicon.words("trivial_fillers", _EN) for w in t.split())
 
 
 def sentences(text: str) -> list[str]:
