@@ -48,9 +48,12 @@ _KEEPS_ON = re.compile(
 def ceased_clauses(text: str) -> list[str]:
     """Return the clauses of ``text`` that say something stopped — not those where the
     stop is refused or only planned ("I'm not gonna give up on my dance studio",
-    "thinking of quitting", "我不会放弃")."""
+    "thinking of quitting", "我不会放弃"), nor those about another person ("My
+    neighbour's kid doesn't walk the dog anymore": ``grounding.mentions_someone_else``,
+    relation words from the lexicon)."""
     return [c.strip() for c in _CLAUSE.split(text)
-            if c and c.strip() and _CEASED.search(c) and not _KEEPS_ON.search(c)]
+            if c and c.strip() and _CEASED.search(c) and not _KEEPS_ON.search(c)
+            and not mentions_someone_else(c)]
 
 
 #: what replaced a stopped habit opens the next clause: "…, now I do yoga", "…, agora só

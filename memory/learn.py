@@ -2,7 +2,8 @@
 
     user message ─┬─ forget request? → memory.forget (no LLM)
                   └─ learnable statements (memory.intents; none → no LLM call)
-                       → explicit corrections ("Nantes, not Nancy") fixed (no LLM)
+                       → explicit corrections ("Nantes, not Nancy") fixed when the
+                         model confirms (memory.confirm)
                        → KNOWN memories for the turn (profile + hybrid-search hits)
                        → extract (1 LLM call, memory.extraction), split into atomic
                          facts (memory.atomic), and a name, age or move the
@@ -10,10 +11,12 @@
                        → clean each item (memory.sanitize: PII redaction, NUL, size;
                          an item that fails is dropped, logged) → embed
                        → reconcile (0–1 LLM call per ambiguous candidate); memories
-                         the message ends are retired: a stopped habit, a
-                         graduation, a meat-free diet (memory.cessation), a move's old workplace
-                         (memory.moves)
-                       → apply ADD / UPDATE / DELETE with history → refresh the profile,
+                         the message may end — a stopped habit, a graduation, a
+                         meat-free diet (memory.cessation), a move's old workplace
+                         (memory.moves) — are ended only when the model confirms
+                         (memory.confirm, one call when a rule fired)
+                       → apply ADD / UPDATE / END with history, earlier values kept
+                         (memory.versions) → refresh the profile,
                          all in ONE store.transaction() (no LLM call inside it)
 
 The assistant's reply of the turn is never learned from; the assistant's *previous*
@@ -36,7 +39,7 @@ from memory.extraction import Candidate, extract
 from memory.forget import forget
 from memory.intents import is_forget_request, learnable_text
 from memory.moves import left_behind, moves_home
-from memory import constraints, retention, turn_scope, versions
+from memory import confirm, constraints, retention, turn_scope, versions
 from memory.profile import refresh_profile
 from memory.reconcile import Decision, reconcile
 from memory.sanitize import clamp_importance, clean_memory_text, clean_tags
@@ -89,7 +92,7 @@ def learn_turn(mem, uid: str, thread_id: str | None, user_text: str, context: st
     fixes = find_corrections(text)
     if fixes:
         with mem.user_locks.for_user(uid):
-            corrected = _apply_corrections(mem, uid, fixes)
+            corrected = _apply_corrections(mem, uid, fixes, text)
     else:
         corrected = []
     known, known_error = known_for(mem, uid, text)
@@ -114,7 +117,8 @@ def learn_turn(mem, uid: str, thread_id: str | None, user_text: str, context: st
                               shown={r.id for r in known}, message=text)
         if moves_home(decisions):
             stale += [(r, "moved") for r in left_behind(stored(), text)]
-        decisions += _retire(stale, decisions)
+        stale = _confirmed(mem, text, _untouched(stale, decisions))
+        decisions += _retire(stale)
         changes = apply_decisions(mem, uid, thread_id, decisions, metadata, when)
     if known_error:
         for change in changes:
@@ -141,11 +145,14 @@ def clean_candidates(candidates: list[Candidate]) -> list[Candidate]:
     return out
 
 
-def _apply_corrections(mem, uid: str, fixes) -> list[Change]:
+def _apply_corrections(mem, uid: str, fixes, message: str) -> list[Change]:
     """Rewrite the user's memories that state a value the message corrects ("Nantes,
-    not Nancy"); one UPDATE with history per memory."""
+    not Nancy") when the model confirms the message says the memory was wrong
+    (``memory.confirm``; "I want juice, not tea, today" is a choice); one UPDATE with
+    history per memory, the earlier value kept as superseded."""
     changes: list[Change] = []
     now = utcnow()
+    proposals = []
     for rec in mem.store.list_memories(uid, limit=500):
         text = rec.text
         for fix in fixes:
@@ -153,9 +160,13 @@ def _apply_corrections(mem, uid: str, fixes) -> list[Change]:
         if text == rec.text:
             continue
         try:
-            text = clean_memory_text(text)
+            proposals.append((rec, clean_memory_text(text)))
         except ValueError as exc:
             log.warning("correction of memory %s skipped: %s", rec.id, exc)
+    ok = confirm.confirmed(mem.llm, message, [rec.text for rec, _ in proposals])
+    for (rec, text), yes in zip(proposals, ok):
+        if not yes:
+            log.info("correction of memory %s not confirmed by the model", rec.id)
             continue
         vec = mem.embedder.embed_documents([text])[0].tolist()
         if versions.replace_value(mem.store, uid, rec, text, vec, {"updated_at": now}, "llm",
@@ -166,20 +177,37 @@ def _apply_corrections(mem, uid: str, fixes) -> list[Change]:
     return changes
 
 
-def _retire(stale: list[tuple[MemoryRecord, str]], decisions: list[Decision]) -> list[Decision]:
-    """DELETE decisions for the ``(memory, reason)`` pairs the message ends: a cessation
-    clause ("I don't drink coffee anymore" → "Drinks coffee", ``ceased``), a graduation
-    (→ "在读研究生", ``graduated``), eating meat again (→ "Vegan", ``diet``), a move (→
-    "Works in Denver", ``moved``); each memory once, and not when this turn already
-    updates or deletes it."""
+def _untouched(stale: list[tuple[MemoryRecord, str]],
+               decisions: list[Decision]) -> list[tuple[MemoryRecord, str]]:
+    """The ``(memory, reason)`` proposals whose memory this turn does not already update
+    or delete, each memory once."""
     touched = {d.target.id for d in decisions if d.target is not None and d.action != "NONE"}
     out = []
     for rec, reason in stale:
         if rec.id not in touched:
             touched.add(rec.id)
-            out.append(Decision(Candidate(rec.text, rec.type), np.zeros(0, dtype=np.float32),
-                                "DELETE", rec, rec.text, reason))
+            out.append((rec, reason))
     return out
+
+
+def _confirmed(mem, message: str, stale: list[tuple[MemoryRecord, str]]
+               ) -> list[tuple[MemoryRecord, str]]:
+    """The proposals the model confirms the user's ``message`` ends (``memory.confirm``;
+    one call when there are any, none otherwise)."""
+    ok = confirm.confirmed(mem.llm, message, [rec.text for rec, _ in stale])
+    for (rec, reason), yes in zip(stale, ok):
+        if not yes:
+            log.info("rule %s proposed ending memory %s; the model did not confirm", reason, rec.id)
+    return [pair for pair, yes in zip(stale, ok) if yes]
+
+
+def _retire(stale: list[tuple[MemoryRecord, str]]) -> list[Decision]:
+    """DELETE decisions (applied as END: kept as past) for the confirmed ``(memory,
+    reason)`` pairs the message ends: a cessation clause ("I don't drink coffee anymore"
+    → "Drinks coffee", ``ceased``), a graduation (→ "在读研究生", ``graduated``), eating
+    meat again (→ "Vegan", ``diet``), a move (→ "Works in Denver", ``moved``)."""
+    return [Decision(Candidate(rec.text, rec.type), np.zeros(0, dtype=np.float32),
+                     "DELETE", rec, rec.text, reason) for rec, reason in stale]
 
 
 def _asks_question(context: str) -> bool:

@@ -43,6 +43,7 @@ from memory import prompts
 from memory.errors import LLMError
 from memory import topics
 from memory.extraction import Candidate
+from memory.cessation import is_negated
 from memory.grounding import content_tokens, mentions_someone_else, shares_content, support
 from memory.intents import normalize, says_already_told
 from memory.moves import city_of, says_moved
@@ -231,7 +232,9 @@ def _ask_llm(llm, candidates, embeddings, pending, decisions) -> None:
             item = {}
         action = str(item.get("action", "")).upper()
         target = letters.get(str(item.get("id", "")).strip("[] "))
-        refused = target is not None and (target.id in claimed or not may_replace(cand, target))
+        refused = target is not None and (target.id in claimed or not may_replace(cand, target)
+                                          or (action in ("UPDATE", "DELETE")
+                                              and keeps_both(cand, target)))
         if refused:
             target = None  # "妈妈住在福州" never replaces the user's "住在福州"
         if action == "NONE":
@@ -281,6 +284,20 @@ def may_replace(cand: Candidate, target: MemoryRecord) -> bool:
     if "workplace" in (cand.topic, topics.topic_of(target.tags)):
         return (city_of(cand.text) is None) == (city_of(target.text) is None)
     return True
+
+
+def keeps_both(cand: Candidate, target: MemoryRecord) -> bool:
+    """True when the model's UPDATE or DELETE of ``target`` by ``cand`` is refused
+    (``cand`` is added instead): both are of topics that hold many values (likes,
+    habits, family, events …, ``Topic.single`` false) and ``cand`` negates nothing
+    (``cessation.is_negated``). A second like is not a changed like ("Le gusta nadar"
+    stays beside "Me gusta el pádel"); "No longer likes tea" may still replace "Likes
+    tea". Unknown topics are left to the model."""
+    other = topics.topic_of(target.tags)
+    if cand.topic is None or other is None:
+        return False
+    many = not (topics.get(cand.topic).single or topics.get(other).single)
+    return many and not is_negated(cand.text)
 
 
 def same_owner(a: str, b: str) -> bool:

@@ -2,6 +2,7 @@
 scripted by message phrase: what the write-path tests through ``Memory.add`` share."""
 from __future__ import annotations
 
+import re
 from typing import Any, Callable
 
 from memory import Memory
@@ -11,8 +12,12 @@ from tests.fake_llm import ScriptedLLM, last_user_text, scripted_config, system_
 def facts_brain(facts: dict[str, list[dict[str, Any]]]) -> Callable[[dict[str, Any]], Any]:
     """A responder: an extraction request whose message contains a key of ``facts``
     (looked up when the request arrives, first key wins) gets ``{"memories": facts[key]}``,
-    other extraction requests ``{"memories": []}``, any other call "Noted."."""
+    other extraction requests ``{"memories": []}``, a confirmation of endings
+    (``memory.confirm``) "ended" for every memory asked about, any other call "Noted."."""
     def brain(req: dict[str, Any]) -> Any:
+        if "You check a user's memory list" in system_text(req):  # memory.confirm: agree
+            n = len(re.findall(r"^MEMORY \d+:", last_user_text(req), re.M))
+            return {str(i): "ended" for i in range(1, n + 1)}
         if "You extract memories" in system_text(req):
             said = last_user_text(req).split("User: ")[-1]
             for key, found in facts.items():

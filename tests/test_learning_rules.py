@@ -325,3 +325,12 @@ def test_cjk_and_latin_runs_get_a_space():
     assert [c.text for c in cands] == ["Lives in 深圳", "在 Google 工作", "名字是陈晨"]
 
 
+
+
+def test_a_stop_by_someone_else_is_not_the_users():
+    from memory.cessation import ceased_clauses
+
+    assert ceased_clauses("I don't smoke anymore.") == ["I don't smoke anymore"]
+    assert ceased_clauses("My brother doesn't smoke anymore.") == []
+    assert ceased_clauses("我妈妈已经不上班了") == []
+    assert ceased_clauses("我已经不抽烟了") == ["我已经不抽烟了"]

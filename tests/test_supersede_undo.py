@@ -29,7 +29,7 @@ def _brain(req):
     """``facts_brain(FACTS)``, with ``replaces`` given as a phrase: the number of the
     KNOWN line that contains it (as the model answers), else no replaces."""
     answer = facts_brain(FACTS)(req)
-    if not isinstance(answer, dict):
+    if not isinstance(answer, dict) or "memories" not in answer:
         return answer
     known = re.findall(r"^KNOWN (\d+): (.*)$", last_user_text(req), re.M)
     out = []
@@ -118,6 +118,52 @@ def test_an_ended_habit_is_kept_as_past_and_undo_restores_it(mem):
     assert [c.event for c in mem.undo("sam", changes.turn_id)] == ["RESTORE"]
     assert texts(mem, "sam") == ["Smokes cigarettes"]
     assert mem.past("sam") == []
+
+
+def test_a_rule_ends_nothing_the_model_does_not_confirm(tmp_path):
+    """"I used to hate the smell of cigarettes" fires the cessation rule ("used to") on
+    "Smokes cigarettes" (a shared word); the model answers "keeps", so it stays."""
+    def keeps(req):
+        if "You check a user's memory list" in system_text(req):
+            return {"1": "keeps"}
+        return _brain(req)
+
+    with ScriptedLLM(keeps) as llm:
+        m = Memory(scripted_config(tmp_path, llm))
+        try:
+            m.add("I smoke cigarettes.", "sam")
+            changes = m.add("I used to hate the smell of cigarettes.", "sam")
+            assert [c.event for c in changes if c.event != "NONE"] == []
+            assert texts(m, "sam") == ["Smokes cigarettes"]
+            asked = [r for r in llm.requests if "You check a user's memory list" in system_text(r.body)]
+            assert len(asked) == 1 and "MEMORY 1: Smokes cigarettes" in asked[0].body["messages"][-1]["content"]
+        finally:
+            m.close()
+
+
+def test_a_correction_rewrites_nothing_the_model_does_not_confirm(tmp_path):
+    FACTS["tea"] = [{"text": "Likes drinking tea", "topic": "like"}]
+
+    def keeps(req):
+        if "You check a user's memory list" in system_text(req):
+            return {"1": "keeps"}
+        return _brain(req)
+
+    try:
+        with ScriptedLLM(keeps) as llm:
+            m = Memory(scripted_config(tmp_path, llm))
+            try:
+                m.add("I like drinking tea.", "tom")
+                m.add("Today I want hot chocolate, not tea.", "tom")
+                asked = [r for r in llm.requests
+                         if "You check a user's memory list" in system_text(r.body)]
+                assert len(asked) == 1  # the "X, not Y" rule proposed a rewrite
+                assert texts(m, "tom") == ["Likes drinking tea"]
+                assert m.past("tom") == []
+            finally:
+                m.close()
+    finally:
+        del FACTS["tea"]
 
 
 def test_a_chat_forget_is_a_tombstone_undo_restores_it_and_retention_erases_it(mem):
