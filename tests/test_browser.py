@@ -113,6 +113,25 @@ def switch_user(page, expect, user: str) -> None:
     expect(page.get_by_role("heading", name=f"Hi {user}")).to_be_visible(timeout=UI_TIMEOUT_MS)
 
 
+@contextlib.contextmanager
+def app_page(url: str, user: str):
+    """A Chromium page on the app at ``url``, switched to ``user``; yields ``(page,
+    expect)``; the browser is closed afterwards."""
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            page.goto(url)
+            expect(page.get_by_role("heading", name="Hi me")).to_be_visible(timeout=UI_TIMEOUT_MS)
+            switch_user(page, expect, user)
+            yield page, expect
+        finally:
+            browser.close()
+
+
 def test_chat_remember_recall_and_user_isolation_in_a_real_browser(streamlit_app):
     from playwright.sync_api import expect, sync_playwright
 
@@ -245,28 +264,17 @@ def test_a_revoked_key_is_signed_out_at_the_next_click_in_a_real_browser(
 def test_undo_on_the_last_message_card_in_a_real_browser(streamlit_app):
     """The "Last message changed" card's Undo takes the message's memories back; the
     panel and the card say so, and the button is gone (a turn is undone once)."""
-    from playwright.sync_api import expect, sync_playwright
-
     url, _ = streamlit_app
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 900})
-            page.goto(url)
-            expect(page.get_by_role("heading", name="Hi me")).to_be_visible(timeout=UI_TIMEOUT_MS)
-            switch_user(page, expect, "carol")
-            send(page, "Hi, I'm Lin and my cat is called Xiaolan.")
-            memories = page.locator(".st-key-memory_list")
-            expect(memories.get_by_text("Has a cat named Xiaolan")).to_be_visible(
-                timeout=UI_TIMEOUT_MS)
-            card = page.locator(".st-key-last_changes_box")
-            card.get_by_role("button", name="Undo").click()
-            expect(card.get_by_text("Undo took back")).to_be_visible(timeout=UI_TIMEOUT_MS)
-            expect(card.get_by_text("undone").first).to_be_visible()
-            expect(page.get_by_text("0 memories")).to_be_visible()
-            expect(page.get_by_text("Has a cat named Xiaolan")).to_have_count(1)  # struck out on the card
-            expect(card.get_by_role("button", name="Undo")).to_have_count(0)
-            page.screenshot(path=str(ARTIFACTS / "browser-undo.png"))
-        finally:
-            browser.close()
+    with app_page(url, "carol") as (page, expect):
+        send(page, "Hi, I'm Lin and my cat is called Xiaolan.")
+        memories = page.locator(".st-key-memory_list")
+        expect(memories.get_by_text("Has a cat named Xiaolan")).to_be_visible(
+            timeout=UI_TIMEOUT_MS)
+        card = page.locator(".st-key-last_changes_box")
+        card.get_by_role("button", name="Undo").click()
+        expect(card.get_by_text("Undo took back")).to_be_visible(timeout=UI_TIMEOUT_MS)
+        expect(card.get_by_text("undone").first).to_be_visible()
+        expect(page.get_by_text("0 memories")).to_be_visible()
+        expect(page.get_by_text("Has a cat named Xiaolan")).to_have_count(1)  # struck out on the card
+        expect(card.get_by_role("button", name="Undo")).to_have_count(0)
+        page.screenshot(path=str(ARTIFACTS / "browser-undo.png"))
