@@ -86,7 +86,12 @@ def learn_turn(mem, uid: str, thread_id: str | None, user_text: str, context: st
     if is_forget_request(user_text):
         with mem.user_locks.for_user(uid):
             return forget(mem, uid, user_text)
-    text = learnable_text(user_text, answering=_asks_question(context))
+    answering = _asks_question(context)
+    # the assistant's words are context only for an answer to its question ("Lyon." after
+    # "Where do you live?"); otherwise a short message would be grounded in them, and the
+    # reply "You lived in Munich until 2026-12" became a memory on "I also started Spanish"
+    context = context if answering else ""
+    text = learnable_text(user_text, answering=answering)
     if not text:
         return []
     fixes = find_corrections(text)

@@ -139,14 +139,30 @@ def test_chinese_is_stored_in_chinese(mem):
     assert not any(re.search(r"[A-Za-z]{3,}", x) for x in stored), stored
 
 
-def test_forget_request_deletes_through_the_delete_path(mem):
+def test_forget_request_tombstones_and_undo_brings_it_back(mem):
     turn(mem, "我不吃香菜，但是很喜欢吃火锅。", "xiaowang")
     assert "香菜" in current(mem, "xiaowang")
-    _, _, changes = turn(mem, "别记香菜这个了", "xiaowang")
+    t, _, changes = turn(mem, "别记香菜这个了", "xiaowang")
     assert "香菜" not in current(mem, "xiaowang"), current(mem, "xiaowang")
-    gone = [c for c in changes if c.event == "DELETE"]
+    gone = [c for c in changes if c.event == "FORGET"]
     assert gone and all(e.actor == "user" for e in mem.history(gone[0].id, "xiaowang")
-                        if e.event == "DELETE")
+                        if e.event == "FORGET")
+    assert any("香菜" in r.text for r in mem.past("xiaowang", forgotten=True))
+    undone = mem.undo("xiaowang")
+    assert [c.event for c in undone] == ["RESTORE"] * len(gone)
+    assert "香菜" in current(mem, "xiaowang"), current(mem, "xiaowang")
+
+
+def test_the_past_is_answered_from_the_earlier_value(mem):
+    """Issue 22 item 3 on the real model: a move keeps the old home as a superseded
+    memory, and "where did I live before?" is answered from it."""
+    turn(mem, "Hi, I'm Ana. I live in Porto and I work as an architect.", "ana-past")
+    turn(mem, "I moved to Lisbon last month, same job.", "ana-past")
+    assert "lisbon" in current(mem, "ana-past") and "porto" not in current(mem, "ana-past")
+    assert any("porto" in r.text.lower() for r in mem.past("ana-past")), mem.past("ana-past")
+    t, reply, _ = turn(mem, "Where did I live before Lisbon?", "ana-past", mem.new_thread("ana-past").id)
+    assert any("porto" in m.text.lower() for m in t.used.past), t.used.past
+    assert "porto" in reply.lower(), reply
 
 
 def test_weekend_suggestions_use_a_stored_preference(mem):

@@ -79,6 +79,16 @@ def test_a_short_answer_is_read_with_the_assistants_question(mem):
     assert "Where do you live?" in last_user_text(prompt)
 
 
+def test_the_assistants_statement_is_no_context_for_a_short_message(mem):
+    """Only an answer to the assistant's question is read with the assistant's words:
+    after a reply that states something, a short message is extracted alone."""
+    msgs = [{"role": "assistant", "content": "You lived in Lyon until 2026-12."},
+            {"role": "user", "content": "I also started learning Spanish."}]
+    mem.add(msgs, "ctx-user")
+    prompt = [r.body for r in mem.llm_server.requests if "You extract memories" in system_text(r.body)][-1]
+    assert "Lyon" not in last_user_text(prompt)
+
+
 def test_cessation_deletes_through_the_api(mem):
     FACTS["coffee"] = [{"text": "Drinks coffee every morning", "topic": "habit"}]
     try:
