@@ -24,7 +24,7 @@ from memory.resources.model import RESOURCE_FIELDS, Resource, resource_values, u
 from memory.store.base import require_text as _text
 from memory.store.base import require_user as _user
 from memory.store.tidb.schema import ID_LEN, USER_LEN, _TABLE_OPTS, UTCDateTime, index_name
-from memory.store.tidb.statements import live_conditions
+from memory.store.tidb.validity_statements import live_conditions
 from memory.types import utcnow
 
 
