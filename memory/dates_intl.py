@@ -41,12 +41,15 @@ def _compile(lang: str) -> re.Pattern:
 
 
 _COMPILED = {lang: _compile(lang) for lang in _PHRASES}
+#: phrase (case-folded) -> (unit, offset), per language: what a match means
+_BY_KEY = {lang: {p.casefold(): v for p, v in phrases.items()} for lang, phrases in _PHRASES.items()}
 
 
 def _lookup(lang: str, said: str) -> tuple[str, int]:
-    for phrase, value in _PHRASES[lang].items():
-        if re.fullmatch(re.escape(phrase), said, re.IGNORECASE):
-            return value
+    """``(unit, offset)`` of the phrase ``said`` (as matched by ``_COMPILED[lang]``)."""
+    found = _BY_KEY[lang].get(said.casefold())
+    if found is not None:
+        return found
     raise ValueError(said)  # pragma: no cover - the compiled alternation only matches these
 
 

@@ -41,12 +41,15 @@ def asks_about_past(embedder, text: str) -> bool:
 def recall(mem, uid: str, text: str, limit: int = MAX_PAST) -> list[ScoredMemory]:
     """The past memories of ``uid`` (superseded, ended) nearest to ``text`` when it asks
     about the user's past, best first, at most ``limit``; [] otherwise or when the user
-    has none (then no embedding is computed)."""
-    records = mem.store.past_memories(uid, statuses=PAST_STATUSES, limit=SCAN,
-                                      with_embedding=True)
-    records = [r for r in records if r.embedding is not None]
-    if not records or not asks_about_past(mem.embedder, text):
+    has none (then nothing is embedded and no vector is read: this runs on every chat
+    turn)."""
+    if not mem.store.past_memories(uid, statuses=PAST_STATUSES, limit=1):
+        return []  # most users, most turns: no embedding, no vector read
+    if not asks_about_past(mem.embedder, text):
         return []
+    records = [r for r in mem.store.past_memories(uid, statuses=PAST_STATUSES, limit=SCAN,
+                                                  with_embedding=True)
+               if r.embedding is not None]
     query = np.asarray(mem.embedder.embed_query(text[:1000]), dtype=np.float32)
     sims = np.asarray([r.embedding for r in records], dtype=np.float32) @ query
     order = np.argsort(-sims)[:limit]

@@ -107,10 +107,11 @@ def _revert_update(mem, uid: str, rec, first: HistoryEvent, event_ids: list[str]
     superseded copy that update kept, else a new one) and erase the copies the turn's
     UPDATEs (``event_ids``) kept."""
     store = mem.store
-    copies = [r for r in store.past_memories(uid, statuses=("superseded",), limit=1000,
-                                             with_embedding=True)
+    copies = [r for r in store.past_memories(uid, statuses=("superseded",), limit=1000)
               if r.superseded_by == rec.id and r.metadata.get(VERSION_OF_EVENT) in event_ids]
     copy = next((r for r in copies if r.metadata.get(VERSION_OF_EVENT) == first.id), None)
+    if copy is not None:  # only this one's vector is read
+        copy = store.get_any_memory(uid, copy.id, with_embedding=True)
     vec = copy.embedding if copy is not None and copy.embedding is not None \
         else mem.embedder.embed_documents([first.old_text])[0].tolist()
     store.update_memory(uid, rec.id, text=first.old_text, embedding=vec,

@@ -133,72 +133,60 @@ def app_page(url: str, user: str):
 
 
 def test_chat_remember_recall_and_user_isolation_in_a_real_browser(streamlit_app):
-    from playwright.sync_api import expect, sync_playwright
-
     url, llm = streamlit_app
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 900})
-            page.goto(url)
-            expect(page.get_by_role("heading", name="Hi me")).to_be_visible(timeout=UI_TIMEOUT_MS)
-            switch_user(page, expect, "alice")
+    with app_page(url, "alice") as (page, expect):
+        # 1. tell it something: the reply streams in, then the memory appears in the
+        #    panel by itself (background extraction + polling fragment)
+        send(page, "Hi, I'm Lin and my cat is called Xiaolan.")
+        chat = page.locator(".st-key-chat_box")
+        # exactly one reply: while the rerun after streaming is running, Streamlit
+        # still shows the streamed element beside the final one (seen on a loaded
+        # machine); it must go, and a reply shown twice for good would fail here
+        expect(chat.get_by_test_id("stChatMessage").filter(
+            has_text="Nice to meet you! I will remember that.")).to_have_count(
+            1, timeout=UI_TIMEOUT_MS)
+        assert any(b.get("stream") for b in llm.chat_requests())
+        memories = page.locator(".st-key-memory_list")
+        expect(memories.get_by_text("Name is Lin")).to_be_visible(
+            timeout=UI_TIMEOUT_MS)
+        expect(memories.get_by_text("Has a cat named Xiaolan")).to_be_visible()
+        changes = page.locator(".st-key-last_changes_box")
+        expect(changes.get_by_text("added").first).to_be_visible()
+        expect(page.get_by_text("2 memories")).to_be_visible()
 
-            # 1. tell it something: the reply streams in, then the memory appears in the
-            #    panel by itself (background extraction + polling fragment)
-            send(page, "Hi, I'm Lin and my cat is called Xiaolan.")
-            chat = page.locator(".st-key-chat_box")
-            # exactly one reply: while the rerun after streaming is running, Streamlit
-            # still shows the streamed element beside the final one (seen on a loaded
-            # machine); it must go, and a reply shown twice for good would fail here
-            expect(chat.get_by_test_id("stChatMessage").filter(
-                has_text="Nice to meet you! I will remember that.")).to_have_count(
-                1, timeout=UI_TIMEOUT_MS)
-            assert any(b.get("stream") for b in llm.chat_requests())
-            memories = page.locator(".st-key-memory_list")
-            expect(memories.get_by_text("Name is Lin")).to_be_visible(
-                timeout=UI_TIMEOUT_MS)
-            expect(memories.get_by_text("Has a cat named Xiaolan")).to_be_visible()
-            changes = page.locator(".st-key-last_changes_box")
-            expect(changes.get_by_text("added").first).to_be_visible()
-            expect(page.get_by_text("2 memories")).to_be_visible()
+        # 2. a new chat recalls it from long-term memory
+        page.get_by_role("button", name="New chat").click()
+        expect(page.get_by_role("heading", name="Hi alice")).to_be_visible()
+        send(page, "Who am I?")
+        expect(chat.get_by_text("You are Lin.")).to_be_visible(timeout=UI_TIMEOUT_MS)
+        prompts = [system_text(b) for b in llm.chat_requests() if b.get("stream")]
+        assert "Name is Lin" in prompts[-1]
+        # the rerun after streaming must be over before the expander is opened: a
+        # click on the streamed copy is lost when the rerun replaces it
+        expect(chat.get_by_test_id("stChatMessage").filter(has_text="You are Lin.")).to_have_count(
+            1, timeout=UI_TIMEOUT_MS)
+        chat.get_by_text("Memories used").last.click()
+        expect(chat.get_by_test_id("stExpanderDetails").last.get_by_text(
+            "Name is Lin").last).to_be_visible(timeout=UI_TIMEOUT_MS)
+        sidebar = page.get_by_test_id("stSidebar")
+        expect(sidebar.get_by_role("button", name="Who am I?")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "browser-chat.png"))
 
-            # 2. a new chat recalls it from long-term memory
-            page.get_by_role("button", name="New chat").click()
-            expect(page.get_by_role("heading", name="Hi alice")).to_be_visible()
-            send(page, "Who am I?")
-            expect(chat.get_by_text("You are Lin.")).to_be_visible(timeout=UI_TIMEOUT_MS)
-            prompts = [system_text(b) for b in llm.chat_requests() if b.get("stream")]
-            assert "Name is Lin" in prompts[-1]
-            # the rerun after streaming must be over before the expander is opened: a
-            # click on the streamed copy is lost when the rerun replaces it
-            expect(chat.get_by_test_id("stChatMessage").filter(has_text="You are Lin.")).to_have_count(
-                1, timeout=UI_TIMEOUT_MS)
-            chat.get_by_text("Memories used").last.click()
-            expect(chat.get_by_test_id("stExpanderDetails").last.get_by_text(
-                "Name is Lin").last).to_be_visible(timeout=UI_TIMEOUT_MS)
-            sidebar = page.get_by_test_id("stSidebar")
-            expect(sidebar.get_by_role("button", name="Who am I?")).to_be_visible()
-            page.screenshot(path=str(ARTIFACTS / "browser-chat.png"))
+        # 3. another user sees none of alice's memories or chats
+        switch_user(page, expect, "bob")
+        expect(page.get_by_text("0 memories")).to_be_visible()
+        expect(page.get_by_text("Name is Lin")).to_have_count(0)
+        expect(page.get_by_text("Has a cat named Xiaolan")).to_have_count(0)
+        expect(sidebar.get_by_role("button", name="Who am I?")).to_have_count(0)
+        expect(sidebar.get_by_text("Chats", exact=True)).to_have_count(0)
+        page.screenshot(path=str(ARTIFACTS / "browser-switched-user.png"))
 
-            # 3. another user sees none of alice's memories or chats
-            switch_user(page, expect, "bob")
-            expect(page.get_by_text("0 memories")).to_be_visible()
-            expect(page.get_by_text("Name is Lin")).to_have_count(0)
-            expect(page.get_by_text("Has a cat named Xiaolan")).to_have_count(0)
-            expect(sidebar.get_by_role("button", name="Who am I?")).to_have_count(0)
-            expect(sidebar.get_by_text("Chats", exact=True)).to_have_count(0)
-            page.screenshot(path=str(ARTIFACTS / "browser-switched-user.png"))
-
-            # 4. …on the other pages too
-            sidebar.get_by_role("link", name="Memories").click()
-            expect(page.get_by_role("heading", name="Memories")).to_be_visible(
-                timeout=UI_TIMEOUT_MS)
-            expect(page.get_by_text("No memories yet")).to_be_visible()
-            expect(page.get_by_text("Has a cat named Xiaolan")).to_have_count(0)
-        finally:
-            browser.close()
+        # 4. …on the other pages too
+        sidebar.get_by_role("link", name="Memories").click()
+        expect(page.get_by_role("heading", name="Memories")).to_be_visible(
+            timeout=UI_TIMEOUT_MS)
+        expect(page.get_by_text("No memories yet")).to_be_visible()
+        expect(page.get_by_text("Has a cat named Xiaolan")).to_have_count(0)
 
 
 def test_a_revoked_key_is_signed_out_at_the_next_click_in_a_real_browser(

@@ -100,10 +100,7 @@ def _undo_last(mem: Any, user: str, turn_id: str) -> None:
     """Undo every change of the last message (``Memory.undo``) and show what came back."""
     try:
         undone = mem.undo(user, turn_id)
-    except ValueError as exc:  # UndoError: already undone, or changed since
-        flash(f"Could not undo: {exc}", ":material/warning:")
-        return
-    except Exception as exc:  # noqa: BLE001 - shown to the user
+    except Exception as exc:  # noqa: BLE001 - UndoError (already undone, changed since) or a store failure: shown
         flash(f"Could not undo: {exc}", ":material/warning:")
         return
     st.session_state["last_changes"] = {"user_id": user, "error": None, "turn_id": None,
