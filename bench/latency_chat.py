@@ -59,6 +59,9 @@ class InstantLLM:
                      if line.startswith("KNOWN ")]
             user = user_msg.split("User: ", 1)[-1].split("\n(Assistant", 1)[0]
             return {"memories": self.facts(user, known)}
+        if name == "endings":  # memory.confirm: the second opinion agrees
+            self.calls.append(("confirm", self._tokens(messages)))
+            return {k: "ended" for k in schema.get("required", [])}
         self.calls.append(("reconcile", self._tokens(messages)))
         n = sum(1 for line in messages[-1]["content"].splitlines() if line.startswith("NEW "))
         return {"decisions": [{"fact": i, "action": "ADD"} for i in range(1, n + 1)]}

@@ -28,7 +28,7 @@ For each numbered MEMORY, answer "ended" only if the MESSAGE says that this memo
 longer true for the user: the user stopped or quit it, moved away, changed it, or says
 it was wrong. Answer "keeps" if the message is about something else, about another
 person, only mentions a time ("before bed", "之前"), a plan, a wish, a single occasion,
-or a second thing the user also does.
+a trip or a stay somewhere, or a second thing the user also does.
 Examples:
 MESSAGE: I don't drink coffee anymore, I switched to tea.
 MEMORY 1: Drinks coffee every morning
@@ -43,6 +43,9 @@ MEMORY 1: 喜欢喝茶
 MESSAGE: 我已经不在银行上班了，现在在学校当老师。
 MEMORY 1: 在银行工作
 {"1": "ended"}
+MESSAGE: I'm in Kyoto for a conference until Friday.
+MEMORY 1: Lives in Vienna
+{"1": "keeps"}
 MESSAGE: Today I'd like juice, not water.
 MEMORY 1: Drinks a lot of water
 {"1": "keeps"}"""

@@ -134,11 +134,15 @@ def test_eating_meat_again_ends_a_meat_free_diet(text, ends):
     assert still_studying([rec("Brother is a PhD student", "family")]) == []
 
 
-def test_a_move_replaces_the_one_stored_home_without_an_llm_call(tmp_path):
+def test_a_move_replaces_the_one_stored_home_without_a_reconciliation_call(tmp_path):
+    """The change rule picks the one stored home; the model is asked only to confirm
+    (one ``memory.confirm`` call), never to reconcile."""
     from memory import Memory
     from tests.fake_llm import ScriptedLLM, scripted_config, system_text
 
     def brain(req):
+        if "You check a user's memory list" in system_text(req):
+            return {"1": "ended"}
         if "You extract memories" in system_text(req):
             said = req["messages"][-1]["content"].split("User: ")[-1]
             if "Paris" in said:
@@ -156,6 +160,8 @@ def test_a_move_replaces_the_one_stored_home_without_an_llm_call(tmp_path):
             assert [(c.event, c.old_text) for c in changes] == [("UPDATE", "Lives in Paris")]
             assert [r.text for r in mem.list("tom")] == [changes[0].text]
             assert not [r for r in llm.requests if "memory list correct" in system_text(r.body)]
+            asked = [r for r in llm.requests if "You check a user's memory list" in system_text(r.body)]
+            assert len(asked) == 1 and "MEMORY 1: Lives in Paris" in asked[0].body["messages"][-1]["content"]
         finally:
             mem.close()
 
@@ -229,7 +235,8 @@ def test_a_message_that_changes_the_job(message, changed):
     assert signals_change(message) is changed
 
 
-def test_a_changed_job_replaces_the_one_stored_job_without_an_llm_call(tmp_path):
+def test_a_changed_job_replaces_the_one_stored_job_without_a_reconciliation_call(tmp_path):
+    """The change rule picks the one stored job; the model only confirms it ended."""
     from memory import Memory
     from tests.fake_llm import ScriptedLLM, scripted_config, system_text
 
@@ -241,6 +248,8 @@ def test_a_changed_job_replaces_the_one_stored_job_without_an_llm_call(tmp_path)
         if "You extract memories" in system_text(req):
             said = req["messages"][-1]["content"].split("User: ")[-1]
             return {"memories": next((v for k, v in answers.items() if k in said), [])}
+        if "You check a user's memory list" in system_text(req):
+            return {"1": "ended"}
         return {"action": "ADD", "id": "none"}
 
     with ScriptedLLM(brain) as llm:

@@ -44,6 +44,9 @@ def brain(req: dict):
                     out[0]["replaces"] = int(moved.group(1))
                 return {"memories": out}
         return {"memories": []}
+    if "You check a user's memory list" in system:  # memory.confirm: the change is real
+        n = len(re.findall(r"^MEMORY \d+:", user, re.M))
+        return {str(i): "ended" for i in range(1, n + 1)}
     if RECONCILE in system:
         label = re.search(r"EXISTING \[(\w+)\]: [^\n]*Shanghai", user)
         if label and "Beijing" in user:

@@ -12,6 +12,7 @@ from memory.extraction import Candidate
 from memory.reconcile import Decision, one_change_per_memory, same_subject
 from memory.stated import moved_to, stated_facts, stated_name
 from memory.types import MemoryRecord
+from tests.fake_llm import system_text
 from tests.test_learning_api import _with_facts, mem, texts  # noqa: F401  (fixture)
 
 
@@ -160,13 +161,16 @@ def test_a_restated_memory_is_not_rewritten_but_a_new_value_is_kept():
         [("NONE", "z"), ("ADD", None), ("NONE", "z")]  # "still" adds no value
 
 
-def test_a_home_said_to_be_current_replaces_the_stored_one_without_an_llm_call(mem):  # noqa: F811
+def test_a_home_said_to_be_current_replaces_the_stored_one_without_a_reconciliation_call(mem):  # noqa: F811
+    """The extraction call, then only the second opinion (memory.confirm) on the change."""
     with _with_facts({"Berlin": [{"text": "Lives in Berlin", "topic": "home"}],
                       "Munich": [{"text": "Based in Munich", "topic": "home"}]}):
         mem.add("I live in Berlin.", "jonas")
         n = len(mem.llm_server.requests)
         changes = mem.add("I'm based in Munich these days.", "jonas")
-    assert len(mem.llm_server.requests) == n + 1  # the extraction call only
+    asked = [system_text(r.body) for r in mem.llm_server.requests[n:]]
+    assert len(asked) == 2 and "You extract memories" in asked[0]
+    assert "You check a user's memory list" in asked[1]
     assert [(c.event, c.text, c.old_text) for c in changes] == [("UPDATE", "Based in Munich", "Lives in Berlin")]
     assert texts(mem, "jonas") == ["Based in Munich"]
 

@@ -141,6 +141,40 @@ def test_a_rule_ends_nothing_the_model_does_not_confirm(tmp_path):
             m.close()
 
 
+def test_a_change_the_model_proposes_is_applied_only_when_it_confirms(tmp_path):
+    """The extractor marks a trip as replacing the home ("replaces"); the second opinion
+    (``memory.confirm``) answers "keeps": the home stays current, the trip is added,
+    nothing is superseded. When it answers "ended" the home is replaced."""
+    FACTS["Madrid"] = [{"text": "Is in Madrid for a trial", "topic": "home",
+                        "replaces": "Lives in "}]
+    verdict = {"answer": "keeps"}
+
+    def second_opinion(req):
+        if "You check a user's memory list" in system_text(req):
+            return {"1": verdict["answer"]}
+        return _brain(req)
+
+    try:
+        with ScriptedLLM(second_opinion) as llm:
+            m = Memory(scripted_config(tmp_path, llm))
+            try:
+                m.add("I live in Munich and I'm a data engineer.", "ana")
+                changes = m.add("This week I'm in Madrid for a trial.", "ana")
+                assert [(c.event, c.text) for c in changes] == [
+                    ("ADD", "Is in Madrid for a trial")]
+                assert "Lives in Munich" in texts(m, "ana") and m.past("ana") == []
+                asked = [r for r in llm.requests
+                         if "You check a user's memory list" in system_text(r.body)]
+                assert len(asked) == 1 and "MEMORY 1: Lives in Munich" in asked[0].body["messages"][-1]["content"]
+                verdict["answer"] = "ended"
+                changes = m.add("I moved to Berlin last month.", "ana")
+                assert [(c.event, c.old_text) for c in changes] == [("UPDATE", "Lives in Munich")]
+            finally:
+                m.close()
+    finally:
+        del FACTS["Madrid"]
+
+
 def test_a_correction_rewrites_nothing_the_model_does_not_confirm(tmp_path):
     FACTS["tea"] = [{"text": "Likes drinking tea", "topic": "like"}]
 
