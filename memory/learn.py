@@ -39,7 +39,7 @@ from memory.extraction import Candidate, extract
 from memory.forget import forget
 from memory.intents import is_forget_request, learnable_text
 from memory.moves import left_behind, moves_home
-from memory import confirm, constraints, retention, turn_scope, versions
+from memory import confirm, constraints, provenance, retention, turn_scope, versions
 from memory.profile import refresh_profile
 from memory.reconcile import Decision, reconcile
 from memory.sanitize import clamp_importance, clean_memory_text, clean_tags
@@ -337,6 +337,9 @@ def _apply(mem, uid, thread_id, d: Decision, update, metadata, when, now,
         tags = list(dict.fromkeys(cand.tags + list(d.target.tags)))[:8]
         fields = {"importance": max(d.target.importance, cand.importance),
                   "tags": tags, "type": cand.type, "updated_at": now}
+        meta = provenance.with_source(d.target, provenance.source_key(source, metadata))
+        if meta is not None:  # the new value is also this file's or this chat's
+            fields["metadata"] = meta
         ok = versions.replace_value(mem.store, uid, d.target, text, vec.tolist(), fields,
                                     actor, now, reason=_reason(d, actor))
         return Change("UPDATE", d.target.id, text, d.target.text, cand.type) if ok else None
@@ -345,4 +348,9 @@ def _apply(mem, uid, thread_id, d: Decision, update, metadata, when, now,
         ok = versions.end(mem.store, uid, d.target, actor, now, reason=reason)
         return Change("END", d.target.id, d.target.text, type=d.target.type,
                       reason=None if reason == actor else reason) if ok else None
+    if d.target is not None:  # said again by another source: it supports the memory too
+        meta = provenance.with_source(d.target, provenance.source_key(source, metadata))
+        if meta is not None:
+            mem.store.update_memory(uid, d.target.id, fields={
+                "metadata": meta, "updated_at": d.target.updated_at or now})
     return Change("NONE", d.target.id if d.target else None, cand.text, type=cand.type)

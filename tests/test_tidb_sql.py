@@ -406,3 +406,24 @@ def test_migrations_table_statements_compile():
                                                     "0003_conversations", "0004_validity"]
     with pytest.raises(ValueError, match="open"):
         migrations_for(None)[0].apply(object())
+
+
+def test_a_resource_finds_the_memories_it_also_supports(q):
+    """Provenance (``memory.provenance``): a file's memories are those learned from it
+    (``metadata.resource_id``) or listing it in ``metadata.also_from``, found with
+    ``JSON_CONTAINS`` (TiDB has no ``JSON_TABLE``, so counts of ``also_from`` are
+    added in Python from a read of the column), inside the user's live rows."""
+    from memory.store.tidb.resources import ResourceSQL, resources_table
+
+    rq = ResourceSQL(resources_table(), q.s.memories)
+    ids = sql(rq.memory_ids("u1", "r1", NOW))
+    assert ids.startswith("SELECT memories.id FROM memories WHERE memories.user_id = %s")
+    assert "json_unquote(json_extract(memories.metadata, %s)) = %s OR " \
+           "json_contains(memories.metadata, json_quote(%s), %s) = %s" in ids
+    params = rq.memory_ids("u1", "r1", NOW).compile(dialect=DIALECT).params
+    assert {"$.resource_id", "r1", "resource:r1", "$.also_from"} <= set(params.values())
+    also = sql(rq.also_from("u1", NOW))
+    assert also.startswith("SELECT json_extract(memories.metadata, %s) AS json_extract_1 "
+                           "FROM memories WHERE memories.user_id = %s")
+    assert "json_extract(memories.metadata, %s) IS NOT NULL" in also
+    assert "memories.status = 'current'" in also

@@ -35,6 +35,7 @@ from memory.extraction import Candidate, extract
 from memory.grounding import support
 from memory.intents import normalize
 from memory.learn import apply_decisions, clean_candidates, known_for
+from memory import provenance
 from memory.profile import refresh_profile
 from memory.reconcile import NEAR_DUP, reconcile
 from memory.resources import lease
@@ -268,12 +269,14 @@ def resource_memories(memory, user_id: str, resource_id: str) -> list[MemoryReco
 
 def delete_resource(memory, user_id: str, resource_id: str) -> bool:
     """Soft-delete one resource of ``user_id``: the row stays with ``deleted_at`` set
-    (so listings with ``include_deleted`` show it), and every memory learned from it
-    leaves search and lists (deleted with a history event by
-    ``resource-deleted:<id8>``, so history keeps why), in one transaction. Memories it
-    *updated* (a chat memory the document corrected) keep their current text; their
-    history names the resource. Returns False for an unknown, deleted or another
-    user's resource."""
+    (so listings with ``include_deleted`` show it) and, in one transaction, each memory
+    the file supports (``memory.provenance``) either loses only this source — when
+    another file or a chat message also says it (history: a NONE event by
+    ``resource-deleted:<id8>``) — or, when nothing else supports it, leaves search and
+    lists (deleted with a history event by ``resource-deleted:<id8>``, so history keeps
+    why). Memories it *updated* (a chat memory the document corrected) keep their
+    current text, still supported by the chat. Returns False for an unknown, deleted
+    or another user's resource."""
     uid = check_user_id(user_id)
     store = memory.store
     res = store.get_resource(uid, str(resource_id))
@@ -285,8 +288,19 @@ def delete_resource(memory, user_id: str, resource_id: str) -> bool:
         recs = store.get_memories(uid, store.resource_memory_ids(uid, res.id))
         with store.transaction():
             for rec in recs:
-                store.delete_memory(uid, rec.id, history=HistoryEvent(
-                    rec.id, uid, "DELETE", rec.text, None, actor, at=now))
+                meta = provenance.without_resource(rec, res.id)
+                if meta is None:
+                    store.delete_memory(uid, rec.id, history=HistoryEvent(
+                        rec.id, uid, "DELETE", rec.text, None, actor, at=now))
+                    continue
+                promoted = meta.get("resource_id")
+                if promoted and promoted != (rec.metadata or {}).get("resource_id"):
+                    other = store.get_resource(uid, str(promoted))
+                    if other is not None:
+                        meta["resource"] = other.filename
+                store.update_memory(uid, rec.id, fields={"metadata": meta, "updated_at": now},
+                                    history=HistoryEvent(rec.id, uid, "NONE", rec.text, rec.text,
+                                                         actor, at=now))
             store.update_resource(uid, res.id, deleted_at=now)
         if any(r.type in ("profile", "preference") for r in recs):
             refresh_profile(store, uid, now)

@@ -1,8 +1,9 @@
 """Search scopes: everything, the chat's memories only, or one resource's memories (``"all"``, ``"chat"``, ``"resource:<id>"``).
 
-A memory belongs to a resource when its ``metadata["resource_id"]`` names it (set when
-the resource's ingest ADDed it); every other memory is a chat memory (learned in chat,
-added by hand or imported). The stores' searches filter by user, type and date inside
+A memory is in a resource's scope when the file supports it (``memory.provenance``:
+learned from it, ``metadata["resource_id"]``, or also said by it, ``also_from``), and in
+the chat scope when something other than a file supports it (learned in chat, added by
+hand or imported, or a file's fact a chat message repeated). The stores' searches filter by user, type and date inside
 their queries; the scope is applied to the ranked hits, so :func:`scoped_search` asks
 for more hits until it has ``limit`` in scope or the user has no more.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from memory import provenance
 from memory.types import MemoryRecord, SearchResult
 
 SCOPES = ("all", "chat", "resource:<id>")
@@ -42,8 +44,9 @@ def scope_filter(scope: str | None) -> Callable[[MemoryRecord], bool] | None:
     if kind == "all":
         return None
     if kind == "chat":
-        return lambda rec: resource_of(rec) is None
-    return lambda rec: resource_of(rec) == rid
+        return lambda rec: any(not k.startswith("resource:") for k in provenance.sources(rec))
+    key = provenance.resource_key(rid)
+    return lambda rec: key in provenance.sources(rec)
 
 
 def scoped_search(memory, query: str, user_id: str, limit: int = 10, scope: str | None = "all",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from memory.provenance import ALSO_FROM, resource_key
 from memory.resources.model import (RESOURCE_FIELDS, Resource, resource_values,
                                     update_values)
 from memory.store.base import require_text as _text
@@ -116,17 +117,30 @@ class Resources(Connections):
         return [_resource(r) for r in found]
 
     def resource_memory_ids(self, user_id: str, resource_id: str) -> list[str]:
-        """Ids of ``user_id``'s live memories learned from ``resource_id``."""
+        """Ids of ``user_id``'s live memories the resource supports: learned from it
+        (``metadata.resource_id``) or also said by it (``metadata.also_from``,
+        ``memory.provenance``), oldest first."""
+        rid = _text(resource_id, "resource id")
         with self._read() as conn:
-            found = conn.execute(f"SELECT id FROM memories WHERE user_id = ? AND {_RID} = ? "
-                                 f"AND {live()} ORDER BY created_at, rid",
-                                 (_user(user_id), _text(resource_id, "resource id"), self._now()))
+            found = conn.execute(
+                f"SELECT id FROM memories WHERE user_id = ? AND {live()} AND ({_RID} = ? OR "
+                f"EXISTS (SELECT 1 FROM json_each(memories.metadata, '$.{ALSO_FROM}') AS j "
+                "WHERE j.value = ?)) ORDER BY created_at, rid",
+                (_user(user_id), self._now(), rid, resource_key(rid)))
             return [r[0] for r in found]
 
     def resource_memory_counts(self, user_id: str) -> dict[str, int]:
-        """``{resource_id: live memories}`` of ``user_id``."""
+        """``{resource_id: live memories it supports}`` of ``user_id`` (origin or
+        ``also_from``; a memory counts once per resource)."""
+        prefix = resource_key("")
         with self._read() as conn:
-            found = conn.execute(f"SELECT {_RID} AS r, COUNT(*) FROM memories WHERE user_id = ? "
-                                 f"AND {_RID} IS NOT NULL AND {live()} GROUP BY r",
-                                 (_user(user_id), self._now()))
+            found = conn.execute(
+                f"SELECT r, COUNT(*) FROM (SELECT rid, {_RID} AS r FROM memories "
+                f"WHERE user_id = ? AND {_RID} IS NOT NULL AND {live()} "
+                f"UNION SELECT m.rid, substr(j.value, {len(prefix) + 1}) FROM "
+                f"(SELECT rid, metadata FROM memories WHERE user_id = ? AND {live()} "
+                f"AND json_extract(metadata, '$.{ALSO_FROM}') IS NOT NULL) AS m, "
+                f"json_each(m.metadata, '$.{ALSO_FROM}') AS j WHERE j.value LIKE '{prefix}%') "
+                "GROUP BY r",
+                (_user(user_id), self._now(), user_id, self._now()))
             return {str(r): int(n) for r, n in found}

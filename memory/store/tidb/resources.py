@@ -11,6 +11,7 @@ found by
 """
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -20,6 +21,7 @@ from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateIndex, CreateTable
 
+from memory.provenance import ALSO_FROM, resource_key
 from memory.resources.model import RESOURCE_FIELDS, Resource, resource_values, update_values
 from memory.store.base import require_text as _text
 from memory.store.base import require_user as _user
@@ -110,10 +112,25 @@ class ResourceSQL:
         """The user's live memories: current (``status``) and not expired."""
         return [self.m.c.user_id == user_id, *live_conditions(self.m, now)]
 
+    def _also_from(self) -> Any:
+        return sa.func.json_extract(self.m.c.metadata, f"$.{ALSO_FROM}")
+
     def memory_ids(self, user_id: str, resource_id: str, now: Any) -> Any:
-        """Ids of the user's live memories learned from ``resource_id``."""
-        return (sa.select(self.m.c.id).where(*self._live(user_id, now), self._rid() == resource_id)
+        """Ids of the user's live memories the resource supports: learned from it
+        (``metadata.resource_id``) or also said by it (``JSON_CONTAINS`` on
+        ``metadata.also_from``, ``memory.provenance``)."""
+        also = sa.func.json_contains(self.m.c.metadata,
+                                     sa.func.json_quote(resource_key(resource_id)),
+                                     f"$.{ALSO_FROM}")
+        return (sa.select(self.m.c.id)
+                .where(*self._live(user_id, now), sa.or_(self._rid() == resource_id, also == 1))
                 .order_by(self.m.c.created_at, self.m.c.id))
+
+    def also_from(self, user_id: str, now: Any) -> Any:
+        """``(also_from JSON)`` of the user's live memories that list further sources
+        (counted per resource in Python: TiDB has no ``JSON_TABLE``)."""
+        return sa.select(self._also_from()).where(*self._live(user_id, now),
+                                                  self._also_from().is_not(None))
 
     def memory_counts(self, user_id: str, now: Any) -> Any:
         """``(resource_id, count)`` over the user's live memories linked to a resource."""
@@ -121,6 +138,9 @@ class ResourceSQL:
         return (sa.select(rid, sa.func.count()).where(*self._live(user_id, now),
                                                       self._rid().is_not(None))
                 .group_by(sa.literal_column("resource_id")))
+
+
+_PREFIX = resource_key("")
 
 
 def _resource(row: Any) -> Resource:
@@ -186,6 +206,16 @@ class ResourcesMixin:
 
     def resource_memory_counts(self, user_id: str) -> dict[str, int]:
         """``{resource_id: live memories}`` of ``user_id``."""
-        stmt = self._rsql.memory_counts(_user(user_id), utcnow())
-        return self._tx("count resource memories",
-                        lambda c: {str(r): int(n) for r, n in c.execute(stmt)})
+        uid, now = _user(user_id), utcnow()
+        q = self._rsql
+
+        def work(c: Connection) -> dict[str, int]:
+            counts = {str(r): int(n) for r, n in c.execute(q.memory_counts(uid, now))}
+            for (also,) in c.execute(q.also_from(uid, now)):
+                keys = json.loads(also) if isinstance(also, (str, bytes)) else also or []
+                for rid in {k[len(_PREFIX):] for k in keys
+                            if isinstance(k, str) and k.startswith(_PREFIX)}:
+                    counts[rid] = counts.get(rid, 0) + 1
+            return counts
+
+        return self._tx("count resource memories", work)
