@@ -1,4 +1,4 @@
-"""Rules propose, the model confirms: no memory is ended or rewritten by a write-path rule unless the model agrees that the message says so.
+"""Rules and the model propose, the model confirms: no memory is ended or rewritten on the write path unless one confirmation call agrees that the message says so.
 
 The write path's LLM-free rules (a stopped habit, ``memory.cessation``; a graduation; eating
 meat again; a move's old workplace, ``memory.moves``; "X, not Y" corrections,
@@ -7,7 +7,11 @@ so they also fire on innocent sentences in any language: "我睡觉之前喜欢�
 "before", not "formerly"), "My neighbour's kid doesn't walk Biscuit anymore" (someone
 else stopped), "I want hot chocolate, not tea, today" (a choice, not a correction).
 
-So every proposal goes to the model in ONE enum-constrained call per turn: for each
+The model's own reconciliation errs the same way (a business trip read as a move rewrote
+the user's home), so its UPDATE / DELETE is a proposal too (``second_opinion``), for a chat turn
+(``memory.learn``) and for each chunk of a document (``memory.resources.ingest``).
+
+So every proposal goes to the model in ONE enum-constrained call per turn (or chunk): for each
 proposed memory, does the message say it is no longer true for the user (``ended``) or
 not (``keeps``)? Only confirmed proposals are applied; a failed or unusable answer keeps
 every memory (failing closed: when in doubt nothing is lost). Language-neutral: the
@@ -20,6 +24,8 @@ from __future__ import annotations
 import logging
 
 from memory.errors import LLMError
+from memory.reconcile import Decision
+from memory.types import MemoryRecord
 
 log = logging.getLogger(__name__)
 
@@ -79,3 +85,42 @@ def confirmed(llm, message: str, texts: list[str]) -> list[bool]:
         return [False] * len(texts)
     out = [str(answer.get(str(i), "")).lower() == "ended" for i in range(1, len(asked) + 1)]
     return out + [False] * (len(texts) - len(asked))
+
+
+#: Reconciliation reasons whose UPDATE / DELETE the model confirms (``second_opinion``):
+#: the model's own choice (``llm``, the extractor's ``replaces``: ``extract``) and the
+#: job / home change rule (``changed``). An exact value correction of a near duplicate
+#: ("near-dup changed") and a new age ("one value") are not asked about.
+SECOND_OPINION = frozenset({"llm", "extract", "changed"})
+
+
+def second_opinion(llm, message: str, decisions: list[Decision],
+                   stale: list[tuple[MemoryRecord, str]] = ()
+                   ) -> tuple[list[Decision], list[tuple[MemoryRecord, str]]]:
+    """Ask the model once (``confirmed``; no call when nothing is proposed) whether
+    ``message`` (the user's words, or a document's chunk) ends each memory that would be
+    rewritten or ended: the rules' ``stale`` ``(memory, reason)`` proposals and the
+    reconciliation ``decisions``' UPDATE / DELETE decided by the model or the change rule
+    (``SECOND_OPINION``; "I'm in Oslo for work this week" read as a move must not
+    rewrite "Lives in Bergen"). Returns the decisions (same order; an unconfirmed change
+    becomes an ADD of its candidate, reason ``change not confirmed``: the new fact is
+    kept, the old one stays current) and the confirmed proposals. Never raises for the
+    model (a failed call confirms nothing)."""
+    stale = list(stale)
+    checked = [i for i, d in enumerate(decisions)
+               if d.action in ("UPDATE", "DELETE") and d.target is not None
+               and d.reason in SECOND_OPINION]
+    ok = confirmed(llm, message, [rec.text for rec, _ in stale]
+                   + [decisions[i].target.text for i in checked])
+    for (rec, reason), yes in zip(stale, ok):
+        if not yes:
+            log.info("rule %s proposed ending memory %s; the model did not confirm", reason, rec.id)
+    decisions = list(decisions)
+    for i, yes in zip(checked, ok[len(stale):]):
+        d = decisions[i]
+        if not yes:
+            log.info("%s of memory %s (%s) not confirmed; the candidate is added instead",
+                     d.action, d.target.id, d.reason)
+            decisions[i] = Decision(d.candidate, d.embedding, "ADD", None, d.candidate.text,
+                                    "change not confirmed")
+    return decisions, [pair for pair, yes in zip(stale, ok) if yes]

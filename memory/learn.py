@@ -122,7 +122,8 @@ def learn_turn(mem, uid: str, thread_id: str | None, user_text: str, context: st
                               shown={r.id for r in known}, message=text)
         if moves_home(decisions):
             stale += [(r, "moved") for r in left_behind(stored(), text)]
-        decisions, stale = _confirmed(mem, text, decisions, _untouched(stale, decisions))
+        decisions, stale = confirm.second_opinion(mem.llm, text, decisions,
+                                                  _untouched(stale, decisions))
         decisions += _retire(stale)
         changes = apply_decisions(mem, uid, thread_id, decisions, metadata, when)
     if known_error:
@@ -193,41 +194,6 @@ def _untouched(stale: list[tuple[MemoryRecord, str]],
             touched.add(rec.id)
             out.append((rec, reason))
     return out
-
-
-def _confirmed(mem, message: str, decisions: list[Decision],
-               stale: list[tuple[MemoryRecord, str]]
-               ) -> tuple[list[Decision], list[tuple[MemoryRecord, str]]]:
-    """Ask the model once (``memory.confirm``; no call when nothing is proposed) whether
-    the user's ``message`` ends each memory that would be rewritten or ended: the rules'
-    ``stale`` proposals and the reconciliation's UPDATE / DELETE of a memory decided by
-    the model or the change rule (``_SECOND_OPINION``; "I'm in Madrid this week" read
-    as a move must not rewrite "Lives in Seville"). Returns the decisions, an
-    unconfirmed change turned into an ADD of its candidate (the new fact kept, the old
-    one untouched), and the confirmed proposals."""
-    checked = [i for i, d in enumerate(decisions)
-               if d.action in ("UPDATE", "DELETE") and d.target is not None
-               and d.reason in _SECOND_OPINION]
-    asked = [rec.text for rec, _ in stale] + [decisions[i].target.text for i in checked]
-    ok = confirm.confirmed(mem.llm, message, asked)
-    for (rec, reason), yes in zip(stale, ok):
-        if not yes:
-            log.info("rule %s proposed ending memory %s; the model did not confirm", reason, rec.id)
-    decisions = list(decisions)
-    for i, yes in zip(checked, ok[len(stale):]):
-        d = decisions[i]
-        if not yes:
-            log.info("%s of memory %s (%s) not confirmed; the candidate is added instead",
-                     d.action, d.target.id, d.reason)
-            decisions[i] = Decision(d.candidate, d.embedding, "ADD", None, d.candidate.text,
-                                    "change not confirmed")
-    return decisions, [pair for pair, yes in zip(stale, ok) if yes]
-
-
-#: Reconciliation reasons whose UPDATE / DELETE the model confirms (``_confirmed``): the
-#: model's own choice and the job / home change rule. An exact value correction of a
-#: near duplicate ("near-dup changed") and a new age ("one value") are not asked about.
-_SECOND_OPINION = frozenset({"llm", "extract", "changed"})
 
 
 def _retire(stale: list[tuple[MemoryRecord, str]]) -> list[Decision]:

@@ -16,6 +16,9 @@ from tests.fake_llm import HTTPError, ScriptedLLM, has_image, scripted_config, s
 
 EXTRACT = "You extract memories"
 RECONCILE = "You keep a user's memory list"
+CONFIRM = "You check a user's memory list"
+#: what the scripted model answers to a confirmation (a test may set "keeps")
+VERDICT = {"answer": "ended"}
 
 FACTS = {
     "Munich": {"text": "Lives in Munich", "topic": "home"},
@@ -26,6 +29,7 @@ FACTS = {
     "Lisbon": {"text": "Plans a trip to Lisbon in May", "topic": "plan"},
     "13812345678": {"text": "Phone number is 13812345678", "topic": "other"},
     "护士": {"text": "是一名护士", "topic": "job"},
+    "peanuts": {"text": "Is allergic to peanuts", "topic": "health"},
 }
 CAT = "A grey cat named Xiaolan sleeping on a blue sofa."
 
@@ -55,6 +59,10 @@ def brain(req: dict):
         return {"memories": out}
     if RECONCILE in system:
         return {"action": "ADD", "id": "none"}
+    if CONFIRM in system:  # memory.confirm: a CV's new city does end the old one
+        user = next(m["content"] for m in req["messages"] if m["role"] == "user")
+        n = len(re.findall(r"^MEMORY \d+:", user, re.M))
+        return {str(i): VERDICT["answer"] for i in range(1, n + 1)}
     return "ok"
 
 
@@ -240,6 +248,31 @@ def test_document_updates_a_chat_memory_and_history_names_it(mem, llm):
     assert rec.id == munich.id and rec.text == "Lives in Berlin"
     last = mem.history(rec.id, "anna")[-1]
     assert (last.event, last.old_text, last.actor) == ("UPDATE", "Lives in Munich", res.actor)
+    asked = [b for b in llm.chat_requests() if CONFIRM in system_text(b)]
+    assert len(asked) == 1 and "MEMORY 1: Lives in Munich" in asked[0]["messages"][-1]["content"]
+    assert "I live in Berlin now." in asked[0]["messages"][-1]["content"]  # the chunk
+
+
+def test_a_document_rewrites_nothing_the_model_does_not_confirm(mem, llm):
+    """The file's chunk is the message of the second opinion; "keeps" → the chat's home
+    stays current and the file's fact is added beside it, constraints marked as in chat."""
+    mem.add("I live in Munich.", "anna")
+    VERDICT["answer"] = "keeps"
+    try:
+        res = ingest.add_resource(mem, b"I live in Berlin now.", "anna", filename="plan.txt")
+    finally:
+        VERDICT["answer"] = "ended"
+    assert [c["event"] for c in res.detail["changes"]] == ["ADD"]
+    assert sorted(r.text for r in mem.list("anna")) == ["Lives in Berlin", "Lives in Munich"]
+    assert mem.past("anna") == []
+
+
+def test_a_documents_constraint_is_marked_as_in_chat(mem, llm):
+    from memory.constraints import TAG, is_constraint
+    ingest.add_resource(mem, b"Medical note: I am allergic to peanuts.", "anna", filename="note.txt")
+    [rec] = mem.list("anna")
+    assert rec.text == "Is allergic to peanuts" and is_constraint(rec.tags) and TAG in rec.tags
+    assert rec.type == "profile"
 
 
 def test_soft_delete_removes_its_memories_and_keeps_history(mem, llm):

@@ -8,10 +8,13 @@
       → per batch of chunks: KNOWN memories (learn.known_for) + extract (1 LLM call,
         memory.extraction, in the document's language)
       → cleaning + PII redaction (learn.clean_candidates), de-duplication inside the document, embed
-      → reconcile against ALL the user's memories, chat ones included (0–1 LLM call
-        per ambiguous candidate, memory.reconcile)
-      → ONE store transaction: ADD / UPDATE / DELETE with history by
-        ``resource:<id8>`` (learn.apply_decisions) + status ``ready``
+      → constraints marked (memory.constraints), reconcile against ALL the user's
+        memories, chat ones included (0–1 LLM call per ambiguous candidate,
+        memory.reconcile); a rewrite or ending only when the model confirms the chunk
+        ends the old value (memory.confirm, as for a chat turn)
+      → ONE store transaction: ADD / UPDATE / END with history by
+        ``resource:<id8>``, earlier values kept, a restated memory gains this file as a
+        source (learn.apply_decisions, memory.provenance) + status ``ready``
 
 Any failure before that transaction (corrupt file, LLM down) marks the resource
 ``failed`` with one line (``detail["failure"]``: ``input`` or ``service``) and writes no
@@ -35,7 +38,7 @@ from memory.extraction import Candidate, extract
 from memory.grounding import support
 from memory.intents import normalize
 from memory.learn import apply_decisions, clean_candidates, known_for
-from memory import provenance
+from memory import confirm, constraints, provenance
 from memory.profile import refresh_profile
 from memory.reconcile import NEAR_DUP, reconcile
 from memory.resources import lease
@@ -159,7 +162,9 @@ def learn_blocks(memory, res: Resource, blocks, info: dict, *, batch_chars: int 
         if found:
             vectors = memory.embedder.embed_documents([c.text for c, _ in found])
             found, vectors = _no_near_duplicates(found, np.asarray(vectors, dtype=np.float32))
-            decisions = reconcile(llm, store, uid, [c for c, _ in found], vectors, shown=shown)
+            constraints.mark([c for c, _ in found], memory.embedder, vectors)
+            decisions = _second_opinion(llm, found, reconcile(
+                llm, store, uid, [c for c, _ in found], vectors, shown=shown))
         detail = {"pages": info.get("pages"), "blocks": len(blocks), "chunks": len(chunks),
                   "chunks_used": len(used), "batches": len(groups)}
         with store.transaction():
@@ -176,6 +181,24 @@ def learn_blocks(memory, res: Resource, blocks, info: dict, *, batch_chars: int 
             store.update_resource(uid, res.id, status="ready", error=None, detail=detail)
     res.status, res.error, res.detail = "ready", None, detail
     return changes
+
+
+def _second_opinion(llm, found: list[tuple[Candidate, Chunk]], decisions: list) -> list:
+    """The chat's second opinion (``memory.confirm.second_opinion``) for a document: the
+    reconciliation's rewrites and endings of each chunk are applied only when the model
+    confirms that chunk ends the old value (one call per chunk that proposes any; a CV's
+    "Address: Berlin" ends "Lives in Munich", a travel plan's week in Rome does not)."""
+    out = list(decisions)
+    by_chunk: dict[int, list[int]] = {}
+    for i, (d, (_, chunk)) in enumerate(zip(decisions, found)):
+        if d.action in ("UPDATE", "DELETE") and d.reason in confirm.SECOND_OPINION:
+            by_chunk.setdefault(id(chunk), []).append(i)
+    for rows in by_chunk.values():
+        checked, _ = confirm.second_opinion(llm, found[rows[0]][1].text,
+                                            [decisions[i] for i in rows])
+        for i, d in zip(rows, checked):
+            out[i] = d
+    return out
 
 
 def origin(text: str, batch: list[Chunk]) -> Chunk:
