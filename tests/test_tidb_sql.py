@@ -427,3 +427,15 @@ def test_a_resource_finds_the_memories_it_also_supports(q):
                            "FROM memories WHERE memories.user_id = %s")
     assert "json_extract(memories.metadata, %s) IS NOT NULL" in also
     assert "memories.status = 'current'" in also
+
+
+def test_a_resource_claim_is_a_compare_and_set(q):
+    """Taking over an abandoned upload (``claim_resource``): the UPDATE matches only the
+    ``updated_at`` the claimer read, so the second of two claims changes no row."""
+    from memory.store.tidb.resources import ResourceSQL, resources_table
+
+    rq = ResourceSQL(resources_table(), q.s.memories)
+    claim = sql(rq.update("u1", "r1", {"status": "pending"}, seen_updated_at=NOW))
+    assert claim.startswith("UPDATE resources SET status=%s WHERE resources.user_id = %s "
+                            "AND resources.id = %s AND resources.updated_at = %s"), claim
+    assert "updated_at = %s" not in sql(rq.update("u1", "r1", {"status": "ready"}))

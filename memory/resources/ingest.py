@@ -98,7 +98,12 @@ def add_resource(memory, source: Any, user_id: str, filename: str | None = None,
     started = {"ingest": lease.owner()}
     if existing is not None:
         res = existing
-        store.update_resource(uid, res.id, status="pending", error=None, detail=started)
+        if not store.claim_resource(uid, res.id, res.updated_at, status="pending", error=None,
+                                    detail=started):
+            # another upload took the failed or abandoned row over first: it learns
+            res = store.get_resource(uid, res.id) or res
+            res.duplicate = True
+            return _counted(memory, res)
         res.status, res.error, res.detail = "pending", None, started
     else:
         fresh = Resource(id=new_id(), user_id=uid, filename=name, mime=detected,

@@ -13,8 +13,9 @@ again starts afresh instead of answering "already known" with no memories, when
 * or nothing renewed it for :data:`LEASE` (an owner on another host, or a row
   written before owners were recorded).
 
-Two uploads taking over the same abandoned row at the same moment both learn from it;
-reconciliation keeps their memories apart from duplicates.
+Two uploads taking over the same abandoned (or failed) row at the same moment: the
+takeover is a compare-and-set on ``updated_at`` (``Store.claim_resource``), so exactly one
+learns from it and the other answers the row as a ``pending`` duplicate.
 """
 from __future__ import annotations
 

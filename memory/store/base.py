@@ -343,6 +343,15 @@ class Store(ABC):
         ``deleted_at`` of one resource of ``user_id``. Returns False if it has none."""
 
     @abstractmethod
+    def claim_resource(self, user_id: str, resource_id: str, seen_updated_at: datetime,
+                       **fields: Any) -> bool:
+        """``update_resource`` only if the row's ``updated_at`` is still
+        ``seen_updated_at`` (a compare-and-set in one statement): of two uploads taking
+        over the same abandoned ``pending`` resource at once, exactly one gets True and
+        learns from it. Returns False when another writer changed the row first, or
+        there is no such row."""
+
+    @abstractmethod
     def get_resource(self, user_id: str, resource_id: str,
                      include_deleted: bool = False) -> "Resource | None":
         """One resource of ``user_id`` (a soft-deleted one only with

@@ -10,6 +10,7 @@ memory lookups and counts.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from memory.provenance import ALSO_FROM, resource_key
@@ -88,6 +89,19 @@ class Resources(Connections):
         with self._write() as conn:
             cur = conn.execute(f"UPDATE resources SET {assignments} WHERE user_id = ? AND id = ?",
                                (*sets.values(), _user(user_id), _text(resource_id, "resource id")))
+            return cur.rowcount > 0
+
+    def claim_resource(self, user_id: str, resource_id: str, seen_updated_at: datetime,
+                       **fields: Any) -> bool:
+        """``update_resource`` only while ``updated_at`` is still ``seen_updated_at``
+        (one UPDATE … WHERE: SQLite serialises writers, so one of two claims wins)."""
+        sets = _encode(update_values(fields))
+        seen = rows.ts(seen_updated_at)
+        assignments = ", ".join(f"{k} = ?" for k in sets)
+        with self._write() as conn:
+            cur = conn.execute(f"UPDATE resources SET {assignments} WHERE user_id = ? AND id = ? "
+                               "AND updated_at = ?",
+                               (*sets.values(), _user(user_id), _text(resource_id, "resource id"), seen))
             return cur.rowcount > 0
 
     def get_resource(self, user_id: str, resource_id: str,

@@ -100,10 +100,15 @@ class ResourceSQL:
             stmt = stmt.where(t.deleted_at.is_(None))
         return stmt.order_by(t.created_at.desc(), t.id).limit(int(limit)).offset(int(offset))
 
-    def update(self, user_id: str, resource_id: str, values: dict[str, Any]) -> Any:
-        """``UPDATE resources SET … WHERE user_id = :u AND id = :id``."""
+    def update(self, user_id: str, resource_id: str, values: dict[str, Any],
+               seen_updated_at: Any = None) -> Any:
+        """``UPDATE resources SET … WHERE user_id = :u AND id = :id`` (``AND updated_at
+        = :seen`` for a claim: a compare-and-set, one winner of two)."""
         t = self.t.c
-        return sa.update(self.t).where(t.user_id == user_id, t.id == resource_id).values(values)
+        where = [t.user_id == user_id, t.id == resource_id]
+        if seen_updated_at is not None:
+            where.append(t.updated_at == seen_updated_at)
+        return sa.update(self.t).where(*where).values(values)
 
     def _rid(self) -> Any:
         return sa.func.json_unquote(sa.func.json_extract(self.m.c.metadata, "$.resource_id"))
@@ -179,6 +184,15 @@ class ResourcesMixin:
         stmt = self._rsql.update(_user(user_id), _text(resource_id, "resource id"),
                                  update_values(fields))
         return bool(self._tx("update resource", lambda c: c.execute(stmt).rowcount))
+
+    def claim_resource(self, user_id: str, resource_id: str, seen_updated_at: Any,
+                       **fields: Any) -> bool:
+        """``update_resource`` only while ``updated_at`` is still ``seen_updated_at``
+        (one UPDATE … WHERE; TiDB's row lock makes the second claim see the first's
+        new ``updated_at`` and match nothing)."""
+        stmt = self._rsql.update(_user(user_id), _text(resource_id, "resource id"),
+                                 update_values(fields), seen_updated_at=seen_updated_at)
+        return bool(self._tx("claim resource", lambda c: c.execute(stmt).rowcount))
 
     def get_resource(self, user_id: str, resource_id: str,
                      include_deleted: bool = False) -> Resource | None:
