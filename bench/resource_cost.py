@@ -1,7 +1,10 @@
-"""Cost of learning from a document: LLM calls and seconds per page for a generated 10-page PDF (issue 11).
+"""Cost of learning from a document: LLM calls and seconds per page for a generated 10-page PDF (issue 11),
+and per file for a CV (PDF and DOCX) and a product manual (issue 24).
 
-    python bench/resource_cost.py              # the configured LLM (the local model by default)
-    python bench/resource_cost.py --scripted   # the scripted test server (plumbing check only)
+    python bench/resource_cost.py                      # the configured LLM (the local model by default)
+    python bench/resource_cost.py --scripted           # the scripted test server (plumbing check only)
+    python bench/resource_cost.py --files              # per file: the CV PDF, its DOCX twin, the manual
+    python bench/resource_cost.py --scripted --files   # the same on the scripted test server
 
 The PDF (written with fpdf2) is a personal travel journal mixed with reference text:
 6 pages speak about the author in the first person, 4 hold only third-person text
@@ -9,6 +12,13 @@ The PDF (written with fpdf2) is a personal travel journal mixed with reference t
 store; the report gives pages, chunks, chunks sent to the LLM, extraction batches, LLM
 calls (extraction + reconciliation + retries), memories stored, and seconds in all and
 per page, next to what one call per chunk would have cost.
+
+``--files`` ingests the documents of tests/documents.py, each into a fresh user of a fresh
+store: a 2-page CV as PDF (``cv.pdf``) and as DOCX (``cv.docx``, the same lines), and a
+10-page coffee-machine manual in its vendor's voice with one first-person paragraph by
+its owner (``manual.pdf``). The JSON report lists per file its name, bytes, pages,
+chunks, chunks used, LLM calls, seconds, memories and their texts; a Markdown table
+(file | pages | chunks used/all | LLM calls | seconds | memories) follows it.
 """
 from __future__ import annotations
 
@@ -21,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import git_describe  # noqa: E402
+from bench.common import git_describe, markdown_table  # noqa: E402
 
 PERSONAL = [
     "I moved to Lisbon in March 2021 after five years in Hamburg. I work as a data engineer "
@@ -71,27 +81,42 @@ def make_pdf() -> bytes:
     return bytes(pdf.output())
 
 
+#: The scripted extractor's facts: a keyword of the batch → (memory text, topic).
+SCRIPTED_FACTS = (
+    ("data engineer", "Works as a data engineer", "job"),  # the journal
+    ("Lisbon in March", "Moved to Lisbon in March 2021", "home"),
+    ("Japan", "Plans a trip to Japan with sister Lena", "plan"),
+    ("walnuts", "Is allergic to walnuts", "health"),
+    ("Lena Vogel", "Name is Lena Vogel", "name"),  # the CV
+    ("Torstrasse", "Lives in Berlin", "home"),
+    ("Data Engineer,", "Works as a data engineer", "job"),
+    ("Languages:", "Speaks German, English and Spanish", "other"),
+    ("Hobbies:", "Likes bouldering and cycling", "like"),
+    ("Vienna", "Bought the coffee machine in Vienna in 2024", "event"),  # the manual
+)
+
+
 def scripted_responder(req: dict):
-    """Extraction: one fact per batch that says "I work"/"I moved"…, else nothing;
-    reconciliation: ADD."""
+    """Extraction: the facts of ``SCRIPTED_FACTS`` whose keyword the batch holds (the
+    journal's "I work"/"I moved"…, the CV's lines, the manual's owner notes), else
+    nothing; reconciliation: ADD."""
     from tests.fake_llm import system_text
 
     system = system_text(req)
     user = next((m["content"] for m in req["messages"] if m["role"] == "user"), "")
     if "You extract memories" in system:
         said = user.split("User: ")[-1]
-        facts = [{"text": t, "topic": topic} for key, t, topic in (
-            ("data engineer", "Works as a data engineer", "job"),
-            ("Lisbon in March", "Moved to Lisbon in March 2021", "home"),
-            ("Japan", "Plans a trip to Japan with sister Lena", "plan"),
-            ("walnuts", "Is allergic to walnuts", "health")) if key in said]
-        return {"memories": facts}
+        return {"memories": [{"text": t, "topic": topic}
+                             for key, t, topic in SCRIPTED_FACTS if key in said]}
     return {"action": "ADD", "id": "none"}
 
 
-def run(scripted: bool, data_dir: Path, batch_chars: int | None = None) -> dict:
-    """Ingest the PDF once and return the cost report (a JSON-ready dict)."""
+def ingest_one(scripted: bool, data_dir: Path, data: bytes, filename: str,
+               batch_chars: int | None = None) -> dict:
+    """Ingest ``data`` (a file's bytes, shown as ``filename``) for user ``bench`` of a
+    fresh store in ``data_dir`` and return the cost report (a JSON-ready dict)."""
     from memory import Memory, load_config
+    from memory.language import is_surely
     from memory.resources import ingest
     from memory.resources.chunking import BATCH_CHARS
 
@@ -106,16 +131,16 @@ def run(scripted: bool, data_dir: Path, batch_chars: int | None = None) -> dict:
     mem = Memory(config)
     try:
         mem.embedder.embed_query("warm up")
-        data = make_pdf()
+        is_surely("Warm up the language detector.", "en")  # loads once per process (~1 s)
         started = time.perf_counter()
-        res = ingest.add_resource(mem, data, "bench", filename="journal.pdf",
+        res = ingest.add_resource(mem, data, "bench", filename=filename,
                                   batch_chars=batch_chars or BATCH_CHARS)
         seconds = time.perf_counter() - started
         d = res.detail
         pages = d.get("pages") or 0
         return {
             "llm": "scripted" if scripted else (mem.llm.model or mem.llm.base_url),
-            "status": res.status, "error": res.error, "pages": pages, "bytes": len(data),
+            "status": res.status, "error": res.error, "pages": d.get("pages"), "bytes": len(data),
             "chunks": d.get("chunks"), "chunks_used": d.get("chunks_used"),
             "batches": d.get("batches"), "batch_chars": batch_chars or BATCH_CHARS,
             "llm_calls": d.get("llm_calls"), "memories": res.memory_count,
@@ -131,18 +156,52 @@ def run(scripted: bool, data_dir: Path, batch_chars: int | None = None) -> dict:
             server.stop()
 
 
+def run(scripted: bool, data_dir: Path, batch_chars: int | None = None) -> dict:
+    """Ingest the journal PDF once and return the cost report (a JSON-ready dict)."""
+    return ingest_one(scripted, data_dir, make_pdf(), "journal.pdf", batch_chars)
+
+
+def run_files(scripted: bool, data_dir: Path, batch_chars: int | None = None) -> dict:
+    """Ingest the CV PDF, the CV DOCX and the manual, each into a fresh store under
+    ``data_dir``; return ``{"llm", "status", "files": [per-file report]}`` (``status``:
+    ``ready`` when every file is)."""
+    from tests.documents import cv_docx, cv_pdf, manual_pdf
+
+    files = []
+    for name, make in (("cv.pdf", cv_pdf), ("cv.docx", cv_docx), ("manual.pdf", manual_pdf)):
+        report = ingest_one(scripted, data_dir / name.replace(".", "-"), make(), name, batch_chars)
+        llm = report.pop("llm")
+        files.append({"file": name, **report})
+    ready = all(f["status"] == "ready" for f in files)
+    return {"llm": llm, "status": "ready" if ready else "failed", "files": files}
+
+
+def files_table(files: list[dict]) -> str:
+    """The per-file reports of ``run_files`` as a Markdown table: file | pages | chunks
+    used/all | LLM calls | seconds | memories."""
+    return markdown_table([{
+        "file": f["file"], "pages": f["pages"] or "-",
+        "chunks used/all": f"{f['chunks_used']}/{f['chunks']}", "LLM calls": f["llm_calls"],
+        "seconds": f"{f['seconds']:.1f}", "memories": f["memories"]} for f in files])
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Parse arguments, run once, print the report as JSON (and write ``--out``)."""
+    """Parse arguments, run once, print the report as JSON (and write ``--out``); with
+    ``--files`` also print the per-file Markdown table."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scripted", action="store_true", help="use the scripted test LLM server")
+    ap.add_argument("--files", action="store_true",
+                    help="per file: the CV as PDF and DOCX and a 10-page manual (tests/documents.py)")
     ap.add_argument("--batch-chars", type=int, help="characters per extraction call")
     ap.add_argument("--out", help="also write the JSON report to this file")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        report = run(args.scripted, Path(tmp), args.batch_chars)
+        report = (run_files if args.files else run)(args.scripted, Path(tmp), args.batch_chars)
     report["git_describe"] = git_describe()
     text = json.dumps(report, ensure_ascii=False, indent=2)
     print(text)
+    if args.files:
+        print("\n" + files_table(report["files"]))
     if args.out:
         Path(args.out).write_text(text + "\n", encoding="utf-8")
     return 0 if report["status"] == "ready" else 1

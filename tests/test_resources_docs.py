@@ -2,8 +2,8 @@
 text with and without a byte-order mark, a manual in a vendor's voice, HTML and Markdown
 for a user who already has memories, an image and audio without their models, a garbled
 PDF, history naming the file, and an ingest killed while ``pending``. Real files
-generated here, a real SQLite store, the real embedder and the scripted
-OpenAI-compatible server on 127.0.0.1 playing the LLM."""
+generated here and in tests/documents.py, a real SQLite store, the real embedder and
+the scripted OpenAI-compatible server on 127.0.0.1 playing the LLM."""
 from __future__ import annotations
 
 import io
@@ -28,6 +28,7 @@ from memory.resources.extract import Block
 from memory.resources.model import Resource
 from memory.resources.sniff import sniff
 from memory.types import new_id, utcnow
+from tests.documents import cv_pdf
 from tests.fake_llm import ScriptedLLM, scripted_config, system_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,35 +81,6 @@ def texts(mem, user: str, rid: str) -> list[str]:
 
 
 # ---- 1. a PDF CV's first page ---------------------------------------------------------
-DUTIES = ("Designed and operated batch and streaming pipelines for the logistics division. "
-          "Moved the nightly warehouse loads from cron scripts to Airflow with tested DAGs. "
-          "Cut the cost of the reporting cluster by a third through partitioning and caching. "
-          "Introduced data contracts between the ordering and the billing services. "
-          "Mentored two junior engineers and ran the weekly data quality review. "
-          "Wrote the runbooks for on-call and led the migration of dashboards to Superset. ")
-
-
-def cv_pdf() -> bytes:
-    """A 2-page CV (fpdf2): page 1 holds name, address, the job and a long list of
-    duties (over 800 characters, so the page is cut into several chunks); page 2
-    languages and hobbies. No sentence says "I"."""
-    from fpdf import FPDF
-
-    pdf = FPDF()
-    pdf.set_font("helvetica", size=11)
-    pdf.add_page()
-    for line in ("Lena Vogel", "Address: Torstrasse 12, 10119 Berlin", "Phone: +49 30 1234567",
-                 "Experience", "Data Engineer, Acme Logistics GmbH, 2019 - today"):
-        pdf.cell(0, 7, line, new_x="LMARGIN", new_y="NEXT")
-    pdf.multi_cell(0, 6, DUTIES * 2, new_x="LMARGIN", new_y="NEXT")
-    pdf.cell(0, 7, "Education", new_x="LMARGIN", new_y="NEXT")
-    pdf.cell(0, 7, "MSc Computer Science, TU Dresden, 2017", new_x="LMARGIN", new_y="NEXT")
-    pdf.add_page()
-    for line in ("Languages: German, English, Spanish", "Hobbies: Bouldering, cycling"):
-        pdf.cell(0, 7, line, new_x="LMARGIN", new_y="NEXT")
-    return bytes(pdf.output())
-
-
 def test_issue_reproducer_keeps_labels_at_line_starts():
     text = "Lena\nAddress: Berlin\nExperience\nData Engineer\n" + "Built pipelines. " * 60
     chunks = chunk_blocks([Block(text, page=1)])
