@@ -142,11 +142,11 @@ def test_a_rule_ends_nothing_the_model_does_not_confirm(tmp_path):
 
 
 def test_a_change_the_model_proposes_is_applied_only_when_it_confirms(tmp_path):
-    """The extractor marks a trip as replacing the home ("replaces"); the second opinion
-    (``memory.confirm``) answers "keeps": the home stays current, the trip is added,
-    nothing is superseded. When it answers "ended" the home is replaced."""
-    FACTS["Madrid"] = [{"text": "Is in Madrid for a trial", "topic": "home",
-                        "replaces": "Lives in "}]
+    """The extractor reads a trip as a move ("Lives in Madrid", ``replaces`` the home);
+    the second opinion (``memory.confirm``) answers "keeps": the home stays current, the
+    new fact is added, nothing is superseded. When it answers "ended" the home is
+    replaced."""
+    FACTS["Madrid"] = [{"text": "Lives in Madrid", "topic": "home", "replaces": "Lives in "}]
     verdict = {"answer": "keeps"}
 
     def second_opinion(req):
@@ -160,19 +160,47 @@ def test_a_change_the_model_proposes_is_applied_only_when_it_confirms(tmp_path):
             try:
                 m.add("I live in Munich and I'm a data engineer.", "ana")
                 changes = m.add("This week I'm in Madrid for a trial.", "ana")
-                assert [(c.event, c.text) for c in changes] == [
-                    ("ADD", "Is in Madrid for a trial")]
+                assert [(c.event, c.text) for c in changes] == [("ADD", "Lives in Madrid")]
                 assert "Lives in Munich" in texts(m, "ana") and m.past("ana") == []
                 asked = [r for r in llm.requests
                          if "You check a user's memory list" in system_text(r.body)]
                 assert len(asked) == 1 and "MEMORY 1: Lives in Munich" in asked[0].body["messages"][-1]["content"]
                 verdict["answer"] = "ended"
                 changes = m.add("I moved to Berlin last month.", "ana")
-                assert [(c.event, c.old_text) for c in changes] == [("UPDATE", "Lives in Munich")]
+                assert [(c.event, c.text) for c in changes] == [("UPDATE", "Lives in Berlin")]
             finally:
                 m.close()
     finally:
         del FACTS["Madrid"]
+
+
+def test_a_trip_the_model_marks_as_the_new_home_replaces_nothing(tmp_path):
+    """"Is in Tokyo for two weeks" marked as replacing "Lives in Denver": not stated like
+    a home (``reconcile.restates_kind``, cosine under the home topic's bound), so it is
+    added as an ordinary fact (topic ``other``) without asking, and the home stays."""
+    FACTS["Tokyo"] = [{"text": "Is in Tokyo for two weeks", "topic": "home",
+                       "replaces": "Lives in "}]
+    FACTS["Denver"] = [{"text": "Lives in Denver", "topic": "home"}]
+
+    def reconcile_says_update(req):
+        if "You keep a user's memory list" in system_text(req):
+            return {"action": "UPDATE", "id": "a"}
+        return _brain(req)
+
+    try:
+        with ScriptedLLM(reconcile_says_update) as llm:
+            m = Memory(scripted_config(tmp_path, llm))
+            try:
+                m.add("I live in Denver.", "kai")
+                changes = m.add("I'm spending two weeks in Tokyo for a course.", "kai")
+                assert [(c.event, c.text) for c in changes] == [("ADD", "Is in Tokyo for two weeks")]
+                assert texts(m, "kai") == ["Is in Tokyo for two weeks", "Lives in Denver"]
+                trip = next(r for r in m.list("kai") if "Tokyo" in r.text)
+                assert trip.tags[0] == "other" and m.past("kai") == []
+            finally:
+                m.close()
+    finally:
+        del FACTS["Tokyo"], FACTS["Denver"]
 
 
 def test_a_correction_rewrites_nothing_the_model_does_not_confirm(tmp_path):
