@@ -4,7 +4,7 @@ Run with ``streamlit run app.py``. Everything goes through the public ``Memory``
 (API.md); the shared UI glue lives in the ``webui`` package (``webui/panel.py`` draws the
 memory panel).
 
-Flow of one message — ``memory.turn.run_turn`` split across two threads: ``mem.chat``
+Flow of one message — ``memory.chat.turn.run_turn`` split across two threads: ``mem.chat``
 (images, thread, retrieve, prompt), ``st.write_stream`` over the turn (stream), then
 ``turn.changes()`` (learn, summarise) submitted to a background pool so the next message
 is never blocked; a fragment polling once a second (only while something is pending)
@@ -18,8 +18,8 @@ from typing import Any, Iterator
 import streamlit as st
 
 import webui as ui
-from memory.errors import LLMError, one_line
-from memory.images import IMAGE_MARK
+from memory.llm.errors import LLMError, one_line
+from memory.chat.images import IMAGE_MARK
 from webui.panel import extract_changes, render_panel
 from webui.session import flash, flash_outcome
 

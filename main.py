@@ -33,10 +33,10 @@ from pathlib import Path
 from cli.output import CLIError, console, err_console, memory_table, print_changes, resolve_id
 from cli.repl import repl
 from memory.config import ConfigError, load_config
-from memory.errors import one_line
+from memory.llm.errors import one_line
 from memory.types import MEMORY_TYPES
-from memory.users import check_user_id
-from memory.validate import MAX_LIST_LIMIT
+from memory.safety.users import check_user_id
+from memory.safety.validate import MAX_LIST_LIMIT
 
 
 class Parser(argparse.ArgumentParser):
@@ -151,7 +151,7 @@ def migrate_cmd(args) -> int:
     """Copy everything from the configured store to the other kind (``--to``)."""
     if args.status:
         return migration_status_cmd(args)
-    from memory.embedder import make_embedder
+    from memory.embed.embedder import make_embedder
     from memory.migrate import migrate
     from memory.store import open_store
 
@@ -173,7 +173,7 @@ def migrate_cmd(args) -> int:
 
 def reembed_cmd(args) -> int:
     """Re-embed every memory with the configured embedder (after changing EMBEDDER)."""
-    from memory.maintenance import reembed
+    from memory.embed.reembed import reembed
 
     report = reembed(load_config(), progress=not args.json)
     _emit(args, report, lambda: console.print(
@@ -183,8 +183,8 @@ def reembed_cmd(args) -> int:
 
 def purge_cmd(args) -> int:
     """Erase, for every user, the memories forgotten in chat more than
-    ``MEMORY_FORGET_RETENTION_HOURS`` ago (``memory.retention``)."""
-    from memory.retention import purge_all
+    ``MEMORY_FORGET_RETENTION_HOURS`` ago (``memory.write.retention``)."""
+    from memory.write.retention import purge_all
 
     mem = _open_memory(args)
     try:

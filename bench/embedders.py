@@ -42,7 +42,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.common import git_describe, repair_evidence  # noqa: E402
-from memory.embedder import (E5Embedder, Embedder, EmbedderError,  # noqa: E402
+from memory.embed.embedder import (E5Embedder, Embedder, EmbedderError,  # noqa: E402
                              MiniLMEmbedder, OpenAIEmbedder, USEEmbedder)
 
 ZH_EN_SET = ROOT / "bench" / "data" / "zh_en_set.json"

@@ -59,7 +59,7 @@ class InstantLLM:
                      if line.startswith("KNOWN ")]
             user = user_msg.split("User: ", 1)[-1].split("\n(Assistant", 1)[0]
             return {"memories": self.facts(user, known)}
-        if name == "endings":  # memory.confirm: the second opinion agrees
+        if name == "endings":  # memory.write.confirm: the second opinion agrees
             self.calls.append(("confirm", self._tokens(messages)))
             return {k: "ended" for k in schema.get("required", [])}
         self.calls.append(("reconcile", self._tokens(messages)))

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (DEFAULT_LOCOMO, Timer, load_locomo, make_memory,  # noqa: E402
                           summarize_ms, write_json)
 from bench.search_timing import profile_search, timed  # noqa: E402
-from memory.retrieval import SearchWeights, hybrid_search  # noqa: E402
+from memory.search.hybrid import SearchWeights, hybrid_search  # noqa: E402
 from memory.types import HistoryEvent, MemoryRecord, new_id  # noqa: E402
 
 USER = "locomo-latency"

@@ -64,9 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import llama_cpp
-    from memory import llama_build
+    from memory.llm import llama_build
     from memory.config import load_config
-    from memory.local_model import assemble_model
+    from memory.llm.weights import assemble_model
 
     path = assemble_model(args.model, load_config(env_file=None).memory_model_dir)
     llm = llama_cpp.Llama(model_path=str(path), n_ctx=2048, n_threads=args.threads,

@@ -59,7 +59,7 @@ from bench.common import (CATEGORIES, DEFAULT_LOCOMO, Conversation, Timer,  # no
                           load_locomo, make_memory, print_table, recall_at, turn_context,
                           turn_text,
                           write_json)
-from memory.retrieval import SearchWeights  # noqa: E402
+from memory.search.hybrid import SearchWeights  # noqa: E402
 
 KS = (1, 5, 10)
 FORMATS = ("plain", "context-meta", "context", "dated", "raw")

@@ -251,7 +251,7 @@ def build_memory(data_dir: str | os.PathLike, **overrides: Any):
         env = str(REPO / ".env")
         product = load_config(env_file=env, **overrides)
         if product.uses_local_llm:
-            from memory import local_llm
+            from memory.llm import local_server as local_llm
             local_llm.ensure_server(product)
         return Memory(load_config(env_file=env, **{**overrides, "memory_data_dir": str(data_dir)}))
     return quality_build(data_dir, **overrides)

@@ -115,7 +115,7 @@ def ingest_speaker(mem, conv: Conversation, speaker: str, max_sessions: int | No
     ``{session, chunk, user_chars, seconds, llm_calls, changes: {ADD: n, …}, memories
     (texts added/updated), forget_path, error}``. ``forget_path``: the product's forget
     detector fired on the batch (then the add deletes instead of learning)."""
-    from memory.intents import is_forget_request
+    from memory.write.intents import is_forget_request
 
     uid = memory_user(conv, speaker)
     records: list[dict[str, Any]] = []

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import DEFAULT_LOCOMO, load_locomo, make_memory  # noqa: E402
 from bench.locomo import FORMATS, HALVES, evaluate, ingest, summarize  # noqa: E402
-from memory.retrieval import SearchWeights  # noqa: E402
+from memory.search.hybrid import SearchWeights  # noqa: E402
 
 
 def parse_grid(text: str) -> list[dict[str, float]]:

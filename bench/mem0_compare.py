@@ -99,7 +99,7 @@ def run_ours(data: Path, conversations: int | None, formats: list[str], sizes: l
     and search latency of the product. ``locomo[fmt]["rows"]`` as in
     :func:`recall_summary`."""
     from bench.locomo import configs, evaluate, ingest
-    from memory.retrieval import hybrid_search
+    from memory.search.hybrid import hybrid_search
 
     convs = pick(load_locomo(data), half, conversations)
     out: dict[str, Any] = {"locomo": {}}

@@ -90,7 +90,7 @@ def build_mem0(folder: Path, model: str, base_url: str):
     from mem0 import Memory as Mem0Memory
 
     from bench.mem0_side import _USEForMem0
-    from memory.embedder import make_embedder
+    from memory.embed.embedder import make_embedder
 
     class USEForMem0(_USEForMem0):
         """``bench.mem0_side``'s wrapper plus a batched ``embed_batch`` (Mem0 2.x

@@ -159,7 +159,7 @@ def build(folder: Path, name: str, search: str):
     RuntimeError when it does not (a "hybrid" that silently fell back to dense)."""
     from mem0 import Memory as Mem0Memory
 
-    from memory.embedder import make_embedder
+    from memory.embed.embedder import make_embedder
 
     cfg = {"vector_store": {"provider": "qdrant",
                             "config": {"path": str(folder / f"{name}-qdrant"),

@@ -325,7 +325,7 @@ def build_memory(data_dir: str | os.PathLike, env_file: str | None = None,
     env = env_file if env_file is not None else str(REPO / ".env")
     product = load_config(env_file=env, **overrides)
     if product.uses_local_llm:
-        from memory import local_llm
+        from memory.llm import local_server as local_llm
         local_llm.ensure_server(product)
     cfg = load_config(env_file=env, **{**overrides, "memory_data_dir": str(data_dir)})
     return Memory(cfg)

@@ -138,7 +138,7 @@ LANGID_MARGIN_EN = 0.3
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]")
 _LATIN_WORD = re.compile(r"[a-zA-Z\u00c0-\u024f]+")
-#: PII placeholders written by memory.pii (``[PHONE]``, ``[EMAIL]`` ...): not language
+#: PII placeholders written by memory.safety.pii (``[PHONE]``, ``[EMAIL]`` ...): not language
 _PLACEHOLDER = re.compile(r"\[[A-Za-z_]+\]")
 
 

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"(first token / whole reply)", file=sys.stderr, flush=True)
         mem.close()
         if mem.llm.memory_config is not mem.config:   # started in this temporary data dir:
-            from memory import local_llm              # its pid file goes with the folder
+            from memory.llm import local_server as local_llm  # its pid file goes with the folder
             local_llm.stop_server(mem.llm.memory_config)
     stats = {k: {"p50": round(statistics.median(r[k] for r in rows), 2),
                  "max": round(max(r[k] for r in rows), 2)}

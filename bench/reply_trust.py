@@ -3,7 +3,7 @@
 Each case of ``bench/data/reply_trust.json`` is a FRESH user with 2–5 memories written
 as the write path stores them — raw through ``Memory.add(text, uid, infer=False,
 memory_type=<topic's type>, importance=<topic's importance>, tags=[topic],
-created_at=<days ago>)``, and, exactly as the write path's ``memory.constraints.mark``
+created_at=<days ago>)``, and, exactly as the write path's ``memory.write.constraints.mark``
 does, the ``constraint`` tag (type profile, importance ≥ 4) on the memories the
 embedder classifier calls constraints — then one message in a NEW chat
 (``mem.chat(prompt, uid).run()``; nothing is learned from it). LLM-free checks, written
@@ -133,7 +133,7 @@ def score(case: dict[str, Any], reply: str) -> dict[str, Any]:
 # ---- running ----------------------------------------------------------------------------------
 def seed(mem, case: dict[str, Any], uid: str) -> None:
     """Write the case's memories as the write path stores them (module docstring)."""
-    from memory import constraints, topics
+    from memory.write import constraints, topics
     from memory.types import utcnow
 
     texts = [m[0] for m in case["memories"]]

@@ -3,7 +3,7 @@
 Every case of ``bench/data/reply_use.json`` is a FRESH user (one user id per case) with
 3–6 stored memories — written raw through the public API exactly as the extractor stores
 them (``Memory.add(text, uid, infer=False, memory_type=<topic's type>,
-importance=<topic's importance>, tags=[topic])``, see ``memory/topics.py``), 1–2 of them
+importance=<topic's importance>, tags=[topic])``, see ``memory/write/topics.py``), 1–2 of them
 irrelevant distractors — and one suggestion-style prompt ("Any ideas for what I could do
 this weekend?", "我晚上吃什么好？") asked in a NEW chat::
 
@@ -118,8 +118,8 @@ def retrieved(case: dict[str, Any], memories: list[str], profile: str) -> list[s
 # ---- the case loop (takes any Memory: the real one, or one on the scripted server) --------
 def store_memories(mem, case: dict[str, Any], uid: str) -> None:
     """Write the case's memories raw, with the type, importance and tag the extractor
-    derives from the topic (``memory.topics``)."""
-    from memory import topics
+    derives from the topic (``memory.write.topics``)."""
+    from memory.write import topics
 
     for m in case["memories"]:
         topic = topics.get(m["topic"])

@@ -116,7 +116,7 @@ def ingest_one(scripted: bool, data_dir: Path, data: bytes, filename: str,
     """Ingest ``data`` (a file's bytes, shown as ``filename``) for user ``bench`` of a
     fresh store in ``data_dir`` and return the cost report (a JSON-ready dict)."""
     from memory import Memory, load_config
-    from memory.language import is_surely
+    from memory.text.language import is_surely
     from memory.resources import ingest
     from memory.resources.chunking import BATCH_CHARS
 

@@ -33,9 +33,11 @@ if str(REPO) not in sys.path:
 from bench.common import git_describe  # noqa: E402
 
 #: The modules of the write path (learning from a turn or a file), by issue 22's list.
-WRITE_PATH = ("learn", "intents", "stated", "cessation", "grounding", "atomic", "moves",
-              "corrections", "forget", "dates_intl", "extraction", "reconcile", "owner",
-              "versions", "undo", "resources/chunking", "resources/ingest")
+WRITE_PATH = ("write/pipeline", "write/intents", "write/stated", "write/cessation",
+              "write/grounding", "write/atomic", "write/moves", "write/corrections",
+              "write/forget", "text/dates_intl", "write/extract", "write/reconcile",
+              "search/owner", "write/versions", "write/undo", "resources/chunking",
+              "resources/ingest")
 _REGEX_MARKS = ("|", "\\b", "(?", "[^")
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import summarize_ms
-from memory.retrieval import SearchWeights, hybrid_search
+from memory.search.hybrid import SearchWeights, hybrid_search
 
 def timed(fn, items, warmup: int = 3) -> list[float]:
     """Call ``fn(item)`` for each item (after ``warmup`` untimed calls); return seconds."""

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import REPO, Timer, make_memory, print_table, write_json  # noqa: E402
 from bench.locomo import configs  # noqa: E402
-from memory.retrieval import SearchWeights  # noqa: E402
+from memory.search.hybrid import SearchWeights  # noqa: E402
 
 ZH_EN_SET = REPO / "bench" / "data" / "zh_en_set.json"
 USER = "zh-en-bench"

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import REPO, Timer, make_memory, print_table, write_json  # noqa: E402
 from bench.locomo import configs  # noqa: E402
-from memory.retrieval import SearchWeights  # noqa: E402
+from memory.search.hybrid import SearchWeights  # noqa: E402
 
 XLING_SET = REPO / "bench" / "data" / "zh_en_xling.json"
 SPLITS = ("tune", "report")

@@ -7,7 +7,7 @@ from pathlib import Path
 from rich.markup import escape
 
 from cli.output import CLIError, console, memory_table, print_changes, resolve_id
-from memory.users import check_user_id
+from memory.safety.users import check_user_id
 
 HELP = """Commands:
   /memories          list your memories
@@ -51,9 +51,9 @@ def _setup_readline(data_dir: Path):
 
 
 def _chat(mem, user: str, thread_id: str | None, text: str, images=()) -> str:
-    """One turn in the terminal (``memory.turn.run_turn``): the reply printed as it
+    """One turn in the terminal (``memory.chat.turn.run_turn``): the reply printed as it
     streams, then what was learned. Returns the thread id."""
-    from memory.turn import run_turn
+    from memory.chat.turn import run_turn
 
     started = []
 

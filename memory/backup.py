@@ -8,15 +8,15 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from memory.intents import normalize
-from memory.profile import refresh_profile
-from memory.sanitize import (IMPORTANCE_MAX, IMPORTANCE_MIN, LIMITS, clamp_importance,
+from memory.write.intents import normalize
+from memory.write.profile import refresh_profile
+from memory.safety.sanitize import (IMPORTANCE_MAX, IMPORTANCE_MIN, LIMITS, clamp_importance,
                              clean_datetime, clean_history_text, clean_id, clean_metadata,
                              clean_summary, clean_tags, clean_text, clean_title,
                              keep_raw_transcripts, redact)
 from memory.types import (MEMORY_STATUSES, MEMORY_TYPES, HistoryEvent, MemoryRecord, Message,
                           Thread, new_id, utcnow)
-from memory.users import check_user_id
+from memory.safety.users import check_user_id
 
 EXPORT_VERSION = 1
 #: memories embedded per embedder call
@@ -78,16 +78,16 @@ def validate_export(data: Any, max_chars: int = MAX_TEXT_CHARS, *,
     """Check and clean a whole export before anything is written; return the cleaned
     copy that ``import_user`` writes.
 
-    Every field goes through ``memory.sanitize`` (the one boundary): texts are str only,
+    Every field goes through ``memory.safety.sanitize`` (the one boundary): texts are str only,
     lone surrogates refused, NUL removed, NFC; memory texts, history texts, tags,
     metadata string values, thread titles and summaries are PII-redacted, and message
     contents too unless ``keep_raw`` (``MEMORY_KEEP_RAW_TRANSCRIPTS``). Limits: memory
     texts and messages ``max_chars`` (assistant replies ``LIMITS["reply"]``), the rest
-    ``memory.sanitize.LIMITS``. Importance must already be a whole number 1..5 (an
+    ``memory.safety.sanitize.LIMITS``. Importance must already be a whole number 1..5 (an
     export never holds another). Raises ValueError ``"<path>: <problem>"``, e.g.
     ``memories[301].importance: must be 1..5``, ``threads[0].created_at: not an
     ISO date``, ``memories[4].tags: must be a list of strings, got str``; a
-    redaction failure is a ``memory.pii.PIIError`` (a ValueError) naming the field."""
+    redaction failure is a ``memory.safety.pii.PIIError`` (a ValueError) naming the field."""
     if not isinstance(data, dict):
         raise ValueError("import data must be a JSON object (a Memory Chat export)")
     if not isinstance(data.get("memories"), list):
@@ -171,7 +171,7 @@ def _req(item: dict, key: str, where: str, check) -> Any:
 
 
 def _opt(item: dict, key: str, where: str, check) -> Any:
-    """``check(item[key], "<where>.<key>")`` (a memory.sanitize cleaner), or None when
+    """``check(item[key], "<where>.<key>")`` (a memory.safety.sanitize cleaner), or None when
     the key is absent or null."""
     return None if item.get(key) is None else check(item[key], _at(where, key))
 

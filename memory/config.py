@@ -51,7 +51,7 @@ class Config(BaseSettings):
     vision_model: str | None = None
     # speech-to-text model on the same endpoint (POST /audio/transcriptions) for audio resources
     transcription_model: str | None = None
-    # how complete_json asks for JSON: auto picks per endpoint (see memory/llm.py)
+    # how complete_json asks for JSON: auto picks per endpoint (see memory/llm/client.py)
     llm_json_mode: Literal["auto", "json_schema", "json_object", "none"] = "auto"
 
     # local llama.cpp server (the offline default)
@@ -65,7 +65,7 @@ class Config(BaseSettings):
     local_llm_memory_server: bool = True
     #: its port; 0 = LOCAL_LLM_PORT + 1
     local_llm_memory_port: int = Field(default=0, ge=0, le=65535)
-    #: which of the two local servers a Config addresses (set by memory.local_llm)
+    #: which of the two local servers a Config addresses (set by memory.llm.local_server)
     local_llm_role: Literal["chat", "memory"] = "chat"
     # where the model parts (PyPI chunk packages) are joined into one .gguf file
     memory_model_dir: Path = Field(
@@ -83,10 +83,10 @@ class Config(BaseSettings):
     memory_max_message_chars: int = Field(default=20000, ge=100)
     memory_history_turns: int = Field(default=12, ge=2)
     # hours a memory the user asked to forget in chat stays restorable by undo before it
-    # is erased for good (memory/retention.py); 0 erases it at the next write
+    # is erased for good (memory/write/retention.py); 0 erases it at the next write
     memory_forget_retention_hours: float = Field(default=24, ge=0, le=24 * 365)
     # privacy: True keeps chat messages unredacted (memories, titles, metadata, tags and
-    # history are redacted regardless); see memory/sanitize.py
+    # history are redacted regardless); see memory/safety/sanitize.py
     memory_keep_raw_transcripts: bool = False
     # the web app asks for the user's API key (memory/api/keys.py) before showing anything;
     # off = local single-machine mode, which says it is unauthenticated (webui/login.py)

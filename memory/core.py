@@ -1,9 +1,9 @@
 """``Memory``: the public API of the memory engine (see API.md) — a small facade.
 
-Where the work is done: a chat turn in ``memory/turn.py`` (retrieve → prompt → stream →
-learn → summarise), learning in ``memory/learn.py``, search in ``memory/retrieval.py``,
-export/import in ``memory/backup.py``, input checks in ``memory/validate.py`` and
-``memory/users.py``. Every method takes ``user_id`` and passes it to the store, which
+Where the work is done: a chat turn in ``memory/chat/turn.py`` (retrieve → prompt → stream →
+learn → summarise), learning in ``memory/write/pipeline.py``, search in ``memory/search/hybrid.py``,
+export/import in ``memory/backup.py``, input checks in ``memory/safety/validate.py`` and
+``memory/safety/users.py``. Every method takes ``user_id`` and passes it to the store, which
 filters inside its queries; an id owned by another user behaves like an unknown id.
 """
 from __future__ import annotations
@@ -13,20 +13,20 @@ from typing import Any
 
 from memory.backup import EMBED_BATCH, export_user, import_user
 from memory.config import Config, load_config
-from memory.learn import learn_changes
-from memory.profile import refresh_profile
-from memory.retrieval import SearchWeights, hybrid_search
+from memory.write.pipeline import learn_changes
+from memory.write.profile import refresh_profile
+from memory.search.hybrid import SearchWeights, hybrid_search
 from memory.resources import ingest
 from memory.resources.model import name_history
 from memory.resources.scope import scoped_search
-from memory.sanitize import (clamp_importance, clean_datetime, clean_id, clean_memory_text,
+from memory.safety.sanitize import (clamp_importance, clean_datetime, clean_id, clean_memory_text,
                              clean_metadata, clean_tags, clean_title)
-from memory.turn import ChatTurn, start_turn
+from memory.chat.turn import ChatTurn, start_turn
 from memory.types import (MEMORY_TYPES, PAST_STATUSES, Change, Changes, HistoryEvent,
                           MemoryRecord, Message, SearchResult, Thread, as_utc, new_id, utcnow)
-from memory.undo import undo_turn
-from memory.users import UserLocks, check_user_id
-from memory.validate import (MAX_LIST_LIMIT, MAX_SEARCH_LIMIT, check_int, check_query,
+from memory.write.undo import undo_turn
+from memory.safety.users import UserLocks, check_user_id
+from memory.safety.validate import (MAX_LIST_LIMIT, MAX_SEARCH_LIMIT, check_int, check_query,
                              context_before_user, normalize_messages)
 
 __all__ = ["Memory", "ChatTurn", "Changes", "check_user_id"]
@@ -38,14 +38,14 @@ class Memory:
     ``Memory(config)`` builds the parts from a ``Config``; tests and benchmarks may pass
     ready-made ``embedder``/``store``/``llm`` objects instead. Raises ConfigError for bad
     settings, StoreError/EmbedderMismatchError when the store cannot be opened.
-    ``user_locks`` (``memory.users.UserLocks``) serialises each user's writes; the write
-    path (``memory.learn``, ``memory.resources.ingest``) takes it from here.
+    ``user_locks`` (``memory.safety.users.UserLocks``) serialises each user's writes; the write
+    path (``memory.write.pipeline``, ``memory.resources.ingest``) takes it from here.
     """
 
     def __init__(self, config: Config | None = None, *, embedder=None, store=None, llm=None):
         self.config = config or load_config()
         if embedder is None:
-            from memory.embedder import make_embedder
+            from memory.embed.embedder import make_embedder
             embedder = make_embedder(self.config)
         self.embedder = embedder
         if store is None:
@@ -53,7 +53,7 @@ class Memory:
             store = open_store(self.config, self.embedder.id, self.embedder.dim)
         self.store = store
         if llm is None:
-            from memory.llm import LLM
+            from memory.llm.client import LLM
             llm = LLM(self.config)
         self.llm = llm
         self.user_locks = UserLocks()
@@ -87,12 +87,12 @@ class Memory:
         ``metadata`` and ``created_at`` (old chats keep their dates); a message dict may
         carry its own ``metadata`` (merged over the call's) and ``created_at``.
 
-        Everything stored goes through ``memory.sanitize``: texts cleaned and
+        Everything stored goes through ``memory.safety.sanitize``: texts cleaned and
         PII-redacted (``clean_memory_text``), every metadata string value redacted
         (``clean_metadata``), ``tags`` a list of strings (``clean_tags``: ``"abc"`` is
         refused, not split), ``importance`` clamped to 1..5. All items are checked before
         the first write. Raises ValueError naming the field for an empty/invalid message
-        list, user id, thread id, metadata, tags or type, and ``memory.pii.PIIError`` (a
+        list, user id, thread id, metadata, tags or type, and ``memory.safety.pii.PIIError`` (a
         ValueError) when redaction fails: nothing is written then.
         """
         uid = check_user_id(user_id)
@@ -123,7 +123,7 @@ class Memory:
             return isinstance(ctx, str) and bool(ctx.strip())
 
         changes: list[Change] = []
-        conversation = thread_id or (new_id() if len(items) > 1 else None)  # memory.neighbours
+        conversation = thread_id or (new_id() if len(items) > 1 else None)  # memory.search.neighbours
         for start in range(0, len(items), EMBED_BATCH):
             chunk = items[start:start + EMBED_BATCH]
             # a chat import's conversational context (metadata["context"], e.g. the
@@ -226,7 +226,7 @@ class Memory:
         """Edit one memory (a user edit, recorded in history with ``actor``).
 
         ``text``: new text (whitespace collapsed, cleaned and PII-redacted by
-        ``memory.sanitize.clean_memory_text``, re-embedded) or None to keep it;
+        ``memory.safety.sanitize.clean_memory_text``, re-embedded) or None to keep it;
         ``fields``: any of type, importance (clamped 1..5), tags (``clean_tags``),
         metadata (``clean_metadata``), expires_at (``clean_datetime``). Returns the
         updated record, or None if ``user_id`` has no such memory. Raises ValueError
@@ -280,10 +280,10 @@ class Memory:
         return ok
 
     def undo(self, user_id: str, turn_id: str | None = None) -> Changes:
-        """Take back every change one turn made (``memory.undo``): ``turn_id`` from
+        """Take back every change one turn made (``memory.write.undo``): ``turn_id`` from
         ``Changes.turn_id``, default the user's latest turn not undone yet. Returns the
         reversed changes (``UNDO``/``RESTORE``; empty when there is nothing to undo).
-        Raises ``memory.undo.UndoError`` (a ValueError) when the turn is not the user's,
+        Raises ``memory.write.undo.UndoError`` (a ValueError) when the turn is not the user's,
         was undone already or a later turn changed its memories."""
         uid = check_user_id(user_id)
         tid = None if turn_id is None else clean_id(turn_id, "turn_id")
@@ -331,7 +331,7 @@ class Memory:
     # ---- threads (short-term memory) ------------------------------------------------------
     def new_thread(self, user_id: str, title: str = "New chat") -> Thread:
         """Create and return an empty chat thread of ``user_id``. ``title`` is cleaned
-        and PII-redacted (``memory.sanitize.clean_title``: one line, at most 200
+        and PII-redacted (``memory.safety.sanitize.clean_title``: one line, at most 200
         characters); ValueError for a bad user id or title."""
         uid = check_user_id(user_id)
         t = Thread(id=new_id(), user_id=uid, title=clean_title(title or "New chat"))
@@ -350,7 +350,7 @@ class Memory:
 
     def rename_thread(self, user_id: str, thread_id: str, title: str) -> bool:
         """Rename a thread of ``user_id``. Returns False if it does not exist. Raises
-        ValueError for an empty or over-long title (``memory.sanitize.clean_title``:
+        ValueError for an empty or over-long title (``memory.safety.sanitize.clean_title``:
         one line, at most 200 characters, PII-redacted)."""
         uid = check_user_id(user_id)
         title = clean_title(title if title is not None else "")
@@ -365,11 +365,11 @@ class Memory:
         """Delete a thread of ``user_id`` and its messages (memories stay)."""
         return self.store.delete_thread(check_user_id(user_id), clean_id(thread_id, "thread_id"))
 
-    # ---- chat (memory/turn.py) -------------------------------------------------------------
+    # ---- chat (memory/chat/turn.py) -------------------------------------------------------------
     def chat(self, user_message: str, user_id: str, thread_id: str | None = None,
              metadata: dict | None = None, *, images: list[tuple[str, bytes]] = ()
              ) -> ChatTurn:
-        """Start one chat turn (``memory.turn.start_turn``): attach ``images`` (``[(file
+        """Start one chat turn (``memory.chat.turn.start_turn``): attach ``images`` (``[(file
         name, bytes)]``, described by ``VISION_MODEL``), store the user message in the
         thread (created if ``thread_id`` is None or unknown), retrieve memories + profile
         and return the ChatTurn to iterate for the streamed reply; ``turn.changes()``

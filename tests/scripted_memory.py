@@ -13,9 +13,9 @@ def facts_brain(facts: dict[str, list[dict[str, Any]]]) -> Callable[[dict[str, A
     """A responder: an extraction request whose message contains a key of ``facts``
     (looked up when the request arrives, first key wins) gets ``{"memories": facts[key]}``,
     other extraction requests ``{"memories": []}``, a confirmation of endings
-    (``memory.confirm``) "ended" for every memory asked about, any other call "Noted."."""
+    (``memory.write.confirm``) "ended" for every memory asked about, any other call "Noted."."""
     def brain(req: dict[str, Any]) -> Any:
-        if "You check a user's memory list" in system_text(req):  # memory.confirm: agree
+        if "You check a user's memory list" in system_text(req):  # memory.write.confirm: agree
             n = len(re.findall(r"^MEMORY \d+:", last_user_text(req), re.M))
             return {str(i): "ended" for i in range(1, n + 1)}
         if "You extract memories" in system_text(req):

@@ -4,16 +4,16 @@
    ``memory.*`` module counts — at module level, inside functions (a lazy import that
    only dodges a circle is still a circle), and under ``if TYPE_CHECKING:``. Not counted:
    imports under a module-level ``if __name__ == "__main__":`` (that code runs only when
-   the file is executed as the script ``__main__``, e.g. ``python -m memory.local_llm``,
-   and then imports a fresh ``memory.local_llm``); the implicit import of a parent
+   the file is executed as the script ``__main__``, e.g. ``python -m memory.llm.local_server``,
+   and then imports a fresh ``memory.llm.local_server``); the implicit import of a parent
    package (``memory/store/__init__`` importing its own submodules is package mechanics);
    and imports by string (``importlib.import_module``). ``from memory.x import y`` is an
    edge to ``memory.x.y`` when that is a module, else to ``memory.x``.
    Before issue 26 this failed with three circles: ``memory.core`` ↔
    ``memory.resources.ingest`` (lazy both ways: ``ingest._uid`` imported
-   ``check_user_id`` from core), ``memory.stated`` ↔ ``memory.moves`` (``stated`` imported
-   ``city_of`` lazily, "moves imports this module"), ``memory.local_llm`` ↔
-   ``memory.local_llm_cli`` (lazy ``status``/``main`` wrappers in local_llm).
+   ``check_user_id`` from core), ``memory.write.stated`` ↔ ``memory.write.moves`` (``stated`` imported
+   ``city_of`` lazily, "moves imports this module"), ``memory.llm.local_server`` ↔
+   ``memory.llm.local_server_cli`` (lazy ``status``/``main`` wrappers in local_llm).
 
 2. **Only memory/core.py touches the private members of ``Memory``.** The private
    names are read from the ``Memory`` class in memory/core.py (methods, class attributes
@@ -182,25 +182,25 @@ def test_the_circle_check_catches_lazy_and_type_checking_circles(tmp_path):
     root = _write(tmp_path, {
         "memory/__init__.py": "",
         # the old stated <-> moves shape: one side imports the other inside a function
-        "memory/moves.py": "from memory.stated import PLACE\n",
-        "memory/stated.py": "def f():\n    from memory.moves import city_of\n",
+        "memory/write/moves.py": "from memory.write.stated import PLACE\n",
+        "memory/write/stated.py": "def f():\n    from memory.write.moves import city_of\n",
         # a circle made only by a type-checking import
-        "memory/core.py": "from memory.turn import start_turn\n",
-        "memory/turn.py": "if TYPE_CHECKING:\n    from memory.core import Memory\n",
+        "memory/core.py": "from memory.chat.turn import start_turn\n",
+        "memory/chat/turn.py": "if TYPE_CHECKING:\n    from memory.core import Memory\n",
         # relative imports, and a `from package import module` edge
         "memory/resources/__init__.py": "",
-        "memory/resources/ingest.py": "from .. import learn\n",
-        "memory/learn.py": "from memory.resources import ingest\n",
+        "memory/resources/ingest.py": "from ..write import pipeline\n",
+        "memory/write/pipeline.py": "from memory.resources import ingest\n",
         # a script entry point is not an edge; a one-way import is not a circle
-        "memory/local_llm.py": 'if __name__ == "__main__":\n    from memory.local_llm_cli import main\n',
-        "memory/local_llm_cli.py": "from memory.local_llm import status\n",
+        "memory/llm/local_server.py": 'if __name__ == "__main__":\n    from memory.llm.local_server_cli import main\n',
+        "memory/llm/local_server_cli.py": "from memory.llm.local_server import status\n",
     })
-    assert sorted(import_circles(root)) == [
-        ["memory.core -> memory.turn (line 1)", "memory.turn -> memory.core (line 2)"],
-        ["memory.learn -> memory.resources.ingest (line 1)",
-         "memory.resources.ingest -> memory.learn (line 1)"],
-        ["memory.moves -> memory.stated (line 1)", "memory.stated -> memory.moves (line 2)"],
-    ]
+    assert sorted(import_circles(root)) == sorted([
+        ["memory.chat.turn -> memory.core (line 2)", "memory.core -> memory.chat.turn (line 1)"],
+        ["memory.resources.ingest -> memory.write.pipeline (line 1)",
+         "memory.write.pipeline -> memory.resources.ingest (line 1)"],
+        ["memory.write.moves -> memory.write.stated (line 1)", "memory.write.stated -> memory.write.moves (line 2)"],
+    ])
 
 
 def test_the_private_check_catches_the_old_accesses(tmp_path):

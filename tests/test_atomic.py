@@ -1,16 +1,16 @@
 """Atomic facts, moves and graduations: the LLM-free rules that keep a change from
-taking unchanged details with it (memory.atomic, memory.moves, memory.cessation)."""
+taking unchanged details with it (memory.write.atomic, memory.write.moves, memory.write.cessation)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from memory.atomic import atomize, fix_topic, split_combined
-from memory.stated import age_candidate, stated_age
-from memory.cessation import eats_meat_again, graduated, meat_free, still_studying
-from memory.extraction import Candidate
-from memory.moves import left_behind, moves_home
-from memory.reconcile import Decision
+from memory.write.atomic import atomize, fix_topic, split_combined
+from memory.write.stated import age_candidate, stated_age
+from memory.write.cessation import eats_meat_again, graduated, meat_free, still_studying
+from memory.write.extract import Candidate
+from memory.write.moves import left_behind, moves_home
+from memory.write.reconcile import Decision
 from memory.types import MemoryRecord
 
 
@@ -136,7 +136,7 @@ def test_eating_meat_again_ends_a_meat_free_diet(text, ends):
 
 def test_a_move_replaces_the_one_stored_home_without_a_reconciliation_call(tmp_path):
     """The change rule picks the one stored home; the model is asked only to confirm
-    (one ``memory.confirm`` call), never to reconcile."""
+    (one ``memory.write.confirm`` call), never to reconcile."""
     from memory import Memory
     from tests.fake_llm import ScriptedLLM, scripted_config, system_text
 
@@ -167,7 +167,7 @@ def test_a_move_replaces_the_one_stored_home_without_a_reconciliation_call(tmp_p
 
 
 def test_one_change_per_memory():
-    from memory.reconcile import one_change_per_memory
+    from memory.write.reconcile import one_change_per_memory
 
     dentist, age = rec("Is a dentist", "job", "d1"), rec("Is 29 years old", "age", "a1")
     z = np.zeros(0, dtype=np.float32)
@@ -189,7 +189,7 @@ def test_one_change_per_memory():
 
 
 def test_a_candidate_restating_a_correction_is_dropped():
-    from memory.corrections import find_corrections, states_wrong_value
+    from memory.write.corrections import find_corrections, states_wrong_value
 
     fixes = find_corrections("No no, not Dallas — Austin! I've never lived in Dallas.")
     assert [(f.wrong, f.right) for f in fixes] == [("Dallas", "Austin")]
@@ -210,7 +210,7 @@ def test_a_candidate_restating_a_correction_is_dropped():
     ("I work in Boston as a nurse", [], []),
 ])
 def test_a_dropped_chinese_workplace_or_job_is_added_back(said, have, added):
-    from memory.stated import dropped_work_facts
+    from memory.write.stated import dropped_work_facts
 
     got = dropped_work_facts([Candidate(text=t) for t in have], said)
     assert [c.text for c in got] == added
@@ -230,7 +230,7 @@ def test_age_in_apposition_and_chinese_clause():
     ("I love my job as a nurse.", False),
 ])
 def test_a_message_that_changes_the_job(message, changed):
-    from memory.reconcile import signals_change
+    from memory.write.reconcile import signals_change
 
     assert signals_change(message) is changed
 
@@ -266,7 +266,7 @@ def test_a_changed_job_replaces_the_one_stored_job_without_a_reconciliation_call
 
 
 def test_a_city_workplace_is_never_replaced_by_an_employer():
-    from memory.moves import city_of
+    from memory.write.moves import city_of
 
     assert city_of("Works in Denver") == "Denver" and city_of("现在在北京工作") == "北京"
     assert city_of("在一所小学工作") is None and city_of("Works at Google") is None

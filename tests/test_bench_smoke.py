@@ -124,7 +124,7 @@ def test_latency_smoke(tmp_path):
     assert res["ingest"]["per_s"] > 0
     walk = res["chat"]["walkthrough"]
     assert len(walk) == 6
-    # one extraction call per turn; the move also asks the second opinion (memory.confirm)
+    # one extraction call per turn; the move also asks the second opinion (memory.write.confirm)
     assert walk[2]["memory_calls"] <= 2, walk
     assert all(r["memory_calls"] <= 1 for i, r in enumerate(walk) if i != 2), walk
     assert "UPDATE" in walk[2]["changes"]  # "I moved to Beijing" replaced Shanghai

@@ -14,7 +14,7 @@ import traceback
 
 import pytest
 
-from memory.embedder import USEEmbedder
+from memory.embed.embedder import USEEmbedder
 from memory.store.sqlite import SQLiteStore
 from memory.types import HistoryEvent, MemoryRecord, Message, Thread, utcnow
 

@@ -1,4 +1,4 @@
-"""memory.constraints: constraints (diet, allergy, health limits, accessibility,
+"""memory.write.constraints: constraints (diet, allergy, health limits, accessibility,
 never/always rules) recognised by a k-NN vote on the multilingual embedder, checked on a
 held-out set in 14 languages that the examples were not tuned on."""
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from memory import constraints
+from memory.write import constraints
 
 HELDOUT = Path(__file__).resolve().parent / "data" / "constraints_heldout.json"
 
@@ -48,7 +48,7 @@ def test_mark_tags_constraints_and_raises_importance(embedder):
 # ------------------------------------------------------------------ through Memory
 import pytest  # noqa: E402
 
-from memory.prompting import build_prompt  # noqa: E402
+from memory.chat.prompt import build_prompt  # noqa: E402
 from tests.scripted_memory import scripted_memory  # noqa: E402
 
 

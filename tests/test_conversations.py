@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from memory import Memory, load_config
-from memory.neighbours import thread_neighbours
+from memory.search.neighbours import thread_neighbours
 
 DAY = datetime(2023, 5, 8, tzinfo=timezone.utc)
 

@@ -1,12 +1,12 @@
-"""Relative dates in seven more languages (memory.dates_intl through
-memory.dates.resolve_relative_dates): resolved in the message's language only."""
+"""Relative dates in seven more languages (memory.text.dates_intl through
+memory.text.dates.resolve_relative_dates): resolved in the message's language only."""
 from __future__ import annotations
 
 from datetime import date
 
 import pytest
 
-from memory.dates import resolve_relative_dates
+from memory.text.dates import resolve_relative_dates
 
 TODAY = date(2026, 11, 27)  # a Friday
 

@@ -21,7 +21,7 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 @pytest.fixture(scope="module")
 def mem(tmp_path_factory):
     pytest.importorskip("llama_cpp", reason="llama-cpp-python[server] is not installed (./test.sh installs it)")
-    from memory import local_llm
+    from memory.llm import local_server as local_llm
 
     data = tmp_path_factory.mktemp("e2e")
     # temperature 0: greedy decoding, so a CI run sees the same replies as this one did

@@ -24,7 +24,7 @@ LABEL = re.compile(r"\b(?:name|address|phone|experience|education|languages?|hob
 @pytest.fixture(scope="module")
 def mem(tmp_path_factory):
     pytest.importorskip("llama_cpp", reason="llama-cpp-python[server] is not installed (./test.sh installs it)")
-    from memory import local_llm
+    from memory.llm import local_server as local_llm
 
     data = tmp_path_factory.mktemp("e2e-documents")
     # temperature 0: greedy decoding, so a CI run sees the same replies as this one did
@@ -62,9 +62,9 @@ def test_a_cv_yields_its_owners_facts(mem, make, filename):
 
 def test_a_cv_home_updates_a_chat_home_and_history_names_the_file(mem):
     """A home said in chat, then a CV with another one: the CV's chunk reconciles
-    against the chat memory (home is a one-value topic, ``memory.reconcile``); a
+    against the chat memory (home is a one-value topic, ``memory.write.reconcile``); a
     confirmed UPDATE rewrites that memory in place (same id, the old value kept as a
-    superseded copy, ``memory.versions.replace_value``), a confirmed DELETE ends it
+    superseded copy, ``memory.write.versions.replace_value``), a confirmed DELETE ends it
     (``versions.end``) while the file adds its own home memory. Either way the change is
     the file's, and history says so (``HistoryEvent.who``: ``file cv.pdf``)."""
     user = "cv-move"

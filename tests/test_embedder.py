@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from memory.embedder import (DEFAULT_MAX_CHARS, E5Embedder, EmbedderError, MiniLMEmbedder,
+from memory.embed.embedder import (DEFAULT_MAX_CHARS, E5Embedder, EmbedderError, MiniLMEmbedder,
                              OpenAIEmbedder, USEEmbedder, make_embedder)
 
 ODD = ["", "   ", "a\x00b", "lone \ud800 surrogate", "emoji 🎉👨‍👩‍👧 and \u200b zero width",

@@ -8,7 +8,7 @@ import pytest
 
 from bench.embedder_candidates import ConcatEmbedder
 from bench.embedder_table import table_rows
-from memory.embedder import Embedder
+from memory.embed.embedder import Embedder
 
 
 class _Fixed(Embedder):

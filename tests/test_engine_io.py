@@ -10,11 +10,11 @@ import pytest
 
 from memory import Memory
 from memory.backup import parse_export, validate_export
-from memory.images import image_path_of_user, save_image, user_folder
+from memory.chat.images import image_path_of_user, save_image, user_folder
 from memory.store.base import StoreError
-from memory.turn import ChatTurn
+from memory.chat.turn import ChatTurn
 from memory.types import SearchResult
-from memory.users import check_user_id
+from memory.safety.users import check_user_id
 from tests.fake_llm import HTTPError, ScriptedLLM, has_image, is_json_request, scripted_config
 from tests.test_memory import brain
 
@@ -336,7 +336,7 @@ def test_hostile_ids_and_queries_are_value_errors(mem, call):
 
 
 def test_redaction_failure_refuses_the_write(mem, monkeypatch):
-    from memory import pii
+    from memory.safety import pii
 
     def broken(text):
         raise RuntimeError("library bug")
@@ -362,9 +362,9 @@ def test_unsearchable_known_memories_are_named_in_the_changes(mem, monkeypatch):
 
 
 def test_reconcile_fallback_is_named_in_the_change(mem):
-    from memory.extraction import Candidate
-    from memory.learn import apply_decisions
-    from memory.reconcile import Decision
+    from memory.write.extract import Candidate
+    from memory.write.pipeline import apply_decisions
+    from memory.write.reconcile import Decision
     from memory.types import utcnow
     vec = mem.embedder.embed_documents(["Lives in Paris"])[0]
     [c] = apply_decisions(mem, "seven", None, [
@@ -376,9 +376,9 @@ def test_reconcile_fallback_is_named_in_the_change(mem):
 
 def test_a_turns_writes_are_one_transaction(mem, monkeypatch):
     """A failure in the middle of applying a turn's decisions writes none of them."""
-    from memory.extraction import Candidate
-    from memory.learn import apply_decisions
-    from memory.reconcile import Decision
+    from memory.write.extract import Candidate
+    from memory.write.pipeline import apply_decisions
+    from memory.write.reconcile import Decision
     from memory.types import utcnow
     texts = ["Lives in Paris", "Likes tea"]
     vecs = mem.embedder.embed_documents(texts)

@@ -118,8 +118,8 @@ def test_a_correction_updates_through_the_api(mem):
 def test_extraction_retries_without_known_when_the_answer_misses_the_message(scripted_llm):
     """The 1.5B model copied KNOWN lines instead of the move; the second call (no KNOWN)
     finds it, and only then (a well-covered first answer costs no second call)."""
-    from memory.extraction import extract
-    from memory.llm import LLM
+    from memory.write.extract import extract
+    from memory.llm.client import LLM
     from memory.config import load_config
 
     seen = []

@@ -7,11 +7,11 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from memory.dates import resolve_relative_dates
-from memory.extraction import clean_candidates, is_grounded
-from memory.grounding import support
-from memory.intents import is_forget_request, learnable_text
-from memory.language import detect, is_written_in
+from memory.text.dates import resolve_relative_dates
+from memory.write.extract import clean_candidates, is_grounded
+from memory.write.grounding import support
+from memory.write.intents import is_forget_request, learnable_text
+from memory.text.language import detect, is_written_in
 from memory.types import MemoryRecord
 
 TODAY = date(2026, 11, 27)
@@ -164,7 +164,7 @@ def test_a_move_cannot_replace_the_job():
     ("在南京工作", "我在南京工作，我哥哥在深圳。", False),
 ])
 def test_other_peoples_facts_are_not_the_users(candidate, said, flagged):
-    from memory.grounding import about_someone_else
+    from memory.write.grounding import about_someone_else
 
     assert about_someone_else(candidate, said) is flagged
 
@@ -188,7 +188,7 @@ def test_words_said_to_the_listener_are_not_the_users_facts():
     ("Vive a Roma", "Ciao, mi chiamo Luca, vivo a Roma e faccio il cuoco.", None),
 ])
 def test_a_relatives_fact_in_other_languages_is_theirs(candidate, said, owned):
-    from memory.grounding import attribute
+    from memory.write.grounding import attribute
 
     assert attribute(candidate, said) == owned
 
@@ -199,7 +199,7 @@ def test_a_relatives_fact_in_other_languages_is_theirs(candidate, said, owned):
     ("在同一家公司工作了十年", False), ("Works as an engineer", False),
 ])
 def test_a_candidate_that_only_says_nothing_changed_is_dropped(text, unchanged):
-    from memory.extraction import says_unchanged
+    from memory.write.extract import says_unchanged
 
     assert says_unchanged(text) is unchanged
     kept = clean_candidates([{"text": text, "topic": "job"}])
@@ -246,14 +246,14 @@ def test_dates_by_weekday():
     ("Ya no como carne, ahora soy vegetariano.", "Trabajo como profesor de matemáticas", False),
 ])
 def test_a_changed_habit_retires_the_old_memory(said, stored, retired):
-    from memory.cessation import contradicted
+    from memory.write.cessation import contradicted
 
     rec = _known(stored, "habit")
     assert (contradicted([rec], said) == [rec]) is retired
 
 
 def test_a_candidate_that_lost_the_negation_is_dropped():
-    from memory.cessation import lost_negation
+    from memory.write.cessation import lost_negation
 
     assert lost_negation("Drinks a lot of coffee", "I don't drink coffee anymore")
     assert not lost_negation("No longer drinks coffee", "I don't drink coffee anymore")
@@ -270,13 +270,13 @@ def test_a_candidate_that_lost_the_negation_is_dropped():
     ("Works as a nurse", "My sister lives in Berlin and I work as a nurse.", None),  # the user's
 ])
 def test_a_relatives_fact_is_stored_as_theirs(candidate, said, owned):
-    from memory.grounding import attribute
+    from memory.write.grounding import attribute
 
     assert attribute(candidate, said) == owned
 
 
 def test_mixed_language_messages_and_dash_joined_questions():
-    from memory.language import is_mixed
+    from memory.text.language import is_mixed
 
     assert is_mixed("对了 I passed my thesis proposal 昨天！") and not is_mixed("我叫小王，住在成都。")
     assert learnable_text("My SSN is 536-22-8841 and I need to fill in a tax form — which box "
@@ -284,7 +284,7 @@ def test_mixed_language_messages_and_dash_joined_questions():
 
 
 def test_a_relatives_fact_never_replaces_the_users_own():
-    from memory.reconcile import same_owner
+    from memory.write.reconcile import same_owner
 
     assert not same_owner("妈妈住在福州", "住在福州") and same_owner("Lives in Lyon", "Lives in Paris")
     known = [_known("住在福州", "home")]
@@ -293,7 +293,7 @@ def test_a_relatives_fact_never_replaces_the_users_own():
 
 
 def test_a_near_duplicate_with_a_new_value_is_a_correction():
-    from memory.reconcile import changes_a_value
+    from memory.write.reconcile import changes_a_value
 
     assert changes_a_value("每周四晚上去学陶艺", "每周三晚上去学陶艺")
     assert changes_a_value("Is 43 years old", "Is 34 years old")
@@ -311,7 +311,7 @@ def test_a_near_duplicate_with_a_new_value_is_a_correction():
     ("No, I said Nantes, not Nancy.", "Lives in Nancy-ville", None),
 ])
 def test_explicit_corrections(said, stored, fixed):
-    from memory.corrections import corrected_text, find_corrections
+    from memory.write.corrections import corrected_text, find_corrections
 
     results = [corrected_text(stored, fix) for fix in find_corrections(said)]
     assert (results[0] if results else None) == fixed
@@ -328,7 +328,7 @@ def test_cjk_and_latin_runs_get_a_space():
 
 
 def test_a_stop_by_someone_else_is_not_the_users():
-    from memory.cessation import ceased_clauses
+    from memory.write.cessation import ceased_clauses
 
     assert ceased_clauses("I don't smoke anymore.") == ["I don't smoke anymore"]
     assert ceased_clauses("My brother doesn't smoke anymore.") == []

@@ -1,14 +1,14 @@
-"""The write path's lexicon (``memory/data/lexicon/*.json``, ``memory.lexicon``, issue 22).
+"""The write path's lexicon (``memory/data/lexicon/*.json``, ``memory.text.lexicon``, issue 22).
 
 * every language file parses and has the documented shape, and the README documents
   every kind;
 * errors: a malformed file, a wrong language, an unknown kind or an empty folder raise
   ``LexiconError``;
-* the modules that read it (``memory.owner``, ``memory.grounding``, ``memory.intents``,
-  ``memory.dates_intl``) give the answers they gave when the words were lists in their
+* the modules that read it (``memory.search.owner``, ``memory.write.grounding``, ``memory.write.intents``,
+  ``memory.text.dates_intl``) give the answers they gave when the words were lists in their
   code: the expected values below were computed with that code (commit c282664) before
   the words moved;
-* ``memory.owner`` and ``memory.grounding`` read the same relation words: the cases that
+* ``memory.search.owner`` and ``memory.write.grounding`` read the same relation words: the cases that
   changed by that unification are pinned separately.
 """
 from __future__ import annotations
@@ -20,7 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from memory import dates, dates_intl, grounding, intents, lexicon, owner
+from memory.text import dates, dates_intl, lexicon
+
+from memory.write import grounding, intents
+
+from memory.search import owner
 
 FILES = sorted(lexicon.DIR.glob("*.json"))
 
@@ -246,7 +250,7 @@ def test_dates_cover_the_same_languages():
     assert dates_intl.render(date(2026, 10, 7), "year", "ko") == "2026년"
 
 
-# --- one set of relation words for memory.owner and memory.grounding -----------------
+# --- one set of relation words for memory.search.owner and memory.write.grounding -----------------
 
 def test_owner_and_grounding_read_the_same_relation_words():
     roles = set(lexicon.words("roles"))
@@ -288,4 +292,5 @@ def test_a_one_character_relation_after_wo_is_someone_else():
 
 
 def test_the_lexicon_is_read_from_its_folder():
-    assert lexicon.DIR == Path(lexicon.__file__).with_name("data") / "lexicon"
+    assert lexicon.DIR == Path(lexicon.__file__).resolve().parent.parent / "data" / "lexicon"
+    assert (lexicon.DIR / "en.json").is_file()

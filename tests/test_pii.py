@@ -10,8 +10,8 @@ import pytest
 from stdnum import luhn
 from stdnum.cn import ric
 
-from memory import pii
-from memory.pii import PIIError, contains_pii, find_pii, redact
+from memory.safety import pii
+from memory.safety.pii import PIIError, contains_pii, find_pii, redact
 
 LABELLED = json.loads((Path(__file__).parent / "data" / "pii_labelled.json")
                       .read_text(encoding="utf-8"))["items"]

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from memory import Memory, provenance
+from memory import Memory
+
+from memory.write import provenance
 from memory.resources import ingest
 from memory.types import MemoryRecord
 from tests.fake_llm import ScriptedLLM, scripted_config

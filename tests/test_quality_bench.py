@@ -326,7 +326,7 @@ def test_runner_loop_on_scripted_llm(make_config, scripted_llm, data):
     finally:
         mem.close()
     t0, t1, t2 = rec["turns"]
-    # "Works as a baker in Porto" is split into the job and the workplace (memory.atomic)
+    # "Works as a baker in Porto" is split into the job and the workplace (memory.write.atomic)
     assert [c["action"] for c in t0["changes"]] == ["ADD", "ADD", "ADD"]
     assert len(t0["added"]) == 3 and len(t0["active"]) == 3
     assert [e["event"] for e in t0["history"]] == ["ADD", "ADD", "ADD"]

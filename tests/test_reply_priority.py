@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from memory import local_llm, reply_priority
+from memory.llm import local_server as local_llm
+
+from memory.chat import reply_priority
 from memory.config import load_config
 
 
@@ -91,7 +93,7 @@ def test_memory_work_waits_for_the_reply_on_the_real_servers(tmp_path):
     pytest.importorskip("llama_cpp", reason="llama-cpp-python[server] is not installed (./test.sh installs it)")
     import socket
 
-    from memory.llm import LLM
+    from memory.llm.client import LLM
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

@@ -9,7 +9,7 @@ import pytest
 
 from bench.reply_use import (DATA, avoid_hits, format_table, load_data, main, matching,
                              metrics, retrieved, run_case, run_cases, score_reply)
-from memory.topics import TOPIC_NAMES
+from memory.write.topics import TOPIC_NAMES
 from tests.fake_llm import is_json_request, system_text
 
 

@@ -59,7 +59,7 @@ def brain(req: dict):
         return {"memories": out}
     if RECONCILE in system:
         return {"action": "ADD", "id": "none"}
-    if CONFIRM in system:  # memory.confirm: a CV's new city does end the old one
+    if CONFIRM in system:  # memory.write.confirm: a CV's new city does end the old one
         user = next(m["content"] for m in req["messages"] if m["role"] == "user")
         n = len(re.findall(r"^MEMORY \d+:", user, re.M))
         return {str(i): VERDICT["answer"] for i in range(1, n + 1)}
@@ -268,7 +268,7 @@ def test_a_document_rewrites_nothing_the_model_does_not_confirm(mem, llm):
 
 
 def test_a_documents_constraint_is_marked_as_in_chat(mem, llm):
-    from memory.constraints import TAG, is_constraint
+    from memory.write.constraints import TAG, is_constraint
     ingest.add_resource(mem, b"Medical note: I am allergic to peanuts.", "anna", filename="note.txt")
     [rec] = mem.list("anna")
     assert rec.text == "Is allergic to peanuts" and is_constraint(rec.tags) and TAG in rec.tags

@@ -1,10 +1,10 @@
-"""Fusion functions of memory.retrieval on handmade inputs, and one end-to-end check
+"""Fusion functions of memory.search.hybrid on handmade inputs, and one end-to-end check
 through Memory that a cross-lingual semantic match beats a one-word BM25 match."""
 from __future__ import annotations
 
 import pytest
 
-from memory.retrieval import (SearchWeights, query_coverage, rrf_fuse, score_fuse, scripts,
+from memory.search.hybrid import (SearchWeights, query_coverage, rrf_fuse, score_fuse, scripts,
                               stem_terms)
 
 
@@ -98,7 +98,7 @@ def test_chinese_memory_is_top1_for_english_query_despite_shared_english_word(tm
 def test_parse_query_dates_reads_days_months_years_in_english_and_chinese():
     from datetime import datetime, timezone
 
-    from memory.querydates import parse_query_dates
+    from memory.search.query_dates import parse_query_dates
 
     def utc(*a):
         return datetime(*a, tzinfo=timezone.utc)
@@ -129,7 +129,7 @@ def test_parse_query_dates_reads_days_months_years_in_english_and_chinese():
 
 
 def test_owner_of_tells_the_users_facts_from_other_peoples():
-    from memory.owner import SELF, is_first_person, owner_of
+    from memory.search.owner import SELF, is_first_person, owner_of
 
     assert owner_of("What am I allergic to?") == SELF
     assert owner_of("My daughter is allergic to cats.") == "daughter"
@@ -185,7 +185,7 @@ def test_thread_neighbours_follow_the_import_order_of_one_thread(tmp_path):
     from datetime import datetime, timezone
 
     from memory import Memory, load_config
-    from memory.neighbours import thread_neighbours
+    from memory.search.neighbours import thread_neighbours
 
     mem = Memory(load_config(env_file=None, memory_data_dir=str(tmp_path)), llm=object())
     try:
@@ -218,7 +218,7 @@ def test_one_add_call_without_a_thread_is_a_conversation(tmp_path):
     from datetime import datetime, timezone
 
     from memory import Memory, load_config
-    from memory.neighbours import thread_neighbours
+    from memory.search.neighbours import thread_neighbours
 
     mem = Memory(load_config(env_file=None, memory_data_dir=str(tmp_path)), llm=object())
     try:
@@ -269,7 +269,7 @@ def test_a_date_in_the_query_prefers_memories_written_then(tmp_path):
 
 
 def test_time_questions_and_memories_that_say_when():
-    from memory.querydates import asks_when, has_time_reference
+    from memory.search.query_dates import asks_when, has_time_reference
 
     assert asks_when("When did Melanie paint a sunrise?")
     assert asks_when("How long has Nate had his turtles?") and asks_when("我什么时候去的成都？")

@@ -1,4 +1,4 @@
-"""memory/sanitize.py: one rule per concern, the same for every field, errors naming it."""
+"""memory/safety/sanitize.py: one rule per concern, the same for every field, errors naming it."""
 from __future__ import annotations
 
 import math
@@ -6,9 +6,9 @@ from datetime import timezone
 
 import pytest
 
-from memory import pii, sanitize
+from memory.safety import pii, sanitize
 from memory.config import load_config
-from memory.sanitize import (LIMITS, clamp_importance, clean_datetime, clean_history_text,
+from memory.safety.sanitize import (LIMITS, clamp_importance, clean_datetime, clean_history_text,
                              clean_id, clean_memory_text, clean_message, clean_metadata,
                              clean_summary, clean_tags, clean_text, clean_title,
                              keep_raw_transcripts, redact)

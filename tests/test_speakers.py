@@ -1,8 +1,8 @@
-"""Speaker labels of imported chat messages and the search boost they give (memory.speakers)."""
+"""Speaker labels of imported chat messages and the search boost they give (memory.search.speakers)."""
 from __future__ import annotations
 
-from memory.retrieval import SearchWeights
-from memory.speakers import speaker_label, speaker_of, speakers_named
+from memory.search.hybrid import SearchWeights
+from memory.search.speakers import speaker_label, speaker_of, speakers_named
 from memory.types import MemoryRecord
 
 

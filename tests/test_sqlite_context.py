@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from memory.store import sqlite as sqlite_mod
 from memory.store.sqlite import SQLiteStore
-from memory.textsearch import FTS5_TOKENIZE
+from memory.text.fulltext import FTS5_TOKENIZE
 from memory.types import MemoryRecord, new_id
 from tests.sqlite_helpers import DIM, EMB, raw_connection, rec, unit
 

@@ -1,16 +1,16 @@
-"""Facts stated in fixed forms survive a model that drops them (memory.stated), and the
+"""Facts stated in fixed forms survive a model that drops them (memory.write.stated), and the
 reconciliation guards that keep a change from landing on the wrong memory
-(memory.reconcile: same_subject, a home changed "these days", a restated memory's
+(memory.write.reconcile: same_subject, a home changed "these days", a restated memory's
 new value)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from memory.atomic import atomize
-from memory.extraction import Candidate
-from memory.reconcile import Decision, one_change_per_memory, same_subject
-from memory.stated import moved_to, stated_facts, stated_name
+from memory.write.atomic import atomize
+from memory.write.extract import Candidate
+from memory.write.reconcile import Decision, one_change_per_memory, same_subject
+from memory.write.stated import moved_to, stated_facts, stated_name
 from memory.types import MemoryRecord
 from tests.fake_llm import system_text
 from tests.test_learning_api import _with_facts, mem, texts  # noqa: F401  (fixture)
@@ -162,7 +162,7 @@ def test_a_restated_memory_is_not_rewritten_but_a_new_value_is_kept():
 
 
 def test_a_home_said_to_be_current_replaces_the_stored_one_without_a_reconciliation_call(mem):  # noqa: F811
-    """The extraction call, then only the second opinion (memory.confirm) on the change."""
+    """The extraction call, then only the second opinion (memory.write.confirm) on the change."""
     with _with_facts({"Berlin": [{"text": "Lives in Berlin", "topic": "home"}],
                       "Munich": [{"text": "Based in Munich", "topic": "home"}]}):
         mem.add("I live in Berlin.", "jonas")
@@ -193,7 +193,7 @@ def test_a_latin_name_said_in_chinese_is_stored_in_chinese():
     ("我妈说过我小时候很调皮", False),
 ])
 def test_says_already_told(text, told):
-    from memory.intents import says_already_told
+    from memory.write.intents import says_already_told
     assert says_already_told(text) is told
 
 
@@ -210,7 +210,7 @@ def test_a_repeat_keeps_the_stored_wording_and_adds_only_what_is_new(mem):  # no
 
 
 def test_a_school_never_replaces_the_city_of_a_workplace():
-    from memory.reconcile import may_replace
+    from memory.write.reconcile import may_replace
     city = _rec("在厦门工作", "workplace", "c")
     assert not may_replace(cand("在一所小学工作", "workplace"), city)
     assert may_replace(cand("在福州工作", "workplace"), city)
@@ -233,7 +233,7 @@ def test_a_phone_number_labelled_home_never_replaces_the_home():
     ("我哥哥调到了深圳", None),
 ])
 def test_works_in_city(text, city):
-    from memory.stated import works_in_city
+    from memory.write.stated import works_in_city
     assert works_in_city(text) == city
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from memory import Memory
 from memory.types import utcnow
-from memory.undo import UndoError
+from memory.write.undo import UndoError
 from tests.fake_llm import ScriptedLLM, last_user_text, scripted_config, system_text
 from tests.scripted_memory import facts_brain, texts
 
@@ -143,7 +143,7 @@ def test_a_rule_ends_nothing_the_model_does_not_confirm(tmp_path):
 
 def test_a_change_the_model_proposes_is_applied_only_when_it_confirms(tmp_path):
     """The extractor reads a trip as a move ("Lives in Madrid", ``replaces`` the home);
-    the second opinion (``memory.confirm``) answers "keeps": the home stays current, the
+    the second opinion (``memory.write.confirm``) answers "keeps": the home stays current, the
     new fact is added, nothing is superseded. When it answers "ended" the home is
     replaced."""
     FACTS["Madrid"] = [{"text": "Lives in Madrid", "topic": "home", "replaces": "Lives in "}]

@@ -1,4 +1,4 @@
-"""Unit tests of memory.textsearch: jieba segmentation, safe FTS5 MATCH expressions.
+"""Unit tests of memory.text.fulltext: jieba segmentation, safe FTS5 MATCH expressions.
 
 Every MATCH expression is also run against a real FTS5 table (same tokenizer as the
 SQLite store) so "operators are plain text" is checked by SQLite itself.
@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from memory.store.sqlite import load_sqlite_module
-from memory.textsearch import (CHINESE_STOPWORDS, ENGLISH_STOPWORDS, FTS5_TOKENIZE,
+from memory.text.fulltext import (CHINESE_STOPWORDS, ENGLISH_STOPWORDS, FTS5_TOKENIZE,
                                MAX_QUERY_TERMS, index_text, match_query, normalize,
                                query_terms, quote_term)
 
@@ -147,7 +147,7 @@ def test_huge_input_is_bounded():
 
 
 def test_word_runs_ascii_fast_path_matches_the_category_rule():
-    from memory.textsearch import runs_by_category as by_category, word_runs
+    from memory.text.fulltext import runs_by_category as by_category, word_runs
 
     every_ascii = "".join(map(chr, range(128))) * 2 + " it's e5-small, v2.1 _x_"
     assert every_ascii.isascii() and word_runs(every_ascii) == by_category(every_ascii)

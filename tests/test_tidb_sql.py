@@ -409,7 +409,7 @@ def test_migrations_table_statements_compile():
 
 
 def test_a_resource_finds_the_memories_it_also_supports(q):
-    """Provenance (``memory.provenance``): a file's memories are those learned from it
+    """Provenance (``memory.write.provenance``): a file's memories are those learned from it
     (``metadata.resource_id``) or listing it in ``metadata.also_from``, found with
     ``JSON_CONTAINS`` (TiDB has no ``JSON_TABLE``, so counts of ``also_from`` are
     added in Python from a read of the column), inside the user's live rows."""

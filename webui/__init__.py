@@ -1,11 +1,11 @@
 """The Streamlit web app's glue (``import webui as ui`` in app.py and pages/): session, user, sidebar, formatting.
 
 No engine logic here: memories go through the public ``Memory`` API; image checks and
-storage live in ``memory.images`` and export/import validation in ``memory.backup``
+storage live in ``memory.chat.images`` and export/import validation in ``memory.backup``
 (re-exported below for the pages).
 """
 from memory.backup import MAX_IMPORT_BYTES, parse_export
-from memory.images import IMAGE_TYPES, MAX_IMAGE_BYTES, image_path_of_user, validate_image
+from memory.chat.images import IMAGE_TYPES, MAX_IMAGE_BYTES, image_path_of_user, validate_image
 from webui.format import (CSV_COLUMNS, EVENT_COLORS, EVENT_LABELS, TYPE_COLORS, ago,
                           apply_edits, changes_summary, date_range, dir_size, event_badge,
                           export_csv_text, export_json_text, human_bytes, importance_stars,

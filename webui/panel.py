@@ -5,7 +5,7 @@ from typing import Any
 
 import streamlit as st
 
-from memory.images import image_path_of_user
+from memory.chat.images import image_path_of_user
 from webui.format import (EVENT_LABELS, SHOWN_EVENTS, ago, changes_summary, event_badge,
                           importance_stars, md_escape, profile_markdown, type_badge)
 from webui.session import flash, flash_outcome

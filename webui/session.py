@@ -20,8 +20,8 @@ from typing import Any, Callable, Iterator
 
 import streamlit as st
 
-from memory.errors import hide_paths
-from memory.users import check_user_id
+from memory.llm.errors import hide_paths
+from memory.safety.users import check_user_id
 from webui.format import md_escape
 
 #: session_state key of the current user id (shared by every page)
@@ -124,7 +124,7 @@ def reset_caches() -> None:
 # ---------------------------------------------------------------------------------------
 def normalize_user_id(raw: str) -> str:
     """Return the user id typed by a person if the engine's one rule
-    (``memory.users.check_user_id``, API.md) accepts it, NFC-normalised; raise
+    (``memory.safety.users.check_user_id``, API.md) accepts it, NFC-normalised; raise
     ValueError with the rule's one-line reason otherwise (``" bob"`` is refused, not
     trimmed)."""
     return check_user_id(raw)

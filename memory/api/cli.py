@@ -44,7 +44,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> int:
         engine = Engine.from_env()
         app = create_app(engine, host=host, close_on_shutdown=True)
     except Exception as exc:  # noqa: BLE001 - one line, no traceback, for any startup failure
-        from memory.errors import one_line
+        from memory.llm.errors import one_line
         return _err(f"cannot start: {one_line(exc)}")
     print(f"memory.api: serving http://{host}:{port} (docs /docs, MCP /mcp); admin API "
           f"{'on' if admin else 'off (no MEMORY_ADMIN_KEY)'}; data in {engine.data_dir}",
@@ -64,7 +64,7 @@ def mcp_stdio(user: str) -> int:
         with contextlib.redirect_stdout(sys.stderr):  # stdout carries only MCP messages
             engine = Engine.from_env()
     except Exception as exc:  # noqa: BLE001
-        from memory.errors import one_line
+        from memory.llm.errors import one_line
         return _err(f"cannot start: {one_line(exc)}")
     try:
         build_mcp(engine, uid).run("stdio")

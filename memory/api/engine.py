@@ -1,7 +1,7 @@
 """The one place the API and the MCP server call the memory engine (``memory.Memory``).
 
 Every route and MCP tool goes through ``Engine``; a chat turn is the engine's own
-``memory.turn.start_turn`` (the same turn the web app and the terminal run). Results are
+``memory.chat.turn.start_turn`` (the same turn the web app and the terminal run). Results are
 returned as JSON-ready dicts/lists (the engine's own ``to_dict()`` shapes).
 
 Errors: ``ValueError`` for bad input (the engine's one-line message),
@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import Any, Iterator
 
-from memory.errors import LLMError, one_line
+from memory.llm.errors import LLMError, one_line
 from memory.store.base import StoreError
 
 
@@ -80,7 +80,7 @@ class Engine:
 
     def undo(self, user_id: str, turn_id: str | None = None) -> dict:
         """Undo one turn (``Memory.undo``): ``{"changes": [...], "turn_id"}``. Raises
-        ``memory.undo.UndoError`` when it cannot be undone."""
+        ``memory.write.undo.UndoError`` when it cannot be undone."""
         return _changes(_guard(lambda: self.memory.undo(user_id, turn_id)))
 
     def past(self, user_id: str, limit: int = 100, forgotten: bool = False) -> list[dict]:
@@ -212,7 +212,7 @@ class Engine:
     # ---- chat ---------------------------------------------------------------------------
     def chat(self, user_id: str, message: str, thread_id: str | None = None) -> "Turn":
         """Start a chat turn (stores the user message, retrieves memories). Returns a Turn."""
-        from memory.turn import start_turn
+        from memory.chat.turn import start_turn
         return Turn(_guard(lambda: start_turn(self.memory, user_id, message, thread_id)))
 
     # ---- export / import / health ---------------------------------------------------------

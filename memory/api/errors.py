@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from memory.api.engine import EngineUnavailable, UploadRefused
 from memory.api.keys import KeyStoreError
-from memory.errors import one_line
+from memory.llm.errors import one_line
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from memory.language import is_surely
+from memory.text.language import is_surely
 from memory.resources.extract import Block
 
 #: Longest chunk (characters): about a paragraph or a short section, the unit a

@@ -17,7 +17,7 @@ import logging
 import re
 from dataclasses import dataclass
 
-from memory.errors import LLMError, one_line
+from memory.llm.errors import LLMError, one_line
 from memory.resources.archive import ArchiveRefused, bounded_copy
 from memory.resources.sniff import decode_text
 
@@ -58,7 +58,7 @@ class Block:
 def extract_blocks(kind: str, data: bytes, name: str, mime: str, llm=None) -> tuple[list[Block], dict]:
     """Read ``data`` of extractor ``kind`` (see ``sniff.kind_of``) into blocks.
 
-    ``llm`` (a ``memory.llm.LLM``) is needed for images and audio only. Returns
+    ``llm`` (a ``memory.llm.client.LLM``) is needed for images and audio only. Returns
     ``(blocks, info)``: ``info`` holds ``pages`` for a PDF. Raises ResourceFailed
     (one line) for a corrupt, encrypted, empty or over-large document, an image without
     a vision model, or a failed vision/transcription call.

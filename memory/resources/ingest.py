@@ -6,15 +6,15 @@
       → blocks (memory.resources.extract) → chunks; chunks with nothing about the user
         skipped (memory.resources.chunking)
       → per batch of chunks: KNOWN memories (learn.known_for) + extract (1 LLM call,
-        memory.extraction, in the document's language)
+        memory.write.extract, in the document's language)
       → cleaning + PII redaction (learn.clean_candidates), de-duplication inside the document, embed
-      → constraints marked (memory.constraints), reconcile against ALL the user's
+      → constraints marked (memory.write.constraints), reconcile against ALL the user's
         memories, chat ones included (0–1 LLM call per ambiguous candidate,
-        memory.reconcile); a rewrite or ending only when the model confirms the chunk
-        ends the old value (memory.confirm, as for a chat turn)
+        memory.write.reconcile); a rewrite or ending only when the model confirms the chunk
+        ends the old value (memory.write.confirm, as for a chat turn)
       → ONE store transaction: ADD / UPDATE / END with history by
         ``resource:<id8>``, earlier values kept, a restated memory gains this file as a
-        source (learn.apply_decisions, memory.provenance) + status ``ready``
+        source (learn.apply_decisions, memory.write.provenance) + status ``ready``
 
 Any failure before that transaction (corrupt file, LLM down) marks the resource
 ``failed`` with one line (``detail["failure"]``: ``input`` or ``service``) and writes no
@@ -33,22 +33,22 @@ from typing import Any, Callable
 
 import numpy as np
 
-from memory.errors import LLMError, one_line
-from memory.extraction import Candidate, extract
-from memory.grounding import support
-from memory.intents import normalize
-from memory.learn import apply_decisions, clean_candidates, known_for
-from memory import confirm, constraints, provenance
-from memory.profile import refresh_profile
-from memory.reconcile import NEAR_DUP, reconcile
+from memory.llm.errors import LLMError, one_line
+from memory.write.extract import Candidate, extract
+from memory.write.grounding import support
+from memory.write.intents import normalize
+from memory.write.pipeline import apply_decisions, clean_candidates, known_for
+from memory.write import confirm, constraints, provenance
+from memory.write.profile import refresh_profile
+from memory.write.reconcile import NEAR_DUP, reconcile
 from memory.resources import lease
 from memory.resources.chunking import BATCH_CHARS, Chunk, batches, chunk_blocks, relevant
 from memory.resources.extract import ResourceFailed, extract_blocks
 from memory.resources.model import MAX_FILENAME, SOURCE, Resource
 from memory.resources.sniff import EMPTY, describe, kind_of, read_source, sniff
-from memory.sanitize import strip_invisible
+from memory.safety.sanitize import strip_invisible
 from memory.types import Change, HistoryEvent, MemoryRecord, new_id, utcnow
-from memory.users import check_user_id
+from memory.safety.users import check_user_id
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ def learn_blocks(memory, res: Resource, blocks, info: dict, *, batch_chars: int 
 
 
 def _second_opinion(llm, found: list[tuple[Candidate, Chunk]], decisions: list) -> list:
-    """The chat's second opinion (``memory.confirm.second_opinion``) for a document: the
+    """The chat's second opinion (``memory.write.confirm.second_opinion``) for a document: the
     reconciliation's rewrites and endings of each chunk are applied only when the model
     confirms that chunk ends the old value (one call per chunk that proposes any; a CV's
     "Address: Berlin" ends "Lives in Munich", a travel plan's week in Rome does not)."""
@@ -249,7 +249,7 @@ def _retryable(res: Resource) -> bool:
 
 def _clean_name(name: str) -> str:
     """The display name: the last path part, control characters out (C0 here; bidi,
-    zero-width and C1 by ``memory.sanitize.strip_invisible``), at most
+    zero-width and C1 by ``memory.safety.sanitize.strip_invisible``), at most
     ``MAX_FILENAME`` characters (the extension kept)."""
     base = PurePath(str(name).replace("\\", "/")).name
     base = strip_invisible("".join(ch for ch in base if ord(ch) >= 32)).strip() or "upload"
@@ -298,7 +298,7 @@ def resource_memories(memory, user_id: str, resource_id: str) -> list[MemoryReco
 def delete_resource(memory, user_id: str, resource_id: str) -> bool:
     """Soft-delete one resource of ``user_id``: the row stays with ``deleted_at`` set
     (so listings with ``include_deleted`` show it) and, in one transaction, each memory
-    the file supports (``memory.provenance``) either loses only this source — when
+    the file supports (``memory.write.provenance``) either loses only this source — when
     another file or a chat message also says it (history: a NONE event by
     ``resource-deleted:<id8>``) — or, when nothing else supports it, leaves search and
     lists (deleted with a history event by ``resource-deleted:<id8>``, so history keeps

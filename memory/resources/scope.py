@@ -1,6 +1,6 @@
 """Search scopes: everything, the chat's memories only, or one resource's memories (``"all"``, ``"chat"``, ``"resource:<id>"``).
 
-A memory is in a resource's scope when the file supports it (``memory.provenance``:
+A memory is in a resource's scope when the file supports it (``memory.write.provenance``:
 learned from it, ``metadata["resource_id"]``, or also said by it, ``also_from``), and in
 the chat scope when something other than a file supports it (learned in chat, added by
 hand or imported, or a file's fact a chat message repeated). The stores' searches filter by user, type and date inside
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from memory import provenance
+from memory.write import provenance
 from memory.types import MemoryRecord, SearchResult
 
 SCOPES = ("all", "chat", "resource:<id>")

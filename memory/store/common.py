@@ -264,7 +264,7 @@ def vector_values(embedding: Any, dim: int, what: str = "embedding") -> np.ndarr
     cosine distance divides by both norms, so it is undefined for them (TiDB's
     ``VEC_COSINE_DISTANCE`` returns NULL, the SQLite matrix would rank them by an
     arbitrary 1.0); a vector whose components all underflow float32 counts as zero. The product's embedders never
-    emit one (``memory.embedder`` maps an all-zero row to a unit vector)."""
+    emit one (``memory.embed.embedder`` maps an all-zero row to a unit vector)."""
     if embedding is None:
         raise ValueError(f"{what} is missing")
     try:

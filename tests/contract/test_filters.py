@@ -6,7 +6,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from memory.retrieval import hybrid_search
+from memory.search.hybrid import hybrid_search
 from memory.types import utcnow
 
 A = "alice"

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from memory.errors import LLMError
-from memory.llm import LLM
+from memory.llm.errors import LLMError
+from memory.llm.client import LLM
 from tests.fake_llm import Delay, Drop, HTTPError, ScriptedLLM, scripted_config
 
 MSGS = [{"role": "user", "content": "hi"}]

@@ -14,7 +14,7 @@ from memory.api.deps import authenticate, current_user, engine, keystore
 from memory.api.engine import Engine
 from memory.api.errors import ApiError
 from memory.api.keys import KeyStore, KeyStoreError, Principal
-from memory.errors import hide_paths
+from memory.llm.errors import hide_paths
 
 router = APIRouter(tags=["account"])
 User = Annotated[Principal, Depends(current_user)]

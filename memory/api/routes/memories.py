@@ -16,7 +16,7 @@ from memory.api.deps import current_user, engine
 from memory.api.engine import Engine
 from memory.api.errors import ApiError, not_found
 from memory.api.keys import Principal
-from memory.undo import UndoError
+from memory.write.undo import UndoError
 
 router = APIRouter(prefix="/v1/memories", tags=["memories"])
 User = Annotated[Principal, Depends(current_user)]

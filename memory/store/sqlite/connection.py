@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from memory.errors import one_line
+from memory.llm.errors import one_line
 from memory.store.base import Store, StoreError
 from memory.store.sqlite import driver
 from memory.store.sqlite.cache import MatrixCache

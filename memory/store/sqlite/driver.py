@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from memory.errors import one_line
+from memory.llm.errors import one_line
 from memory.store.base import StoreError
 
 __all__ = ["load_sqlite_module", "connect", "Holder", "private_dir", "private_file"]

@@ -11,7 +11,7 @@ from memory.store.sqlite import rows
 from memory.store.sqlite.cache import unit
 from memory.store.sqlite.connection import Connections
 from memory.store.sqlite.schema import NEVER, PAST, context_of, user_token, vec_table_dim
-from memory.textsearch import index_text
+from memory.text.fulltext import index_text
 from memory.types import HistoryEvent, MemoryRecord
 
 _ORDER_SQL = {

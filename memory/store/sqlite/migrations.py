@@ -19,7 +19,7 @@ from typing import Any, Callable, ContextManager
 from memory.store.base import StoreError
 from memory.store.migrations import Migration, MigrationStatus, pending, status
 from memory.store.sqlite import schema
-from memory.textsearch import index_text
+from memory.text.fulltext import index_text
 from memory.types import utcnow
 
 MIGRATIONS: list[Migration] = []

@@ -13,7 +13,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from memory.provenance import ALSO_FROM, resource_key
+from memory.write.provenance import ALSO_FROM, resource_key
 from memory.resources.model import (RESOURCE_FIELDS, Resource, resource_values,
                                     update_values)
 from memory.store.base import require_text as _text
@@ -133,7 +133,7 @@ class Resources(Connections):
     def resource_memory_ids(self, user_id: str, resource_id: str) -> list[str]:
         """Ids of ``user_id``'s live memories the resource supports: learned from it
         (``metadata.resource_id``) or also said by it (``metadata.also_from``,
-        ``memory.provenance``), oldest first."""
+        ``memory.write.provenance``), oldest first."""
         rid = _text(resource_id, "resource id")
         with self._read() as conn:
             found = conn.execute(

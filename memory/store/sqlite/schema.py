@@ -16,7 +16,7 @@ Layout (all in one database file, WAL mode):
   (:data:`NEVER` when the memory does not expire) and ``created_at``, so the type, date
   and expiry filters are applied inside the KNN scan and a user gets exactly k rows.
 * ``memories_fts`` — FTS5 table ``(user_tok, body, context)`` with ``rowid = memories.rid``.
-  ``body`` holds :func:`memory.textsearch.index_text` of the memory (jieba-segmented
+  ``body`` holds :func:`memory.text.fulltext.index_text` of the memory (jieba-segmented
   Chinese), ``context`` that of its conversational context ``metadata["context"]``;
   ``user_tok`` holds :func:`user_token` of the owner, so a search is
   ``user_tok : "u…" AND {body context} : ("term" OR …)``: FTS5 intersects the user's
@@ -42,7 +42,7 @@ import hashlib
 import re
 from typing import Any
 
-from memory.textsearch import FTS5_TOKENIZE
+from memory.text.fulltext import FTS5_TOKENIZE
 
 #: ``expires_at`` value stored in the vector index for memories that never expire
 #: (microseconds; about year 148,000, beyond any datetime).

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 from memory.store.sqlite import cache, rows
 from memory.store.sqlite.memories import Memories, dates_clause, live, types_clause
 from memory.store.sqlite.schema import CONTEXT_WEIGHT, CONVERSATION_INDEX, MAX_K, user_token
-from memory.textsearch import any_term, query_terms, quote_term
+from memory.text.fulltext import any_term, query_terms, quote_term
 
 #: A query term found in more than this share of all full-text rows (every user's) is
 #: *common*: when the query also has a rarer term that occurs somewhere, rows matching
@@ -135,7 +135,7 @@ class Search(Memories):
                     until: datetime | None = None) -> list[tuple[str, float]]:
         """BM25 search of ``user_id``'s live memories: up to ``k`` ``(memory_id, score)``,
         best first; score = ``-bm25`` (higher is better, > 0). ``query`` is raw user text
-        (its terms: :func:`memory.textsearch.query_terms`); returns [] when it has no
+        (its terms: :func:`memory.text.fulltext.query_terms`); returns [] when it has no
         term. ``types`` and ``since <= created_at <= until`` restrict the matches inside
         the query.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from memory.errors import one_line
+from memory.llm.errors import one_line
 from memory.store import common
 from memory.store.base import require_text as _text
 from memory.store.migrations import MigrationStatus

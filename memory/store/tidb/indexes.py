@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from pytidb.orm.tiflash_replica import TiFlashReplica
 from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_fixed
 
-from memory.errors import one_line
+from memory.llm.errors import one_line
 from memory.store.base import StoreError
 from memory.store.tidb.retry import error_code
 from memory.store.tidb.schema import fulltext_index_ddl

@@ -21,7 +21,7 @@ from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from memory.provenance import ALSO_FROM, resource_key
+from memory.write.provenance import ALSO_FROM, resource_key
 from memory.resources.model import RESOURCE_FIELDS, Resource, resource_values, update_values
 from memory.store.base import require_text as _text
 from memory.store.base import require_user as _user
@@ -123,7 +123,7 @@ class ResourceSQL:
     def memory_ids(self, user_id: str, resource_id: str, now: Any) -> Any:
         """Ids of the user's live memories the resource supports: learned from it
         (``metadata.resource_id``) or also said by it (``JSON_CONTAINS`` on
-        ``metadata.also_from``, ``memory.provenance``)."""
+        ``metadata.also_from``, ``memory.write.provenance``)."""
         also = sa.func.json_contains(self.m.c.metadata,
                                      sa.func.json_quote(resource_key(resource_id)),
                                      f"$.{ALSO_FROM}")

@@ -8,7 +8,7 @@ from sqlalchemy.engine import Connection, Engine
 from tenacity import (Retrying, retry_if_exception, stop_after_attempt,
                       wait_random_exponential)
 
-from memory.errors import one_line
+from memory.llm.errors import one_line
 from memory.store.base import StoreError
 
 T = TypeVar("T")

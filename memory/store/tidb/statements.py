@@ -13,14 +13,14 @@ from memory.store.common import check_order
 from memory.store.tidb.rows import vector_literal
 from memory.store.tidb.schema import TiDBSchema
 from memory.store.tidb.validity_statements import ValiditySQL, live_conditions
-from memory.textsearch import (ENGLISH_STOPWORDS, MAX_QUERY_CHARS, normalize, query_terms,
+from memory.text.fulltext import (ENGLISH_STOPWORDS, MAX_QUERY_CHARS, normalize, query_terms,
                                segment, word_runs)
 from memory.types import Message, Thread
 
 
 def fulltext_terms(query: str) -> str:
     """The text handed to ``FTS_MATCH_WORD`` for a raw user query: the normalised query
-    (``memory.textsearch.normalize``: NFKC, control characters out), cut into runs of
+    (``memory.text.fulltext.normalize``: NFKC, control characters out), cut into runs of
     letters/digits/marks so operator characters (``" * - ( ) :``) never reach TiDB, with
     English stop-words and repeated words (case-insensitive) dropped, joined by spaces.
     Han text is kept as written, not jieba-segmented: TiDB's MULTILINGUAL parser segments

@@ -13,7 +13,7 @@ from pytidb.utils import create_engine_without_db
 from sqlalchemy.engine import Connection, Engine
 
 from memory.config import Config
-from memory.errors import one_line
+from memory.llm.errors import one_line
 from memory.store.base import EmbedderMismatchError, Store, StoreError
 from memory.store.base import require_user as _user
 from memory.store.common import check_embedder, embedder_policy

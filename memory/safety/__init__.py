@@ -1,0 +1,1 @@
+"""What may enter the store: sanitising, PII redaction, input limits, user ids."""

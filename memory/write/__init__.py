@@ -1,0 +1,1 @@
+"""The write path: what is learned from a message or a file — extract, reconcile, confirm, apply with history (supersede, end, forget), undo, provenance, the rules around the small model and the profile they feed."""
