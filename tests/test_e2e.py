@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from memory import Memory, load_config
+from memory import Memory
+from tests.e2e_memory import local_memory
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,18 +21,7 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 
 @pytest.fixture(scope="module")
 def mem(tmp_path_factory):
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python[server] is not installed (./test.sh installs it)")
-    from memory.llm import local_server as local_llm
-
-    data = tmp_path_factory.mktemp("e2e")
-    # temperature 0: greedy decoding, so a CI run sees the same replies as this one did
-    m = Memory(load_config(env_file=None, memory_data_dir=data, llm_temperature=0))
-    assert m.config.uses_local_llm
-    already_running = local_llm.served_models(m.config) is not None
-    yield m
-    m.close()
-    if not already_running:  # leave the machine as we found it
-        local_llm.stop_all(m.config)
+    yield from local_memory(tmp_path_factory, "e2e")
 
 
 def texts(mem: Memory, user: str) -> list[str]:
