@@ -175,10 +175,10 @@ def test_a_change_the_model_proposes_is_applied_only_when_it_confirms(tmp_path):
 
 
 def test_a_trip_the_model_marks_as_the_new_home_replaces_nothing(tmp_path):
-    """"Is in Tokyo for two weeks" marked as replacing "Lives in Denver": not stated like
+    """"Is in Tokyo for a three-week course" marked as replacing "Lives in Denver": not stated like
     a home (``reconcile.restates_kind``, cosine under the home topic's bound), so it is
     added as an ordinary fact (topic ``other``) without asking, and the home stays."""
-    FACTS["Tokyo"] = [{"text": "Is in Tokyo for two weeks", "topic": "home",
+    FACTS["Tokyo"] = [{"text": "Is in Tokyo for a three-week course", "topic": "home",
                        "replaces": "Lives in "}]
     FACTS["Denver"] = [{"text": "Lives in Denver", "topic": "home"}]
 
@@ -193,8 +193,8 @@ def test_a_trip_the_model_marks_as_the_new_home_replaces_nothing(tmp_path):
             try:
                 m.add("I live in Denver.", "kai")
                 changes = m.add("I'm spending two weeks in Tokyo for a course.", "kai")
-                assert [(c.event, c.text) for c in changes] == [("ADD", "Is in Tokyo for two weeks")]
-                assert texts(m, "kai") == ["Is in Tokyo for two weeks", "Lives in Denver"]
+                assert [(c.event, c.text) for c in changes] == [("ADD", "Is in Tokyo for a three-week course")]
+                assert texts(m, "kai") == ["Is in Tokyo for a three-week course", "Lives in Denver"]
                 trip = next(r for r in m.list("kai") if "Tokyo" in r.text)
                 assert trip.tags[0] == "other" and m.past("kai") == []
             finally:

@@ -38,7 +38,7 @@ from memory.write.extract import Candidate, extract
 from memory.write.grounding import support
 from memory.write.intents import normalize
 from memory.write.pipeline import apply_decisions, clean_candidates, known_for
-from memory.write import confirm, constraints, provenance
+from memory.write import confirm, constraints, provenance, residence
 from memory.write.profile import refresh_profile
 from memory.write.reconcile import NEAR_DUP, reconcile
 from memory.resources import lease
@@ -168,6 +168,7 @@ def learn_blocks(memory, res: Resource, blocks, info: dict, *, batch_chars: int 
             vectors = memory.embedder.embed_documents([c.text for c, _ in found])
             found, vectors = _no_near_duplicates(found, np.asarray(vectors, dtype=np.float32))
             constraints.mark([c for c, _ in found], memory.embedder, vectors)
+            residence.mark([c for c, _ in found], memory.embedder, vectors)
             decisions = _second_opinion(llm, found, reconcile(
                 llm, store, uid, [c for c, _ in found], vectors, shown=shown))
         detail = {"pages": info.get("pages"), "blocks": len(blocks), "chunks": len(chunks),

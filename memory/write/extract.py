@@ -55,7 +55,9 @@ class Candidate:
     ``memory.write.topics`` name) and what follows from it (``type``, ``importance``,
     ``tags``), ``replaces``: the KNOWN memory it changes, if any, and ``saw_known``:
     False when it came from the second call without KNOWN (see ``extract``), so
-    reconciliation must not assume the extractor already judged the KNOWN memories."""
+    reconciliation must not assume the extractor already judged the KNOWN memories.
+    ``states_home``: for a ``home`` candidate, whether it states the user's home at all
+    (``memory.write.residence``; None: not checked), so a trip cannot replace the home."""
 
     text: str
     type: str = "fact"
@@ -64,6 +66,7 @@ class Candidate:
     replaces: MemoryRecord | None = None
     topic: str = "other"
     saw_known: bool = True
+    states_home: bool | None = None
 
 
 def extract(llm, user_text: str, today: datetime, known: list[MemoryRecord] | None = None,

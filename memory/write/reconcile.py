@@ -41,7 +41,7 @@ import numpy as np
 
 from memory.llm import prompts
 from memory.llm.errors import LLMError
-from memory.write import topics
+from memory.write import residence, topics
 from memory.write.extract import Candidate
 from memory.write.cessation import is_negated
 from memory.write.grounding import content_tokens, mentions_someone_else, shares_content, support
@@ -129,9 +129,9 @@ def find_related(store, user_id: str, cand: Candidate, emb: np.ndarray,
             if (sim >= RELATED or shares_content(cand.text, rec.text)) and same_owner(cand.text, rec.text):
                 return ranked, Decision(cand, emb, "NONE", rec, cand.text, "told before")
     if cand.replaces is not None:
-        if restates_kind(cand, cand.replaces, sims.get(cand.replaces.id)):
+        if residence.may_replace_home(cand, cand.replaces):
             return [], Decision(cand, emb, "UPDATE", cand.replaces, cand.text, "extract")
-        cand.replaces = None  # "two weeks in Tokyo" marked as replacing the home: asked below
+        cand.replaces = None  # "two weeks in Tokyo" marked as replacing the home
     if topics.get(cand.topic).replace:  # "Is 30 years old" replaces "Is 29 years old"
         for rec, _ in ranked:
             if topics.topic_of(rec.tags) == cand.topic and same_owner(cand.text, rec.text):
@@ -222,7 +222,6 @@ def _ask_llm(llm, candidates, embeddings, pending, decisions) -> None:
     for i, related in pending:
         cand, emb = candidates[i], embeddings[i]
         letters = {_label(n): rec for n, (rec, _) in enumerate(related)}
-        sims = {rec.id: sim for rec, sim in related}
         lines = [f"EXISTING [{label}]: {rec.text}" for label, rec in letters.items()]
         lines.append(f"NEW: {cand.text}")
         messages = [{"role": "system", "content": prompts.RECONCILE_SYSTEM},
@@ -238,8 +237,8 @@ def _ask_llm(llm, candidates, embeddings, pending, decisions) -> None:
         refused = target is not None and (target.id in claimed or not may_replace(cand, target)
                                           or (action in ("UPDATE", "DELETE")
                                               and keeps_both(cand, target))
-                                          or (action == "UPDATE" and not restates_kind(
-                                              cand, target, sims.get(target.id))))
+                                          or (action == "UPDATE"
+                                              and not residence.may_replace_home(cand, target)))
         if refused:
             target = None  # "妈妈住在福州" never replaces the user's "住在福州"
         if action == "NONE":
@@ -303,24 +302,6 @@ def keeps_both(cand: Candidate, target: MemoryRecord) -> bool:
         return False
     many = not (topics.get(cand.topic).single or topics.get(other).single)
     return many and not is_negated(cand.text)
-
-
-def restates_kind(cand: Candidate, target: MemoryRecord, sim: float | None) -> bool:
-    """True when candidate ``cand`` may take the place of ``target``'s value by the
-    model's word (its UPDATE, or the extractor's ``replaces``): the target's topic sets
-    no ``restated_above``, the cosine ``sim`` between their embeddings is unknown, or it
-    reaches that bound. "Is in Tokyo for two weeks" (.22 to "Lives in Denver") is a
-    trip, not a new home; "Lives in Graz" after "Lives in Linz" is one. A refused
-    candidate that the model called a home is no home: it is kept as ``other``."""
-    bound = topics.get(topics.topic_of(target.tags)).restated_above \
-        if topics.topic_of(target.tags) else None
-    if bound is None or sim is None or sim >= bound:
-        return True
-    if cand.topic == topics.topic_of(target.tags):
-        other = topics.get("other")
-        cand.topic, cand.type, cand.importance = other.name, other.type, other.importance
-        cand.tags = [other.name] + [t for t in cand.tags if t not in topics.TOPICS]
-    return False
 
 
 def same_owner(a: str, b: str) -> bool:

@@ -24,17 +24,12 @@ class Topic:
     single: bool = False
     #: a new value always replaces the stored one without an LLM call (an age)
     replace: bool = False
-    #: the model's UPDATE of a stored value of this topic stands only when the new fact
-    #: is stated like it: embedding cosine at least this (``reconcile.restates_kind``)
-    restated_above: float | None = None
 
 
 TOPICS: dict[str, Topic] = {t.name: t for t in (
     Topic("name", "profile", 5, single=True),
     Topic("age", "profile", 4, single=True, replace=True),
-    # a home is replaced by another home, not a trip: on a dev list of our own (8 moves
-    # stated as homes .51–.73, 9 trips and others' moves .18–.41, bench/README.md)
-    Topic("home", "profile", 4, single=True, restated_above=0.45),
+    Topic("home", "profile", 4, single=True),
     Topic("job", "profile", 4, single=True),
     Topic("workplace", "profile", 4, single=True),
     Topic("family", "profile", 4),
