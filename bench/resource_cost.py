@@ -105,7 +105,8 @@ def scripted_responder(req: dict):
     system = system_text(req)
     user = next((m["content"] for m in req["messages"] if m["role"] == "user"), "")
     if "You extract memories" in system:
-        said = user.split("User: ")[-1]
+        from memory.resources.ingest import DOCUMENT_NOTE
+        said = user.split("User: ")[-1].removeprefix(DOCUMENT_NOTE)
         return {"memories": [{"text": t, "topic": topic}
                              for key, t, topic in SCRIPTED_FACTS if key in said]}
     return {"action": "ADD", "id": "none"}

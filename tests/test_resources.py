@@ -35,8 +35,10 @@ CAT = "A grey cat named Xiaolan sleeping on a blue sofa."
 
 
 def extraction_text(req: dict) -> str:
+    """The document text an extraction request asks about (after "User: " and the
+    document note, ``ingest.DOCUMENT_NOTE``)."""
     user = next(m["content"] for m in req["messages"] if m["role"] == "user")
-    return user.split("User: ")[-1]
+    return user.split("User: ")[-1].removeprefix(ingest.DOCUMENT_NOTE)
 
 
 def brain(req: dict):
@@ -57,7 +59,11 @@ def brain(req: dict):
                     item["replaces"] = int(moved.group(1))
                 out.append(item)
         return {"memories": out}
-    if RECONCILE in system:
+    if RECONCILE in system:  # a document shows no KNOWN: the new home is reconciled
+        user = next(m["content"] for m in req["messages"] if m["role"] == "user")
+        home = re.search(r"EXISTING \[(\w+)\]: Lives in Munich", user)
+        if home and "NEW: Lives in Berlin" in user:
+            return {"action": "UPDATE", "id": home.group(1)}
         return {"action": "ADD", "id": "none"}
     if CONFIRM in system:  # memory.write.confirm: a CV's new city does end the old one
         user = next(m["content"] for m in req["messages"] if m["role"] == "user")

@@ -47,9 +47,9 @@ FACTS = {  # a keyword the scripted extractor sees → the memory it "finds"
 
 
 def said(req: dict) -> str:
-    """The text an extraction request asks about (after "User: ")."""
+    """The text an extraction request asks about (after "User: " and the document note)."""
     user = next(m["content"] for m in req["messages"] if m["role"] == "user")
-    return user.split("User: ")[-1]
+    return user.split("User: ")[-1].removeprefix(ingest.DOCUMENT_NOTE)
 
 
 def brain(req: dict):

@@ -5,7 +5,8 @@
     unsupported → ValueError, nothing stored) ─ resource row ``pending``
       → blocks (memory.resources.extract) → chunks; chunks with nothing about the user
         skipped (memory.resources.chunking)
-      → per batch of chunks: KNOWN memories (learn.known_for) + extract (1 LLM call,
+      → per batch of chunks: extract (1 LLM call, no KNOWN lines: with them the 1.5B
+        model answered a CV with nothing; a note says labelled lines are facts,
         memory.write.extract, in the document's language)
       → cleaning + PII redaction (learn.clean_candidates), de-duplication inside the document, embed
       → constraints marked (memory.write.constraints), reconcile against ALL the user's
@@ -37,7 +38,7 @@ from memory.llm.errors import LLMError, one_line
 from memory.write.extract import Candidate, extract
 from memory.write.grounding import support
 from memory.write.intents import normalize
-from memory.write.pipeline import apply_decisions, clean_candidates, known_for
+from memory.write.pipeline import apply_decisions, clean_candidates
 from memory.write import confirm, constraints, provenance, residence
 from memory.write.profile import refresh_profile
 from memory.write.reconcile import NEAR_DUP, reconcile
@@ -53,6 +54,13 @@ from memory.safety.users import check_user_id
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
+
+#: Put before a document's text in its extraction call (the system prompt stays the
+#: chat's, so the model's cached prefix is reused): on the real model a CV's
+#: "Languages: German, English, Spanish" line was dropped and its duties were stored.
+DOCUMENT_NOTE = ("(A document the user gave you. Its labelled lines — Address:, Languages:, "
+                 "Hobbies:, Skills: — are facts about the user: one memory per item, written "
+                 "without the label. Job duties and task lists are not memories.)\n")
 
 
 def add_resource(memory, source: Any, user_id: str, filename: str | None = None,
@@ -148,14 +156,11 @@ def learn_blocks(memory, res: Resource, blocks, info: dict, *, batch_chars: int 
     used = [c for c in chunks if relevant(c)]
     when = utcnow()
     found: list[tuple[Candidate, Chunk]] = []
-    shown: set[str] = set()
     groups = batches(used, batch_chars)
     for n, batch in enumerate(groups, start=1):
         text = "\n\n".join(c.text for c in batch)
-        known, _ = known_for(memory, uid, text)  # a failed search: extract without KNOWN
-        shown |= {r.id for r in known}
-        for cand in extract(llm, text, when, known, max_chars=len(text) + 1,
-                            retry_uncovered=False):
+        for cand in extract(llm, DOCUMENT_NOTE + text, when, [],
+                            max_chars=len(DOCUMENT_NOTE) + len(text) + 1, retry_uncovered=False):
             found.append((cand, origin(cand.text, batch)))
         lease.renew(store, res)
         if progress is not None:
@@ -170,7 +175,7 @@ def learn_blocks(memory, res: Resource, blocks, info: dict, *, batch_chars: int 
             constraints.mark([c for c, _ in found], memory.embedder, vectors)
             residence.mark([c for c, _ in found], memory.embedder, vectors)
             decisions = _second_opinion(llm, found, reconcile(
-                llm, store, uid, [c for c, _ in found], vectors, shown=shown))
+                llm, store, uid, [c for c, _ in found], vectors))
         detail = {"pages": info.get("pages"), "blocks": len(blocks), "chunks": len(chunks),
                   "chunks_used": len(used), "batches": len(groups)}
         with store.transaction():

@@ -120,6 +120,13 @@ def answer_tokens(text: str) -> int:
     return 400 if len(text) <= 1000 else min(1200, 400 + len(text) // 4)
 
 
+def max_items(text: str) -> int:
+    """How many candidates one extraction answer may give for input ``text``: 12 for a
+    chat message, more for a document batch (one per 60 characters, at most 40), so a
+    CV's last lines (languages, hobbies) are not cut after its duties."""
+    return 12 if len(text) <= 1000 else min(40, len(text) // 60)
+
+
 def coverage(user_text: str, candidates: list[Candidate]) -> float:
     """Share (0..1) of the content tokens of ``user_text`` that occur in the candidates'
     texts (1.0 when the message has none)."""
@@ -153,7 +160,7 @@ def _extract_once(llm, user_text: str, today: datetime, shown: list[MemoryRecord
     items = [i for i in items if isinstance(i, dict) and not _wrong_language(i, check)]
     source = f"{user_text}\n{ctx}"
     out = []
-    for c in clean_candidates(items, shown, today, lang):
+    for c in clean_candidates(items, shown, today, lang, limit=max_items(user_text[:max_chars])):
         if is_grounded(c.text, source) is False or lost_negation(c.text, user_text):
             log.debug("dropped %r: not grounded in the message or lost its negation", c.text)
             continue
@@ -245,7 +252,8 @@ GROUNDED_SHARE = 0.5
 
 
 def clean_candidates(items: list[dict], known: list[MemoryRecord] | None = None,
-                     today: datetime | None = None, lang: str | None = None) -> list[Candidate]:
+                     today: datetime | None = None, lang: str | None = None,
+                     limit: int = 12) -> list[Candidate]:
     """Validate raw model items: drop empty/overlong texts and exact duplicates, strip a
     leading "User"/"The user", put a space between CJK and Latin runs (the ``pangu``
     library's rule: the 1.5B model writes "Lives in深圳"), map ``topic`` (unknown → "other") to type, importance and
@@ -253,7 +261,7 @@ def clean_candidates(items: list[dict], known: list[MemoryRecord] | None = None,
     code, for phrases beyond English and Chinese), and resolve ``replaces`` (1-based
     index into ``known``): kept only when the known memory has the same topic or shares
     a content word (a move never replaces the job), each known memory at most once.
-    Returns at most 12 candidates."""
+    Returns at most ``limit`` candidates (``max_items``)."""
     from memory.write.grounding import mentions_someone_else, shares_content
 
     out: list[Candidate] = []
@@ -288,7 +296,7 @@ def clean_candidates(items: list[dict], known: list[MemoryRecord] | None = None,
                 used.add(idx)
         out.append(Candidate(text=text, type=mtype, importance=importance,
                              tags=[topic.name], replaces=replaces, topic=topic.name))
-    return out[:12]
+    return out[:limit]
 
 
 def _strip_subject(text: str) -> str:
