@@ -95,13 +95,15 @@ def extract(llm, user_text: str, today: datetime, known: list[MemoryRecord] | No
     Markdown or HTML page would cost two calls).
     """
     shown = list(known or [])[:MAX_KNOWN]
-    out = _extract_once(llm, user_text, today, shown, context, max_chars)
+    # a chat message keeps the 12-item cap; a document batch gets ``max_items``
+    limit = 12 if retry_uncovered else max_items(user_text[:max_chars])
+    out = _extract_once(llm, user_text, today, shown, context, max_chars, limit)
     if retry_uncovered and shown and len(content_tokens(user_text)) <= RETRY_MAX_TOKENS \
             and coverage(user_text, out) < RETRY_COVERAGE:
         log.debug("candidates cover too little of the message; extracting without KNOWN")
         keys = {normalize(c.text) for c in out}
         try:
-            again = _extract_once(llm, user_text, today, [], context, max_chars)
+            again = _extract_once(llm, user_text, today, [], context, max_chars, limit)
         except LLMError as exc:  # keep what the first call found
             log.warning("second extraction (without KNOWN) failed: %s", exc)
             again = []
@@ -121,9 +123,9 @@ def answer_tokens(text: str) -> int:
 
 
 def max_items(text: str) -> int:
-    """How many candidates one extraction answer may give for input ``text``: 12 for a
-    chat message, more for a document batch (one per 60 characters, at most 40), so a
-    CV's last lines (languages, hobbies) are not cut after its duties."""
+    """How many candidates one extraction answer for a document batch ``text`` may
+    give: 12 up to 1,000 characters, then one per 60 characters, at most 40, so a CV's
+    last lines (languages, hobbies) are not cut after its duties. A chat message keeps 12."""
     return 12 if len(text) <= 1000 else min(40, len(text) // 60)
 
 
@@ -137,7 +139,7 @@ def coverage(user_text: str, candidates: list[Candidate]) -> float:
 
 
 def _extract_once(llm, user_text: str, today: datetime, shown: list[MemoryRecord],
-                  context: str, max_chars: int) -> list[Candidate]:
+                  context: str, max_chars: int, limit: int = 12) -> list[Candidate]:
     """One extraction call (plus its language retry) and the filters; see ``extract``."""
     lang = language.detect(user_text)
     # a message mixing Chinese and English in earnest: a memory in either script is fine
@@ -160,7 +162,7 @@ def _extract_once(llm, user_text: str, today: datetime, shown: list[MemoryRecord
     items = [i for i in items if isinstance(i, dict) and not _wrong_language(i, check)]
     source = f"{user_text}\n{ctx}"
     out = []
-    for c in clean_candidates(items, shown, today, lang, limit=max_items(user_text[:max_chars])):
+    for c in clean_candidates(items, shown, today, lang, limit=limit):
         if is_grounded(c.text, source) is False or lost_negation(c.text, user_text):
             log.debug("dropped %r: not grounded in the message or lost its negation", c.text)
             continue
