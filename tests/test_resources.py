@@ -254,23 +254,8 @@ def test_document_updates_a_chat_memory_and_history_names_it(mem, llm):
     assert rec.id == munich.id and rec.text == "Lives in Berlin"
     last = mem.history(rec.id, "anna")[-1]
     assert (last.event, last.old_text, last.actor) == ("UPDATE", "Lives in Munich", res.actor)
-    asked = [b for b in llm.chat_requests() if CONFIRM in system_text(b)]
-    assert len(asked) == 1 and "MEMORY 1: Lives in Munich" in asked[0]["messages"][-1]["content"]
-    assert "I live in Berlin now." in asked[0]["messages"][-1]["content"]  # the chunk
-
-
-def test_a_document_rewrites_nothing_the_model_does_not_confirm(mem, llm):
-    """The file's chunk is the message of the second opinion; "keeps" → the chat's home
-    stays current and the file's fact is added beside it, constraints marked as in chat."""
-    mem.add("I live in Munich.", "anna")
-    VERDICT["answer"] = "keeps"
-    try:
-        res = ingest.add_resource(mem, b"I live in Berlin now.", "anna", filename="plan.txt")
-    finally:
-        VERDICT["answer"] = "ended"
-    assert [c["event"] for c in res.detail["changes"]] == ["ADD"]
-    assert sorted(r.text for r in mem.list("anna")) == ["Lives in Berlin", "Lives in Munich"]
-    assert mem.past("anna") == []
+    # the model's own UPDATE is not asked again (confirm.SECOND_OPINION)
+    assert not [b for b in llm.chat_requests() if CONFIRM in system_text(b)]
 
 
 def test_a_documents_constraint_is_marked_as_in_chat(mem, llm):

@@ -7,9 +7,10 @@ so they also fire on innocent sentences in any language: "我睡觉之前喜欢�
 "before", not "formerly"), "My neighbour's kid doesn't walk Biscuit anymore" (someone
 else stopped), "I want hot chocolate, not tea, today" (a choice, not a correction).
 
-The model's own reconciliation errs the same way (a business trip read as a move rewrote
-the user's home), so its UPDATE / DELETE is a proposal too (``second_opinion``), for a chat turn
+The job / home change rule's UPDATE is a proposal too (``second_opinion``), for a chat turn
 (``memory.write.pipeline``) and for each chunk of a document (``memory.resources.ingest``).
+The model's own UPDATE is not asked again (``SECOND_OPINION``): the 1.5B model confirms
+and refuses by prompt no better than it reconciled.
 
 So every proposal goes to the model in ONE enum-constrained call per turn (or chunk): for each
 proposed memory, does the message say it is no longer true for the user (``ended``) or
@@ -88,10 +89,13 @@ def confirmed(llm, message: str, texts: list[str]) -> list[bool]:
 
 
 #: Reconciliation reasons whose UPDATE / DELETE the model confirms (``second_opinion``):
-#: the model's own choice (``llm``, the extractor's ``replaces``: ``extract``) and the
-#: job / home change rule (``changed``). An exact value correction of a near duplicate
-#: ("near-dup changed") and a new age ("one value") are not asked about.
-SECOND_OPINION = frozenset({"llm", "extract", "changed"})
+#: the job / home change rule (``changed``), a rule like the others. The model's own
+#: choice (``llm``, the extractor's ``replaces``) is not asked again: on the real model the
+#: confirmation refused a real change (a move to a new city "and I work there now" kept
+#: the old workplace) as often as it caught a trip, and trips are told from homes by
+#: ``memory.write.residence`` instead. An exact value correction of a near duplicate
+#: ("near-dup changed") and a new age ("one value") are not asked about either.
+SECOND_OPINION = frozenset({"changed"})
 
 
 def second_opinion(llm, message: str, decisions: list[Decision],
