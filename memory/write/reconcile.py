@@ -129,7 +129,7 @@ def find_related(store, user_id: str, cand: Candidate, emb: np.ndarray,
             if (sim >= RELATED or shares_content(cand.text, rec.text)) and same_owner(cand.text, rec.text):
                 return ranked, Decision(cand, emb, "NONE", rec, cand.text, "told before")
     if cand.replaces is not None:
-        if residence.may_replace_home(cand, cand.replaces):
+        if residence.may_replace_home(cand, cand.replaces, retag=False):
             return [], Decision(cand, emb, "UPDATE", cand.replaces, cand.text, "extract")
         cand.replaces = None  # "two weeks in Tokyo" marked as replacing the home
     if topics.get(cand.topic).replace:  # "Is 30 years old" replaces "Is 29 years old"

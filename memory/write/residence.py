@@ -43,15 +43,19 @@ def mark(candidates: list, embedder, vectors: np.ndarray) -> None:
         candidates[i].states_home = bool(is_home)
 
 
-def may_replace_home(cand, target) -> bool:
+def may_replace_home(cand, target, retag: bool = True) -> bool:
     """False when the model would replace the stored home ``target`` by candidate
     ``cand`` (its UPDATE, or the extractor's ``replaces``) although the vote said
     ``cand`` states no home ("Is in Tokyo for two weeks"); such a candidate is re-tagged
     as an ordinary fact (topic ``other``) so it is added, not taken for a second home.
     An explicit move ("Moved to Lyon last week") takes the move rule's path, which this
-    does not gate. True otherwise."""
+    does not gate: with ``retag`` False (the extractor's ``replaces``) the candidate
+    keeps its topic, so "Moved to Lyon in the week of …" (dated, so the vote leans to
+    "trip") still reaches that rule. True otherwise."""
     if cand.states_home is not False or topics.topic_of(target.tags) != "home":
         return True
+    if not retag:
+        return False
     other = topics.get("other")
     cand.topic, cand.type, cand.importance = other.name, other.type, other.importance
     cand.tags = [other.name] + [t for t in cand.tags if t not in topics.TOPICS]
