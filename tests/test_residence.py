@@ -8,7 +8,7 @@ import json
 import pytest
 
 from memory.write.extract import Candidate
-from memory.write.residence import CLASSIFIER, DATA, mark, may_replace_home
+from memory.write.residence import CLASSIFIER, DATA, demote, mark, may_replace_home
 from memory.types import MemoryRecord
 
 HOMES = ["Address: Rue Neuve 3, 1000 Bruxelles", "Lives in Wellington", "住在厦门",
@@ -32,9 +32,10 @@ def test_a_trip_may_not_replace_the_home_and_becomes_an_ordinary_fact(embedder):
     mark([trip, move, other], embedder, embedder.embed_documents([c.text for c in (trip, move, other)]))
     assert (trip.states_home, move.states_home, other.states_home) == (False, True, None)
     assert may_replace_home(move, home) and move.topic == "home"
-    assert not may_replace_home(trip, home)
-    assert (trip.topic, trip.type, trip.tags) == ("other", "fact", ["other"])
+    assert not may_replace_home(trip, home) and trip.topic == "home"  # no side effect
     assert may_replace_home(trip, MemoryRecord(id="x", user_id="u", text="Likes tea", tags=["like"]))
+    demote(trip)
+    assert (trip.topic, trip.type, trip.tags) == ("other", "fact", ["other"])
 
 
 @pytest.mark.parametrize("text", HOMES[:2])

@@ -39,7 +39,7 @@ from memory.write.extract import Candidate, extract
 from memory.write.grounding import support
 from memory.write.intents import normalize
 from memory.write.pipeline import apply_decisions, clean_candidates
-from memory.write import confirm, constraints, provenance, residence
+from memory.write import confirm, provenance, residence
 from memory.write.profile import refresh_profile
 from memory.write.reconcile import NEAR_DUP, reconcile
 from memory.resources import lease
@@ -160,7 +160,7 @@ def learn_blocks(memory, res: Resource, blocks, info: dict, *, batch_chars: int 
     for n, batch in enumerate(groups, start=1):
         text = "\n\n".join(c.text for c in batch)
         for cand in extract(llm, DOCUMENT_NOTE + text, when, [],
-                            max_chars=len(DOCUMENT_NOTE) + len(text) + 1, retry_uncovered=False):
+                            max_chars=len(DOCUMENT_NOTE) + len(text) + 1, document=True):
             found.append((cand, origin(cand.text, batch)))
         lease.renew(store, res)
         if progress is not None:
@@ -172,8 +172,7 @@ def learn_blocks(memory, res: Resource, blocks, info: dict, *, batch_chars: int 
         if found:
             vectors = memory.embedder.embed_documents([c.text for c, _ in found])
             found, vectors = _no_near_duplicates(found, np.asarray(vectors, dtype=np.float32))
-            constraints.mark([c for c, _ in found], memory.embedder, vectors)
-            residence.mark([c for c, _ in found], memory.embedder, vectors)
+            residence.mark_all([c for c, _ in found], memory.embedder, vectors)
             decisions = _second_opinion(llm, found, reconcile(
                 llm, store, uid, [c for c, _ in found], vectors))
         detail = {"pages": info.get("pages"), "blocks": len(blocks), "chunks": len(chunks),

@@ -31,12 +31,6 @@ def parse_scope(scope: str | None) -> tuple[str, str | None]:
     raise ValueError(f"unknown search scope {scope!r}; use all, chat or resource:<id>")
 
 
-def resource_of(record: MemoryRecord) -> str | None:
-    """The id of the resource ``record`` was learned from, or None (a chat memory)."""
-    rid = (record.metadata or {}).get("resource_id") if isinstance(record.metadata, dict) else None
-    return rid if isinstance(rid, str) and rid else None
-
-
 def scope_filter(scope: str | None) -> Callable[[MemoryRecord], bool] | None:
     """A predicate on MemoryRecord for ``scope`` (see :func:`parse_scope`), or None for
     ``"all"`` (no filtering). Raises ValueError for an unknown scope."""

@@ -71,7 +71,7 @@ class Candidate:
 
 def extract(llm, user_text: str, today: datetime, known: list[MemoryRecord] | None = None,
             context: str = "", max_chars: int = 4000, *,
-            retry_uncovered: bool = True) -> list[Candidate]:
+            document: bool = False) -> list[Candidate]:
     """Ask the LLM for atomic memories in the user's message.
 
     Takes the LLM client (``memory.llm.client.LLM``), ``user_text`` (already reduced to its
@@ -90,15 +90,15 @@ def extract(llm, user_text: str, today: datetime, known: list[MemoryRecord] | No
     tokens (at most ``RETRY_MAX_TOKENS``; a document batch or a whole session is never
     covered that well and is not retried), the message is extracted once more without KNOWN and the new candidates are added
     (``saw_known=False``); reconciliation then compares them with the stored memories.
-    ``retry_uncovered=False`` never does that: a document's chunk is not a chat message
-    (its headings, lists and prose are never "covered" by a few facts, and a short
-    Markdown or HTML page would cost two calls).
+    ``document=True`` (a document's batch of chunks) never does that: it is not a chat
+    message (its headings, lists and prose are never "covered" by a few facts, and a
+    short Markdown or HTML page would cost two calls); it may also give more than 12
+    candidates (``max_items``).
     """
     shown = list(known or [])[:MAX_KNOWN]
-    # a chat message keeps the 12-item cap; a document batch gets ``max_items``
-    limit = 12 if retry_uncovered else max_items(user_text[:max_chars])
+    limit = max_items(user_text[:max_chars]) if document else 12
     out = _extract_once(llm, user_text, today, shown, context, max_chars, limit)
-    if retry_uncovered and shown and len(content_tokens(user_text)) <= RETRY_MAX_TOKENS \
+    if not document and shown and len(content_tokens(user_text)) <= RETRY_MAX_TOKENS \
             and coverage(user_text, out) < RETRY_COVERAGE:
         log.debug("candidates cover too little of the message; extracting without KNOWN")
         keys = {normalize(c.text) for c in out}

@@ -39,7 +39,7 @@ from memory.write.extract import Candidate, extract
 from memory.write.forget import forget
 from memory.write.intents import is_forget_request, learnable_text
 from memory.write.moves import left_behind, moves_home
-from memory.write import (confirm, constraints, provenance, residence, retention, turn_scope,
+from memory.write import (confirm, provenance, residence, retention, turn_scope,
                           versions)
 from memory.write.profile import refresh_profile
 from memory.write.reconcile import Decision, reconcile
@@ -118,8 +118,7 @@ def learn_turn(mem, uid: str, thread_id: str | None, user_text: str, context: st
     with mem.user_locks.for_user(uid):
         embeddings = mem.embedder.embed_documents([c.text for c in candidates]) if candidates \
             else np.zeros((0, mem.embedder.dim), dtype=np.float32)
-        constraints.mark(candidates, mem.embedder, embeddings)
-        residence.mark(candidates, mem.embedder, embeddings)  # a trip is no new home
+        residence.mark_all(candidates, mem.embedder, embeddings)  # constraints, homes
         decisions = reconcile(mem.llm, mem.store, uid, candidates, embeddings,
                               shown={r.id for r in known}, message=text)
         if moves_home(decisions):

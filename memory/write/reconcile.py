@@ -129,7 +129,7 @@ def find_related(store, user_id: str, cand: Candidate, emb: np.ndarray,
             if (sim >= RELATED or shares_content(cand.text, rec.text)) and same_owner(cand.text, rec.text):
                 return ranked, Decision(cand, emb, "NONE", rec, cand.text, "told before")
     if cand.replaces is not None:
-        if residence.may_replace_home(cand, cand.replaces, retag=False):
+        if residence.may_replace_home(cand, cand.replaces):
             return [], Decision(cand, emb, "UPDATE", cand.replaces, cand.text, "extract")
         cand.replaces = None  # "two weeks in Tokyo" marked as replacing the home
     if topics.get(cand.topic).replace:  # "Is 30 years old" replaces "Is 29 years old"
@@ -234,11 +234,13 @@ def _ask_llm(llm, candidates, embeddings, pending, decisions) -> None:
             item = {}
         action = str(item.get("action", "")).upper()
         target = letters.get(str(item.get("id", "")).strip("[] "))
+        not_home = target is not None and action == "UPDATE" \
+            and not residence.may_replace_home(cand, target)
         refused = target is not None and (target.id in claimed or not may_replace(cand, target)
                                           or (action in ("UPDATE", "DELETE")
-                                              and keeps_both(cand, target))
-                                          or (action == "UPDATE"
-                                              and not residence.may_replace_home(cand, target)))
+                                              and keeps_both(cand, target)) or not_home)
+        if not_home:
+            residence.demote(cand)  # a trip the model took for a move: an ordinary fact
         if refused:
             target = None  # "妈妈住在福州" never replaces the user's "住在福州"
         if action == "NONE":

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from memory.embed.knn import ExampleClassifier
-from memory.write import topics
+from memory.write import constraints, topics
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "home_statements.json"
 
@@ -43,20 +43,29 @@ def mark(candidates: list, embedder, vectors: np.ndarray) -> None:
         candidates[i].states_home = bool(is_home)
 
 
-def may_replace_home(cand, target, retag: bool = True) -> bool:
-    """False when the model would replace the stored home ``target`` by candidate
-    ``cand`` (its UPDATE, or the extractor's ``replaces``) although the vote said
-    ``cand`` states no home ("Is in Tokyo for two weeks"); such a candidate is re-tagged
-    as an ordinary fact (topic ``other``) so it is added, not taken for a second home.
-    An explicit move ("Moved to Lyon last week") takes the move rule's path, which this
-    does not gate: with ``retag`` False (the extractor's ``replaces``) the candidate
-    keeps its topic, so "Moved to Lyon in the week of …" (dated, so the vote leans to
-    "trip") still reaches that rule. True otherwise."""
-    if cand.states_home is not False or topics.topic_of(target.tags) != "home":
-        return True
-    if not retag:
-        return False
+def may_replace_home(cand, target) -> bool:
+    """False when the model would replace the stored home ``target`` (a
+    ``MemoryRecord``) by candidate ``cand`` (its UPDATE, or the extractor's
+    ``replaces``) although the vote (``mark``) said ``cand`` states no home ("Is in
+    Tokyo for two weeks"); True otherwise. No side effect: a refused candidate the
+    caller adds is first made an ordinary fact with ``demote``."""
+    return cand.states_home is not False or topics.topic_of(target.tags) != "home"
+
+
+def demote(cand) -> None:
+    """Make ``cand`` an ordinary fact (topic, type and importance of ``other``, its topic
+    tag replaced), in place: a trip refused as the new home is added, not kept as a
+    second home. An explicit move ("Moved to Lyon in the week of …", dated, so the vote
+    leans to "trip") is not demoted when only the extractor's ``replaces`` is dropped:
+    it still reaches the move rule (``memory.write.reconcile.find_related``)."""
     other = topics.get("other")
     cand.topic, cand.type, cand.importance = other.name, other.type, other.importance
     cand.tags = [other.name] + [t for t in cand.tags if t not in topics.TOPICS]
-    return False
+
+
+def mark_all(candidates: list, embedder, vectors: np.ndarray) -> None:
+    """The write path's two votes on the embedder for freshly extracted ``candidates``
+    (rows of ``vectors``, same order): constraints (``memory.write.constraints.mark``)
+    and homes (``mark``), in place; for a chat turn and a document alike."""
+    constraints.mark(candidates, embedder, vectors)
+    mark(candidates, embedder, vectors)

@@ -84,24 +84,24 @@ class Resources(Connections):
     def update_resource(self, user_id: str, resource_id: str, **fields: Any) -> bool:
         """Set ``fields`` (status, error, detail, updated_at, deleted_at) of one
         resource of ``user_id``; False if none. ValueError for an unknown field."""
-        sets = _encode(update_values(fields))
-        assignments = ", ".join(f"{k} = ?" for k in sets)
-        with self._write() as conn:
-            cur = conn.execute(f"UPDATE resources SET {assignments} WHERE user_id = ? AND id = ?",
-                               (*sets.values(), _user(user_id), _text(resource_id, "resource id")))
-            return cur.rowcount > 0
+        return self._update_resource(user_id, resource_id, fields, None)
 
     def claim_resource(self, user_id: str, resource_id: str, seen_updated_at: datetime,
                        **fields: Any) -> bool:
         """``update_resource`` only while ``updated_at`` is still ``seen_updated_at``
         (one UPDATE … WHERE: SQLite serialises writers, so one of two claims wins)."""
+        return self._update_resource(user_id, resource_id, fields, seen_updated_at)
+
+    def _update_resource(self, user_id: str, resource_id: str, fields: dict[str, Any],
+                         seen_updated_at: datetime | None) -> bool:
         sets = _encode(update_values(fields))
-        seen = rows.ts(seen_updated_at)
+        where, args = "user_id = ? AND id = ?", [_user(user_id), _text(resource_id, "resource id")]
+        if seen_updated_at is not None:
+            where, args = where + " AND updated_at = ?", args + [rows.ts(seen_updated_at)]
         assignments = ", ".join(f"{k} = ?" for k in sets)
         with self._write() as conn:
-            cur = conn.execute(f"UPDATE resources SET {assignments} WHERE user_id = ? AND id = ? "
-                               "AND updated_at = ?",
-                               (*sets.values(), _user(user_id), _text(resource_id, "resource id"), seen))
+            cur = conn.execute(f"UPDATE resources SET {assignments} WHERE {where}",
+                               (*sets.values(), *args))
             return cur.rowcount > 0
 
     def get_resource(self, user_id: str, resource_id: str,
